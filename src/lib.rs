@@ -1,0 +1,25 @@
+//! unmask: an inline appliance that unmasks traffic impersonating another protocol or service
+//! (MITRE ATT&CK T1001.003, analytic DET0470) and drops it in line when asked (M1031).
+//!
+//! ```text
+//!  NIC A ──► XDP program (bpf/) ──┬─ non-TCP ──────────────────────────► devmap ─► NIC B
+//!                                 ├─ TCP, flow in block map ─► XDP_DROP
+//!                                 ├─ TCP, flow in bypass map ─► devmap ─► NIC B
+//!                                 └─ TCP ─► XSKMAP[port, rx queue] ─► AF_XDP socket of worker i
+//!
+//!  worker i (pinned to core i, owns its flows):
+//!    source batch ─► wire::parse ─► flow table ─► stream ─► proto ─► detect ─► verdict
+//!                                                          alerts ─► EVE thread   forward / drop
+//! ```
+//!
+//! The same [`engine::Engine`] runs on capture files (`unmask replay`) and on AF_XDP rings
+//! (`unmask run`): the packet source is a trait ([`source::PacketSource`]).
+
+#![deny(unsafe_code)]
+
+pub mod datapath;
+pub mod flow;
+pub mod proto;
+pub mod source;
+pub mod text;
+pub mod wire;

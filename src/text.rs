@@ -1,0 +1,191 @@
+//! Fixed-capacity text that lives inline, so the packet path can record names, SNIs and
+//! fingerprints without touching the heap.
+
+use std::fmt;
+
+/// UTF-8 text of at most `N` bytes, stored inline. Writes past the capacity are cut at a
+/// character boundary and remembered in [`InlineStr::truncated`], never an error.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InlineStr<const N: usize> {
+    len: u16,
+    truncated: bool,
+    buf: [u8; N],
+}
+
+impl<const N: usize> Default for InlineStr<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> InlineStr<N> {
+    // N must fit the u16 length; checked at compile time wherever a size is instantiated.
+    const CAPACITY_FITS: () = assert!(N <= u16::MAX as usize);
+
+    pub const fn new() -> Self {
+        #[allow(clippy::let_unit_value)]
+        let _ = Self::CAPACITY_FITS;
+        InlineStr {
+            len: 0,
+            truncated: false,
+            buf: [0; N],
+        }
+    }
+
+    /// Copies `s`, cutting it to capacity.
+    pub fn from_str_lossy(s: &str) -> Self {
+        let mut out = Self::new();
+        out.push_str(s);
+        out
+    }
+
+    /// Copies bytes that should be text; invalid UTF-8 is replaced by `\xNN` escapes so an
+    /// analyst sees exactly what was on the wire.
+    pub fn from_bytes_escaped(bytes: &[u8]) -> Self {
+        let mut out = Self::new();
+        out.push_bytes_escaped(bytes);
+        out
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only whole UTF-8 characters are ever copied in (see push_str), so this cannot fail;
+        // the fallback keeps the accessor panic-free regardless.
+        std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("")
+    }
+
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub const fn capacity(&self) -> usize {
+        N
+    }
+
+    /// True when something written did not fit.
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.truncated = false;
+    }
+
+    pub fn push_str(&mut self, s: &str) {
+        let room = N - self.len as usize;
+        let take = if s.len() <= room {
+            s.len()
+        } else {
+            self.truncated = true;
+            let mut cut = room;
+            while cut > 0 && !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            cut
+        };
+        let start = self.len as usize;
+        self.buf[start..start + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.len += take as u16;
+    }
+
+    pub fn push_char(&mut self, c: char) {
+        let mut tmp = [0u8; 4];
+        self.push_str(c.encode_utf8(&mut tmp));
+    }
+
+    pub fn push_bytes_escaped(&mut self, bytes: &[u8]) {
+        for chunk in bytes.utf8_chunks() {
+            for c in chunk.valid().chars() {
+                if c.is_control() {
+                    self.push_escaped_byte_chars(c);
+                } else {
+                    self.push_char(c);
+                }
+            }
+            for b in chunk.invalid() {
+                self.push_hex_escape(*b);
+            }
+        }
+    }
+
+    fn push_escaped_byte_chars(&mut self, c: char) {
+        let mut tmp = [0u8; 4];
+        for b in c.encode_utf8(&mut tmp).bytes() {
+            self.push_hex_escape(b);
+        }
+    }
+
+    fn push_hex_escape(&mut self, b: u8) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let esc = [b'\\', b'x', HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]];
+        // The escape is pure ASCII, so it is valid UTF-8.
+        self.push_str(std::str::from_utf8(&esc).unwrap_or("?"));
+    }
+}
+
+impl<const N: usize> fmt::Write for InlineStr<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.push_str(s);
+        Ok(())
+    }
+}
+
+impl<const N: usize> fmt::Display for InlineStr<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<const N: usize> fmt::Debug for InlineStr<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl<const N: usize> PartialEq<str> for InlineStr<N> {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl<const N: usize> PartialEq<&str> for InlineStr<N> {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fmt::Write;
+
+    #[test]
+    fn keeps_text_that_fits() {
+        let mut s = InlineStr::<8>::new();
+        s.push_str("abc");
+        write!(s, "{}", 12).unwrap();
+        assert_eq!(s, "abc12");
+        assert!(!s.truncated());
+    }
+
+    #[test]
+    fn cuts_at_capacity_on_a_char_boundary() {
+        let s = InlineStr::<4>::from_str_lossy("abé€");
+        // "ab" (2) + "é" (2) = 4; "€" does not fit.
+        assert_eq!(s, "abé");
+        assert!(s.truncated());
+        let t = InlineStr::<3>::from_str_lossy("abé");
+        assert_eq!(t, "ab");
+        assert!(t.truncated());
+    }
+
+    #[test]
+    fn escapes_invalid_and_control_bytes() {
+        let s = InlineStr::<32>::from_bytes_escaped(b"a\xffb\n");
+        assert_eq!(s, "a\\xffb\\x0a");
+    }
+}
