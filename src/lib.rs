@@ -22,4 +22,5 @@ pub mod flow;
 pub mod proto;
 pub mod source;
 pub mod text;
+pub mod verdict;
 pub mod wire;
