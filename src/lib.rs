@@ -17,10 +17,16 @@
 
 #![deny(unsafe_code)]
 
+pub mod alert;
+pub mod config;
 pub mod datapath;
+pub mod detect;
+pub mod engine;
 pub mod flow;
 pub mod proto;
+pub mod replay;
 pub mod source;
 pub mod text;
 pub mod verdict;
 pub mod wire;
+pub mod worker;

@@ -1,1 +1,153 @@
-fn main() {}
+//! The `unmask` command line.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use unmask::alert::EveTarget;
+use unmask::config::Config;
+use unmask::replay::{self, ReplayOptions};
+use unmask::verdict::Mode;
+
+#[derive(Parser)]
+#[command(
+    name = "unmask",
+    version,
+    about = "Unmask traffic that impersonates another protocol or service (MITRE T1001.003)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the engine over capture files (pcap or pcapng) and write EVE records.
+    Replay {
+        /// Config file (TOML); built-in defaults when absent.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Override verdict.mode: monitor (alert only) or block (also report what would drop).
+        #[arg(long, value_enum)]
+        mode: Option<ModeArg>,
+        /// Where EVE records go: a file, or - for standard output (overrides output.eve).
+        #[arg(long)]
+        eve: Option<String>,
+        /// Never draw a progress bar.
+        #[arg(long)]
+        no_progress: bool,
+        /// Capture files, read in order as one stream.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Validate a config file; print the effective config with --print.
+    CheckConfig {
+        file: PathBuf,
+        #[arg(long)]
+        print: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ModeArg {
+    Monitor,
+    Block,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Monitor => Mode::Monitor,
+            ModeArg::Block => Mode::Block,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("unmask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<Config> {
+    Ok(match path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    })
+}
+
+/// Captures smaller than this finish before a progress bar would help.
+const PROGRESS_MIN_BYTES: u64 = 64 * 1024 * 1024;
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::CheckConfig { file, print } => {
+            let config = Config::load(&file)?;
+            if print {
+                print!("{}", config.to_toml());
+            }
+            eprintln!("{}: ok", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay {
+            config,
+            mode,
+            eve,
+            no_progress,
+            files,
+        } => {
+            let mut cfg = load_config(config.as_ref())?;
+            if let Some(m) = mode {
+                cfg.verdict.mode = m.into();
+            }
+            let eve = EveTarget::parse(eve.as_deref().unwrap_or(&cfg.output.eve));
+            let total: u64 = files
+                .iter()
+                .filter_map(|f| std::fs::metadata(f).ok())
+                .map(|m| m.len())
+                .sum();
+            let progress =
+                (!no_progress && total >= PROGRESS_MIN_BYTES && std::io::stderr().is_terminal())
+                    .then(|| progress_bar(total));
+            let outcome = replay::replay(ReplayOptions {
+                config: cfg,
+                files,
+                eve,
+                progress,
+            })
+            .context("replay failed")?;
+            eprint!("{}", outcome.summary);
+            match outcome.error {
+                None => Ok(ExitCode::SUCCESS),
+                Some(e) => {
+                    eprintln!("unmask: error: {e} (records of everything before it were written)");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}
+
+fn progress_bar(total: u64) -> Box<dyn FnMut(u64, u64)> {
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Box::new(move |done, _total| {
+        bar.set_position(done);
+        if done >= total {
+            bar.finish_and_clear();
+        }
+    })
+}

@@ -1,0 +1,625 @@
+//! EVE JSON output in Suricata's layout, written by one dedicated thread.
+//!
+//! Workers build fixed-size records and `try_send` them over a bounded channel; a full channel
+//! drops the record and the worker counts it, so a slow disk never stalls the packet path. The
+//! writer thread turns records into JSON lines. Suricata's schema forbids unknown top-level
+//! keys except the one we add, `unmask`, which carries the evidence.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use serde_json::{json, Map, Value};
+
+use crate::detect::{Finding, MITRE_ANALYTIC, MITRE_TACTIC, MITRE_TECHNIQUE, MITRE_TECHNIQUE_NAME};
+use crate::flow::Dir;
+use crate::proto::AppProto;
+use crate::source::Timestamp;
+use crate::wire::{Family, TcpFlags};
+
+/// Suricata's timestamp layout, always UTC: `2024-05-01T12:00:00.123456+0000`.
+#[derive(Debug, Clone, Copy)]
+pub struct EveTime(pub Timestamp);
+
+impl fmt::Display for EveTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0.secs();
+        let days = (secs / 86_400) as i64;
+        let sod = secs % 86_400;
+        let (y, m, d) = civil_from_days(days);
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}+0000",
+            sod / 3600,
+            (sod / 60) % 60,
+            sod % 60,
+            self.0.subsec_nanos() / 1000
+        )
+    }
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01 (days-from-civil inverted, using
+/// 400-year eras so the arithmetic stays in integers).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// An address as EVE prints it.
+pub fn ip_string(family: Family, addr: &[u8; 16]) -> String {
+    match family {
+        Family::V4 => Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]).to_string(),
+        Family::V6 => Ipv6Addr::from(*addr).to_string(),
+    }
+}
+
+/// Who the flow's endpoints are and what it carries; shared by every record of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowMeta {
+    pub flow_id: u64,
+    pub family: Family,
+    pub client_addr: [u8; 16],
+    pub client_port: u16,
+    pub server_addr: [u8; 16],
+    pub server_port: u16,
+    pub app_proto: AppProto,
+    /// Per-direction protocols, shown as app_proto_ts / app_proto_tc when they disagree.
+    pub app_ts: AppProto,
+    pub app_tc: AppProto,
+}
+
+/// What the appliance did about an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertAction {
+    Allowed,
+    Blocked,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct AlertRecord {
+    pub ts: Timestamp,
+    pub meta: FlowMeta,
+    pub dir: Dir,
+    pub action: AlertAction,
+    pub finding: Finding,
+    /// Packet number in the capture (replay only).
+    pub pcap_cnt: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct FlowRecord {
+    pub meta: FlowMeta,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub pkts: [u64; 2],
+    pub bytes: [u64; 2],
+    pub state: &'static str,
+    pub reason: &'static str,
+    pub alerted: bool,
+    pub blocked: bool,
+    /// Why inspection ended early, if it did (e.g. "stream_memcap").
+    pub uninspected: Option<&'static str>,
+    /// Bytes of each direction identification looked at.
+    pub inspected_bytes: [u32; 2],
+}
+
+/// A protocol or stream anomaly that is not itself an alert (Suricata's `anomaly` events).
+#[derive(Debug, Clone, Copy)]
+pub struct AnomalyRecord {
+    pub ts: Timestamp,
+    pub meta: FlowMeta,
+    pub dir: Dir,
+    /// Suricata's anomaly layer: "stream", "proto_detect", "applayer".
+    pub layer: &'static str,
+    pub event: &'static str,
+    pub pcap_cnt: Option<u64>,
+}
+
+/// The first packet a block verdict dropped in a flow (Suricata's `drop` events, flow start).
+#[derive(Debug, Clone, Copy)]
+pub struct DropRecord {
+    pub ts: Timestamp,
+    pub meta: FlowMeta,
+    pub dir: Dir,
+    pub len: u32,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: TcpFlags,
+    pub pcap_cnt: Option<u64>,
+}
+
+/// Everything a worker can send to the writer. Large, rare records are boxed so the channel's
+/// preallocated slots stay small.
+#[derive(Debug, Clone)]
+pub enum EveRecord {
+    Alert(Box<AlertRecord>),
+    Flow(FlowRecord),
+    Anomaly(AnomalyRecord),
+    Drop(DropRecord),
+}
+
+impl EveRecord {
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            EveRecord::Alert(_) => "alert",
+            EveRecord::Flow(_) => "flow",
+            EveRecord::Anomaly(_) => "anomaly",
+            EveRecord::Drop(_) => "drop",
+        }
+    }
+
+    /// The record as one EVE JSON object.
+    pub fn to_json(&self) -> Value {
+        match self {
+            EveRecord::Alert(a) => alert_json(a),
+            EveRecord::Flow(f) => flow_json(f),
+            EveRecord::Anomaly(a) => anomaly_json(a),
+            EveRecord::Drop(d) => drop_json(d),
+        }
+    }
+}
+
+fn dir_name(dir: Dir) -> &'static str {
+    match dir {
+        Dir::ToServer => "to_server",
+        Dir::ToClient => "to_client",
+    }
+}
+
+/// The common head of every record: time, flow id, type, the packet's endpoints.
+fn head(ts: Timestamp, meta: &FlowMeta, dir: Dir, event_type: &str) -> Map<String, Value> {
+    let (src, sport, dst, dport) = match dir {
+        Dir::ToServer => (
+            &meta.client_addr,
+            meta.client_port,
+            &meta.server_addr,
+            meta.server_port,
+        ),
+        Dir::ToClient => (
+            &meta.server_addr,
+            meta.server_port,
+            &meta.client_addr,
+            meta.client_port,
+        ),
+    };
+    let mut m = Map::new();
+    m.insert("timestamp".into(), EveTime(ts).to_string().into());
+    m.insert("flow_id".into(), meta.flow_id.into());
+    m.insert("event_type".into(), event_type.into());
+    m.insert("src_ip".into(), ip_string(meta.family, src).into());
+    m.insert("src_port".into(), sport.into());
+    m.insert("dest_ip".into(), ip_string(meta.family, dst).into());
+    m.insert("dest_port".into(), dport.into());
+    m.insert("proto".into(), "TCP".into());
+    m.insert("ip_v".into(), (meta.family as u8).into());
+    if meta.app_proto != AppProto::Unknown {
+        m.insert("app_proto".into(), meta.app_proto.name().into());
+    }
+    if meta.app_ts != meta.app_tc
+        && meta.app_ts != AppProto::Unknown
+        && meta.app_tc != AppProto::Unknown
+    {
+        m.insert("app_proto_ts".into(), meta.app_ts.name().into());
+        m.insert("app_proto_tc".into(), meta.app_tc.name().into());
+    }
+    m
+}
+
+fn alert_json(a: &AlertRecord) -> Value {
+    let info = a.finding.kind.info();
+    let mut m = head(a.ts, &a.meta, a.dir, "alert");
+    if let Some(n) = a.pcap_cnt {
+        m.insert("pcap_cnt".into(), n.into());
+    }
+    m.insert("direction".into(), dir_name(a.dir).into());
+    m.insert(
+        "alert".into(),
+        json!({
+            "action": match a.action { AlertAction::Allowed => "allowed", AlertAction::Blocked => "blocked" },
+            "gid": 1,
+            "signature_id": info.signature_id,
+            "rev": 1,
+            "signature": info.signature,
+            "category": info.category,
+            "severity": info.severity,
+            "metadata": {
+                "mitre_technique_id": [MITRE_TECHNIQUE],
+                "mitre_technique_name": [MITRE_TECHNIQUE_NAME],
+                "mitre_tactic_id": [MITRE_TACTIC],
+                "det0470_tunable": [info.tunable.name()],
+                "unmask_finding": [info.name],
+            },
+        }),
+    );
+    let mut evidence = Map::new();
+    for (k, v) in a.finding.evidence.iter() {
+        evidence.insert(k.into(), v.into());
+    }
+    m.insert(
+        "unmask".into(),
+        json!({
+            "finding": info.name,
+            "confidence": a.finding.confidence,
+            "evidence": evidence,
+            "mitre": {
+                "technique_id": MITRE_TECHNIQUE,
+                "technique": MITRE_TECHNIQUE_NAME,
+                "tactic_id": MITRE_TACTIC,
+                "analytic": MITRE_ANALYTIC,
+                "tunable": info.tunable.name(),
+            },
+        }),
+    );
+    Value::Object(m)
+}
+
+fn flow_json(f: &FlowRecord) -> Value {
+    let mut m = head(f.start, &f.meta, Dir::ToServer, "flow");
+    // A flow record is stamped with its end, as Suricata does.
+    m.insert("timestamp".into(), EveTime(f.end).to_string().into());
+    let mut flow = json!({
+        "pkts_toserver": f.pkts[0],
+        "pkts_toclient": f.pkts[1],
+        "bytes_toserver": f.bytes[0],
+        "bytes_toclient": f.bytes[1],
+        "start": EveTime(f.start).to_string(),
+        "end": EveTime(f.end).to_string(),
+        "age": f.end.since(f.start) / Timestamp::NANOS_PER_SEC,
+        "state": f.state,
+        "reason": f.reason,
+        "alerted": f.alerted,
+    });
+    if f.blocked {
+        flow["action"] = "drop".into();
+    }
+    m.insert("flow".into(), flow);
+    let mut unmask = json!({
+        "inspected_bytes_toserver": f.inspected_bytes[0],
+        "inspected_bytes_toclient": f.inspected_bytes[1],
+    });
+    if let Some(why) = f.uninspected {
+        unmask["uninspected"] = why.into();
+    }
+    m.insert("unmask".into(), unmask);
+    Value::Object(m)
+}
+
+fn anomaly_json(a: &AnomalyRecord) -> Value {
+    let mut m = head(a.ts, &a.meta, a.dir, "anomaly");
+    if let Some(n) = a.pcap_cnt {
+        m.insert("pcap_cnt".into(), n.into());
+    }
+    m.insert("direction".into(), dir_name(a.dir).into());
+    let mut anomaly = json!({ "type": "applayer", "event": a.event, "layer": a.layer });
+    if a.layer == "stream" {
+        anomaly["type"] = "stream".into();
+    }
+    if a.meta.app_proto != AppProto::Unknown {
+        anomaly["app_proto"] = a.meta.app_proto.name().into();
+    }
+    m.insert("anomaly".into(), anomaly);
+    Value::Object(m)
+}
+
+fn drop_json(d: &DropRecord) -> Value {
+    let mut m = head(d.ts, &d.meta, d.dir, "drop");
+    if let Some(n) = d.pcap_cnt {
+        m.insert("pcap_cnt".into(), n.into());
+    }
+    m.insert("direction".into(), dir_name(d.dir).into());
+    m.insert(
+        "drop".into(),
+        json!({
+            "len": d.len,
+            "tcpseq": d.seq,
+            "tcpack": d.ack,
+            "syn": d.flags.syn(),
+            "ack": d.flags.ack(),
+            "fin": d.flags.fin(),
+            "rst": d.flags.rst(),
+            "psh": d.flags.has(TcpFlags::PSH),
+            "reason": "rules",
+        }),
+    );
+    Value::Object(m)
+}
+
+/// Where EVE records go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EveTarget {
+    Stdout,
+    File(PathBuf),
+}
+
+impl EveTarget {
+    /// `-` means standard output, anything else a file path.
+    pub fn parse(s: &str) -> EveTarget {
+        if s == "-" {
+            EveTarget::Stdout
+        } else {
+            EveTarget::File(PathBuf::from(s))
+        }
+    }
+}
+
+impl fmt::Display for EveTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EveTarget::Stdout => f.write_str("standard output"),
+            EveTarget::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EveError {
+    #[error("{target}: cannot open the EVE output: {source}")]
+    Open {
+        target: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{target}: writing EVE records failed after {written} records: {source}")]
+    Write {
+        target: String,
+        written: u64,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the EVE writer thread panicked")]
+    Panicked,
+}
+
+/// What the writer wrote, by event type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EveStats {
+    pub alert: u64,
+    pub flow: u64,
+    pub anomaly: u64,
+    pub drop: u64,
+}
+
+impl EveStats {
+    pub fn total(&self) -> u64 {
+        self.alert + self.flow + self.anomaly + self.drop
+    }
+}
+
+/// The writer thread. Dropping every sender ends it after it has written everything queued.
+pub struct EveWriter {
+    join: JoinHandle<Result<EveStats, EveError>>,
+}
+
+/// How long the writer waits for more records before flushing what it has, so `tail -f`
+/// readers and SIEM shippers see alerts promptly.
+const FLUSH_IDLE: Duration = Duration::from_millis(200);
+
+impl EveWriter {
+    /// Opens the target now (so a bad path fails at start-up) and starts the thread.
+    pub fn spawn(
+        target: EveTarget,
+        capacity: usize,
+    ) -> Result<(Sender<EveRecord>, EveWriter), EveError> {
+        let out: Box<dyn Write + Send> = match &target {
+            EveTarget::Stdout => Box::new(io::stdout()),
+            EveTarget::File(path) => Box::new(
+                File::options()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|source| EveError::Open {
+                        target: target.to_string(),
+                        source,
+                    })?,
+            ),
+        };
+        let (tx, rx) = crossbeam_channel::bounded(capacity);
+        let name = target.to_string();
+        let join = std::thread::Builder::new()
+            .name("unmask-eve".into())
+            .spawn(move || write_loop(rx, BufWriter::with_capacity(256 * 1024, out), name))
+            .map_err(|source| EveError::Open {
+                target: target.to_string(),
+                source,
+            })?;
+        Ok((tx, EveWriter { join }))
+    }
+
+    /// Waits until every sender is gone and everything queued is written and flushed.
+    pub fn finish(self) -> Result<EveStats, EveError> {
+        self.join.join().map_err(|_| EveError::Panicked)?
+    }
+}
+
+fn write_loop(
+    rx: Receiver<EveRecord>,
+    mut out: BufWriter<Box<dyn Write + Send>>,
+    target: String,
+) -> Result<EveStats, EveError> {
+    let mut stats = EveStats::default();
+    let fail = |stats: &EveStats, source| EveError::Write {
+        target: target.clone(),
+        written: stats.total(),
+        source,
+    };
+    loop {
+        match rx.recv_timeout(FLUSH_IDLE) {
+            Ok(record) => {
+                let line = record.to_json();
+                serde_json::to_writer(&mut out, &line)
+                    .map_err(io::Error::from)
+                    .and_then(|_| out.write_all(b"\n"))
+                    .map_err(|e| fail(&stats, e))?;
+                match record {
+                    EveRecord::Alert(_) => stats.alert += 1,
+                    EveRecord::Flow(_) => stats.flow += 1,
+                    EveRecord::Anomaly(_) => stats.anomaly += 1,
+                    EveRecord::Drop(_) => stats.drop += 1,
+                }
+                if rx.is_empty() {
+                    out.flush().map_err(|e| fail(&stats, e))?;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => out.flush().map_err(|e| fail(&stats, e))?,
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    out.flush().map_err(|e| fail(&stats, e))?;
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::{Evidence, FindingKind};
+
+    #[test]
+    fn eve_time_matches_suricata_layout() {
+        // 2020-02-07T22:05:20.522725Z, from the 443-curl capture's first ClientHello.
+        let ts = Timestamp::from_secs_nanos(1_581_113_120, 522_725_000);
+        assert_eq!(EveTime(ts).to_string(), "2020-02-07T22:05:20.522725+0000");
+        assert_eq!(
+            EveTime(Timestamp(0)).to_string(),
+            "1970-01-01T00:00:00.000000+0000"
+        );
+        // Leap day and the end of a century year that is a leap year.
+        let leap = Timestamp::from_secs_nanos(951_782_400, 0);
+        assert_eq!(EveTime(leap).to_string(), "2000-02-29T00:00:00.000000+0000");
+    }
+
+    fn days_in_month(y: i64, m: u32) -> u32 {
+        let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        match m {
+            2 if leap => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        }
+    }
+
+    #[test]
+    fn civil_dates_agree_with_a_naive_calendar_walk() {
+        // Walk forward one day at a time from 1970-01-01 for about 550 years and compare.
+        let (mut y, mut m, mut d) = (1970i64, 1u32, 1u32);
+        for days in 0..200_000i64 {
+            assert_eq!(civil_from_days(days), (y, m, d), "day {days}");
+            d += 1;
+            if d > days_in_month(y, m) {
+                d = 1;
+                m += 1;
+                if m > 12 {
+                    m = 1;
+                    y += 1;
+                }
+            }
+        }
+    }
+
+    fn meta() -> FlowMeta {
+        let mut c = [0u8; 16];
+        c[..4].copy_from_slice(&[10, 0, 0, 1]);
+        let mut s = [0u8; 16];
+        s[..4].copy_from_slice(&[10, 0, 0, 2]);
+        FlowMeta {
+            flow_id: 42,
+            family: Family::V4,
+            client_addr: c,
+            client_port: 50000,
+            server_addr: s,
+            server_port: 443,
+            app_proto: AppProto::Ssh,
+            app_ts: AppProto::Ssh,
+            app_tc: AppProto::Ssh,
+        }
+    }
+
+    #[test]
+    fn alert_json_orients_by_direction_and_carries_evidence() {
+        let mut evidence = Evidence::default();
+        evidence.add("protocol", "ssh");
+        let rec = AlertRecord {
+            ts: Timestamp::from_secs_nanos(1, 0),
+            meta: meta(),
+            dir: Dir::ToClient,
+            action: AlertAction::Blocked,
+            finding: Finding {
+                kind: FindingKind::ProtocolPortMismatch,
+                confidence: 90,
+                block: true,
+                dir: Dir::ToClient,
+                evidence,
+            },
+            pcap_cnt: Some(7),
+        };
+        let v = EveRecord::Alert(Box::new(rec)).to_json();
+        assert_eq!(v["src_ip"], "10.0.0.2");
+        assert_eq!(v["src_port"], 443);
+        assert_eq!(v["dest_ip"], "10.0.0.1");
+        assert_eq!(v["alert"]["action"], "blocked");
+        assert_eq!(v["alert"]["metadata"]["mitre_technique_id"][0], "T1001.003");
+        assert_eq!(v["unmask"]["evidence"]["protocol"], "ssh");
+        assert_eq!(v["unmask"]["mitre"]["tunable"], "AllowedServicePorts");
+        assert_eq!(v["pcap_cnt"], 7);
+    }
+
+    #[test]
+    fn writer_writes_every_record_then_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("eve.json");
+        let (tx, writer) = EveWriter::spawn(EveTarget::File(path.clone()), 4).unwrap();
+        for i in 0..100u64 {
+            let rec = FlowRecord {
+                meta: FlowMeta {
+                    flow_id: i,
+                    ..meta()
+                },
+                start: Timestamp(0),
+                end: Timestamp(1),
+                pkts: [1, 2],
+                bytes: [3, 4],
+                state: "closed",
+                reason: "timeout",
+                alerted: false,
+                blocked: false,
+                uninspected: None,
+                inspected_bytes: [0, 0],
+            };
+            tx.send(EveRecord::Flow(rec)).unwrap();
+        }
+        drop(tx);
+        let stats = writer.finish().unwrap();
+        assert_eq!(stats.flow, 100);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let ids: Vec<u64> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["flow_id"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(ids, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn unopenable_target_is_a_clear_error() {
+        let err = EveWriter::spawn(EveTarget::File("/nonexistent-dir/eve.json".into()), 4)
+            .err()
+            .unwrap();
+        let msg = err.to_string();
+        assert!(msg.contains("/nonexistent-dir/eve.json"), "{msg}");
+    }
+}

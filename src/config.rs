@@ -1,0 +1,535 @@
+//! TOML configuration, validated once at start-up.
+//!
+//! Every error names the file, the key, the offending value and what would be accepted, so an
+//! operator can fix a config without reading the source. `configs/unmask.toml` documents every
+//! key; a test keeps it identical to [`Config::default`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::flow::table::TableConfig;
+use crate::proto::AppProto;
+use crate::verdict::{FailMode, Mode};
+
+/// A configuration problem, phrased for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read the config file: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: key `{key}`: {message}")]
+    Key {
+        path: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// The whole configuration. Missing keys take their defaults; unknown keys are errors.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub verdict: VerdictConfig,
+    pub flow: FlowConfig,
+    pub stream: StreamConfig,
+    pub proto: ProtoConfig,
+    pub detect: DetectConfig,
+    pub output: OutputConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerdictConfig {
+    pub mode: Mode,
+    pub fail_mode: FailMode,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowConfig {
+    pub capacity: u32,
+    pub new_timeout_secs: u32,
+    pub established_timeout_secs: u32,
+    pub closed_timeout_secs: u32,
+    pub evict_min_idle_secs: u32,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            capacity: 1_000_000,
+            new_timeout_secs: 30,
+            established_timeout_secs: 600,
+            closed_timeout_secs: 10,
+            evict_min_idle_secs: 5,
+        }
+    }
+}
+
+impl FlowConfig {
+    pub fn table(&self) -> TableConfig {
+        const NS: u64 = 1_000_000_000;
+        TableConfig {
+            capacity: self.capacity,
+            new_timeout_ns: self.new_timeout_secs as u64 * NS,
+            established_timeout_ns: self.established_timeout_secs as u64 * NS,
+            closed_timeout_ns: self.closed_timeout_secs as u64 * NS,
+            evict_min_idle_ns: self.evict_min_idle_secs as u64 * NS,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamConfig {
+    pub depth: u32,
+    pub memcap: u64,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            depth: 16 * 1024,
+            memcap: 256 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProtoConfig {
+    pub unknown_after_bytes: u32,
+}
+
+impl Default for ProtoConfig {
+    fn default() -> Self {
+        ProtoConfig {
+            unknown_after_bytes: 4096,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectConfig {
+    pub protocol_port: ProtocolPortConfig,
+}
+
+/// DET0470 AllowedServicePorts and ProtocolMatchConfidence.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProtocolPortConfig {
+    pub enabled: bool,
+    pub block: bool,
+    pub min_confidence: u8,
+    pub alert_nonstandard_port: bool,
+    pub allowed_ports: BTreeMap<String, Vec<u16>>,
+}
+
+impl Default for ProtocolPortConfig {
+    fn default() -> Self {
+        let ports: &[(&str, &[u16])] = &[
+            (
+                "tls",
+                &[
+                    443, 465, 563, 636, 853, 989, 990, 992, 993, 994, 995, 5061, 8443,
+                ],
+            ),
+            ("http", &[80, 591, 8000, 8008, 8080, 8081, 8888, 3128]),
+            ("ssh", &[22]),
+            ("smtp", &[25, 587, 2525]),
+            ("pop3", &[110]),
+            ("imap", &[143]),
+            ("ftp", &[21]),
+            ("rdp", &[3389]),
+            ("dns", &[53]),
+            ("socks4", &[1080]),
+            ("socks5", &[1080]),
+            ("openvpn", &[1194]),
+        ];
+        ProtocolPortConfig {
+            enabled: true,
+            block: true,
+            min_confidence: 80,
+            alert_nonstandard_port: false,
+            allowed_ports: ports
+                .iter()
+                .map(|(p, list)| (p.to_string(), list.to_vec()))
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    pub eve: String,
+    pub flow_records: bool,
+    pub queue_capacity: u32,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            eve: "eve.json".into(),
+            flow_records: true,
+            queue_capacity: 65_536,
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::parse(&text, &shown)
+    }
+
+    /// Parses and validates config text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
+        // A syntax pass first, so a broken file is reported by line and column rather than
+        // as a type error on some key.
+        if let Err(e) = text.parse::<toml::Table>() {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+            return Err(ConfigError::Syntax {
+                path: path.into(),
+                line,
+                column,
+                message: e.message().to_string(),
+            });
+        }
+        let de = toml::Deserializer::new(text);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let parent = e.path().to_string();
+            let inner = e.into_inner();
+            let message = inner.message().to_string();
+            let key = unknown_field_key(&parent, &message).unwrap_or(parent);
+            let located = match inner.span() {
+                Some(span) => {
+                    let (line, _) = line_col(text, span.start);
+                    format!("{message} (line {line})")
+                }
+                None => message,
+            };
+            ConfigError::Key {
+                path: path.into(),
+                key,
+                message: located,
+            }
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Range and consistency checks serde cannot express.
+    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        let err = |key: &str, message: String| ConfigError::Key {
+            path: path.into(),
+            key: key.into(),
+            message,
+        };
+        let f = &self.flow;
+        in_range(
+            path,
+            "flow.capacity",
+            f.capacity as u64,
+            1,
+            16 * 1024 * 1024,
+        )?;
+        in_range(
+            path,
+            "flow.new_timeout_secs",
+            f.new_timeout_secs as u64,
+            1,
+            86_400,
+        )?;
+        in_range(
+            path,
+            "flow.established_timeout_secs",
+            f.established_timeout_secs as u64,
+            1,
+            7 * 86_400,
+        )?;
+        in_range(
+            path,
+            "flow.closed_timeout_secs",
+            f.closed_timeout_secs as u64,
+            0,
+            86_400,
+        )?;
+        in_range(
+            path,
+            "flow.evict_min_idle_secs",
+            f.evict_min_idle_secs as u64,
+            0,
+            86_400,
+        )?;
+
+        let s = &self.stream;
+        in_range(path, "stream.depth", s.depth as u64, 512, 1024 * 1024)?;
+        let min_memcap = 2 * s.depth as u64;
+        in_range(
+            path,
+            "stream.memcap",
+            s.memcap,
+            min_memcap,
+            64 * 1024 * 1024 * 1024,
+        )?;
+
+        in_range(
+            path,
+            "proto.unknown_after_bytes",
+            self.proto.unknown_after_bytes as u64,
+            16,
+            s.depth as u64,
+        )?;
+
+        let pp = &self.detect.protocol_port;
+        in_range(
+            path,
+            "detect.protocol_port.min_confidence",
+            pp.min_confidence as u64,
+            1,
+            100,
+        )?;
+        for (name, ports) in &pp.allowed_ports {
+            let key = format!("detect.protocol_port.allowed_ports.{name}");
+            match AppProto::from_name(name) {
+                Some(AppProto::Unknown) | None => {
+                    return Err(err(
+                        &key,
+                        format!(
+                            "unknown protocol {name:?}; accepted: {}",
+                            known_protocol_names().join(", ")
+                        ),
+                    ))
+                }
+                Some(_) => {}
+            }
+            if let Some(bad) = ports.iter().find(|p| **p == 0) {
+                return Err(err(
+                    &key,
+                    format!("invalid port {bad}; accepted: 1 to 65535"),
+                ));
+            }
+        }
+
+        let o = &self.output;
+        if o.eve.is_empty() {
+            return Err(err(
+                "output.eve",
+                "empty path; accepted: a file path, or \"-\" for standard output".into(),
+            ));
+        }
+        in_range(
+            path,
+            "output.queue_capacity",
+            o.queue_capacity as u64,
+            16,
+            16 * 1024 * 1024,
+        )?;
+        Ok(())
+    }
+
+    /// The config as TOML (for `check-config --print`).
+    pub fn to_toml(&self) -> String {
+        // Serializing plain data with string keys cannot fail.
+        toml::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Names of the protocols a config may name (everything but `unknown`).
+pub fn known_protocol_names() -> Vec<&'static str> {
+    AppProto::ALL
+        .iter()
+        .filter(|p| **p != AppProto::Unknown)
+        .map(|p| p.name())
+        .collect()
+}
+
+fn in_range(path: &str, key: &str, value: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
+    if value < lo || value > hi {
+        return Err(ConfigError::Key {
+            path: path.into(),
+            key: key.into(),
+            message: format!("invalid value {value}; accepted: {lo} to {hi}"),
+        });
+    }
+    Ok(())
+}
+
+/// serde reports an unknown key at its parent's path; name the key itself.
+fn unknown_field_key(parent: &str, message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let name = &rest[..rest.find('`')?];
+    // serde_path_to_error already ends the path with the unknown key; older versions did not.
+    if parent == name || parent.ends_with(&format!(".{name}")) {
+        return Some(parent.to_string());
+    }
+    Some(if parent.is_empty() || parent == "." {
+        name.to_string()
+    } else {
+        format!("{parent}.{name}")
+    })
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+    (line, column)
+}
+
+/// Where a config came from, for messages.
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    BuiltIn,
+    File(PathBuf),
+}
+
+impl fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigSource::BuiltIn => f.write_str("built-in defaults"),
+            ConfigSource::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, "test.toml")
+    }
+
+    fn key_error(text: &str) -> (String, String) {
+        match parse(text) {
+            Err(ConfigError::Key { key, message, .. }) => (key, message),
+            other => panic!("expected a key error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        assert_eq!(parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn shipped_config_documents_exactly_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/unmask.toml");
+        let shipped = Config::load(&path).unwrap();
+        assert_eq!(shipped, Config::default());
+        // Every key the program knows must be written out in the shipped file, not just
+        // defaulted: walk the serialized defaults and look each key up in the file.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let file: toml::Table = text.parse().unwrap();
+        let defaults: toml::Table = Config::default().to_toml().parse().unwrap();
+        let mut missing = Vec::new();
+        missing_keys("", &defaults, &file, &mut missing);
+        assert!(
+            missing.is_empty(),
+            "keys not documented in configs/unmask.toml: {missing:?}"
+        );
+    }
+
+    fn missing_keys(prefix: &str, want: &toml::Table, have: &toml::Table, out: &mut Vec<String>) {
+        for (k, v) in want {
+            let key = format!("{prefix}{k}");
+            match (v, have.get(k)) {
+                (toml::Value::Table(w), Some(toml::Value::Table(h))) => {
+                    missing_keys(&format!("{key}."), w, h, out)
+                }
+                (_, None) => out.push(key),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_section() {
+        let (key, message) = key_error("[flow]\ncapacty = 5\n");
+        assert_eq!(key, "flow.capacty");
+        assert!(message.contains("expected one of"), "{message}");
+        assert!(message.contains("capacity"), "{message}");
+        let (key, _) = key_error("bogus = 1\n");
+        assert_eq!(key, "bogus");
+    }
+
+    #[test]
+    fn wrong_type_names_key_value_and_expectation() {
+        let (key, message) = key_error("[flow]\ncapacity = \"lots\"\n");
+        assert_eq!(key, "flow.capacity");
+        assert!(message.contains("lots"), "{message}");
+        assert!(message.contains("u32"), "{message}");
+        assert!(message.contains("line 2"), "{message}");
+    }
+
+    #[test]
+    fn out_of_range_names_value_and_range() {
+        let (key, message) = key_error("[flow]\ncapacity = 0\n");
+        assert_eq!(key, "flow.capacity");
+        assert_eq!(message, "invalid value 0; accepted: 1 to 16777216");
+        let (key, message) = key_error("[detect.protocol_port]\nmin_confidence = 101\n");
+        assert_eq!(key, "detect.protocol_port.min_confidence");
+        assert!(message.contains("101"));
+    }
+
+    #[test]
+    fn bad_enum_value_lists_the_accepted_ones() {
+        let (key, message) = key_error("[verdict]\nmode = \"drop\"\n");
+        assert_eq!(key, "verdict.mode");
+        assert!(message.contains("drop"), "{message}");
+        assert!(
+            message.contains("monitor") && message.contains("block"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn unknown_protocol_in_port_map_is_named() {
+        let (key, message) = key_error("[detect.protocol_port.allowed_ports]\ngopher = [70]\n");
+        assert_eq!(key, "detect.protocol_port.allowed_ports.gopher");
+        assert!(message.contains("tls"), "{message}");
+        let (_, message) = key_error("[detect.protocol_port.allowed_ports]\nssh = [0]\n");
+        assert!(message.contains("invalid port 0"), "{message}");
+        let (key, _) = key_error("[detect.protocol_port.allowed_ports]\nssh = [70000]\n");
+        assert_eq!(key, "detect.protocol_port.allowed_ports.ssh[0]");
+    }
+
+    #[test]
+    fn syntax_error_has_line_and_column() {
+        match parse("[flow]\ncapacity = = 3\n") {
+            Err(ConfigError::Syntax { line, column, .. }) => {
+                assert_eq!(line, 2);
+                assert!(column > 1);
+            }
+            other => panic!("expected a syntax error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn stream_limits_depend_on_each_other() {
+        let (key, message) = key_error("[stream]\ndepth = 4096\nmemcap = 4096\n");
+        assert_eq!(key, "stream.memcap");
+        assert!(message.contains("8192"), "{message}");
+    }
+}

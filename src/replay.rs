@@ -1,0 +1,233 @@
+//! `unmask replay`: the engine over capture files, with EVE output and an end summary.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use crate::alert::{EveError, EveStats, EveTarget, EveWriter};
+use crate::config::Config;
+use crate::datapath::pcap::CaptureSource;
+use crate::engine::{Counters, Engine, EngineOptions};
+use crate::flow::table::TableStats;
+use crate::source::SourceError;
+use crate::verdict::{Mode, NoFlowControl};
+use crate::worker::{self, Clock};
+
+/// Frames per batch when reading captures: large enough to amortise the per-batch timer work,
+/// small enough to keep timeouts close to packet time.
+pub const REPLAY_BATCH: usize = 256;
+
+pub struct ReplayOptions {
+    pub config: Config,
+    pub files: Vec<PathBuf>,
+    pub eve: EveTarget,
+    /// Called after each batch with (bytes read, total bytes) for a progress display.
+    pub progress: Option<Box<dyn FnMut(u64, u64)>>,
+}
+
+/// What a replay saw and did.
+#[derive(Debug, Clone)]
+pub struct ReplaySummary {
+    pub files: usize,
+    pub mode: Mode,
+    pub counters: Counters,
+    pub table: TableStats,
+    pub eve: EveStats,
+    pub eve_target: String,
+    pub elapsed: Duration,
+    pub flow_commands: NoFlowControl,
+}
+
+impl ReplaySummary {
+    pub fn packets_per_sec(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.counters.packets as f64 / secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// A replay that could not start, or whose output failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Eve(#[from] EveError),
+}
+
+/// The summary, and the capture error that cut the replay short, if any. Everything seen
+/// before such an error has been judged and written.
+pub struct ReplayOutcome {
+    pub summary: ReplaySummary,
+    pub error: Option<SourceError>,
+}
+
+pub fn replay(opts: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
+    let ReplayOptions {
+        config,
+        files,
+        eve,
+        mut progress,
+    } = opts;
+    let mut source = CaptureSource::open(&files, REPLAY_BATCH)?;
+    let eve_target = eve.to_string();
+    let (tx, writer) = EveWriter::spawn(eve, config.output.queue_capacity as usize)?;
+    let mut engine = Engine::new(
+        &config,
+        EngineOptions {
+            worker: 0,
+            packet_numbers: true,
+        },
+        Some(tx),
+    );
+    let mut ctl = NoFlowControl::default();
+    let stop = AtomicBool::new(false);
+    let started = Instant::now();
+    let result = worker::run(
+        &mut source,
+        &mut engine,
+        &mut ctl,
+        Clock::PacketTime,
+        &stop,
+        |s, _| {
+            if let Some(p) = progress.as_mut() {
+                p(s.bytes_read(), s.total_bytes());
+            }
+        },
+    );
+    let elapsed = started.elapsed();
+    let counters = engine.counters().clone();
+    let table = engine.table_stats();
+    // Dropping the engine drops its sender, which lets the writer finish.
+    drop(engine);
+    let eve_stats = writer.finish()?;
+    Ok(ReplayOutcome {
+        summary: ReplaySummary {
+            files: files.len(),
+            mode: config.verdict.mode,
+            counters,
+            table,
+            eve: eve_stats,
+            eve_target,
+            elapsed,
+            flow_commands: ctl,
+        },
+        error: result.err(),
+    })
+}
+
+/// Writes `name count` pairs for the non-zero counts, comma separated.
+fn nonzero_list<'a>(
+    f: &mut std::fmt::Formatter<'_>,
+    pairs: impl Iterator<Item = (&'a str, u64)>,
+) -> std::fmt::Result {
+    let mut first = true;
+    for (name, n) in pairs.filter(|(_, n)| *n > 0) {
+        if !first {
+            f.write_str(", ")?;
+        }
+        write!(f, "{name} {n}")?;
+        first = false;
+    }
+    if first {
+        f.write_str("none")?;
+    }
+    Ok(())
+}
+
+impl std::fmt::Display for ReplaySummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::detect::FindingKind;
+        use crate::proto::AppProto;
+        use crate::wire::{Malformed, OtherKind};
+        let c = &self.counters;
+        writeln!(
+            f,
+            "unmask replay: {} file(s), {} mode",
+            self.files,
+            self.mode.name()
+        )?;
+        let other: u64 = c.other.iter().sum();
+        let malformed: u64 = c.malformed.iter().sum();
+        write!(
+            f,
+            "  packets    {} (tcp {}, other {}, malformed {})",
+            c.packets, c.tcp, other, malformed
+        )?;
+        if other + malformed > 0 {
+            f.write_str(" [")?;
+            nonzero_list(
+                f,
+                OtherKind::NAMES
+                    .iter()
+                    .copied()
+                    .zip(c.other.iter().copied())
+                    .chain(
+                        Malformed::NAMES
+                            .iter()
+                            .copied()
+                            .zip(c.malformed.iter().copied()),
+                    ),
+            )?;
+            f.write_str("]")?;
+        }
+        writeln!(f)?;
+        writeln!(
+            f,
+            "  rate       {:.0} packets/s ({:.3} s)",
+            self.packets_per_sec(),
+            self.elapsed.as_secs_f64()
+        )?;
+        writeln!(
+            f,
+            "  flows      {} ended, {} evicted, {} packets without a flow (table full)",
+            c.flows_ended, self.table.evicted, c.flows_refused_packets
+        )?;
+        f.write_str("  protocols  ")?;
+        nonzero_list(
+            f,
+            AppProto::ALL
+                .iter()
+                .map(|p| p.name())
+                .zip(c.flows_by_app.iter().copied()),
+        )?;
+        writeln!(f)?;
+        f.write_str("  findings   ")?;
+        nonzero_list(
+            f,
+            FindingKind::ALL
+                .iter()
+                .map(|k| k.name())
+                .zip(c.findings.iter().copied()),
+        )?;
+        writeln!(f)?;
+        if self.mode == Mode::Block {
+            writeln!(
+                f,
+                "  block      would drop {} packets in {} flows (first packet of each: see EVE `drop` records, pcap_cnt)",
+                c.dropped, c.flows_blocked
+            )?;
+        }
+        writeln!(
+            f,
+            "  eve        {} alert, {} flow, {} anomaly, {} drop records to {} ({} dropped: queue full)",
+            self.eve.alert,
+            self.eve.flow,
+            self.eve.anomaly,
+            self.eve.drop,
+            self.eve_target,
+            c.eve_dropped
+        )?;
+        if c.stream_memcap_refused > 0 {
+            writeln!(
+                f,
+                "  note       {} flows passed uninspected: stream memcap reached",
+                c.stream_memcap_refused
+            )?;
+        }
+        Ok(())
+    }
+}
