@@ -22,6 +22,7 @@ pub mod config;
 pub mod datapath;
 pub mod detect;
 pub mod engine;
+pub mod fixtures;
 pub mod flow;
 pub mod proto;
 pub mod replay;

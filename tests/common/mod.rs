@@ -1,0 +1,89 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use crossbeam_channel::Receiver;
+use serde_json::Value;
+use unmask::alert::EveRecord;
+use unmask::config::Config;
+use unmask::engine::{Counters, Engine, EngineOptions};
+use unmask::fixtures::TimedFrame;
+use unmask::source::{Action, LinkType, VecSource};
+use unmask::verdict::NoFlowControl;
+use unmask::worker::{self, Clock};
+
+/// What one run of the engine over some frames produced.
+pub struct Run {
+    pub records: Vec<Value>,
+    pub counters: Counters,
+    pub actions: Vec<Action>,
+}
+
+impl Run {
+    pub fn of_type<'a>(&'a self, event_type: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.records
+            .iter()
+            .filter(move |r| r["event_type"] == event_type)
+    }
+
+    /// Finding names alerted on flows whose server port is `port`.
+    pub fn findings_on_port(&self, port: u16) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .of_type("alert")
+            .filter(|a| a["dest_port"] == port || a["src_port"] == port)
+            .map(|a| a["unmask"]["finding"].as_str().unwrap_or("").to_string())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// Runs one engine over `frames` (Ethernet) to the end, collecting every EVE record.
+pub fn run_engine(config: &Config, frames: Vec<TimedFrame>) -> Run {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let mut engine = Engine::new(
+        config,
+        EngineOptions {
+            worker: 0,
+            packet_numbers: true,
+        },
+        Some(tx),
+    );
+    let mut source = VecSource::new(LinkType::Ethernet, frames, 64);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    worker::run(
+        &mut source,
+        &mut engine,
+        &mut NoFlowControl::default(),
+        Clock::PacketTime,
+        &stop,
+        |_, _| {},
+    )
+    .expect("in-memory source never fails");
+    let counters = engine.counters().clone();
+    drop(engine);
+    Run {
+        records: drain(rx),
+        counters,
+        actions: source.actions.clone(),
+    }
+}
+
+fn drain(rx: Receiver<EveRecord>) -> Vec<Value> {
+    rx.try_iter().map(|r| r.to_json()).collect()
+}
+
+/// The shared real captures, or None (with a printed "skipped") when they are absent.
+pub fn shared_pcaps(test: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("UNMASK_PCAPS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/pcaps")));
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("{test}: skipped: {} not found", dir.display());
+        None
+    }
+}

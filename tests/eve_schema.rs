@@ -1,0 +1,79 @@
+//! Every EVE record unmask writes must validate against Suricata's own schema once the
+//! top-level `unmask` object (our evidence) is removed, so SIEM pipelines built for Suricata
+//! ingest them unchanged.
+
+mod common;
+
+use std::path::Path;
+
+use common::run_engine;
+use serde_json::Value;
+use unmask::config::Config;
+use unmask::fixtures;
+use unmask::verdict::Mode;
+
+const SCHEMA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/schemas/suricata-8.0.6-eve.schema.json"
+);
+
+fn validator() -> Option<jsonschema::Validator> {
+    if !Path::new(SCHEMA).is_file() {
+        eprintln!("eve_schema: skipped: {SCHEMA} not found");
+        return None;
+    }
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(SCHEMA).unwrap()).unwrap();
+    Some(jsonschema::validator_for(&schema).expect("Suricata's schema compiles"))
+}
+
+fn assert_valid(v: &jsonschema::Validator, records: &[Value]) -> usize {
+    let mut checked = 0;
+    for rec in records {
+        let mut stripped = rec.clone();
+        stripped
+            .as_object_mut()
+            .expect("records are objects")
+            .remove("unmask");
+        let errors: Vec<String> = v
+            .iter_errors(&stripped)
+            .map(|e| format!("{} at {}", e, e.instance_path))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "record {rec} fails the schema: {errors:?}"
+        );
+        checked += 1;
+    }
+    checked
+}
+
+#[test]
+fn every_record_type_validates_against_suricatas_schema() {
+    let Some(v) = validator() else { return };
+    let mut types = std::collections::BTreeSet::new();
+    for mode in [Mode::Monitor, Mode::Block] {
+        let mut c = Config::default();
+        c.verdict.mode = mode;
+        let run = run_engine(&c, fixtures::standard_capture());
+        assert_valid(&v, &run.records);
+        types.extend(
+            run.records
+                .iter()
+                .map(|r| r["event_type"].as_str().unwrap().to_string()),
+        );
+    }
+    for t in ["alert", "flow", "drop"] {
+        assert!(
+            types.contains(t),
+            "no {t} record was produced, so none was checked: {types:?}"
+        );
+    }
+}
+
+#[test]
+fn the_validator_rejects_what_suricata_would_not_write() {
+    // Guards the test above against a validator that accepts anything.
+    let Some(v) = validator() else { return };
+    let bad = serde_json::json!({ "timestamp": "yesterday", "event_type": "alert", "bogus": 1 });
+    assert!(!v.is_valid(&bad));
+}

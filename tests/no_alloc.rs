@@ -1,0 +1,120 @@
+//! Zero heap allocations per packet in steady state: established flows that inspection has
+//! already decided go through the engine without touching the allocator.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use unmask::config::Config;
+use unmask::engine::{Engine, EngineOptions};
+use unmask::fixtures::{self, tls, Conversation};
+use unmask::source::{Frame, LinkType, Timestamp};
+use unmask::verdict::{FrameHandler, NoFlowControl};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: defers to the system allocator; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn feed(engine: &mut Engine, frames: &[(Timestamp, Vec<u8>)]) {
+    let mut ctl = NoFlowControl::default();
+    for (i, (ts, data)) in frames.iter().enumerate() {
+        let frame = Frame {
+            data,
+            ts: *ts,
+            link: LinkType::Ethernet,
+            wire_len: data.len() as u32,
+            port: 0,
+            queue: 0,
+        };
+        engine.handle(&frame);
+        if i % 64 == 63 {
+            engine.after_batch(Timestamp(0), &mut ctl);
+        }
+    }
+}
+
+#[test]
+fn decided_flows_cost_no_allocation_per_packet() {
+    let mut config = Config::default();
+    config.flow.capacity = 4096;
+    let (tx, rx) = crossbeam_channel::bounded(1 << 16);
+    let mut engine = Engine::new(
+        &config,
+        EngineOptions {
+            worker: 0,
+            packet_numbers: false,
+        },
+        Some(tx),
+    );
+    // Warm-up: 64 HTTPS flows through their handshakes, so inspection decides each of them.
+    let mut warm = Vec::new();
+    let mut steady = Vec::new();
+    for i in 0..64u16 {
+        let client = format!("10.77.1.{}:{}", 1 + i % 200, 40_000 + i)
+            .parse()
+            .unwrap();
+        let server = "10.77.0.2:443".parse().unwrap();
+        let conv = Conversation::new(client, server, fixtures::FIXTURE_EPOCH)
+            .handshake()
+            .client(&tls::client_hello(&tls::Hello::default()))
+            .server(&tls::server_flight_tls12(
+                0xc02f,
+                Some("h2"),
+                &[fixtures::CERT_WWW_EXAMPLE_COM],
+            ))
+            .client(&tls::client_finish_tls12())
+            .server(&tls::server_finish_tls12());
+        let warm_len = conv.frames().len();
+        let frames = conv
+            .client(&tls::app_data(20_000))
+            .server(&tls::app_data(200_000))
+            .into_frames();
+        warm.extend_from_slice(&frames[..warm_len]);
+        steady.extend_from_slice(&frames[warm_len..]);
+    }
+    warm.sort_by_key(|f| f.0);
+    steady.sort_by_key(|f| f.0);
+    feed(&mut engine, &warm);
+    assert_eq!(
+        engine.streams_in_use(),
+        0,
+        "every warm flow must be decided before measuring"
+    );
+
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    feed(&mut engine, &steady);
+    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    assert!(steady.len() > 10_000, "enough packets to mean something");
+    assert_eq!(
+        after - before,
+        0,
+        "{} allocations over {} steady-state packets",
+        after - before,
+        steady.len()
+    );
+    assert_eq!(engine.counters().fast_path as usize, steady.len());
+    drop(engine);
+    drop(rx);
+}
