@@ -1,0 +1,174 @@
+//! The real-capture tier: every capture in ../shared/pcaps replays without a panic or an
+//! unexplained error, and the protocols unmask identifies for TLS/HTTP/SSH (and the mail,
+//! VPN and proxy protocols nDPI names) agree with nDPI's DPI verdicts, except where this file
+//! records why they should not.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use unmask::alert::EveTarget;
+use unmask::config::Config;
+use unmask::replay::{replay, ReplayOptions};
+
+fn captures(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n != "oracle") {
+                    stack.push(p);
+                }
+            } else if p
+                .extension()
+                .is_some_and(|e| e == "pcap" || e == "pcapng")
+            {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Replays one capture; returns its EVE records and the capture error, if any.
+fn replay_one(path: &Path) -> (Vec<Value>, Option<String>) {
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    let outcome = replay(ReplayOptions {
+        config: Config::default(),
+        files: vec![path.to_path_buf()],
+        eve: EveTarget::File(tmp.path().to_path_buf()),
+        progress: None,
+    })
+    .unwrap_or_else(|e| panic!("{}: replay could not run: {e}", path.display()));
+    let text = std::fs::read_to_string(tmp.path()).unwrap();
+    let records = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("EVE lines are JSON"))
+        .collect();
+    (records, outcome.error.map(|e| e.to_string()))
+}
+
+/// An unordered endpoint pair, as "a:p|b:q" with the smaller side first.
+fn pair(a: &str, ap: &str, b: &str, bp: &str) -> String {
+    let x = format!("{a}:{ap}");
+    let y = format!("{b}:{bp}");
+    if x <= y {
+        format!("{x}|{y}")
+    } else {
+        format!("{y}|{x}")
+    }
+}
+
+/// nDPI's protocol name to the app_proto unmask should report, for the protocols compared.
+fn expected_app(ndpi: &str) -> Option<&'static str> {
+    let master = ndpi.split('/').nth(1)?.split('.').next()?;
+    Some(match master {
+        "TLS" | "IMAPS" | "SMTPS" | "POP3S" => "tls",
+        "HTTP" => "http",
+        "SSH" => "ssh",
+        "SMTP" => "smtp",
+        "POP3" => "pop3",
+        "IMAP" => "imap",
+        "OpenVPN" => "openvpn",
+        "SOCKS" => "socks5",
+        _ => return None,
+    })
+}
+
+/// Flows where unmask must differ from nDPI, and why (capture, endpoint pair, unmask's answer).
+const EXPECTED_DIFFERENCES: &[(&str, &str, &str, &str)] = &[
+    (
+        "rdp_over_tls.pcap",
+        "",
+        "rdp",
+        "RDP negotiates over X.224 first and upgrades to TLS; the stream starts as RDP",
+    ),
+    (
+        "smtp-starttls.pcap",
+        "",
+        "smtp",
+        "STARTTLS: the stream starts as cleartext SMTP; nDPI labels the flow by its later TLS",
+    ),
+];
+
+#[test]
+fn every_shared_capture_replays_cleanly_and_protocols_agree_with_ndpi() {
+    let Some(dir) = common::shared_pcaps("real_captures") else {
+        return;
+    };
+    let mut flows_by_capture: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for cap in captures(&dir) {
+        let name = cap.file_name().unwrap().to_string_lossy().to_string();
+        let (records, error) = replay_one(&cap);
+        if let Some(e) = error {
+            failures.push(format!("{name}: capture error: {e}"));
+        }
+        let flows = flows_by_capture.entry(name.clone()).or_default();
+        for r in records.iter().filter(|r| r["event_type"] == "flow") {
+            let key = pair(
+                r["src_ip"].as_str().unwrap(),
+                &r["src_port"].to_string(),
+                r["dest_ip"].as_str().unwrap(),
+                &r["dest_port"].to_string(),
+            );
+            let app = r["app_proto"].as_str().unwrap_or("unknown").to_string();
+            flows.insert(key, app);
+        }
+        eprintln!("{name}: {} records, {} flows", records.len(), flows.len());
+    }
+
+    let oracle = dir.join("ndpi/oracle/ndpi_expected_flows.tsv");
+    let mut compared = 0;
+    let mut used_differences = BTreeSet::new();
+    if let Ok(text) = std::fs::read_to_string(&oracle) {
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split('\t').collect();
+            // cfg pcap flow l4 src sport dir dst dport proto confidence ...
+            if f.len() < 11 || f[0] != "default" || f[3] != "TCP" || !f[10].starts_with("DPI") {
+                continue;
+            }
+            // Tunnelled flows (GTP) are outside what unmask decapsulates.
+            let Some(want) = expected_app(f[9]) else { continue };
+            let (pcap, key) = (f[1], pair(f[4], f[5], f[7], f[8]));
+            let got = flows_by_capture
+                .get(pcap)
+                .and_then(|m| m.get(&key))
+                .map(String::as_str);
+            compared += 1;
+            if got == Some(want) {
+                continue;
+            }
+            let excused = EXPECTED_DIFFERENCES.iter().find(|(p, k, app, _)| {
+                *p == pcap && (k.is_empty() || *k == key) && Some(*app) == got
+            });
+            match excused {
+                Some(d) => {
+                    used_differences.insert(d.0);
+                }
+                None => failures.push(format!(
+                    "{pcap} {key}: nDPI says {} ({}), unmask says {}",
+                    f[9],
+                    want,
+                    got.unwrap_or("no flow")
+                )),
+            }
+        }
+    } else {
+        eprintln!("real_captures: {} absent: protocol comparison skipped", oracle.display());
+    }
+    for (pcap, _, _, why) in EXPECTED_DIFFERENCES {
+        if !used_differences.contains(pcap) {
+            failures.push(format!(
+                "{pcap}: recorded difference no longer happens ({why}); remove it"
+            ));
+        }
+    }
+    eprintln!("compared {compared} flows with nDPI's DPI verdicts");
+    assert!(failures.is_empty(), "{} problems:\n{}", failures.len(), failures.join("\n"));
+}
