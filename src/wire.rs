@@ -2,6 +2,10 @@
 //!
 //! Once [`parse`] has returned a [`TcpPacket`], every field is plain data that was bounds-checked
 //! during the parse; nothing downstream indexes into the frame again.
+//!
+//! [`parse_frame`] is the entry point for frames from a [`crate::source::PacketSource`]: it knows
+//! the original length, so a capture cut (snaplen) is told apart from a length field that lies.
+//! Tunnels (GRE, IP-in-IP, GTP-U, VXLAN) are not opened: their outer protocol is what counts.
 
 use etherparse::{
     Ethernet2HeaderSlice, IpAuthHeaderSlice, Ipv4HeaderSlice, Ipv6FragmentHeaderSlice,
@@ -59,7 +63,8 @@ impl WireAnomalies {
     pub const BAD_TCP_OPTIONS: u8 = 0x01;
     /// The capture cut the frame (snaplen): `payload` is shorter than the segment.
     pub const TRUNCATED_PAYLOAD: u8 = 0x02;
-    /// Bytes after the IP datagram's end (Ethernet padding excluded).
+    /// Bytes after the IP datagram's end (Ethernet padding excluded: trailing bytes are
+    /// padding when the frame's network-layer part is at most 46 bytes plus a 4-byte FCS).
     pub const TRAILING_BYTES: u8 = 0x04;
 
     pub fn has(self, bit: u8) -> bool {

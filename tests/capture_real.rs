@@ -152,8 +152,8 @@ fn every_real_capture_reads_and_parses() {
     let mut failures = Vec::new();
     let mut total_frames = 0;
     println!(
-        "{:<58} {:<12} {:>6} {:>6} {:<40} {:<24} anomalies",
-        "file", "link", "frames", "tcp", "other", "malformed"
+        "{:<58} {:<12} {:>6} {:>6} {:>8} {:<40} {:<24} anomalies",
+        "file", "link", "frames", "tcp", "payload", "other", "malformed"
     );
     for path in &files {
         let s = read_capture(path);
@@ -165,11 +165,12 @@ fn every_real_capture_reads_and_parses() {
             .to_string();
         let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         println!(
-            "{:<58} {:<12} {:>6} {:>6} {:<40} {:<24} trunc={},badopt={},trail={}{}",
+            "{:<58} {:<12} {:>6} {:>6} {:>8} {:<40} {:<24} trunc={},badopt={},trail={}{}",
             name,
             s.links.iter().cloned().collect::<Vec<_>>().join("+"),
             s.frames,
             s.tcp,
+            s.tcp_payload_bytes,
             counts(&OtherKind::NAMES, &s.other),
             counts(&Malformed::NAMES, &s.malformed),
             s.truncated_payload,
