@@ -215,7 +215,7 @@ impl FrameHandler for Engine {
         if frame.ts > self.core.clock {
             self.core.clock = frame.ts;
         }
-        match wire::parse(frame.data, frame.link) {
+        match wire::parse_frame(frame) {
             Parsed::Tcp(p) => {
                 c.tcp += 1;
                 if p.anomalies.has(WireAnomalies::BAD_TCP_OPTIONS) {
