@@ -43,6 +43,11 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Write the project's fixture capture (benign flows and impersonations) as a pcap.
+    Fixtures {
+        #[arg(long, short)]
+        out: PathBuf,
+    },
     /// Validate a config file; print the effective config with --print.
     CheckConfig {
         file: PathBuf,
@@ -89,6 +94,23 @@ const PROGRESS_MIN_BYTES: u64 = 64 * 1024 * 1024;
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Fixtures { out } => {
+            let mut w = unmask::datapath::pcapwrite::PcapWriter::create_ethernet(&out)?;
+            let frames = unmask::fixtures::standard_capture();
+            for (ts, frame) in &frames {
+                w.write(*ts, frame)
+                    .with_context(|| format!("{}: writing the fixture capture", out.display()))?;
+            }
+            w.finish()
+                .with_context(|| format!("{}: writing the fixture capture", out.display()))?;
+            eprintln!(
+                "{}: {} frames in {} flows",
+                out.display(),
+                frames.len(),
+                unmask::fixtures::standard_flows().len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CheckConfig { file, print } => {
             let config = Config::load(&file)?;
             if print {
