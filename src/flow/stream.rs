@@ -77,9 +77,11 @@ impl StreamDir {
         true
     }
 
-    /// Writes a segment into `window` (this direction's `depth`-byte buffer). Without a known
-    /// ISN the first non-empty segment seen anchors the stream (mid-stream pickup). Empty
-    /// segments change nothing. Never panics and never allocates, whatever `seq` and `data`.
+    /// Writes a segment into `window` (this direction's `depth`-byte buffer). `seq` is the
+    /// sequence number of `data[0]`: for a SYN carrying data (TCP Fast Open) that is the SYN's
+    /// `seq + 1`. Without a known ISN the first non-empty segment seen anchors the stream
+    /// (mid-stream pickup); bytes before it are then out of window. Empty segments change
+    /// nothing. Never panics and never allocates, whatever `seq` and `data`.
     pub fn insert(&mut self, window: &mut [u8], seq: u32, data: &[u8]) -> InsertOutcome {
         let mut out = InsertOutcome::default();
         if data.is_empty() {
