@@ -1,6 +1,17 @@
 //! The direction-free flow key: both directions of a connection map to the same key.
+//!
+//! The canonical order (which endpoint is `lo`) is also computed by the XDP program for its
+//! block and bypass maps, so it must stay exactly: compare the 16 address bytes
+//! lexicographically, then the host-order port; the smaller endpoint is `lo`.
+
+use std::hash::BuildHasher;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::OnceLock;
 
 use crate::wire::{Family, TcpPacket};
+
+/// IANA protocol number of TCP, the only protocol this key describes today.
+pub const IPPROTO_TCP: u8 = 6;
 
 /// A TCP connection's endpoints in canonical order: `lo` is the endpoint whose (address bytes,
 /// port) pair sorts first. Layout matches `struct unmask_flow_key` in bpf/unmask_shared.h,
@@ -26,11 +37,47 @@ pub enum Side {
     Hi,
 }
 
+impl Side {
+    /// The other endpoint.
+    pub fn other(self) -> Side {
+        match self {
+            Side::Lo => Side::Hi,
+            Side::Hi => Side::Lo,
+        }
+    }
+}
+
 impl FlowKey {
     /// The key of a packet's flow, and which end of it sent the packet.
     pub fn from_tcp(p: &TcpPacket<'_>) -> (FlowKey, Side) {
-        let _ = p;
-        unimplemented!("flow key lands with the flow branch")
+        FlowKey::new(p.family, p.src, p.sport, p.dst, p.dport)
+    }
+
+    /// The canonical key of a TCP connection between `(src, sport)` and `(dst, dport)`, and the
+    /// side `src` ended up on. Identical endpoints (a connection to itself) are `Lo`.
+    pub fn new(
+        family: Family,
+        src: [u8; 16],
+        sport: u16,
+        dst: [u8; 16],
+        dport: u16,
+    ) -> (FlowKey, Side) {
+        let src_first = (src, sport) <= (dst, dport);
+        let (lo_addr, lo_port, hi_addr, hi_port, side) = if src_first {
+            (src, sport, dst, dport, Side::Lo)
+        } else {
+            (dst, dport, src, sport, Side::Hi)
+        };
+        let key = FlowKey {
+            lo_addr,
+            hi_addr,
+            lo_port,
+            hi_port,
+            family: family as u8,
+            proto: IPPROTO_TCP,
+            _pad: [0; 2],
+        };
+        (key, side)
     }
 
     pub fn family(&self) -> Family {
@@ -41,8 +88,329 @@ impl FlowKey {
         }
     }
 
-    /// A well-mixed 64-bit hash of the key (the same on both directions).
+    /// A well-mixed 64-bit hash of the key (the same on both directions), keyed with the
+    /// process-wide random seed of [`FlowHasher::global`].
     pub fn hash64(&self) -> u64 {
-        unimplemented!("flow key hash lands with the flow branch")
+        FlowHasher::global().hash(self)
+    }
+
+    /// The same hash under an explicit hasher (fixed seeds for reproducible tests and benches).
+    pub fn hash_with(&self, hasher: &FlowHasher) -> u64 {
+        hasher.hash(self)
+    }
+
+    /// The address bytes of one endpoint (IPv4 in the first four bytes).
+    pub fn addr(&self, side: Side) -> [u8; 16] {
+        match side {
+            Side::Lo => self.lo_addr,
+            Side::Hi => self.hi_addr,
+        }
+    }
+
+    /// The host-order port of one endpoint.
+    pub fn port(&self, side: Side) -> u16 {
+        match side {
+            Side::Lo => self.lo_port,
+            Side::Hi => self.hi_port,
+        }
+    }
+
+    /// One endpoint's address as a std address, for output.
+    pub fn ip(&self, side: Side) -> IpAddr {
+        let a = self.addr(side);
+        match self.family() {
+            Family::V4 => IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3])),
+            Family::V6 => IpAddr::V6(Ipv6Addr::from(a)),
+        }
+    }
+
+    /// `(src addr, src port, dst addr, dst port)` of a packet sent by `sender`. With
+    /// `sender = flow.client` this is (client, server).
+    pub fn endpoints(&self, sender: Side) -> ([u8; 16], u16, [u8; 16], u16) {
+        let recv = sender.other();
+        (
+            self.addr(sender),
+            self.port(sender),
+            self.addr(recv),
+            self.port(recv),
+        )
+    }
+
+    /// `(src, dst)` socket addresses of a packet sent by `sender`, for output.
+    pub fn socket_addrs(&self, sender: Side) -> (SocketAddr, SocketAddr) {
+        let recv = sender.other();
+        (
+            SocketAddr::new(self.ip(sender), self.port(sender)),
+            SocketAddr::new(self.ip(recv), self.port(recv)),
+        )
+    }
+}
+
+/// A keyed hash of flow keys, for the flow table.
+///
+/// Keys are chosen by whoever sends packets (a SYN flood over random 5-tuples), so the hash
+/// is keyed with a secret seed that an attacker cannot learn from outside: without it they
+/// cannot aim many keys at one bucket. The mixing is the folded 64x64->128 multiply used by
+/// fast keyed hashes (wyhash, foldhash): three multiplies for 40 bytes, a few nanoseconds.
+/// It is not a cryptographic MAC; it only has to make collisions unpredictable.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct FlowHasher {
+    k: [u64; 6],
+}
+
+impl std::fmt::Debug for FlowHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The keys are the secret; never print them.
+        f.write_str("FlowHasher { .. }")
+    }
+}
+
+static GLOBAL_HASHER: OnceLock<FlowHasher> = OnceLock::new();
+
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = (a as u128).wrapping_mul(b as u128);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl FlowHasher {
+    /// A hasher with a fixed seed: the same hashes in every run (tests, benches, reproducible
+    /// replays). Never use a published seed on a live link.
+    pub fn with_seed(seed: u64) -> FlowHasher {
+        let mut state = seed;
+        let mut k = [0u64; 6];
+        for w in &mut k {
+            // An odd multiplier operand keeps a zero word from zeroing the product.
+            *w = splitmix64(&mut state) | 1;
+        }
+        FlowHasher { k }
+    }
+
+    /// A hasher with a seed drawn from the OS's randomness (through std's `RandomState`, whose
+    /// SipHash keys come from the OS once per thread).
+    pub fn random() -> FlowHasher {
+        let rs = std::collections::hash_map::RandomState::new();
+        let seed =
+            rs.hash_one(0x756e_6d61_736bu64) ^ rs.hash_one(std::process::id()).rotate_left(32);
+        FlowHasher::with_seed(seed)
+    }
+
+    /// The process-wide hasher behind [`FlowKey::hash64`]: random unless
+    /// [`FlowHasher::set_global`] ran first. Seeded once; afterwards this is a plain load.
+    pub fn global() -> &'static FlowHasher {
+        GLOBAL_HASHER.get_or_init(FlowHasher::random)
+    }
+
+    /// Fixes the process-wide hasher (deterministic replays). Only works before the first
+    /// use; returns false (and changes nothing) afterwards.
+    pub fn set_global(hasher: FlowHasher) -> bool {
+        GLOBAL_HASHER.set(hasher).is_ok()
+    }
+
+    /// The 64-bit hash of a key.
+    #[inline]
+    pub fn hash(&self, key: &FlowKey) -> u64 {
+        let lo = u128::from_le_bytes(key.lo_addr);
+        let hi = u128::from_le_bytes(key.hi_addr);
+        let tail = (key.lo_port as u64)
+            | (key.hi_port as u64) << 16
+            | (key.family as u64) << 32
+            | (key.proto as u64) << 40;
+        let a = fold_mul(lo as u64 ^ self.k[0], (lo >> 64) as u64 ^ self.k[1]);
+        let b = fold_mul(hi as u64 ^ self.k[2], (hi >> 64) as u64 ^ self.k[3]);
+        let c = fold_mul(a ^ tail ^ self.k[4], b ^ self.k[5]);
+        // One more round spreads the last product's bits over the low bits the table uses.
+        fold_mul(c ^ self.k[1], self.k[4])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::TcpFlags;
+
+    fn v4(a: [u8; 4]) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[..4].copy_from_slice(&a);
+        out
+    }
+
+    fn v6(last: u8) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[0] = 0x20;
+        out[1] = 0x01;
+        out[2] = 0x0d;
+        out[3] = 0xb8;
+        out[15] = last;
+        out
+    }
+
+    fn pkt(
+        family: Family,
+        src: [u8; 16],
+        sport: u16,
+        dst: [u8; 16],
+        dport: u16,
+    ) -> TcpPacket<'static> {
+        TcpPacket {
+            family,
+            src,
+            dst,
+            sport,
+            dport,
+            seq: 1,
+            ack: 0,
+            flags: TcpFlags(TcpFlags::SYN),
+            window: 0,
+            ttl: 64,
+            vlan: None,
+            segment_len: 0,
+            payload: &[],
+            anomalies: Default::default(),
+        }
+    }
+
+    #[test]
+    fn both_directions_give_one_key_v4() {
+        let a = v4([10, 0, 0, 2]);
+        let b = v4([10, 0, 0, 1]);
+        let (k1, s1) = FlowKey::from_tcp(&pkt(Family::V4, a, 40000, b, 443));
+        let (k2, s2) = FlowKey::from_tcp(&pkt(Family::V4, b, 443, a, 40000));
+        assert_eq!(k1, k2);
+        assert_ne!(s1, s2);
+        // 10.0.0.1 sorts first, so it is lo whatever the ports say.
+        assert_eq!(k1.lo_addr, b);
+        assert_eq!(k1.lo_port, 443);
+        assert_eq!(k1.hi_port, 40000);
+        assert_eq!(s1, Side::Hi);
+        assert_eq!(k1.family, 4);
+        assert_eq!(k1.proto, IPPROTO_TCP);
+        assert_eq!(k1.hash64(), k2.hash64());
+    }
+
+    #[test]
+    fn both_directions_give_one_key_v6() {
+        let a = v6(1);
+        let b = v6(2);
+        let (k1, s1) = FlowKey::from_tcp(&pkt(Family::V6, b, 80, a, 50000));
+        let (k2, s2) = FlowKey::from_tcp(&pkt(Family::V6, a, 50000, b, 80));
+        assert_eq!(k1, k2);
+        assert_eq!(s1, Side::Hi);
+        assert_eq!(s2, Side::Lo);
+        assert_eq!(k1.lo_addr, a);
+        assert_eq!(k1.family(), Family::V6);
+        assert_eq!(k1.ip(Side::Lo), "2001:db8::1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn equal_addresses_order_by_host_port() {
+        let a = v4([127, 0, 0, 1]);
+        // 0x0100 = 256 > 0x00ff = 255 in host order, though its first byte (network order 0x01)
+        // is smaller: the comparison is on the host-order value, as in the XDP program.
+        let (k, s) = FlowKey::from_tcp(&pkt(Family::V4, a, 256, a, 255));
+        assert_eq!((k.lo_port, k.hi_port), (255, 256));
+        assert_eq!(s, Side::Hi);
+        let (k2, s2) = FlowKey::from_tcp(&pkt(Family::V4, a, 255, a, 256));
+        assert_eq!(k, k2);
+        assert_eq!(s2, Side::Lo);
+        // A connection to itself: both directions are Lo.
+        let (k3, s3) = FlowKey::from_tcp(&pkt(Family::V4, a, 7, a, 7));
+        assert_eq!(s3, Side::Lo);
+        assert_eq!(k3.lo_port, 7);
+    }
+
+    #[test]
+    fn address_order_is_bytewise_not_numeric_per_family() {
+        // Byte 3 decides before the port does.
+        let (k, s) = FlowKey::new(Family::V4, v4([10, 0, 0, 9]), 1, v4([10, 0, 1, 0]), 65535);
+        assert_eq!(s, Side::Lo);
+        assert_eq!(k.lo_addr, v4([10, 0, 0, 9]));
+    }
+
+    #[test]
+    fn endpoints_follow_the_sender() {
+        let (k, s) = FlowKey::new(
+            Family::V4,
+            v4([192, 168, 1, 9]),
+            51000,
+            v4([1, 1, 1, 1]),
+            443,
+        );
+        assert_eq!(s, Side::Hi);
+        let (sa, sp, da, dp) = k.endpoints(s);
+        assert_eq!(
+            (sa, sp, da, dp),
+            (v4([192, 168, 1, 9]), 51000, v4([1, 1, 1, 1]), 443)
+        );
+        let (src, dst) = k.socket_addrs(s.other());
+        assert_eq!(src, "1.1.1.1:443".parse::<SocketAddr>().unwrap());
+        assert_eq!(dst, "192.168.1.9:51000".parse::<SocketAddr>().unwrap());
+    }
+
+    #[test]
+    fn seeded_hashes_are_reproducible_and_seed_dependent() {
+        let (k, _) = FlowKey::new(Family::V4, v4([10, 0, 0, 1]), 1234, v4([10, 0, 0, 2]), 80);
+        let h1 = FlowHasher::with_seed(7);
+        let h2 = FlowHasher::with_seed(7);
+        let h3 = FlowHasher::with_seed(8);
+        assert_eq!(k.hash_with(&h1), k.hash_with(&h2));
+        assert_ne!(k.hash_with(&h1), k.hash_with(&h3));
+        assert_ne!(FlowHasher::random().hash(&k), FlowHasher::random().hash(&k));
+        assert_eq!(format!("{h1:?}"), "FlowHasher { .. }");
+    }
+
+    #[test]
+    fn hash_spreads_sequential_keys_over_low_bits() {
+        // A SYN flood from one source over consecutive ports must not pile into few buckets.
+        let h = FlowHasher::with_seed(1);
+        let buckets = 1usize << 12;
+        let mut counts = vec![0u32; buckets];
+        let n = buckets * 16;
+        for i in 0..n {
+            let (k, _) = FlowKey::new(
+                Family::V4,
+                v4([10, 0, (i >> 16) as u8, 1]),
+                i as u16,
+                v4([10, 0, 0, 2]),
+                80,
+            );
+            counts[(h.hash(&k) as usize) & (buckets - 1)] += 1;
+        }
+        let max = counts.iter().copied().max().unwrap_or(0);
+        let empty = counts.iter().filter(|&&c| c == 0).count();
+        // Poisson(16): a bucket above 40 or an empty bucket is vanishingly unlikely when mixed.
+        assert!(max < 40, "max bucket {max}");
+        assert_eq!(empty, 0);
+    }
+
+    #[test]
+    fn every_key_field_changes_the_hash() {
+        let h = FlowHasher::with_seed(3);
+        let (base, _) = FlowKey::new(Family::V6, v6(1), 1000, v6(2), 2000);
+        let b = h.hash(&base);
+        for i in 0..16 {
+            let mut k = base;
+            k.lo_addr[i] ^= 0x80;
+            assert_ne!(h.hash(&k), b, "lo_addr[{i}]");
+            let mut k = base;
+            k.hi_addr[i] ^= 1;
+            assert_ne!(h.hash(&k), b, "hi_addr[{i}]");
+        }
+        let mut k = base;
+        k.lo_port ^= 1;
+        assert_ne!(h.hash(&k), b);
+        let mut k = base;
+        k.hi_port ^= 0x8000;
+        assert_ne!(h.hash(&k), b);
+        let mut k = base;
+        k.family = 4;
+        assert_ne!(h.hash(&k), b);
     }
 }

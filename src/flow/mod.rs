@@ -5,9 +5,12 @@ pub mod key;
 pub mod stream;
 pub mod table;
 
-pub use key::{FlowKey, Side};
-pub use stream::{StreamDir, StreamPool};
-pub use table::{EndReason, Flow, FlowIdx, FlowTable, Lookup, TcpState};
+pub use key::{FlowHasher, FlowKey, Side};
+pub use stream::{InsertOutcome, StreamDir, StreamPool};
+pub use table::{
+    EndReason, Flow, FlowExt, FlowIdx, FlowTable, ListCounts, Lookup, RoleSource, SegmentMeta,
+    TableConfig, TableStats, TcpState, Track,
+};
 
 /// Direction of a packet relative to the flow's roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,8 +1,40 @@
 //! The per-worker flow table: fixed capacity, O(1) lookup, expiry on packet time.
+//!
+//! # Shape
+//!
+//! An open-addressing index (linear probing over a power-of-two array of 8-byte entries, at most
+//! half full) points into a slab of [`Flow`]s. An index entry holds the low 32 bits of the key's
+//! hash beside the slab position, so a probe only touches a flow whose hash bits match, and
+//! deletion shifts the following entries back (no tombstones): lookups cost the same after ten
+//! million short flows as on a fresh table.
+//!
+//! Memory: the index is allocated zeroed at construction (the OS hands out zero pages lazily);
+//! the slab is reserved for `capacity` flows and filled on demand, so resident memory follows the
+//! peak number of flows, while no packet ever allocates (a push within the reserved capacity
+//! never reallocates, and freed slots are reused first).
+//!
+//! # Time
+//!
+//! Every flow sits on one of three intrusive LRU lists ordered by last activity: *new* (never
+//! saw both directions of an open connection: half-open SYNs, one-way pickups), *established*,
+//! and *closed* (FIN both ways or RST). Each list has its own idle timeout, so expiry pops list
+//! heads and costs O(expired). Time is packet time; the table keeps the newest time it has seen
+//! and takes an older packet time (captures reorder) as that newest time, so the lists stay
+//! sorted and nothing panics or underflows.
+//!
+//! # When full
+//!
+//! A new flow that finds the table full first expires everything past its timeout; if that
+//! frees nothing, it evicts, in this order: the least recently active *closed* flow, else the
+//! least recently active *new* flow, else the least recently active *established* flow if it has
+//! been idle at least `evict_min_idle_ns`. Otherwise the packet is refused ([`Lookup::Refused`],
+//! counted in [`TableStats::refused`]) and is handled without flow state. Evicted flows go
+//! through `on_end` with [`EndReason::Evicted`].
 
 use super::key::{FlowKey, Side};
 use super::Dir;
 use crate::source::Timestamp;
+use crate::wire::TcpFlags;
 
 /// Index of a flow slot; stable for the life of the flow.
 pub type FlowIdx = u32;
@@ -42,7 +74,8 @@ pub enum RoleSource {
     /// From the SYN / SYN-ACK handshake.
     #[default]
     Handshake,
-    /// Picked up mid-stream: the lower port (or a well-known one) is taken as the server.
+    /// Picked up mid-stream: the endpoint with the lower port is taken as the server (the `lo`
+    /// endpoint when both ports are equal).
     PortGuess,
 }
 
@@ -51,7 +84,8 @@ pub enum RoleSource {
 pub enum EndReason {
     /// Idle longer than its state's timeout.
     Timeout,
-    /// Closed (FIN both ways or RST) and past the closed timeout.
+    /// Closed (FIN both ways or RST) and past the closed timeout, or replaced by a new
+    /// connection on the same ports.
     Closed,
     /// Evicted to make room for a new flow.
     Evicted,
@@ -70,8 +104,9 @@ impl EndReason {
     }
 }
 
-/// The engine's own per-flow fields. The table stores them and never reads them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The engine's own per-flow fields. The table stores them and never reads them; a new flow
+/// starts with `FlowExt::default()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowExt {
     /// Application protocol per direction, as `crate::proto::AppProto as u8`.
     pub app: [u8; 2],
@@ -87,6 +122,20 @@ pub struct FlowExt {
     pub dropped: u32,
 }
 
+impl Default for FlowExt {
+    fn default() -> Self {
+        FlowExt {
+            app: [0; 2],
+            app_confidence: [0; 2],
+            verdict: 0,
+            // "No inspection slot", per the field's contract; a derived 0 would name slot 0.
+            inspect: u32::MAX,
+            alerted: 0,
+            dropped: 0,
+        }
+    }
+}
+
 /// One tracked TCP connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Flow {
@@ -95,26 +144,76 @@ pub struct Flow {
     pub client: Side,
     pub roles: RoleSource,
     pub state: TcpState,
-    /// Unique per worker and run: `worker << 56 | sequence`, or a hash; what EVE shows.
+    /// FIN seen, indexed by [`Dir::index`] of its sender's direction.
+    pub fin: [bool; 2],
+    /// Initial sequence numbers known (SYN / SYN-ACK seen), indexed by [`Dir::index`].
+    pub isn_known: [bool; 2],
+    /// Unique per worker and run, below 2^53 (exact in JSON doubles):
+    /// `worker << 45 | sequence` with the sequence starting at 1.
     pub flow_id: u64,
+    /// Packet time of the first packet (the table's clock: never before an earlier flow's).
     pub first_ts: Timestamp,
+    /// Packet time of the latest packet, as above.
     pub last_ts: Timestamp,
     /// Indexed by [`Dir::index`].
     pub pkts: [u64; 2],
+    /// Sum of the `bytes` the caller passed per packet, indexed by [`Dir::index`]. The engine
+    /// passes the frame's length on the wire, as Suricata's `bytes_toserver/toclient` do.
     pub bytes: [u64; 2],
-    /// Initial sequence numbers per direction, when the SYN / SYN-ACK was seen.
+    /// Initial sequence numbers per direction, valid where `isn_known`.
     pub isn: [u32; 2],
-    pub isn_known: [bool; 2],
     pub ext: FlowExt,
 }
 
+/// Flows are stored by value in a slab sized at start-up: keep them within four cache lines.
+pub const FLOW_SIZE_LIMIT: usize = 256;
+const _: () = assert!(std::mem::size_of::<Flow>() <= FLOW_SIZE_LIMIT);
+
 impl Flow {
+    fn fresh(key: FlowKey, flow_id: u64, now: Timestamp) -> Flow {
+        Flow {
+            key,
+            client: Side::Lo,
+            roles: RoleSource::Handshake,
+            state: TcpState::SynSent,
+            fin: [false; 2],
+            isn_known: [false; 2],
+            flow_id,
+            first_ts: now,
+            last_ts: now,
+            pkts: [0; 2],
+            bytes: [0; 2],
+            isn: [0; 2],
+            ext: FlowExt::default(),
+        }
+    }
+
     /// Direction of a packet sent by `side`.
     pub fn dir_of(&self, side: Side) -> Dir {
         if side == self.client {
             Dir::ToServer
         } else {
             Dir::ToClient
+        }
+    }
+
+    /// Which endpoint of the key is the server.
+    pub fn server(&self) -> Side {
+        self.client.other()
+    }
+
+    /// True once packets went both ways on a connection that is not closing down.
+    fn is_established(&self) -> bool {
+        matches!(self.state, TcpState::Established | TcpState::FinWait)
+            && self.pkts[0] > 0
+            && self.pkts[1] > 0
+    }
+
+    fn list(&self) -> ListId {
+        match self.state {
+            TcpState::Closed | TcpState::Reset => ListId::Closed,
+            _ if self.is_established() => ListId::Established,
+            _ => ListId::New,
         }
     }
 }
@@ -128,19 +227,58 @@ pub enum Lookup {
     Refused,
 }
 
+/// What one packet needs from the table, besides its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentMeta {
+    /// The endpoint that sent the packet ([`FlowKey::from_tcp`]).
+    pub side: Side,
+    pub flags: TcpFlags,
+    pub seq: u32,
+    /// Added to the direction's byte counter (the engine passes the frame's wire length).
+    pub bytes: u32,
+}
+
+/// The result of [`FlowTable::track`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Track {
+    /// The packet belongs to a flow that was already tracked.
+    Existing { idx: FlowIdx, dir: Dir },
+    /// The packet started a flow: a new key, or a new connection (a SYN) reusing the ports of
+    /// an ended one, which went through `on_end` with [`EndReason::Closed`] first and whose
+    /// slot the new flow took over. Either way the flow's `ext` is fresh.
+    Started { idx: FlowIdx, dir: Dir },
+    /// Full, and nothing could be evicted: the packet is handled without flow state.
+    Refused,
+}
+
 /// Table-level counters, plain integers owned by the worker.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TableStats {
+    /// Flows started, port reuses included.
     pub created: u64,
     pub ended_timeout: u64,
+    /// Closed flows past their timeout, and flows replaced by a new connection (`reused`).
     pub ended_closed: u64,
     pub evicted: u64,
+    /// Flows ended by [`FlowTable::drain`].
+    pub ended_shutdown: u64,
     pub refused: u64,
+    /// Of `ended_closed`: a SYN reopened the ports of a closing or closed flow.
+    pub reused: u64,
+}
+
+/// Number of live flows on each timeout list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListCounts {
+    pub new: usize,
+    pub established: usize,
+    pub closed: usize,
 }
 
 /// Timeouts and capacity; validated by config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableConfig {
+    /// Maximum number of flows, clamped to `1..=MAX_CAPACITY`.
     pub capacity: u32,
     /// Idle timeout of flows that never completed a handshake (SYN floods live here).
     pub new_timeout_ns: u64,
@@ -150,84 +288,1709 @@ pub struct TableConfig {
     pub evict_min_idle_ns: u64,
 }
 
-/// Fixed-capacity flow table.
+impl TableConfig {
+    /// Largest supported capacity: the index stays below 2^32 entries.
+    pub const MAX_CAPACITY: u32 = 1 << 28;
+}
+
+impl Default for TableConfig {
+    fn default() -> Self {
+        const S: u64 = Timestamp::NANOS_PER_SEC;
+        TableConfig {
+            capacity: 1_000_000,
+            new_timeout_ns: 30 * S,
+            established_timeout_ns: 600 * S,
+            closed_timeout_ns: 10 * S,
+            evict_min_idle_ns: 30 * S,
+        }
+    }
+}
+
+const NIL: u32 = u32::MAX;
+/// `flow_id` bits left for the per-worker sequence: 8 worker bits above keep ids below 2^53.
+const FLOW_SEQ_BITS: u32 = 45;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListId {
+    New = 0,
+    Established = 1,
+    Closed = 2,
+    /// On the free list (not a flow).
+    Free = 3,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    flow: Flow,
+    /// Neighbours on the slot's list (`next` also threads the free list).
+    prev: u32,
+    next: u32,
+    /// Low 32 bits of the key's hash: where its index entry lives.
+    hash: u32,
+    list: ListId,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct List {
+    head: u32,
+    tail: u32,
+    len: u32,
+}
+
+const EMPTY_LIST: List = List {
+    head: NIL,
+    tail: NIL,
+    len: 0,
+};
+
+/// Fixed-capacity flow table. See the module documentation for its policies.
 pub struct FlowTable {
-    _private: (),
+    cfg: TableConfig,
+    capacity: u32,
+    worker: u8,
+    /// 0 = empty; otherwise `hash32 << 32 | (slot + 1)`.
+    index: Vec<u64>,
+    mask: usize,
+    slab: Vec<Slot>,
+    free_head: u32,
+    lists: [List; 3],
+    len: u32,
+    next_seq: u64,
+    /// The newest packet time seen.
+    clock: Timestamp,
+    stats: TableStats,
 }
 
 impl FlowTable {
+    /// A table for worker `worker` (part of every `flow_id`). Allocates everything it will
+    /// ever use here: the index (zeroed) and the slab's reservation.
     pub fn new(cfg: TableConfig, worker: u8) -> Self {
-        let _ = (cfg, worker);
-        unimplemented!("flow table lands with the flow branch")
+        let capacity = cfg.capacity.clamp(1, TableConfig::MAX_CAPACITY);
+        // At most half full: short probe runs even for the misses a SYN flood produces.
+        let index_len = (capacity as usize * 2).next_power_of_two();
+        // Seed the process-wide key hash now rather than on the first packet.
+        let _ = super::key::FlowHasher::global();
+        FlowTable {
+            cfg,
+            capacity,
+            worker,
+            index: vec![0u64; index_len],
+            mask: index_len - 1,
+            slab: Vec::with_capacity(capacity as usize),
+            free_head: NIL,
+            lists: [EMPTY_LIST; 3],
+            len: 0,
+            next_seq: 1,
+            clock: Timestamp(0),
+            stats: TableStats::default(),
+        }
     }
 
-    /// Finds the flow of `key` or creates it for a packet sent by `side` with `flags`.
-    /// When full, evicts per policy, calling `on_end` for the evicted flow first.
+    /// The hash the table expects for `key` ([`FlowKey::hash64`]).
+    pub fn hash(key: &FlowKey) -> u64 {
+        key.hash64()
+    }
+
+    /// The per-packet entry point: finds or starts the packet's flow (ending a closed flow whose
+    /// ports a new SYN reuses) and applies the packet to it. `hash` is `key.hash64()` (any
+    /// function of the key works, as long as it is the same for every call with that key).
+    pub fn track<F>(
+        &mut self,
+        key: &FlowKey,
+        hash: u64,
+        seg: SegmentMeta,
+        now: Timestamp,
+        mut on_end: F,
+    ) -> Track
+    where
+        F: FnMut(&mut Flow, EndReason),
+    {
+        let (idx, started) = match self.lookup_or_insert(key, hash, now, &mut on_end) {
+            Lookup::Refused => return Track::Refused,
+            Lookup::Created(idx) => (idx, true),
+            Lookup::Found(idx) => {
+                let reused = self
+                    .slab
+                    .get(idx as usize)
+                    .is_some_and(|s| is_new_connection(&s.flow, &seg));
+                if reused {
+                    self.restart(idx, &mut on_end);
+                }
+                (idx, reused)
+            }
+        };
+        let dir = self.on_packet(idx, seg.side, seg.flags, seg.seq, seg.bytes, now);
+        if started {
+            Track::Started { idx, dir }
+        } else {
+            Track::Existing { idx, dir }
+        }
+    }
+
+    /// Finds the flow of `key` or creates it (roles and state are set by the first
+    /// [`FlowTable::on_packet`]). When full, expires and evicts per the module's policy,
+    /// calling `on_end` for each flow removed first. Does not detect port reuse: see
+    /// [`FlowTable::track`].
     pub fn lookup_or_insert<F>(
         &mut self,
         key: &FlowKey,
         hash: u64,
         now: Timestamp,
-        on_end: F,
+        mut on_end: F,
     ) -> Lookup
     where
         F: FnMut(&mut Flow, EndReason),
     {
-        let _ = (key, hash, now, on_end);
-        unimplemented!()
+        self.advance(now);
+        if let Some(idx) = self.find(key, hash) {
+            return Lookup::Found(idx);
+        }
+        if self.len >= self.capacity && !self.make_room(&mut on_end) {
+            self.stats.refused += 1;
+            return Lookup::Refused;
+        }
+        Lookup::Created(self.insert_new(key, hash))
     }
 
+    /// The flow at `idx`. Panics if `idx` did not come from this table (a bug, not input).
     pub fn get(&self, idx: FlowIdx) -> &Flow {
-        let _ = idx;
-        unimplemented!()
+        &self.slab[idx as usize].flow
     }
 
+    /// The flow at `idx`. Panics if `idx` did not come from this table (a bug, not input).
     pub fn get_mut(&mut self, idx: FlowIdx) -> &mut Flow {
-        let _ = idx;
-        unimplemented!()
+        &mut self.slab[idx as usize].flow
     }
 
-    /// Applies one packet to the flow: roles, TCP state, counters, recency.
+    /// The live flow at `idx`, `None` for a free or never-used slot.
+    pub fn try_get(&self, idx: FlowIdx) -> Option<&Flow> {
+        self.slab
+            .get(idx as usize)
+            .filter(|s| s.list != ListId::Free)
+            .map(|s| &s.flow)
+    }
+
+    /// The live flow of `key`, if tracked.
+    pub fn find(&self, key: &FlowKey, hash: u64) -> Option<FlowIdx> {
+        let h32 = hash as u32;
+        let mut pos = h32 as usize & self.mask;
+        loop {
+            let e = *self.index.get(pos)?;
+            if e == 0 {
+                return None;
+            }
+            if (e >> 32) as u32 == h32 {
+                let slot = (e as u32).wrapping_sub(1);
+                if self
+                    .slab
+                    .get(slot as usize)
+                    .is_some_and(|s| s.flow.key == *key)
+                {
+                    return Some(slot);
+                }
+            }
+            pos = (pos + 1) & self.mask;
+        }
+    }
+
+    /// Applies one packet to the flow: roles, TCP state, counters, recency. Returns the
+    /// packet's direction. An `idx` that is not a live flow is ignored (`ToServer`).
     pub fn on_packet(
         &mut self,
         idx: FlowIdx,
         side: Side,
-        flags: crate::wire::TcpFlags,
+        flags: TcpFlags,
         seq: u32,
         bytes: u32,
         now: Timestamp,
     ) -> Dir {
-        let _ = (idx, side, flags, seq, bytes, now);
-        unimplemented!()
+        self.advance(now);
+        let clock = self.clock;
+        let Some(slot) = self.slab.get_mut(idx as usize) else {
+            return Dir::ToServer;
+        };
+        if slot.list == ListId::Free {
+            return Dir::ToServer;
+        }
+        let flow = &mut slot.flow;
+        if flow.pkts == [0, 0] {
+            first_packet(flow, side, flags, seq);
+        } else {
+            next_packet(flow, side, flags, seq);
+        }
+        let dir = flow.dir_of(side);
+        let d = dir.index();
+        flow.pkts[d] = flow.pkts[d].saturating_add(1);
+        flow.bytes[d] = flow.bytes[d].saturating_add(bytes as u64);
+        flow.last_ts = clock;
+        let list = flow.list();
+        // Already the most recent on the right list (back-to-back packets of one flow): the
+        // order is unchanged, and the neighbours need not be touched.
+        let at_tail = slot.list == list && self.lists[list as usize].tail == idx;
+        if !at_tail {
+            self.unlink(idx);
+            self.push_tail(list, idx);
+        }
+        dir
     }
 
-    /// Removes every flow whose timeout has passed at `now`, calling `on_end` first.
-    pub fn expire<F>(&mut self, now: Timestamp, on_end: F) -> usize
+    /// Removes every flow whose timeout has passed at `now` (idle strictly longer than its
+    /// list's timeout), calling `on_end` first: `Timeout` for new and established flows,
+    /// `Closed` for closed ones. Returns how many ended. Costs O(ended).
+    pub fn expire<F>(&mut self, now: Timestamp, mut on_end: F) -> usize
     where
         F: FnMut(&mut Flow, EndReason),
     {
-        let _ = (now, on_end);
-        unimplemented!()
+        self.advance(now);
+        self.expire_all(&mut on_end)
     }
 
-    /// Removes every flow (end of run), calling `on_end` for each.
-    pub fn drain<F>(&mut self, on_end: F)
+    /// Removes every flow (end of run), calling `on_end` with `Shutdown` for each, oldest
+    /// first within new, established, closed.
+    pub fn drain<F>(&mut self, mut on_end: F)
     where
         F: FnMut(&mut Flow, EndReason),
     {
-        let _ = on_end;
-        unimplemented!()
+        for list in [ListId::New, ListId::Established, ListId::Closed] {
+            while let Some(idx) = self.head(list) {
+                self.remove(idx, EndReason::Shutdown, &mut on_end);
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
-        unimplemented!()
+        self.len as usize
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// Maximum number of flows.
+    pub fn capacity(&self) -> usize {
+        self.capacity as usize
+    }
+
+    pub fn config(&self) -> &TableConfig {
+        &self.cfg
+    }
+
     pub fn stats(&self) -> TableStats {
-        unimplemented!()
+        self.stats
+    }
+
+    /// Live flows per timeout list (gauges).
+    pub fn list_counts(&self) -> ListCounts {
+        ListCounts {
+            new: self.lists[ListId::New as usize].len as usize,
+            established: self.lists[ListId::Established as usize].len as usize,
+            closed: self.lists[ListId::Closed as usize].len as usize,
+        }
+    }
+
+    /// Bytes the table occupies when every slot is in use (index + slab).
+    pub fn full_footprint_bytes(&self) -> usize {
+        self.index.len() * std::mem::size_of::<u64>()
+            + self.capacity as usize * std::mem::size_of::<Slot>()
+    }
+
+    /// The newest packet time the table has seen.
+    pub fn clock(&self) -> Timestamp {
+        self.clock
+    }
+
+    fn advance(&mut self, now: Timestamp) {
+        if now > self.clock {
+            self.clock = now;
+        }
+    }
+
+    fn timeout_of(&self, list: ListId) -> (u64, EndReason) {
+        match list {
+            ListId::New => (self.cfg.new_timeout_ns, EndReason::Timeout),
+            ListId::Established => (self.cfg.established_timeout_ns, EndReason::Timeout),
+            ListId::Closed | ListId::Free => (self.cfg.closed_timeout_ns, EndReason::Closed),
+        }
+    }
+
+    fn expire_all<F>(&mut self, on_end: &mut F) -> usize
+    where
+        F: FnMut(&mut Flow, EndReason),
+    {
+        let mut ended = 0;
+        for list in [ListId::New, ListId::Established, ListId::Closed] {
+            let (timeout, reason) = self.timeout_of(list);
+            while let Some(idx) = self.head(list) {
+                let idle = self.clock.since(self.slab[idx as usize].flow.last_ts);
+                if idle <= timeout {
+                    break;
+                }
+                self.remove(idx, reason, on_end);
+                ended += 1;
+            }
+        }
+        ended
+    }
+
+    /// Frees one slot per the eviction policy; false when nothing may go.
+    fn make_room<F>(&mut self, on_end: &mut F) -> bool
+    where
+        F: FnMut(&mut Flow, EndReason),
+    {
+        if self.expire_all(on_end) > 0 {
+            return true;
+        }
+        let victim = self
+            .head(ListId::Closed)
+            .or_else(|| self.head(ListId::New))
+            .or_else(|| {
+                self.head(ListId::Established).filter(|&idx| {
+                    self.clock.since(self.slab[idx as usize].flow.last_ts)
+                        >= self.cfg.evict_min_idle_ns
+                })
+            });
+        match victim {
+            Some(idx) => {
+                self.remove(idx, EndReason::Evicted, on_end);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn next_flow_id(&mut self) -> u64 {
+        let seq = self.next_seq & ((1u64 << FLOW_SEQ_BITS) - 1);
+        self.next_seq = self.next_seq.wrapping_add(1);
+        ((self.worker as u64) << FLOW_SEQ_BITS) | seq
+    }
+
+    /// Adds a flow for a key known to be absent, with a free slot known to exist.
+    fn insert_new(&mut self, key: &FlowKey, hash: u64) -> FlowIdx {
+        let flow_id = self.next_flow_id();
+        let flow = Flow::fresh(*key, flow_id, self.clock);
+        let idx = if self.free_head != NIL {
+            let idx = self.free_head;
+            let slot = &mut self.slab[idx as usize];
+            self.free_head = slot.next;
+            slot.flow = flow;
+            slot.hash = hash as u32;
+            idx
+        } else {
+            // Within the reserved capacity: never reallocates.
+            let idx = self.slab.len() as u32;
+            self.slab.push(Slot {
+                flow,
+                prev: NIL,
+                next: NIL,
+                hash: hash as u32,
+                list: ListId::Free,
+            });
+            idx
+        };
+        let h32 = hash as u32;
+        let mut pos = h32 as usize & self.mask;
+        while self.index[pos] != 0 {
+            pos = (pos + 1) & self.mask;
+        }
+        self.index[pos] = (h32 as u64) << 32 | (idx as u64 + 1);
+        self.push_tail(ListId::New, idx);
+        self.len += 1;
+        self.stats.created += 1;
+        idx
+    }
+
+    /// Ends the flow at `idx` (as `Closed`) and starts a fresh one in the same slot and index
+    /// entry, for a new connection on the same ports.
+    fn restart<F>(&mut self, idx: FlowIdx, on_end: &mut F)
+    where
+        F: FnMut(&mut Flow, EndReason),
+    {
+        on_end(&mut self.slab[idx as usize].flow, EndReason::Closed);
+        self.stats.ended_closed += 1;
+        self.stats.reused += 1;
+        self.stats.created += 1;
+        let flow_id = self.next_flow_id();
+        let key = self.slab[idx as usize].flow.key;
+        self.slab[idx as usize].flow = Flow::fresh(key, flow_id, self.clock);
+        self.unlink(idx);
+        self.push_tail(ListId::New, idx);
+    }
+
+    fn remove<F>(&mut self, idx: FlowIdx, reason: EndReason, on_end: &mut F)
+    where
+        F: FnMut(&mut Flow, EndReason),
+    {
+        on_end(&mut self.slab[idx as usize].flow, reason);
+        match reason {
+            EndReason::Timeout => self.stats.ended_timeout += 1,
+            EndReason::Closed => self.stats.ended_closed += 1,
+            EndReason::Evicted => self.stats.evicted += 1,
+            EndReason::Shutdown => self.stats.ended_shutdown += 1,
+        }
+        let entry_slot = idx as u64 + 1;
+        let mut pos = self.slab[idx as usize].hash as usize & self.mask;
+        // The entry is there by construction; the bound only guards against a broken invariant.
+        let mut probes = 0;
+        while self.index[pos] as u32 as u64 != entry_slot && probes <= self.mask {
+            pos = (pos + 1) & self.mask;
+            probes += 1;
+        }
+        if probes <= self.mask {
+            self.delete_entry(pos);
+        }
+        self.unlink(idx);
+        let slot = &mut self.slab[idx as usize];
+        slot.list = ListId::Free;
+        slot.next = self.free_head;
+        self.free_head = idx;
+        self.len -= 1;
+    }
+
+    /// Backward-shift deletion: pulls later entries of the probe run into the hole so that no
+    /// run is ever broken and no tombstone is ever left.
+    fn delete_entry(&mut self, pos: usize) {
+        let mask = self.mask;
+        let mut hole = pos;
+        let mut j = (pos + 1) & mask;
+        loop {
+            let e = self.index[j];
+            if e == 0 {
+                break;
+            }
+            let home = (e >> 32) as usize & mask;
+            // The entry may fill the hole if the hole lies on its path from home to j.
+            if j.wrapping_sub(home) & mask >= j.wrapping_sub(hole) & mask {
+                self.index[hole] = e;
+                hole = j;
+            }
+            j = (j + 1) & mask;
+        }
+        self.index[hole] = 0;
+    }
+
+    fn head(&self, list: ListId) -> Option<FlowIdx> {
+        let h = self.lists.get(list as usize)?.head;
+        (h != NIL).then_some(h)
+    }
+
+    fn unlink(&mut self, idx: FlowIdx) {
+        let Slot {
+            prev, next, list, ..
+        } = self.slab[idx as usize];
+        if list == ListId::Free {
+            return;
+        }
+        let l = &mut self.lists[list as usize];
+        if prev == NIL {
+            l.head = next;
+        } else {
+            self.slab[prev as usize].next = next;
+        }
+        if next == NIL {
+            l.tail = prev;
+        } else {
+            self.slab[next as usize].prev = prev;
+        }
+        l.len -= 1;
+        let slot = &mut self.slab[idx as usize];
+        slot.prev = NIL;
+        slot.next = NIL;
+        slot.list = ListId::Free;
+    }
+
+    fn push_tail(&mut self, list: ListId, idx: FlowIdx) {
+        let l = &mut self.lists[list as usize];
+        let old_tail = l.tail;
+        l.tail = idx;
+        if old_tail == NIL {
+            l.head = idx;
+        }
+        l.len += 1;
+        if old_tail != NIL {
+            self.slab[old_tail as usize].next = idx;
+        }
+        let slot = &mut self.slab[idx as usize];
+        slot.prev = old_tail;
+        slot.next = NIL;
+        slot.list = list;
+    }
+}
+
+/// A SYN that opens a new connection on the ports of one that is closing or closed (port reuse),
+/// rather than a retransmission of the flow's own SYN.
+fn is_new_connection(flow: &Flow, seg: &SegmentMeta) -> bool {
+    let pure_syn = seg.flags.syn() && !seg.flags.ack() && !seg.flags.rst();
+    let ending = matches!(
+        flow.state,
+        TcpState::FinWait | TcpState::Closed | TcpState::Reset
+    );
+    let c = Dir::ToServer.index();
+    let own_syn = seg.side == flow.client && flow.isn_known[c] && flow.isn[c] == seg.seq;
+    pure_syn && ending && !own_syn
+}
+
+/// Roles and state from the first packet of a flow.
+fn first_packet(flow: &mut Flow, side: Side, flags: TcpFlags, seq: u32) {
+    if flags.syn() && !flags.rst() {
+        flow.roles = RoleSource::Handshake;
+        if flags.ack() {
+            // The SYN was missed: the SYN-ACK's sender is the server.
+            flow.client = side.other();
+            flow.state = TcpState::SynReceived;
+            flow.isn[Dir::ToClient.index()] = seq;
+            flow.isn_known[Dir::ToClient.index()] = true;
+        } else {
+            flow.client = side;
+            flow.state = TcpState::SynSent;
+            flow.isn[Dir::ToServer.index()] = seq;
+            flow.isn_known[Dir::ToServer.index()] = true;
+        }
+        if flags.fin() {
+            note_fin(flow, side);
+        }
+        return;
+    }
+    flow.roles = RoleSource::PortGuess;
+    let server = if flow.key.hi_port < flow.key.lo_port {
+        Side::Hi
+    } else {
+        Side::Lo
+    };
+    flow.client = server.other();
+    flow.state = TcpState::Established;
+    if flags.rst() {
+        flow.state = TcpState::Reset;
+    } else if flags.fin() {
+        note_fin(flow, side);
+    }
+}
+
+fn next_packet(flow: &mut Flow, side: Side, flags: TcpFlags, seq: u32) {
+    if flags.rst() {
+        flow.state = TcpState::Reset;
+        return;
+    }
+    let from_client = side == flow.client;
+    if flags.syn() {
+        if flags.ack() {
+            if !from_client && matches!(flow.state, TcpState::SynSent | TcpState::SynReceived) {
+                flow.state = TcpState::SynReceived;
+                flow.isn[Dir::ToClient.index()] = seq;
+                flow.isn_known[Dir::ToClient.index()] = true;
+            }
+        } else if from_client && flow.state == TcpState::SynSent {
+            // A retried SYN: the server will answer the latest one.
+            flow.isn[Dir::ToServer.index()] = seq;
+            flow.isn_known[Dir::ToServer.index()] = true;
+        }
+    } else {
+        match flow.state {
+            // The client's ACK completes the handshake.
+            TcpState::SynReceived if from_client => flow.state = TcpState::Established,
+            // Traffic after a SYN whose SYN-ACK the capture missed.
+            TcpState::SynSent => flow.state = TcpState::Established,
+            _ => {}
+        }
+    }
+    if flags.fin() {
+        note_fin(flow, side);
+    }
+}
+
+fn note_fin(flow: &mut Flow, side: Side) {
+    if flow.state == TcpState::Reset {
+        return;
+    }
+    let d = flow.dir_of(side).index();
+    flow.fin[d] = true;
+    flow.state = if flow.fin == [true, true] {
+        TcpState::Closed
+    } else {
+        TcpState::FinWait
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::key::FlowHasher;
+    use crate::wire::Family;
+    use std::collections::{HashMap, HashSet};
+
+    const S: u64 = Timestamp::NANOS_PER_SEC;
+    const SYN: u8 = TcpFlags::SYN;
+    const ACK: u8 = TcpFlags::ACK;
+    const FIN: u8 = TcpFlags::FIN;
+    const RST: u8 = TcpFlags::RST;
+    const PSH: u8 = TcpFlags::PSH;
+
+    fn cfg(capacity: u32) -> TableConfig {
+        TableConfig {
+            capacity,
+            new_timeout_ns: 30 * S,
+            established_timeout_ns: 600 * S,
+            closed_timeout_ns: 10 * S,
+            evict_min_idle_ns: 5 * S,
+        }
+    }
+
+    fn v4(a: u8, b: u8, c: u8, d: u8) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[..4].copy_from_slice(&[a, b, c, d]);
+        out
+    }
+
+    /// Connection `i`: client 10.0.x.y:(1024 + i) to server 10.9.0.1:443. Returns the key and
+    /// the client's side.
+    fn conn(i: u32) -> (FlowKey, Side) {
+        FlowKey::new(
+            Family::V4,
+            v4(10, 0, (i >> 8) as u8, i as u8),
+            1024 + (i % 60000) as u16,
+            v4(10, 9, 0, 1),
+            443,
+        )
+    }
+
+    type Ends = Vec<(u64, EndReason)>;
+
+    /// Feeds one packet through `track`, collecting ended flows.
+    #[allow(clippy::too_many_arguments)]
+    fn pkt(
+        t: &mut FlowTable,
+        key: &FlowKey,
+        side: Side,
+        flags: u8,
+        seq: u32,
+        bytes: u32,
+        ts: u64,
+        ends: &mut Ends,
+    ) -> Track {
+        let seg = SegmentMeta {
+            side,
+            flags: TcpFlags(flags),
+            seq,
+            bytes,
+        };
+        t.track(key, key.hash64(), seg, Timestamp(ts), |f, r| {
+            ends.push((f.flow_id, r))
+        })
+    }
+
+    fn idx_of(tr: Track) -> FlowIdx {
+        match tr {
+            Track::Existing { idx, .. } | Track::Started { idx, .. } => idx,
+            Track::Refused => panic!("refused"),
+        }
+    }
+
+    fn dir_of(tr: Track) -> Dir {
+        match tr {
+            Track::Existing { dir, .. } | Track::Started { dir, .. } => dir,
+            Track::Refused => panic!("refused"),
+        }
+    }
+
+    /// A completed handshake on connection `i` at time `ts`; returns the flow's slot.
+    fn handshake(t: &mut FlowTable, i: u32, ts: u64, ends: &mut Ends) -> FlowIdx {
+        let (k, c) = conn(i);
+        let idx = idx_of(pkt(t, &k, c, SYN, 100, 60, ts, ends));
+        pkt(t, &k, c.other(), SYN | ACK, 900, 60, ts, ends);
+        pkt(t, &k, c, ACK, 101, 54, ts, ends);
+        idx
+    }
+
+    impl FlowTable {
+        /// Checks every structural invariant; panics with a reason on the first broken one.
+        fn check_invariants(&self) {
+            let mut occupied = 0;
+            for (pos, &e) in self.index.iter().enumerate() {
+                if e == 0 {
+                    continue;
+                }
+                occupied += 1;
+                let slot = (e as u32 - 1) as usize;
+                let s = &self.slab[slot];
+                assert_ne!(s.list, ListId::Free, "index points at a free slot");
+                assert_eq!(s.hash, (e >> 32) as u32, "index hash disagrees with slot");
+                // Reachable from home without crossing an empty entry.
+                let mut p = s.hash as usize & self.mask;
+                while p != pos {
+                    assert_ne!(self.index[p], 0, "probe run broken before entry {pos}");
+                    p = (p + 1) & self.mask;
+                }
+            }
+            assert_eq!(occupied, self.len as usize, "index entries vs len");
+            let mut total = 0;
+            for list in [ListId::New, ListId::Established, ListId::Closed] {
+                let l = self.lists[list as usize];
+                let mut n = 0;
+                let mut prev = NIL;
+                let mut cur = l.head;
+                let mut last = Timestamp(0);
+                while cur != NIL {
+                    let s = &self.slab[cur as usize];
+                    assert_eq!(s.list, list);
+                    assert_eq!(s.prev, prev);
+                    assert_eq!(s.flow.list(), list, "flow on the wrong list");
+                    assert!(s.flow.last_ts >= last, "list out of time order");
+                    last = s.flow.last_ts;
+                    prev = cur;
+                    cur = s.next;
+                    n += 1;
+                }
+                assert_eq!(l.tail, prev);
+                assert_eq!(l.len, n);
+                total += n;
+            }
+            assert_eq!(total, self.len);
+            let mut free = 0;
+            let mut cur = self.free_head;
+            while cur != NIL {
+                assert_eq!(self.slab[cur as usize].list, ListId::Free);
+                cur = self.slab[cur as usize].next;
+                free += 1;
+            }
+            assert_eq!(free + self.len as usize, self.slab.len());
+        }
+
+        /// Mean and maximum distance of index entries from their home position.
+        fn displacement(&self) -> (f64, usize) {
+            let mut sum = 0usize;
+            let mut max = 0usize;
+            let mut n = 0usize;
+            for (pos, &e) in self.index.iter().enumerate() {
+                if e != 0 {
+                    let home = (e >> 32) as usize & self.mask;
+                    let d = pos.wrapping_sub(home) & self.mask;
+                    sum += d;
+                    max = max.max(d);
+                    n += 1;
+                }
+            }
+            (sum as f64 / n.max(1) as f64, max)
+        }
+    }
+
+    #[test]
+    fn flow_fits_its_budget() {
+        assert!(std::mem::size_of::<Flow>() <= FLOW_SIZE_LIMIT);
+        assert!(std::mem::size_of::<Slot>() <= FLOW_SIZE_LIMIT);
+        let t = FlowTable::new(cfg(1_000_000), 0);
+        // 2^21 index entries of 8 bytes plus the slab.
+        assert_eq!(
+            t.full_footprint_bytes(),
+            (1 << 21) * 8 + 1_000_000 * std::mem::size_of::<Slot>()
+        );
+    }
+
+    #[test]
+    fn handshake_assigns_roles_isns_and_counters() {
+        let mut t = FlowTable::new(cfg(16), 3);
+        let mut ends = Ends::new();
+        let (k, c) = conn(1);
+        let tr = pkt(&mut t, &k, c, SYN, 1000, 74, S, &mut ends);
+        let Track::Started { idx, dir } = tr else {
+            panic!("{tr:?}")
+        };
+        assert_eq!(dir, Dir::ToServer);
+        let f = t.get(idx);
+        assert_eq!(
+            (f.client, f.roles, f.state),
+            (c, RoleSource::Handshake, TcpState::SynSent)
+        );
+        assert_eq!((f.isn[0], f.isn_known), (1000, [true, false]));
+        assert_eq!(t.list_counts().new, 1);
+
+        let tr = pkt(&mut t, &k, c.other(), SYN | ACK, 7777, 74, 2 * S, &mut ends);
+        assert_eq!(
+            tr,
+            Track::Existing {
+                idx,
+                dir: Dir::ToClient
+            }
+        );
+        let f = t.get(idx);
+        assert_eq!(f.state, TcpState::SynReceived);
+        assert_eq!((f.isn[1], f.isn_known), (7777, [true, true]));
+        // Both directions seen, but no handshake yet: still new.
+        assert_eq!(t.list_counts().new, 1);
+
+        pkt(&mut t, &k, c, ACK, 1001, 66, 3 * S, &mut ends);
+        pkt(&mut t, &k, c, ACK | PSH, 1001, 566, 3 * S, &mut ends);
+        let f = t.get(idx);
+        assert_eq!(f.state, TcpState::Established);
+        assert_eq!(f.pkts, [3, 1]);
+        assert_eq!(f.bytes, [74 + 66 + 566, 74]);
+        assert_eq!((f.first_ts, f.last_ts), (Timestamp(S), Timestamp(3 * S)));
+        assert_eq!(f.flow_id, 3 << 45 | 1);
+        assert_eq!(f.ext, FlowExt::default());
+        assert_eq!(f.ext.inspect, u32::MAX);
+        assert_eq!(
+            t.list_counts(),
+            ListCounts {
+                new: 0,
+                established: 1,
+                closed: 0
+            }
+        );
+        assert!(ends.is_empty());
+        t.check_invariants();
+    }
+
+    #[test]
+    fn syn_ack_first_makes_its_sender_the_server() {
+        let mut t = FlowTable::new(cfg(16), 0);
+        let mut ends = Ends::new();
+        let (k, c) = conn(2);
+        let tr = pkt(&mut t, &k, c.other(), SYN | ACK, 5000, 60, S, &mut ends);
+        assert_eq!(dir_of(tr), Dir::ToClient);
+        let idx = idx_of(tr);
+        let f = t.get(idx);
+        assert_eq!(
+            (f.client, f.roles, f.state),
+            (c, RoleSource::Handshake, TcpState::SynReceived)
+        );
+        assert_eq!((f.isn[1], f.isn_known), (5000, [false, true]));
+        // The server's retransmitted SYN-ACK does not complete anything.
+        pkt(&mut t, &k, c.other(), SYN | ACK, 5000, 60, S, &mut ends);
+        assert_eq!(t.get(idx).state, TcpState::SynReceived);
+        let tr = pkt(&mut t, &k, c, ACK, 1, 60, S, &mut ends);
+        assert_eq!(dir_of(tr), Dir::ToServer);
+        assert_eq!(t.get(idx).state, TcpState::Established);
+    }
+
+    #[test]
+    fn mid_stream_pickup_guesses_the_lower_port_as_server() {
+        let mut t = FlowTable::new(cfg(16), 0);
+        let mut ends = Ends::new();
+        // Server data first: 443 is the server whoever speaks first.
+        let (k, c) = conn(3);
+        let tr = pkt(&mut t, &k, c.other(), ACK | PSH, 1, 1400, S, &mut ends);
+        assert_eq!(dir_of(tr), Dir::ToClient);
+        let f = t.get(idx_of(tr));
+        assert_eq!(
+            (f.client, f.roles, f.state),
+            (c, RoleSource::PortGuess, TcpState::Established)
+        );
+        assert_eq!(f.isn_known, [false, false]);
+        // One direction only: the flow counts as new (short timeout, evicted early).
+        assert_eq!(t.list_counts().new, 1);
+        pkt(&mut t, &k, c, ACK, 1, 60, S, &mut ends);
+        assert_eq!(t.list_counts().established, 1);
+
+        // Server on the lo side with the lower port.
+        let (k2, s2) = FlowKey::new(Family::V4, v4(1, 1, 1, 1), 22, v4(9, 9, 9, 9), 50000);
+        assert_eq!(s2, Side::Lo);
+        let tr = pkt(&mut t, &k2, Side::Hi, ACK, 1, 60, S, &mut ends);
+        assert_eq!(t.get(idx_of(tr)).client, Side::Hi);
+        assert_eq!(dir_of(tr), Dir::ToServer);
+
+        // Equal ports: lo is the server.
+        let (k3, _) = FlowKey::new(Family::V4, v4(1, 1, 1, 1), 179, v4(2, 2, 2, 2), 179);
+        let tr = pkt(&mut t, &k3, Side::Lo, ACK, 1, 60, S, &mut ends);
+        assert_eq!(t.get(idx_of(tr)).client, Side::Hi);
+        assert_eq!(dir_of(tr), Dir::ToClient);
+    }
+
+    #[test]
+    fn fin_both_ways_closes_and_rst_resets() {
+        let mut t = FlowTable::new(cfg(16), 0);
+        let mut ends = Ends::new();
+        let idx = handshake(&mut t, 4, S, &mut ends);
+        let (k, c) = conn(4);
+        pkt(&mut t, &k, c, FIN | ACK, 101, 60, 2 * S, &mut ends);
+        assert_eq!(t.get(idx).state, TcpState::FinWait);
+        assert_eq!(t.get(idx).fin, [true, false]);
+        assert_eq!(t.list_counts().established, 1);
+        // A repeated FIN from the same side changes nothing.
+        pkt(&mut t, &k, c, FIN | ACK, 101, 60, 2 * S, &mut ends);
+        assert_eq!(t.get(idx).state, TcpState::FinWait);
+        pkt(&mut t, &k, c.other(), FIN | ACK, 901, 60, 3 * S, &mut ends);
+        assert_eq!(t.get(idx).state, TcpState::Closed);
+        assert_eq!(t.list_counts().closed, 1);
+        // The last ACK keeps it closed.
+        pkt(&mut t, &k, c, ACK, 102, 60, 3 * S, &mut ends);
+        assert_eq!(t.get(idx).state, TcpState::Closed);
+
+        let idx2 = handshake(&mut t, 5, S, &mut ends);
+        let (k2, c2) = conn(5);
+        pkt(&mut t, &k2, c2.other(), RST, 1, 60, 2 * S, &mut ends);
+        assert_eq!(t.get(idx2).state, TcpState::Reset);
+        // A FIN after the reset does not revive the flow.
+        pkt(&mut t, &k2, c2, FIN | ACK, 1, 60, 2 * S, &mut ends);
+        assert_eq!(t.get(idx2).state, TcpState::Reset);
+        assert_eq!(t.list_counts().closed, 2);
+
+        // A RST as the first packet.
+        let (k3, c3) = conn(6);
+        let tr = pkt(&mut t, &k3, c3.other(), RST | ACK, 1, 60, 2 * S, &mut ends);
+        let f = t.get(idx_of(tr));
+        assert_eq!(
+            (f.state, f.roles, f.client),
+            (TcpState::Reset, RoleSource::PortGuess, c3)
+        );
+        assert!(ends.is_empty());
+        t.check_invariants();
+    }
+
+    #[test]
+    fn each_timeout_runs_on_packet_time() {
+        let mut t = FlowTable::new(cfg(16), 0);
+        let mut ends = Ends::new();
+        let t0 = 1000 * S;
+        // new: a lone SYN.
+        let (kn, cn) = conn(10);
+        let new_id = {
+            let i = idx_of(pkt(&mut t, &kn, cn, SYN, 1, 60, t0, &mut ends));
+            t.get(i).flow_id
+        };
+        // established.
+        let est = handshake(&mut t, 11, t0, &mut ends);
+        let est_id = t.get(est).flow_id;
+        // closed.
+        let cl = handshake(&mut t, 12, t0, &mut ends);
+        let cl_id = t.get(cl).flow_id;
+        let (kc, cc) = conn(12);
+        pkt(&mut t, &kc, cc, RST, 1, 60, t0, &mut ends);
+
+        let expire = |t: &mut FlowTable, at: u64| {
+            let mut got = Ends::new();
+            let n = t.expire(Timestamp(at), |f, r| got.push((f.flow_id, r)));
+            assert_eq!(n, got.len());
+            t.check_invariants();
+            got
+        };
+        assert!(
+            expire(&mut t, t0 + 10 * S).is_empty(),
+            "exactly at the timeout: kept"
+        );
+        assert_eq!(
+            expire(&mut t, t0 + 10 * S + 1),
+            vec![(cl_id, EndReason::Closed)]
+        );
+        assert!(expire(&mut t, t0 + 30 * S).is_empty());
+        assert_eq!(
+            expire(&mut t, t0 + 30 * S + 1),
+            vec![(new_id, EndReason::Timeout)]
+        );
+        // Activity postpones the established timeout.
+        let (ke, ce) = conn(11);
+        pkt(&mut t, &ke, ce, ACK, 1, 60, t0 + 100 * S, &mut ends);
+        assert!(expire(&mut t, t0 + 600 * S + 1).is_empty());
+        assert_eq!(
+            expire(&mut t, t0 + 700 * S + 1),
+            vec![(est_id, EndReason::Timeout)]
+        );
+        assert!(t.is_empty());
+        let st = t.stats();
+        assert_eq!((st.ended_timeout, st.ended_closed, st.created), (2, 1, 3));
+    }
+
+    #[test]
+    fn time_going_backwards_neither_panics_nor_unsorts() {
+        let mut t = FlowTable::new(cfg(16), 0);
+        let mut ends = Ends::new();
+        let (k1, c1) = conn(1);
+        let (k2, c2) = conn(2);
+        pkt(&mut t, &k1, c1, SYN, 1, 60, 100 * S, &mut ends);
+        // An older packet time: taken as the newest time seen.
+        let i2 = idx_of(pkt(&mut t, &k2, c2, SYN, 1, 60, 50 * S, &mut ends));
+        assert_eq!(t.get(i2).first_ts, Timestamp(100 * S));
+        assert_eq!(t.clock(), Timestamp(100 * S));
+        assert_eq!(t.expire(Timestamp(0), |_, _| {}), 0);
+        t.check_invariants();
+        assert_eq!(t.expire(Timestamp(u64::MAX), |_, _| {}), 2);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn full_table_evicts_closed_then_new_then_idle_established_then_refuses() {
+        let mut t = FlowTable::new(cfg(3), 1);
+        let mut ends = Ends::new();
+        let t0 = 100 * S;
+        // Established first (oldest), then new, then closed (newest): order of eviction must
+        // follow the policy, not age.
+        let est = handshake(&mut t, 1, t0, &mut ends);
+        let est_id = t.get(est).flow_id;
+        let (kn, cn) = conn(2);
+        let new_id = {
+            let i = idx_of(pkt(&mut t, &kn, cn, SYN, 1, 60, t0 + S, &mut ends));
+            t.get(i).flow_id
+        };
+        let cl = handshake(&mut t, 3, t0 + 2 * S, &mut ends);
+        let cl_id = t.get(cl).flow_id;
+        let (kc, cc) = conn(3);
+        pkt(&mut t, &kc, cc, RST, 1, 60, t0 + 2 * S, &mut ends);
+        assert_eq!(t.len(), 3);
+
+        let now = t0 + 3 * S;
+        let (k4, c4) = conn(4);
+        assert!(matches!(
+            pkt(&mut t, &k4, c4, SYN, 1, 60, now, &mut ends),
+            Track::Started { .. }
+        ));
+        assert_eq!(ends, vec![(cl_id, EndReason::Evicted)]);
+        ends.clear();
+        // conn 4 is now the newest new flow; conn 2 the oldest.
+        let (k5, c5) = conn(5);
+        pkt(&mut t, &k5, c5, SYN, 1, 60, now, &mut ends);
+        assert_eq!(ends, vec![(new_id, EndReason::Evicted)]);
+        ends.clear();
+        // Make 4 and 5 established so only established flows remain.
+        for i in [4, 5] {
+            let (k, c) = conn(i);
+            pkt(&mut t, &k, c.other(), SYN | ACK, 1, 60, now, &mut ends);
+            pkt(&mut t, &k, c, ACK, 2, 60, now, &mut ends);
+        }
+        assert_eq!(t.list_counts().established, 3);
+        // Conn 1 idle 3 s < 5 s: refused.
+        let (k6, c6) = conn(6);
+        assert_eq!(
+            pkt(&mut t, &k6, c6, SYN, 1, 60, now, &mut ends),
+            Track::Refused
+        );
+        assert_eq!(t.stats().refused, 1);
+        assert!(ends.is_empty());
+        // Idle exactly the minimum: the oldest established flow goes.
+        assert!(matches!(
+            pkt(&mut t, &k6, c6, SYN, 1, 60, t0 + 5 * S, &mut ends),
+            Track::Started { .. }
+        ));
+        assert_eq!(ends, vec![(est_id, EndReason::Evicted)]);
+        let st = t.stats();
+        assert_eq!((st.evicted, st.refused, st.created), (3, 1, 6));
+        t.check_invariants();
+    }
+
+    #[test]
+    fn full_table_expires_before_it_evicts() {
+        let mut t = FlowTable::new(cfg(2), 0);
+        let mut ends = Ends::new();
+        let (k1, c1) = conn(1);
+        let (k2, c2) = conn(2);
+        let id1 = {
+            let i = idx_of(pkt(&mut t, &k1, c1, SYN, 1, 60, S, &mut ends));
+            t.get(i).flow_id
+        };
+        let id2 = {
+            let i = idx_of(pkt(&mut t, &k2, c2, SYN, 1, 60, 2 * S, &mut ends));
+            t.get(i).flow_id
+        };
+        let (k3, c3) = conn(3);
+        // 40 s later both half-open flows have timed out: both end as timeouts, none evicted.
+        pkt(&mut t, &k3, c3, SYN, 1, 60, 42 * S, &mut ends);
+        assert_eq!(
+            ends,
+            vec![(id1, EndReason::Timeout), (id2, EndReason::Timeout)]
+        );
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.stats().evicted, 0);
+    }
+
+    #[test]
+    fn capacity_one_works() {
+        let mut t = FlowTable::new(cfg(1), 0);
+        assert_eq!(t.capacity(), 1);
+        let mut ends = Ends::new();
+        let a = handshake(&mut t, 1, S, &mut ends);
+        let (k2, c2) = conn(2);
+        assert_eq!(
+            pkt(&mut t, &k2, c2, SYN, 1, 60, 2 * S, &mut ends),
+            Track::Refused
+        );
+        let b = idx_of(pkt(&mut t, &k2, c2, SYN, 1, 60, 6 * S, &mut ends));
+        assert_eq!(a, b, "the only slot is reused");
+        assert_eq!(ends.len(), 1);
+        assert_eq!(t.find(&conn(1).0, conn(1).0.hash64()), None);
+        assert_eq!(t.find(&k2, k2.hash64()), Some(b));
+        t.check_invariants();
+        // Capacity 0 is taken as 1.
+        assert_eq!(FlowTable::new(cfg(0), 0).capacity(), 1);
+    }
+
+    #[test]
+    fn capacity_16m_builds_lazily_and_works() {
+        let mut t = FlowTable::new(cfg(16 << 20), 0);
+        assert_eq!(t.capacity(), 16 << 20);
+        assert_eq!(t.index.len(), 32 << 20);
+        // Reserved, not filled: the slab grows with use.
+        assert_eq!(t.slab.len(), 0);
+        let mut ends = Ends::new();
+        for i in 0..1000 {
+            handshake(&mut t, i, S, &mut ends);
+        }
+        assert_eq!((t.len(), t.slab.len()), (1000, 1000));
+        let (k, _) = conn(500);
+        assert!(t.find(&k, k.hash64()).is_some());
+        assert!(ends.is_empty());
+        // Above the maximum: clamped.
+        let c = TableConfig {
+            capacity: u32::MAX,
+            ..cfg(1)
+        };
+        assert_eq!(
+            c.capacity.clamp(1, TableConfig::MAX_CAPACITY),
+            TableConfig::MAX_CAPACITY
+        );
+    }
+
+    #[test]
+    fn syn_after_close_starts_a_new_flow_in_place() {
+        let mut t = FlowTable::new(cfg(16), 0);
+        let mut ends = Ends::new();
+        let idx = handshake(&mut t, 7, S, &mut ends);
+        let (k, c) = conn(7);
+        pkt(&mut t, &k, c, ACK | PSH, 101, 1000, S, &mut ends);
+        pkt(&mut t, &k, c, FIN | ACK, 101, 60, S, &mut ends);
+        pkt(&mut t, &k, c.other(), FIN | ACK, 901, 60, S, &mut ends);
+        let old_id = t.get(idx).flow_id;
+        t.get_mut(idx).ext.verdict = 3;
+
+        // The server port's side opens the new connection this time.
+        let tr = pkt(&mut t, &k, c.other(), SYN, 5555, 60, 2 * S, &mut ends);
+        assert_eq!(
+            tr,
+            Track::Started {
+                idx,
+                dir: Dir::ToServer
+            }
+        );
+        assert_eq!(ends, vec![(old_id, EndReason::Closed)]);
+        let f = t.get(idx);
+        assert_ne!(f.flow_id, old_id);
+        assert_eq!((f.client, f.state), (c.other(), TcpState::SynSent));
+        assert_eq!((f.pkts, f.bytes), ([1, 0], [60, 0]));
+        assert_eq!((f.isn, f.isn_known), ([5555, 0], [true, false]));
+        assert_eq!(f.fin, [false, false]);
+        assert_eq!(f.first_ts, Timestamp(2 * S));
+        assert_eq!(f.ext, FlowExt::default());
+        assert_eq!(t.list_counts().new, 1);
+        assert_eq!(
+            (t.stats().reused, t.stats().ended_closed, t.stats().created),
+            (1, 1, 2)
+        );
+        assert_eq!(t.len(), 1);
+        t.check_invariants();
+    }
+
+    #[test]
+    fn syn_retransmissions_do_not_restart() {
+        let mut t = FlowTable::new(cfg(16), 0);
+        let mut ends = Ends::new();
+        let (k, c) = conn(8);
+        let idx = idx_of(pkt(&mut t, &k, c, SYN, 10, 60, S, &mut ends));
+        assert!(matches!(
+            pkt(&mut t, &k, c, SYN, 10, 60, 2 * S, &mut ends),
+            Track::Existing { .. }
+        ));
+        // A SYN on an established flow is not a new connection either.
+        handshake(&mut t, 9, S, &mut ends);
+        let (k9, c9) = conn(9);
+        assert!(matches!(
+            pkt(&mut t, &k9, c9, SYN, 1, 60, S, &mut ends),
+            Track::Existing { .. }
+        ));
+        // Half-closed, and the client's own SYN again (same ISN): a retransmission.
+        pkt(&mut t, &k, c, FIN | ACK, 11, 60, S, &mut ends);
+        assert_eq!(t.get(idx).state, TcpState::FinWait);
+        assert!(matches!(
+            pkt(&mut t, &k, c, SYN, 10, 60, S, &mut ends),
+            Track::Existing { .. }
+        ));
+        // A SYN with another ISN: a new connection.
+        assert!(matches!(
+            pkt(&mut t, &k, c, SYN, 99, 60, S, &mut ends),
+            Track::Started { .. }
+        ));
+        // After RST, a SYN-ACK is not a new connection (only a pure SYN is).
+        pkt(&mut t, &k9, c9, RST, 1, 60, S, &mut ends);
+        assert!(matches!(
+            pkt(&mut t, &k9, c9.other(), SYN | ACK, 1, 60, S, &mut ends),
+            Track::Existing { .. }
+        ));
+        assert_eq!(ends.len(), 1);
+    }
+
+    #[test]
+    fn flow_ids_are_unique_and_below_2_pow_53() {
+        let mut t = FlowTable::new(cfg(4), 255);
+        let mut seen = HashSet::new();
+        for i in 0..1000u32 {
+            let (k, c) = conn(i);
+            let tr = pkt(
+                &mut t,
+                &k,
+                c,
+                SYN,
+                1,
+                60,
+                i as u64 * 31 * S,
+                &mut Ends::new(),
+            );
+            let id = t.get(idx_of(tr)).flow_id;
+            assert!(id < 1 << 53);
+            assert_eq!(id >> 45, 255);
+            assert!(seen.insert(id));
+        }
+        let mut t0 = FlowTable::new(cfg(4), 0);
+        let (k, c) = conn(0);
+        let id = {
+            let i = idx_of(pkt(&mut t0, &k, c, SYN, 1, 60, 0, &mut Ends::new()));
+            t0.get(i).flow_id
+        };
+        assert_eq!(id, 1, "worker 0's first flow is 1, never 0");
+    }
+
+    #[test]
+    fn drain_ends_everything_as_shutdown() {
+        let mut t = FlowTable::new(cfg(64), 0);
+        let mut ends = Ends::new();
+        for i in 0..40 {
+            handshake(&mut t, i, S, &mut ends);
+        }
+        let (k, c) = conn(0);
+        pkt(&mut t, &k, c, RST, 1, 60, S, &mut ends);
+        let mut got = Vec::new();
+        t.drain(|f, r| got.push((f.flow_id, r)));
+        assert_eq!(got.len(), 40);
+        assert!(got.iter().all(|&(_, r)| r == EndReason::Shutdown));
+        assert!(t.is_empty());
+        assert_eq!(t.stats().ended_shutdown, 40);
+        t.check_invariants();
+        // Usable again afterwards.
+        handshake(&mut t, 1, 2 * S, &mut ends);
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn lookup_or_insert_and_on_packet_work_alone() {
+        let mut t = FlowTable::new(cfg(4), 0);
+        let (k, c) = conn(1);
+        let h = k.hash64();
+        let Lookup::Created(idx) = t.lookup_or_insert(&k, h, Timestamp(5), |_, _| {}) else {
+            panic!()
+        };
+        assert_eq!(
+            t.lookup_or_insert(&k, h, Timestamp(6), |_, _| {}),
+            Lookup::Found(idx)
+        );
+        assert_eq!(
+            t.on_packet(idx, c.other(), TcpFlags(SYN | ACK), 3, 60, Timestamp(7)),
+            Dir::ToClient
+        );
+        assert!(t.try_get(idx).is_some());
+        assert!(t.try_get(idx + 1).is_none());
+        // A stale index is ignored rather than trusted.
+        assert_eq!(
+            t.on_packet(99, c, TcpFlags(ACK), 0, 1, Timestamp(8)),
+            Dir::ToServer
+        );
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    struct Model {
+        idx: FlowIdx,
+        flow_id: u64,
+        last: u64,
+        touch: u64,
+        /// 0 new, 1 established, 2 closed: written from the spec, not from the table's lists.
+        cat: u8,
+        state: TcpState,
+        client: Side,
+        isn0: Option<u32>,
+    }
+
+    fn model_cat(f: &Flow) -> u8 {
+        match f.state {
+            TcpState::Closed | TcpState::Reset => 2,
+            TcpState::Established | TcpState::FinWait if f.pkts[0] > 0 && f.pkts[1] > 0 => 1,
+            _ => 0,
+        }
+    }
+
+    /// Table behaviour against a HashMap model of the documented policy: membership, stable
+    /// indices, exactly which flows expire or are evicted and why, refusals, unique ids.
+    fn run_model(seed: u64, crush_hash: bool) {
+        let c = TableConfig {
+            capacity: 48,
+            new_timeout_ns: 50,
+            established_timeout_ns: 200,
+            closed_timeout_ns: 20,
+            evict_min_idle_ns: 30,
+        };
+        let timeout = |cat: u8| match cat {
+            0 => (c.new_timeout_ns, EndReason::Timeout),
+            1 => (c.established_timeout_ns, EndReason::Timeout),
+            _ => (c.closed_timeout_ns, EndReason::Closed),
+        };
+        let hasher = FlowHasher::with_seed(seed);
+        let hash = |k: &FlowKey| {
+            let h = k.hash_with(&hasher);
+            if crush_hash {
+                h & 0x3f
+            } else {
+                h
+            }
+        };
+        let mut rng = Rng(seed);
+        let mut t = FlowTable::new(c, 2);
+        let mut model: HashMap<FlowKey, Model> = HashMap::new();
+        let mut ids = HashSet::new();
+        let keys: Vec<(FlowKey, Side)> = (0..160).map(conn).collect();
+        let flag_set = [
+            SYN,
+            SYN,
+            SYN | ACK,
+            ACK,
+            ACK | PSH,
+            ACK,
+            FIN | ACK,
+            RST,
+            ACK | PSH,
+        ];
+        let mut clock = 0u64;
+        let mut touch = 0u64;
+        let (mut refused, mut restarts) = (0, 0);
+
+        let expired_now = |model: &HashMap<FlowKey, Model>, clock: u64| {
+            let mut v: Vec<(u64, EndReason)> = model
+                .values()
+                .filter(|m| clock.saturating_sub(m.last) > timeout(m.cat).0)
+                .map(|m| (m.flow_id, timeout(m.cat).1))
+                .collect();
+            v.sort_by_key(|e| e.0);
+            v
+        };
+        let forget = |model: &mut HashMap<FlowKey, Model>, ended: &[(u64, EndReason)]| {
+            model.retain(|_, m| !ended.iter().any(|e| e.0 == m.flow_id));
+        };
+
+        for op in 0..20_000u32 {
+            // Every 5000 ops, a busy phase: data both ways on many flows, little time passing,
+            // no expiry calls, so the table fills with recently active established flows.
+            let busy = op % 5000 >= 3500;
+            let r = if busy { rng.below(85) } else { rng.below(100) };
+            let now = if rng.below(20) == 0 {
+                clock.saturating_sub(rng.below(10))
+            } else if busy {
+                clock + (rng.below(16) == 0) as u64
+            } else {
+                clock + rng.below(8)
+            };
+            clock = clock.max(now);
+            let mut got = Ends::new();
+            if r < 85 {
+                let (key, client) = keys[rng.below(keys.len() as u64) as usize];
+                let first = if rng.below(2) == 0 {
+                    client
+                } else {
+                    client.other()
+                };
+                // In the busy phase both ends speak, so flows become established at once.
+                let sends = if busy { 2 } else { 1 };
+                for n in 0..sends {
+                    let side = if n == 0 { first } else { first.other() };
+                    let mut got = Ends::new();
+                    let flags = if busy {
+                        ACK | PSH
+                    } else {
+                        flag_set[rng.below(flag_set.len() as u64) as usize]
+                    };
+                    let seq = rng.below(3) as u32;
+                    let seg = SegmentMeta {
+                        side,
+                        flags: TcpFlags(flags),
+                        seq,
+                        bytes: 100,
+                    };
+                    let tr = t.track(&key, hash(&key), seg, Timestamp(now), |f, why| {
+                        got.push((f.flow_id, why))
+                    });
+                    got.sort_by_key(|e| e.0);
+                    let idx = match (model.get(&key).copied(), tr) {
+                        (Some(m), Track::Existing { idx, .. }) => {
+                            assert_eq!(idx, m.idx, "op {op}: index moved");
+                            assert!(got.is_empty(), "op {op}: {got:?}");
+                            idx
+                        }
+                        (Some(m), Track::Started { idx, .. }) => {
+                            let pure_syn = flags == SYN;
+                            let ending = matches!(
+                                m.state,
+                                TcpState::FinWait | TcpState::Closed | TcpState::Reset
+                            );
+                            let own = side == m.client && m.isn0 == Some(seq);
+                            assert!(pure_syn && ending && !own, "op {op}: unexpected restart");
+                            assert_eq!(idx, m.idx);
+                            assert_eq!(got, vec![(m.flow_id, EndReason::Closed)]);
+                            restarts += 1;
+                            idx
+                        }
+                        (None, Track::Existing { .. }) => {
+                            panic!("op {op}: found a flow not in the model")
+                        }
+                        (None, outcome) => {
+                            let mut expect = Vec::new();
+                            if model.len() >= c.capacity as usize {
+                                expect = expired_now(&model, clock);
+                                if expect.is_empty() {
+                                    let oldest = |cat: u8| {
+                                        model
+                                            .values()
+                                            .filter(|m| m.cat == cat)
+                                            .min_by_key(|m| m.touch)
+                                            .copied()
+                                    };
+                                    let victim = oldest(2).or_else(|| oldest(0)).or_else(|| {
+                                        oldest(1).filter(|m| clock - m.last >= c.evict_min_idle_ns)
+                                    });
+                                    if let Some(v) = victim {
+                                        expect.push((v.flow_id, EndReason::Evicted));
+                                    }
+                                }
+                            }
+                            assert_eq!(got, expect, "op {op}");
+                            forget(&mut model, &got);
+                            match outcome {
+                                Track::Refused => {
+                                    assert_eq!(model.len(), c.capacity as usize);
+                                    refused += 1;
+                                    continue;
+                                }
+                                Track::Started { idx, .. } => {
+                                    assert!(model.values().all(|m| m.idx != idx), "slot shared");
+                                    idx
+                                }
+                                Track::Existing { .. } => unreachable!(),
+                            }
+                        }
+                        (Some(_), Track::Refused) => panic!("op {op}: refused a tracked flow"),
+                    };
+                    let f = t.get(idx);
+                    assert_eq!(f.key, key);
+                    touch += 1;
+                    let isn0 = f.isn_known[0].then_some(f.isn[0]);
+                    let m = Model {
+                        idx,
+                        flow_id: f.flow_id,
+                        last: clock,
+                        touch,
+                        cat: model_cat(f),
+                        state: f.state,
+                        client: f.client,
+                        isn0,
+                    };
+                    if model
+                        .insert(key, m)
+                        .is_none_or(|old| old.flow_id != m.flow_id)
+                    {
+                        assert!(ids.insert(m.flow_id), "op {op}: flow id reused");
+                    }
+                }
+            } else if r < 95 {
+                let at = clock + rng.below(120);
+                clock = at;
+                let expect = expired_now(&model, clock);
+                let n = t.expire(Timestamp(at), |f, why| got.push((f.flow_id, why)));
+                got.sort_by_key(|e| e.0);
+                assert_eq!(n, got.len());
+                assert_eq!(got, expect, "op {op}: expire");
+                forget(&mut model, &got);
+            } else {
+                let (key, _) = keys[rng.below(keys.len() as u64) as usize];
+                assert_eq!(t.find(&key, hash(&key)), model.get(&key).map(|m| m.idx));
+            }
+            assert_eq!(t.len(), model.len());
+            if op % 101 == 0 {
+                t.check_invariants();
+            }
+        }
+        t.check_invariants();
+        // The sequence must have exercised the interesting paths.
+        assert!(
+            refused > 0 && restarts > 0,
+            "refused {refused} restarts {restarts}"
+        );
+        assert!(t.stats().evicted > 0 && t.stats().ended_timeout > 0);
+        let mut got = Ends::new();
+        t.drain(|f, why| got.push((f.flow_id, why)));
+        assert_eq!(got.len(), model.len());
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn randomized_against_a_hashmap_model() {
+        run_model(0x5eed_0001, false);
+        run_model(0x5eed_0002, false);
+    }
+
+    #[test]
+    fn randomized_against_a_hashmap_model_with_colliding_hashes() {
+        // 64 distinct hash values for 160 keys: long shared probe runs, deletions in their middle.
+        run_model(0x5eed_0003, true);
+    }
+
+    #[test]
+    fn churn_of_short_flows_leaves_no_debris() {
+        // Many SYN / RST pairs through a small table: without backward-shift deletion the index
+        // would fill with tombstones and probes would lengthen.
+        let mut t = FlowTable::new(cfg(1024), 0);
+        let mut ends = Ends::new();
+        let mut ts = 0;
+        for i in 0..200_000u32 {
+            let (k, c) = conn(i);
+            ts += 1000;
+            let tr = pkt(&mut t, &k, c, SYN, i, 60, ts, &mut ends);
+            assert!(!matches!(tr, Track::Refused));
+            if i % 3 != 0 {
+                pkt(&mut t, &k, c.other(), RST | ACK, 0, 60, ts, &mut ends);
+            }
+        }
+        t.check_invariants();
+        assert_eq!(t.len(), 1024);
+        let (mean, max) = t.displacement();
+        // Linear probing at load 1/2 averages 0.5 positions from home.
+        assert!(mean < 1.5 && max < 64, "mean {mean} max {max}");
+        assert_eq!(t.slab.len(), 1024, "slots are recycled, not appended");
+    }
+
+    /// Rough per-operation timings; run with
+    /// `cargo test --release --lib flow::table::tests::measure -- --ignored --nocapture`.
+    /// Keys are visited in memory order so that only the table's own accesses are random.
+    #[test]
+    #[ignore]
+    fn measure_lookup_speed() {
+        use std::hint::black_box;
+        use std::time::Instant;
+
+        fn keys(n: u32) -> Vec<FlowKey> {
+            (0..n)
+                .map(|i| {
+                    FlowKey::new(
+                        Family::V4,
+                        v4(10, (i >> 16) as u8, (i >> 8) as u8, i as u8),
+                        (i % 50000) as u16 + 1024,
+                        v4(172, 16, 0, 1),
+                        443,
+                    )
+                    .0
+                })
+                .collect()
+        }
+        fn per_op(start: Instant, ops: usize) -> f64 {
+            start.elapsed().as_nanos() as f64 / ops as f64
+        }
+
+        for n in [4_096u32, 1_000_000] {
+            let ks = keys(n);
+            let mut t = FlowTable::new(cfg(n), 0);
+            // Inserted in shuffled order so that slab accesses are random too, as in traffic.
+            let mut order: Vec<usize> = (0..ks.len()).collect();
+            let mut rng = Rng(n as u64);
+            for i in (1..order.len()).rev() {
+                order.swap(i, rng.below(i as u64 + 1) as usize);
+            }
+            for &i in &order {
+                t.lookup_or_insert(&ks[i], ks[i].hash64(), Timestamp(1), |_, _| {});
+            }
+            let (mean, max) = t.displacement();
+            let mut miss_probes = 0usize;
+            for k in &ks {
+                let mut k = *k;
+                k.hi_port = 8443;
+                let mut pos = k.hash64() as u32 as usize & t.mask;
+                while t.index[pos] != 0 {
+                    miss_probes += 1;
+                    pos = (pos + 1) & t.mask;
+                }
+            }
+            println!(
+                "{n} flows: displacement mean {mean:.2} max {max}; occupied entries passed per miss {:.2}",
+                miss_probes as f64 / n as f64
+            );
+            let rounds = (8_000_000 / n as usize).max(4);
+            let ops = rounds * n as usize;
+            let mut acc = 0u64;
+
+            let start = Instant::now();
+            for _ in 0..rounds {
+                for k in &ks {
+                    acc = acc.wrapping_add(black_box(k).hash64());
+                }
+            }
+            let hash_ns = per_op(start, ops);
+
+            let start = Instant::now();
+            for _ in 0..rounds {
+                for k in &ks {
+                    let k = black_box(k);
+                    acc = acc.wrapping_add(t.find(k, k.hash64()).unwrap_or(0) as u64);
+                }
+            }
+            let hit_ns = per_op(start, ops);
+
+            let start = Instant::now();
+            for r in 0..rounds {
+                for k in &ks {
+                    let mut k = *k;
+                    k.hi_port = 8443 + r as u16;
+                    let k = black_box(&k);
+                    acc = acc.wrapping_add(t.find(k, k.hash64()).unwrap_or(0) as u64);
+                }
+            }
+            let miss_ns = per_op(start, ops);
+
+            let seg = SegmentMeta {
+                side: Side::Lo,
+                flags: TcpFlags(ACK),
+                seq: 0,
+                bytes: 100,
+            };
+            let start = Instant::now();
+            for r in 0..rounds {
+                for k in &ks {
+                    let k = black_box(k);
+                    let tr = t.track(k, k.hash64(), seg, Timestamp(2 + r as u64), |_, _| {});
+                    acc = acc.wrapping_add(matches!(tr, Track::Existing { .. }) as u64);
+                }
+            }
+            let track_ns = per_op(start, ops);
+            // Back-to-back packets of one flow (a bulk transfer).
+            let hot = ks[n as usize / 2];
+            let start = Instant::now();
+            for r in 0..ops {
+                let k = black_box(&hot);
+                let tr = t.track(k, k.hash64(), seg, Timestamp(10 + r as u64), |_, _| {});
+                acc = acc.wrapping_add(matches!(tr, Track::Existing { .. }) as u64);
+            }
+            let hot_ns = per_op(start, ops);
+            black_box(acc);
+            println!(
+                "{n} flows: hash {hash_ns:.1} ns, lookup hit {hit_ns:.1} ns, miss {miss_ns:.1} ns, \
+                 track (lookup + on_packet) {track_ns:.1} ns, track of one hot flow {hot_ns:.1} ns"
+            );
+        }
+        let t = FlowTable::new(cfg(1_000_000), 0);
+        println!(
+            "size_of Flow {} B, slot {} B, full table {:.1} B/flow at capacity 1M",
+            std::mem::size_of::<Flow>(),
+            std::mem::size_of::<Slot>(),
+            t.full_footprint_bytes() as f64 / 1e6
+        );
     }
 }
