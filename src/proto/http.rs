@@ -691,6 +691,12 @@ fn version_prefix(v: &[u8]) -> bool {
 /// A request line (without CR LF). With `complete == false`, `text` is a line still
 /// arriving, and the answer is Incomplete unless a byte already rules HTTP out.
 fn request_line(text: &[u8], complete: bool) -> Result<RequestLine, LineError> {
+    // A line still arriving may stop between its CR and LF.
+    let text = if complete {
+        text
+    } else {
+        text.strip_suffix(b"\r").unwrap_or(text)
+    };
     let mut anomalies = HeadAnomalies::empty();
     let method_len = text.iter().take_while(|&&b| is_tchar(b)).count();
     let method = text.get(..method_len).unwrap_or(&[]);
@@ -857,6 +863,11 @@ struct StatusLine {
 
 /// `HTTP/d.d SP 3DIGIT [SP reason]` (without CR LF).
 fn status_line(text: &[u8], complete: bool) -> Result<StatusLine, LineError> {
+    let text = if complete {
+        text
+    } else {
+        text.strip_suffix(b"\r").unwrap_or(text)
+    };
     let mut anomalies = HeadAnomalies::empty();
     let vtext = text.get(..8.min(text.len())).unwrap_or(text);
     let Some(version) = version_of(vtext) else {

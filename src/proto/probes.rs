@@ -225,7 +225,9 @@ fn tls_hello(data: &[u8], record_len: usize, role: Role) -> Evidence {
                 return Evidence::need(88, role);
             };
             if comp_len == 0 {
-                return Evidence::no();
+                // Malformed (the null method is mandatory), yet every field before it
+                // fitted the hello layout: TLS-framed, with less confidence.
+                return Evidence::matched(80, role);
             }
             let comp_end = comp_at + 1 + usize::from(comp_len);
             match data.get(comp_at + 1..comp_end) {
@@ -493,19 +495,22 @@ fn greeting(data: &[u8]) -> Greeting {
     // A "220" with neither protocol's words is genuinely ambiguous: both answer with a low
     // confidence, and the flow resolution lets the client's first command decide.
     let (mut smtp, mut ftp): (u8, u8) = match (smtp_word, ftp_word) {
-        (true, false) => (90, 10),
-        (false, true) => (10, 90),
+        (true, false) => (90, 0),
+        (false, true) => (0, 90),
         (true, true) => (40, 40),
         (false, false) => (30, 30),
     };
     if unprefixed {
         // SMTP puts the code on every line (RFC 5321 4.2.1); FTP need not.
         smtp = smtp.min(10);
-        ftp = ftp.max(35);
+        if !smtp_word || ftp_word {
+            ftp = ftp.max(35);
+        }
     }
     if &code == b"554" {
         ftp = 0;
     }
+    // One protocol's words rule the other out.
     let step = |c: u8| if c > 0 { Step::Match(c) } else { Step::NoMatch };
     Greeting {
         smtp: step(smtp),
@@ -553,6 +558,26 @@ const FTP_COMMANDS: &[(&[u8], u8)] = &[
     (b"USER ", 45),
 ];
 
+/// FTP's and POP3's "USER name" takes one argument; IRC's "USER user mode * :real name"
+/// takes four and must not count.
+fn user_single_arg(data: &[u8]) -> bool {
+    match first_line(data, LINE_CAP) {
+        Line::Complete { text, .. } => {
+            let arg = text.get(5..).unwrap_or(&[]);
+            !arg.is_empty() && !arg.contains(&b' ')
+        }
+        _ => true,
+    }
+}
+
+/// Runs `table` over a client line, holding back a multi-argument USER.
+fn client_command_user_checked(data: &[u8], table: &[(&[u8], u8)]) -> Step {
+    if prefix_ci(data, b"USER ") == Prefix::Yes && !user_single_arg(data) {
+        return Step::NoMatch;
+    }
+    client_command(data, table)
+}
+
 pub(crate) fn ftp(data: &[u8]) -> Evidence {
     if data.first().is_some_and(u8::is_ascii_digit) {
         Evidence {
@@ -561,7 +586,7 @@ pub(crate) fn ftp(data: &[u8]) -> Evidence {
         }
     } else {
         Evidence {
-            step: client_command(data, FTP_COMMANDS),
+            step: client_command_user_checked(data, FTP_COMMANDS),
             role: Role::Client,
         }
     }
@@ -574,6 +599,8 @@ const POP3_COMMANDS: &[(&[u8], u8)] = &[
     (b"CAPA\r\n", 85),
     (b"STLS\r\n", 85),
     (b"APOP ", 85),
+    // Bare AUTH asks for the SASL mechanism list (RFC 1734 clients such as Outlook).
+    (b"AUTH\r\n", 60),
     // FTP sends the same "USER name": shared, so low.
     (b"USER ", 45),
 ];
@@ -599,7 +626,7 @@ pub(crate) fn pop3(data: &[u8]) -> Evidence {
                 };
             }
             Evidence {
-                step: client_command(data, POP3_COMMANDS),
+                step: client_command_user_checked(data, POP3_COMMANDS),
                 role: Role::Client,
             }
         }
