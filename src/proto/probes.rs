@@ -1248,3 +1248,345 @@ fn openvpn_next_header(next: &[u8]) -> Option<bool> {
     let op = *next.get(2)? >> 3;
     Some((14..=OVPN_MAX_PACKET).contains(&len) && (1..=OVPN_MAX_OPCODE).contains(&op))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::samples;
+
+    fn st(f: fn(&[u8]) -> Evidence, data: &[u8]) -> Step {
+        f(data).step
+    }
+
+    #[test]
+    fn tls_rejects_bad_headers_and_hello_fields() {
+        let ch = samples::hex(samples::TLS_CLIENT_HELLO_OPENSSL);
+        assert_eq!(st(tls, &ch), Step::Match(98));
+        let bad = |at: usize, v: u8| {
+            let mut c = ch.clone();
+            c[at] = v;
+            st(tls, &c)
+        };
+        assert_eq!(bad(1, 0x02), Step::NoMatch, "record major version");
+        assert_eq!(bad(2, 0x07), Step::NoMatch, "record minor version");
+        assert_eq!(bad(9, 0x02), Step::NoMatch, "client_version");
+        assert_eq!(bad(43, 33), Step::NoMatch, "session id longer than 32");
+        // cipher_suites length (after the 32-byte session id) made odd
+        assert_eq!(bad(77, ch[77] | 1), Step::NoMatch, "odd cipher list length");
+        assert_eq!(
+            st(tls, b"\x16\x03\x01\x00\x00"),
+            Step::NoMatch,
+            "empty record"
+        );
+        assert_eq!(
+            st(tls, b"\x16\x03\x03\x48\x01"),
+            Step::NoMatch,
+            "record too long"
+        );
+        assert_eq!(
+            st(tls, b"\x16\x03\x01\x00\x30\x01\x00\x00\x10"),
+            Step::NoMatch,
+            "hello too short"
+        );
+        // A hello split into a 20-byte first record is fragmented, still TLS-framed.
+        let mut frag = ch[..25].to_vec();
+        frag[3] = 0;
+        frag[4] = 20;
+        frag.extend_from_slice(b"\x16\x03\x01\x00\x10");
+        assert_eq!(st(tls, &frag), Step::Match(60));
+        let sh = samples::hex(samples::TLS12_SERVER_HELLO);
+        let mut badcomp = sh.clone();
+        // compression method after an empty session id and the cipher suite
+        assert_eq!(sh[43], 0);
+        badcomp[5 + 4 + 2 + 32 + 1 + 2] = 5;
+        assert_eq!(st(tls, &badcomp), Step::NoMatch);
+    }
+
+    #[test]
+    fn tls_records_without_a_hello() {
+        let app = |len: u16| {
+            let mut r = vec![0x17, 0x03, 0x03];
+            r.extend_from_slice(&len.to_be_bytes());
+            r.extend(std::iter::repeat_n(0xab, usize::from(len)));
+            r
+        };
+        assert_eq!(st(tls, &app(40)), Step::Match(45));
+        assert_eq!(st(tls, &app(40)[..30]), Step::NeedMore(40));
+        let two = [app(40), app(100)].concat();
+        assert_eq!(st(tls, &two), Step::Match(65));
+        let mut mixed = app(40);
+        mixed.extend_from_slice(&[0x17, 0x03, 0x01, 0, 5]);
+        assert_eq!(
+            st(tls, &mixed),
+            Step::NoMatch,
+            "version changed between records"
+        );
+        let mut junk = app(40);
+        junk.extend_from_slice(b"GET / HTTP/1.1");
+        assert_eq!(
+            st(tls, &junk),
+            Step::NoMatch,
+            "no record where one should start"
+        );
+        assert_eq!(
+            st(tls, b"\x14\x03\x03\x00\x02\x01\x01"),
+            Step::NoMatch,
+            "CCS is one byte"
+        );
+        assert_eq!(st(tls, b"\x14\x03\x03\x00\x01\x01"), Step::Match(45));
+    }
+
+    #[test]
+    fn sslv2_needs_consistent_lengths() {
+        let mut h = samples::sslv2_client_hello();
+        assert_eq!(st(tls, &h), Step::Match(90));
+        h[10] = 8; // challenge shorter than 16
+        assert_eq!(st(tls, &h), Step::NoMatch);
+        assert_eq!(
+            st(tls, b"\x80\x2e\x02\x03\x01"),
+            Step::NoMatch,
+            "not CLIENT-HELLO"
+        );
+    }
+
+    #[test]
+    fn greetings_need_the_right_code_and_shape() {
+        let both = |d: &[u8]| (st(smtp, d), st(ftp, d));
+        assert_eq!(both(b"220X ready\r\n"), (Step::NoMatch, Step::NoMatch));
+        assert_eq!(both(b"230 logged in\r\n"), (Step::NoMatch, Step::NoMatch));
+        assert_eq!(both(b"22"), (Step::NeedMore(0), Step::NeedMore(0)));
+        assert_eq!(both(b"2a0 x\r\n"), (Step::NoMatch, Step::NoMatch));
+        assert_eq!(both(b"220 \x00\x01\r\n"), (Step::NoMatch, Step::NoMatch));
+        assert_eq!(
+            both(b"554 SMTP synchronization error\r\n"),
+            (Step::Match(90), Step::NoMatch)
+        );
+        assert_eq!(
+            both(b"220 FTP and ESMTP gateway\r\n"),
+            (Step::Match(40), Step::Match(40))
+        );
+        // A multi-line reply whose inner lines lack the code is FTP-shaped, not SMTP.
+        assert_eq!(
+            both(b"220-Welcome\r\n  to our server\r\n220 ready\r\n"),
+            (Step::Match(10), Step::Match(35))
+        );
+        // FTP's inner lines may read anything, even another code: the reply stays open.
+        assert_eq!(
+            both(b"220-a\r\n221 b\r\n"),
+            (Step::NeedMore(15), Step::NeedMore(15))
+        );
+        assert_eq!(
+            both(b"331 Password required\r\n"),
+            (Step::NoMatch, Step::NoMatch)
+        );
+    }
+
+    #[test]
+    fn text_clients_and_servers_reject_near_misses() {
+        assert_eq!(st(pop3, b"+OKAY\r\n"), Step::NoMatch);
+        assert_eq!(st(pop3, b"-ERR [SYS/TEMP] busy\r\n"), Step::Match(40));
+        assert_eq!(st(pop3, b"+OK"), Step::NeedMore(40));
+        assert_eq!(st(pop3, b"AUTH TLS\r\n"), Step::NoMatch, "that is FTP's");
+        assert_eq!(st(pop3, b"AUTH PLAIN\r\n"), Step::Match(45));
+        assert_eq!(st(pop3, b"CAPA\x00\r\n"), Step::NoMatch);
+        assert_eq!(st(imap, b"* OKAY\r\n"), Step::NoMatch);
+        assert_eq!(st(imap, b"* BYE shutting down\r\n"), Step::Match(60));
+        assert_eq!(
+            st(imap, b"a+1 LOGIN x y\r\n"),
+            Step::NoMatch,
+            "'+' is not a tag char"
+        );
+        assert_eq!(
+            st(imap, b"a1 FETCH 1 BODY[]\r\n"),
+            Step::NoMatch,
+            "not an opening command"
+        );
+        assert_eq!(st(imap, b"a1 CAPABILITYX\r\n"), Step::NoMatch);
+        assert_eq!(st(imap, b"a1 CAPA"), Step::NeedMore(0));
+        assert_eq!(st(smtp, b"EHLO\r\n"), Step::Match(60));
+        assert_eq!(st(smtp, b"EHLO x\x01\r\n"), Step::NoMatch);
+        assert_eq!(st(smtp, b"EHL"), Step::NeedMore(0));
+        assert_eq!(st(ftp, b"USER a b\r\n"), Step::NoMatch);
+    }
+
+    #[test]
+    fn rdp_is_not_plain_cotp() {
+        // S7comm-style COTP CR with TSAP parameters (port 102 traffic).
+        let s7 = [
+            0x03, 0x00, 0x00, 0x16, 0x11, 0xe0, 0x00, 0x00, 0x00, 0x01, 0x00, 0xc1, 0x02, 0x01,
+            0x00, 0xc2, 0x02, 0x01, 0x02, 0xc0, 0x01, 0x0a,
+        ];
+        assert_eq!(st(rdp, &s7), Step::NoMatch);
+        let cr = [3, 0, 0, 11, 6, 0xe0, 0, 0, 0, 0, 0];
+        assert_eq!(st(rdp, &cr), Step::Match(70), "bare CR");
+        let mut li = cr;
+        li[4] = 7;
+        assert_eq!(
+            st(rdp, &li),
+            Step::NoMatch,
+            "length indicator disagrees with TPKT"
+        );
+        let mut dst = cr;
+        dst[6] = 1;
+        assert_eq!(
+            st(rdp, &dst),
+            Step::NoMatch,
+            "CR carries destination reference 0"
+        );
+        assert_eq!(st(rdp, &[3, 0, 0, 8]), Step::NoMatch, "too short for X.224");
+        assert_eq!(
+            st(rdp, &[3, 0, 0, 11, 6, 0xf0]),
+            Step::NoMatch,
+            "DT is not an opener"
+        );
+    }
+
+    #[test]
+    fn dns_header_and_question_are_checked() {
+        let q = samples::dns_query("example.com");
+        assert_eq!(st(dns, &q), Step::Match(92));
+        let with = |at: usize, v: u8| {
+            let mut m = q.clone();
+            m[at] = v;
+            st(dns, &m)
+        };
+        assert_eq!(with(7, 2), Step::NoMatch, "two questions");
+        assert_eq!(with(5, 0x40 | 0x20), Step::NoMatch, "Z bit");
+        assert_eq!(with(4, 3 << 3), Step::NoMatch, "opcode 3");
+        assert_eq!(with(5, 0x23), Step::NoMatch, "rcode in a query");
+        assert_eq!(with(14, 64), Step::NoMatch, "label longer than 63");
+        assert_eq!(with(14, 0xc0), Step::NoMatch, "pointer in the first name");
+        assert_eq!(with(9, 1), Step::NoMatch, "answers in a query");
+        let qclass_lo = q.len() - 11 - 1;
+        assert_eq!(with(qclass_lo, 7), Step::NoMatch, "qclass 7");
+        assert_eq!(
+            with(1, 15),
+            Step::NoMatch,
+            "message shorter than its question"
+        );
+        assert_eq!(st(dns, &q[..10]), Step::NeedMore(15));
+        let binary = {
+            let mut m = samples::dns_query("ab.example");
+            m[15] = 0xfe; // a label byte that is not hostname-like
+            m
+        };
+        assert_eq!(st(dns, &binary), Step::Match(80));
+    }
+
+    #[test]
+    fn socks_requests_and_replies() {
+        assert_eq!(
+            st(socks4, &[4, 1, 0, 0, 127, 0, 0, 1, 0]),
+            Step::NoMatch,
+            "port 0"
+        );
+        assert_eq!(
+            st(socks4, &[4, 3, 0, 80, 127, 0, 0, 1, 0]),
+            Step::NoMatch,
+            "command 3"
+        );
+        assert_eq!(
+            st(socks4, &[4, 1, 0, 80, 127, 0, 0, 1, b'a', 1, 0]),
+            Step::NoMatch
+        );
+        let mut endless = vec![4, 1, 0, 80, 10, 0, 0, 1];
+        endless.extend(std::iter::repeat_n(b'u', 300));
+        assert_eq!(st(socks4, &endless), Step::NoMatch, "user id without NUL");
+        assert_eq!(
+            st(socks4, &[4, 1, 0, 80, 0, 0, 0, 1, 0]),
+            Step::NeedMore(60),
+            "4a host pending"
+        );
+        assert_eq!(
+            st(socks4, &[4, 1, 0, 80, 0, 0, 0, 1, 0, 0]),
+            Step::NoMatch,
+            "4a empty host"
+        );
+        assert_eq!(st(socks4, &[0, 0x5b, 0, 0, 0, 0, 0, 0]), Step::Match(50));
+        assert_eq!(st(socks4, &[0, 0x5a, 1, 2, 3, 4, 5, 6]), Step::Match(35));
+        assert_eq!(st(socks4, &[0, 0x40, 0, 0, 0, 0, 0, 0]), Step::NoMatch);
+
+        assert_eq!(st(socks5, &[5, 2, 0, 0]), Step::NoMatch, "duplicate method");
+        assert_eq!(st(socks5, &[5, 1, 0xff]), Step::NoMatch, "0xff offered");
+        assert_eq!(
+            st(socks5, &[5, 1, 0, 0x47, 0x45, 0x54]),
+            Step::NoMatch,
+            "trailing junk"
+        );
+        assert_eq!(st(socks5, &[5, 1, 0, 5, 1, 0]), Step::NeedMore(80));
+        assert_eq!(
+            st(socks5, &[5, 0]),
+            Step::NeedMore(40),
+            "server choice alone"
+        );
+        assert_eq!(st(socks5, &[5, 0xff, 9]), Step::NoMatch);
+        assert_eq!(st(socks5, &[4, 1]), Step::NoMatch);
+    }
+
+    #[test]
+    fn openvpn_needs_a_reset_on_key_zero() {
+        let c = samples::openvpn_client_reset_plain();
+        assert_eq!(st(openvpn, &c), Step::Match(92));
+        let with = |at: usize, v: u8| {
+            let mut m = c.clone();
+            m[at] = v;
+            st(openvpn, &m)
+        };
+        assert_eq!(with(2, (7 << 3) | 1), Step::NoMatch, "key id 1");
+        assert_eq!(with(2, 4 << 3), Step::NoMatch, "P_CONTROL_V1 does not open");
+        assert_eq!(
+            with(11, 1),
+            Step::NoMatch,
+            "client reset acknowledges nothing"
+        );
+        assert_eq!(with(15, 1), Step::NoMatch, "first message id is 0");
+        let mut zero_sid = c.clone();
+        zero_sid[3..11].fill(0);
+        assert_eq!(st(openvpn, &zero_sid), Step::NoMatch);
+        assert_eq!(st(openvpn, &c[..10]), Step::NeedMore(30));
+        let mut next = c.clone();
+        next.extend_from_slice(&[0x7f, 0xff, 0x28]);
+        assert_eq!(
+            st(openvpn, &next),
+            Step::NoMatch,
+            "implausible second packet"
+        );
+        let mut ack = c.clone();
+        ack.extend_from_slice(&[0x00, 0x16, 5 << 3]);
+        assert_eq!(st(openvpn, &ack), Step::Match(92), "an ACK may follow");
+        assert_eq!(
+            st(openvpn, &[0x00, 0x0d, 0x38]),
+            Step::NoMatch,
+            "shorter than a reset"
+        );
+        let s = samples::openvpn_server_reset_plain();
+        assert_eq!(openvpn(&s).role, Role::Server);
+        let mut no_ack = s.clone();
+        no_ack[11] = 0;
+        assert_eq!(
+            st(openvpn, &no_ack),
+            Step::NoMatch,
+            "server reset acks the client"
+        );
+    }
+
+    #[test]
+    fn helpers_handle_edges() {
+        assert_eq!(first_line(b"", 10), Line::Partial);
+        assert_eq!(first_line(b"abc", 3), Line::TooLong);
+        assert_eq!(
+            first_line(b"ab\r\ncd", 10),
+            Line::Complete {
+                text: b"ab",
+                len: 4
+            }
+        );
+        assert_eq!(prefix_ci(b"eh", b"EHLO"), Prefix::Maybe);
+        assert_eq!(prefix_ci(b"ehlo x", b"EHLO"), Prefix::Yes);
+        assert_eq!(prefix_ci(b"ehx", b"EHLO"), Prefix::No);
+        assert!(contains_ci(b"220 esmtp", b"SMTP"));
+        assert!(!contains_ci(b"ab", b"abc"));
+        assert_eq!(be16(&[1], 0), None);
+        assert_eq!(be32(&[1, 2, 3, 4], usize::MAX), None);
+    }
+}
