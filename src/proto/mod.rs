@@ -331,14 +331,20 @@ impl DirIdent {
 }
 
 /// [`identify`] with the per-direction byte limit: the probes see at most `byte_limit`
-/// bytes, and once that many arrived, or the stream ended (`stream_ended`), an undecided
-/// direction is settled on its partial evidence, or Unknown (`NoMatch`) when there is
-/// too little of it.
+/// bytes (0 = no limit), and once that many arrived, or the stream ended (`stream_ended`),
+/// an undecided direction is settled on its partial evidence, or Unknown (`NoMatch`) when
+/// there is too little of it.
 pub fn identify_dir(data: &[u8], dir: Dir, byte_limit: usize, stream_ended: bool) -> DirIdent {
+    // 0 means no limit: the direction is judged on everything it sends.
+    let byte_limit = if byte_limit == 0 {
+        usize::MAX
+    } else {
+        byte_limit
+    };
     let view = data.get(..byte_limit.min(data.len())).unwrap_or(data);
     let id = identify_detail(view, dir);
     let bytes_seen = u32::try_from(view.len()).unwrap_or(u32::MAX);
-    let exhausted = stream_ended || (byte_limit > 0 && view.len() >= byte_limit);
+    let exhausted = stream_ended || view.len() >= byte_limit;
     if id.probe != Probe::NeedMore || !exhausted {
         return DirIdent {
             probe: id.probe,
@@ -700,6 +706,11 @@ mod tests {
             (Ftp, Ftp, Ftp)
         );
         assert!(!f.mismatch);
+        // A "mail.*" host name leans to SMTP, but an FTP client's USER still wins.
+        let tc = identify(b"220 mail.example.com ready\r\n", Dir::ToClient);
+        assert_eq!(tc, Probe::Match(Smtp, 45));
+        let f = resolve(user, tc);
+        assert_eq!((f.app_proto, f.app_proto_tc, f.mismatch), (Ftp, Ftp, false));
         // A weak guess of an unrelated protocol is not relabelled, nor a mismatch.
         let f = resolve(m(Http, 95), m(Socks4, 35));
         assert_eq!(
@@ -750,6 +761,9 @@ mod tests {
             (d.proto(), d.confidence(), d.forced),
             (AppProto::Tls, 70, true)
         );
+        // 0 means no limit.
+        let d = identify_dir(&long, Dir::ToServer, 0, false);
+        assert_eq!((d.probe, d.bytes_seen), (Probe::NeedMore, 6005));
         // A smaller configured limit applies.
         let d = identify_dir(&long, Dir::ToServer, 64, false);
         assert_eq!(

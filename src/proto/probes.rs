@@ -384,7 +384,9 @@ struct Greeting {
     ftp: Step,
 }
 
-const SMTP_WORDS: &[&[u8]] = &[b"SMTP", b"Postfix", b"Sendmail", b"Exim", b"qmail", b"MAIL"];
+const SMTP_WORDS: &[&[u8]] = &[b"SMTP", b"Postfix", b"Sendmail", b"Exim", b"qmail"];
+/// Weak: mail hosts are often called "mail.*", but so can an FTP server be.
+const SMTP_WEAK_WORDS: &[&[u8]] = &[b"MAIL"];
 const FTP_WORDS: &[&[u8]] = &[b"FTP", b"FileZilla"];
 /// Lines a greeting may span before it is judged on what was seen.
 const GREETING_LINES: usize = 16;
@@ -419,6 +421,7 @@ fn greeting(data: &[u8]) -> Greeting {
     let mut lines = 0usize;
     let mut done = false;
     let mut smtp_word = false;
+    let mut smtp_weak = false;
     let mut ftp_word = false;
     let mut unprefixed = false;
     let mut bad = false;
@@ -433,6 +436,7 @@ fn greeting(data: &[u8]) -> Greeting {
             Line::Partial => {
                 // Judge the words seen so far, to say how promising the wait is.
                 smtp_word |= SMTP_WORDS.iter().any(|w| contains_ci(rest, w));
+                smtp_weak |= SMTP_WEAK_WORDS.iter().any(|w| contains_ci(rest, w));
                 ftp_word |= FTP_WORDS.iter().any(|w| contains_ci(rest, w));
                 if let Some(&sep) = rest.get(3) {
                     if lines == 0 && sep != b' ' && sep != b'-' {
@@ -450,6 +454,7 @@ fn greeting(data: &[u8]) -> Greeting {
             break;
         }
         smtp_word |= SMTP_WORDS.iter().any(|w| contains_ci(text, w));
+        smtp_weak |= SMTP_WEAK_WORDS.iter().any(|w| contains_ci(text, w));
         ftp_word |= FTP_WORDS.iter().any(|w| contains_ci(text, w));
         lines += 1;
         at += len;
@@ -494,11 +499,13 @@ fn greeting(data: &[u8]) -> Greeting {
     }
     // A "220" with neither protocol's words is genuinely ambiguous: both answer with a low
     // confidence, and the flow resolution lets the client's first command decide.
-    let (mut smtp, mut ftp): (u8, u8) = match (smtp_word, ftp_word) {
-        (true, false) => (90, 0),
-        (false, true) => (0, 90),
-        (true, true) => (40, 40),
-        (false, false) => (30, 30),
+    let (mut smtp, mut ftp): (u8, u8) = match (smtp_word, ftp_word, smtp_weak) {
+        (true, false, _) => (90, 0),
+        (false, true, _) => (0, 90),
+        (true, true, _) => (40, 40),
+        // Kept below MISMATCH_MIN, so a client's FTP command can still win the flow.
+        (false, false, true) => (45, 25),
+        (false, false, false) => (30, 30),
     };
     if unprefixed {
         // SMTP puts the code on every line (RFC 5321 4.2.1); FTP need not.
@@ -1378,6 +1385,14 @@ mod tests {
         assert_eq!(
             both(b"331 Password required\r\n"),
             (Step::NoMatch, Step::NoMatch)
+        );
+        assert_eq!(
+            both(b"220 mail.example.com ready\r\n"),
+            (Step::Match(45), Step::Match(25))
+        );
+        assert_eq!(
+            both(b"220 mail.example.com FTP ready\r\n"),
+            (Step::NoMatch, Step::Match(90))
         );
     }
 
