@@ -262,7 +262,10 @@ pub fn identify_detail(data: &[u8], dir: Dir) -> Identification {
     let pending_conf = best_pending.map_or(0, |(_, c, _)| c);
     match best_match {
         Some((proto, c, role)) if !any_pending || c >= pending_conf => {
-            let contenders = matches.iter().filter(|&&m| m > 0 && m + 10 >= c).count();
+            let contenders = matches
+                .iter()
+                .filter(|&&m| m > 0 && m.saturating_add(10) >= c)
+                .count();
             Identification {
                 probe: Probe::Match(proto, c),
                 leading: Some((proto, c)),
