@@ -10,19 +10,20 @@ use crate::alert::{
     AlertAction, AlertRecord, AnomalyRecord, DropRecord, EveRecord, FlowMeta, FlowRecord,
 };
 use crate::config::Config;
-use crate::detect::{Detector, DirIdent, Event, FindingKind, Findings, FlowView};
+use crate::detect::{Detector, Event, FindingKind, Findings, FlowView};
 use crate::flow::table::TableStats;
-use crate::flow::{Dir, EndReason, Flow, FlowKey, FlowTable, Lookup, Side, StreamDir, StreamPool};
-use crate::proto::{self, AppProto};
+use crate::flow::table::{SegmentMeta, Track};
+use crate::flow::{Dir, EndReason, Flow, FlowKey, FlowTable, Side, StreamDir, StreamPool};
+use crate::proto::{self, AppProto, DirIdent, Probe};
 use crate::source::{Action, Frame, Timestamp};
 use crate::verdict::{FlowCommand, FlowControl, FlowVerdict, FrameHandler, Mode};
 use crate::wire::{self, Malformed, OtherKind, Parsed, TcpPacket, WireAnomalies};
 
-/// `FlowExt::inspect` holds the slot plus one, so a fresh flow (all zero) has none.
-const NO_SLOT: u32 = 0;
+/// `FlowExt::inspect` when the flow has no inspection slot (the table's default).
+const NO_SLOT: u32 = u32::MAX;
 
 fn slot_of(flow: &Flow) -> Option<u32> {
-    flow.ext.inspect.checked_sub(1)
+    (flow.ext.inspect != NO_SLOT).then_some(flow.ext.inspect)
 }
 
 /// Engine settings derived from [`Config`] plus how the engine is being run.
@@ -194,15 +195,20 @@ impl Engine {
         let (key, side) = FlowKey::from_tcp(p);
         let hash = key.hash64();
         let Engine { flows, core } = self;
-        let idx = match flows.lookup_or_insert(&key, hash, frame.ts, |f, r| core.end_flow(f, r)) {
-            Lookup::Found(i) | Lookup::Created(i) => i,
-            Lookup::Refused => {
+        let seg = SegmentMeta {
+            side,
+            flags: p.flags,
+            seq: p.seq,
+            bytes: frame.wire_len,
+        };
+        let (idx, dir) = match flows.track(&key, hash, seg, frame.ts, |f, r| core.end_flow(f, r)) {
+            Track::Existing { idx, dir } | Track::Started { idx, dir } => (idx, dir),
+            Track::Refused => {
                 core.counters.flows_refused_packets += 1;
                 core.counters.forwarded += 1;
                 return Action::Forward;
             }
         };
-        let dir = flows.on_packet(idx, side, p.flags, p.seq, p.segment_len, frame.ts);
         core.packet(flows.get_mut(idx), dir, p, frame)
     }
 }
@@ -327,7 +333,13 @@ impl Core {
             return;
         };
         let window = self.pool.streams.window_mut(slot, d);
-        let out = state.stream[d].insert(window, p.seq, p.payload);
+        // Data on a SYN (TCP Fast Open) starts after the SYN's own sequence number.
+        let seq = if p.flags.syn() {
+            p.seq.wrapping_add(1)
+        } else {
+            p.seq
+        };
+        let out = state.stream[d].insert(window, seq, p.payload);
         let c = &mut self.counters;
         c.stream_retransmissions += out.retransmission as u64;
         c.stream_out_of_order += out.out_of_order as u64;
@@ -378,7 +390,7 @@ impl Core {
                 return None;
             }
         }
-        flow.ext.inspect = slot + 1;
+        flow.ext.inspect = slot;
         Some(slot)
     }
 
@@ -387,30 +399,44 @@ impl Core {
         let Some(state) = self.pool.states.get_mut(slot as usize) else {
             return;
         };
-        if state.ident[d].done {
+        if state.ident[d].is_final() {
             return;
         }
         let readable = state.stream[d].readable();
         let window = self.pool.streams.window(slot, d);
         let data = &window[..readable.min(window.len())];
-        let give_up = readable >= self.unknown_after;
-        let ident = DirIdent::from_probe(proto::identify(data, dir), readable as u32, give_up);
+        let ident = proto::identify_dir(data, dir, self.unknown_after, false);
         state.ident[d] = ident;
-        if !ident.done {
+        if !ident.is_final() {
             return;
         }
-        flow.ext.app[d] = ident.proto as u8;
-        flow.ext.app_confidence[d] = ident.confidence;
+        flow.ext.app[d] = ident.proto() as u8;
+        flow.ext.app_confidence[d] = ident.confidence();
+        let idents = state.ident;
         let view = FlowView {
             server_port: server_port(flow),
             client_port: client_port(flow),
-            ident: state.ident,
+            ident: idents,
             now: frame.ts,
         };
         self.findings.clear();
         self.detector
             .on_event(&view, Event::Identified(dir), &mut self.findings);
         self.raise(flow, frame.ts);
+        if idents.iter().all(DirIdent::is_final)
+            && proto::resolve(idents[0].probe, idents[1].probe).mismatch
+        {
+            // Suricata's name for the same observation, so existing hunts find it.
+            let rec = AnomalyRecord {
+                ts: frame.ts,
+                meta: flow_meta(flow),
+                dir,
+                layer: "proto_detect",
+                event: "applayer_mismatch_protocol_both_directions",
+                pcap_cnt: self.pcap_cnt(),
+            };
+            self.send(EveRecord::Anomaly(rec));
+        }
     }
 
     /// Turns the findings just collected into alerts and, in block mode, a block verdict.
@@ -461,7 +487,7 @@ impl Core {
         self.pool
             .states
             .get(slot as usize)
-            .is_some_and(|s| s.ident.iter().all(|i| i.done))
+            .is_some_and(|s| s.ident.iter().all(DirIdent::is_final))
     }
 
     fn finish_inspection(&mut self, flow: &mut Flow) {
@@ -570,8 +596,11 @@ pub fn flow_meta(flow: &Flow) -> FlowMeta {
         Side::Lo => (k.lo_addr, k.lo_port, k.hi_addr, k.hi_port),
         Side::Hi => (k.hi_addr, k.hi_port, k.lo_addr, k.lo_port),
     };
-    let app_ts = AppProto::from_u8(flow.ext.app[0]);
-    let app_tc = AppProto::from_u8(flow.ext.app[1]);
+    let probe = |d: usize| match AppProto::from_u8(flow.ext.app[d]) {
+        AppProto::Unknown => Probe::NoMatch,
+        p => Probe::Match(p, flow.ext.app_confidence[d]),
+    };
+    let ident = proto::resolve(probe(0), probe(1));
     FlowMeta {
         flow_id: flow.flow_id,
         family: k.family(),
@@ -579,12 +608,8 @@ pub fn flow_meta(flow: &Flow) -> FlowMeta {
         client_port,
         server_addr,
         server_port,
-        app_proto: if app_ts != AppProto::Unknown {
-            app_ts
-        } else {
-            app_tc
-        },
-        app_ts,
-        app_tc,
+        app_proto: ident.app_proto,
+        app_ts: ident.app_proto_ts,
+        app_tc: ident.app_proto_tc,
     }
 }

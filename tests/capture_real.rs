@@ -3,64 +3,14 @@
 //! folder is absent; `UNMASK_PCAPS` points elsewhere.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+mod common;
+
+use common::{captures, pcaps_dir, DAMAGED};
 use unmask::datapath::pcap::CaptureSource;
 use unmask::source::{Action, PacketSource, Polled, SourceError};
 use unmask::wire::{self, Malformed, OtherKind, Parsed, WireAnomalies};
-
-fn pcaps_dir() -> PathBuf {
-    std::env::var_os("UNMASK_PCAPS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/pcaps")))
-}
-
-/// Captures below `dir`, skipping the oracle folders (tool outputs, not inputs).
-fn captures(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            if path.file_name().is_some_and(|n| n != "oracle") {
-                captures(&path, out);
-            }
-        } else if path
-            .extension()
-            .is_some_and(|e| e == "pcap" || e == "pcapng")
-        {
-            out.push(path);
-        }
-    }
-}
-
-/// Captures that are damaged on disk. Each is read as far as it goes and must fail exactly
-/// here: (file name, frames before the damage, byte offset of the bad record, reason).
-const DAMAGED: &[(&str, u64, u64, &str)] = &[
-    // A fuzzer-made file: one record, then 2 stray bytes where the next record header would be.
-    (
-        "fuzz-2021-10-13.pcap",
-        1,
-        237,
-        "file ends inside a record header",
-    ),
-    // Suricata's bug-1450 inputs: the certificate record (caplen 4274) was cut by 2 bytes
-    // without fixing its header, so the next header is read 2 bytes late and its length field
-    // holds part of a timestamp. libpcap and Wireshark stop at the same record.
-    (
-        "tls_DER-incomplete-header.pcap",
-        6,
-        5035,
-        "record length 4325376 exceeds",
-    ),
-    (
-        "tls_DER-incomplete-content.pcap",
-        6,
-        5035,
-        "record length 4325376 exceeds",
-    ),
-];
 
 #[derive(Default)]
 struct Summary {

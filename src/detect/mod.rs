@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use crate::config::DetectConfig;
 use crate::flow::Dir;
-use crate::proto::{AppProto, Probe};
+use crate::proto::DirIdent;
 use crate::source::Timestamp;
 use crate::text::InlineStr;
 
@@ -211,40 +211,6 @@ impl Findings {
     pub fn clear(&mut self) {
         self.len = 0;
         self.overflow = 0;
-    }
-}
-
-/// Identification state of one direction, as the engine tracks it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct DirIdent {
-    pub proto: AppProto,
-    pub confidence: u8,
-    /// No more probing: matched, or given up after the byte limit / end of data.
-    pub done: bool,
-    /// In-order bytes seen when identification finished.
-    pub bytes_seen: u32,
-}
-
-impl DirIdent {
-    pub fn from_probe(probe: Probe, bytes_seen: u32, give_up: bool) -> DirIdent {
-        match probe {
-            Probe::Match(proto, confidence) => DirIdent {
-                proto,
-                confidence,
-                done: true,
-                bytes_seen,
-            },
-            Probe::NoMatch => DirIdent {
-                done: true,
-                bytes_seen,
-                ..DirIdent::default()
-            },
-            Probe::NeedMore => DirIdent {
-                done: give_up,
-                bytes_seen,
-                ..DirIdent::default()
-            },
-        }
     }
 }
 

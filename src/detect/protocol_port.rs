@@ -73,12 +73,13 @@ impl Check for ProtocolPortCheck {
             return;
         };
         let ident = view.ident[dir.index()];
-        if ident.proto == AppProto::Unknown || ident.confidence < self.min_confidence {
+        let (proto, confidence) = (ident.proto(), ident.confidence());
+        if proto == AppProto::Unknown || confidence < self.min_confidence {
             return;
         }
         let port = view.server_port;
         let mask = self.mask(port);
-        if mask & (1 << ident.proto.index()) != 0 {
+        if mask & (1 << proto.index()) != 0 {
             return;
         }
         let kind = if mask != 0 {
@@ -90,12 +91,12 @@ impl Check for ProtocolPortCheck {
         };
         let mut f = Finding {
             kind,
-            confidence: ident.confidence,
+            confidence,
             block: self.block && kind == FindingKind::ProtocolPortMismatch,
             dir,
             evidence: Default::default(),
         };
-        f.evidence.add("protocol", ident.proto.name());
+        f.evidence.add("protocol", proto.name());
         f.evidence.add("server_port", port);
         if mask != 0 {
             f.evidence.add("port_reserved_for", MaskNames(mask));
@@ -107,8 +108,7 @@ impl Check for ProtocolPortCheck {
                 crate::flow::Dir::ToClient => "to_client",
             },
         );
-        f.evidence
-            .add("identification_confidence", ident.confidence);
+        f.evidence.add("identification_confidence", confidence);
         out.push(f);
     }
 }
@@ -116,17 +116,16 @@ impl Check for ProtocolPortCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::DirIdent;
     use crate::flow::Dir;
+    use crate::proto::{DirIdent, Probe};
     use crate::source::Timestamp;
 
     fn view(server_port: u16, dir: Dir, proto: AppProto, confidence: u8) -> FlowView {
         let mut ident = [DirIdent::default(); 2];
-        ident[dir.index()] = DirIdent {
-            proto,
-            confidence,
-            done: true,
-            bytes_seen: 100,
+        ident[dir.index()].probe = if proto == AppProto::Unknown {
+            Probe::NoMatch
+        } else {
+            Probe::Match(proto, confidence)
         };
         FlowView {
             server_port,

@@ -313,6 +313,18 @@ pub struct DirIdent {
     pub role: Role,
 }
 
+impl Default for DirIdent {
+    /// Nothing seen yet: still probing.
+    fn default() -> Self {
+        DirIdent {
+            probe: Probe::NeedMore,
+            bytes_seen: 0,
+            forced: false,
+            role: Role::Either,
+        }
+    }
+}
+
 impl DirIdent {
     pub fn proto(&self) -> AppProto {
         match self.probe {
