@@ -4,8 +4,10 @@
 //! A *probe* answers "is this mine?" over the first bytes of one direction; it is kept apart
 //! from the *parse*, which only runs once a protocol has been chosen.
 
+pub mod fingerprint;
 pub mod http;
 pub mod tls;
+pub mod x509;
 
 use crate::flow::Dir;
 
