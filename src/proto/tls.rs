@@ -29,6 +29,21 @@
 //! [`TlsSummary`] folds the events of both directions into the per-flow facts the checks and
 //! the EVE log read (SNI, versions, fingerprints, certificates seen, alerts).
 //!
+//! # API at a glance
+//!
+//! | item | what |
+//! |---|---|
+//! | [`TlsDir::new`]`(role)` / [`TlsDir::starting_at`]`(role, offset)` | per-direction state (56 bytes, `Copy`, `const`); `role` is `Dir::ToServer` for the client's bytes; `starting_at` skips a cleartext prelude (STARTTLS, RDP X.224, PROXY header) |
+//! | [`TlsDir::feed`]`(prefix, &mut scratch, \|ev\| ..)` | parse what is new; [`TlsDir::consumed`], [`TlsDir::stopped`], [`TlsDir::anomalies`] |
+//! | [`TlsScratch::new`]`(cap)` | per-worker reassembly buffer, allocated once ([`DEFAULT_SCRATCH_LEN`]) |
+//! | [`TlsEvent`] | `ClientHello(&ClientHello)`, `ServerHello(&ServerHello)`, `Certificate { index, der }`, `ServerHelloDone`, `Handshake { msg_type, len }`, `ChangeCipherSpec`, `Alert { level, description }`, `EncryptedAlert`, `EncryptedHandshake` (Finished after CCS), `ApplicationData { len }`, `Heartbeat`, `Anomaly(TlsAnomaly)` |
+//! | [`TlsAnomaly`] | `Copy` enum; [`TlsAnomaly::name`] is the stable EVE/counter name, [`TlsAnomaly::kind_index`] a dense index below [`TlsAnomaly::KINDS`] |
+//! | [`ClientHello`], [`ServerHello`] | fixed-size hellos (lists in [`FixedList`]s that flag overflow, text in `InlineStr`) |
+//! | [`TlsSummary::observe`]`(dir, &event)` | per-flow facts, JA3/JA3N/JA3S/JA4 included |
+//! | [`probe`]`(bytes)` / [`find_hello`]`(bytes)` | "is this TLS?" for the identifier; offset of the first hello after a prelude |
+//! | `crate::proto::fingerprint::{ja3, ja3n, ja3s, ja4, ja4_raw}` | fingerprints of a hello |
+//! | `crate::proto::x509::CertInfo::from_der[_for_host]` | certificate fields and SNI matching |
+//!
 //! The record and hello parsers are our own zero-allocation cursor code: tls-parser's message
 //! parsers return `Vec`s, which the packet path may not allocate. tls-parser still supplies the
 //! wire constants and cipher-suite registry, and it is the reference the unit tests compare
@@ -360,6 +375,9 @@ struct Pending {
     header: [u8; HANDSHAKE_HEADER_LEN],
 }
 
+// Lives in every flow slot, twice: keep it small.
+const _: () = assert!(std::mem::size_of::<TlsDir>() <= 64);
+
 /// Parse state of one direction. Fixed size, no heap; lives in the flow's slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TlsDir {
@@ -386,12 +404,19 @@ pub struct TlsDir {
 
 impl TlsDir {
     /// State for the direction `role` (`ToServer` carries the client's bytes).
-    pub fn new(role: Dir) -> Self {
+    pub const fn new(role: Dir) -> Self {
         TlsDir {
             role,
             phase: Phase::Start,
             next: 0,
-            pending: Pending::default(),
+            pending: Pending {
+                active: false,
+                start_rec: 0,
+                start_at: 0,
+                have: 0,
+                need: 0,
+                header: [0; HANDSHAKE_HEADER_LEN],
+            },
             discard: 0,
             hello_seen: false,
             tls13: false,
@@ -399,7 +424,7 @@ impl TlsDir {
             encrypted: false,
             mid_stream: false,
             records: 0,
-            reported: AnomalySet::default(),
+            reported: AnomalySet(0),
         }
     }
 

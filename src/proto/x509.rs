@@ -158,12 +158,23 @@ pub struct CertInfo {
     pub key_kind: KeyKind,
     /// Key size in bits (RSA modulus, EC field), 0 when unknown.
     pub key_bits: u32,
+    /// The host given to [`CertInfo::from_der_for_host`], matched against every name in the
+    /// certificate (not only the ones kept in the fixed lists).
+    pub host_match: Option<NameMatch>,
 }
 
 impl CertInfo {
     /// Parses one DER certificate. Trailing bytes after the certificate are an error: a
     /// Certificate message frames each certificate exactly.
     pub fn from_der(der: &[u8]) -> Result<CertInfo, CertError> {
+        Self::from_der_for_host(der, None)
+    }
+
+    /// Like [`CertInfo::from_der`], and when `host` (the SNI) is given, matches it against all
+    /// the certificate's names while they are at hand (see [`match_host`]); the result is in
+    /// `host_match`. Certificates of CDNs carry hundreds of names, more than the fixed lists
+    /// keep.
+    pub fn from_der_for_host(der: &[u8], host: Option<&str>) -> Result<CertInfo, CertError> {
         if der.is_empty() {
             return Err(CertError::Empty);
         }
@@ -171,10 +182,10 @@ impl CertInfo {
         if !rest.is_empty() {
             return Err(CertError::TrailingBytes);
         }
-        Ok(Self::from_parsed(&cert, der))
+        Ok(Self::from_parsed(&cert, der, host))
     }
 
-    fn from_parsed(cert: &X509Certificate<'_>, der: &[u8]) -> CertInfo {
+    fn from_parsed(cert: &X509Certificate<'_>, der: &[u8], host: Option<&str>) -> CertInfo {
         let tbs = &cert.tbs_certificate;
         let mut info = CertInfo {
             version: (tbs.version.0.min(254) + 1) as u8,
@@ -195,6 +206,7 @@ impl CertInfo {
             is_ca: false,
             key_kind: KeyKind::Unknown,
             key_bits: 0,
+            host_match: None,
         };
         let _ = write!(info.subject, "{}", tbs.subject);
         let _ = write!(info.issuer, "{}", tbs.issuer);
@@ -225,6 +237,18 @@ impl CertInfo {
             match ext.parsed_extension() {
                 ParsedExtension::SubjectAlternativeName(san) => {
                     info.has_san = true;
+                    if let Some(h) = host {
+                        let names = &san.general_names;
+                        let dns = names.iter().filter_map(|n| match n {
+                            GeneralName::DNSName(d) => Some(*d),
+                            _ => None,
+                        });
+                        let ips = names.iter().filter_map(|n| match n {
+                            GeneralName::IPAddress(b) => ip_from_san(b),
+                            _ => None,
+                        });
+                        info.host_match = Some(match_host(h, true, dns, ips, None, false));
+                    }
                     for name in &san.general_names {
                         match name {
                             GeneralName::DNSName(n) => info
@@ -252,6 +276,16 @@ impl CertInfo {
             _ => None,
         };
         info.self_signed = self_signed_rule(info.issuer_is_subject, info.aki_matches_ski);
+        if let (Some(h), None) = (host, info.host_match) {
+            // No subjectAltName: the first CN, read in full from the parsed name.
+            let cn = tbs
+                .subject
+                .iter_common_name()
+                .next()
+                .and_then(|c| c.as_str().ok());
+            let m = match_host(h, false, std::iter::empty(), std::iter::empty(), cn, false);
+            info.host_match = Some(m);
+        }
 
         match tbs.subject_pki.parsed() {
             Ok(PublicKey::RSA(rsa)) => {

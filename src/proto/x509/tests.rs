@@ -143,6 +143,25 @@ fn wildcard_rules_rfc6125() {
 }
 
 #[test]
+fn host_matched_while_parsing() {
+    let der = bytes(testdata::CERT_LEAF);
+    for (host, expected) in [
+        ("a.badssl.example", NameMatch::Match),
+        ("wrong.host.badssl.example", NameMatch::Mismatch),
+        ("2001:db8::1", NameMatch::Match),
+    ] {
+        let c = CertInfo::from_der_for_host(&der, Some(host)).unwrap();
+        assert_eq!(c.host_match, Some(expected), "{host}");
+        assert_eq!(c.matches_host(host), expected);
+    }
+    assert_eq!(CertInfo::from_der(&der).unwrap().host_match, None);
+    // No SAN: the CN decides.
+    let ca = bytes(testdata::CERT_CA);
+    let c = CertInfo::from_der_for_host(&ca, Some("unmask root")).unwrap();
+    assert_eq!(c.host_match, Some(NameMatch::Match));
+}
+
+#[test]
 fn ip_sni_never_matches_dns_names_or_cn() {
     let dns = ["192.0.2.1", "*.0.2.1"];
     let r = match_host(
