@@ -1102,8 +1102,10 @@ impl TlsSummary {
         match *event {
             TlsEvent::ClientHello(ch) => {
                 self.client_hellos = self.client_hellos.saturating_add(1);
-                if self.client_hello_seen {
-                    return; // the first hello names the client; a second is an event of its own
+                // The first hello from the client names the flow; a second one, or one the
+                // server sent (an anomaly of its own), does not overwrite it.
+                if self.client_hello_seen || dir != Dir::ToServer {
+                    return;
                 }
                 self.client_hello_seen = true;
                 self.sslv2_hello = ch.sslv2_format;
@@ -1122,6 +1124,9 @@ impl TlsSummary {
             }
             TlsEvent::ServerHello(sh) => {
                 self.server_hellos = self.server_hellos.saturating_add(1);
+                if dir != Dir::ToClient {
+                    return;
+                }
                 self.hello_retry |= sh.is_hello_retry;
                 self.server_hello_seen = true;
                 self.negotiated_version = sh.negotiated_version();

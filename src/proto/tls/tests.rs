@@ -1112,6 +1112,22 @@ fn summary_of_a_tls13_flow() {
     assert_eq!(sum.ja4.unwrap(), "t13d3112h2_e8f1e7e78f70_b26ce05bbdd6");
 }
 
+#[test]
+fn summary_ignores_hellos_from_the_wrong_side() {
+    let mut sum = TlsSummary::default();
+    let mut scratch = TlsScratch::default();
+    let mut st = TlsDir::new(Dir::ToClient);
+    st.feed(&Ch::new().record(), &mut scratch, |e| {
+        sum.observe(Dir::ToClient, &e)
+    });
+    assert_eq!(sum.client_hellos, 1);
+    assert!(!sum.client_hello_seen);
+    assert!(sum.sni.is_empty() && sum.ja3.is_none());
+    assert!(sum
+        .anomalies_server
+        .contains(TlsAnomaly::ClientHelloFromServer));
+}
+
 // ---------------------------------------------------------------- robustness
 
 /// xorshift64*: a fixed-seed generator so failures reproduce.
@@ -1155,9 +1171,15 @@ fn feed_in_random_steps(rng: &mut Rng, role: Dir, data: &[u8], scratch: &mut Tls
 #[test]
 fn random_bytes_and_mutations_never_panic() {
     let mut rng = Rng(0x5eed_1234_abcd_0001);
-    let mut scratch = TlsScratch::new(4096);
+    // Small scratches too, so the skip path of oversized messages is exercised.
+    let mut scratches = [
+        TlsScratch::new(64),
+        TlsScratch::new(700),
+        TlsScratch::default(),
+    ];
     let vectors = all_vectors();
     for case in 0..6000 {
+        let scratch = &mut scratches[case % 3];
         let role = if case % 2 == 0 {
             Dir::ToServer
         } else {
@@ -1210,6 +1232,6 @@ fn random_bytes_and_mutations_never_panic() {
                 d
             }
         };
-        feed_in_random_steps(&mut rng, role, &data, &mut scratch);
+        feed_in_random_steps(&mut rng, role, &data, scratch);
     }
 }
