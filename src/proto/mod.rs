@@ -5,10 +5,12 @@
 //! from the *parse*, which only runs once a protocol has been chosen.
 
 pub mod entropy;
+pub mod fingerprint;
 pub mod http;
 mod probes;
 pub mod ssh;
 pub mod tls;
+pub mod x509;
 
 use crate::flow::Dir;
 

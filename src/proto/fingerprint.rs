@@ -1,0 +1,310 @@
+//! TLS client and server fingerprints computed from parsed hellos, without heap allocation.
+//!
+//! * JA3 / JA3S as tshark 4.0 prints them (`tls.handshake.ja3_full`, `tls.handshake.ja3s_full`):
+//!   decimal values, lists joined with `-`, fields with `,`; GREASE values (RFC 8701) dropped
+//!   from ciphers, extensions and supported groups; the hash is the MD5 of the string in
+//!   lowercase hex.
+//! * JA3N: JA3 with the extension list sorted numerically, so that clients which shuffle
+//!   their extensions (Chrome since v110) keep one value.
+//! * JA4 (client), per FoxIO's `technical_details/JA4.md` (BSD-3-Clause method):
+//!   `t` + version + `d`|`i` + cipher count + extension count + ALPN edge characters, then the
+//!   truncated SHA-256 of the sorted cipher list and of the sorted extension list (without SNI
+//!   and ALPN) followed by the signature algorithms in wire order.
+//!
+//! JA4S and the other JA4+ methods are not implemented: FoxIO licenses them separately.
+
+use std::fmt::Write;
+
+use md5::{Digest, Md5};
+use sha2::Sha256;
+
+use crate::proto::tls::{ext, is_grease, version, ClientHello, ServerHello};
+use crate::text::InlineStr;
+
+/// Lowercase hex MD5.
+pub type Md5Hex = InlineStr<32>;
+
+/// Capacity of a JA3 string: the fixed lists' capacities at six characters per value fit.
+pub const JA3_TEXT_LEN: usize = 2048;
+
+/// A JA3-style fingerprint: the string and its MD5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ja3 {
+    pub text: InlineStr<JA3_TEXT_LEN>,
+    pub md5: Md5Hex,
+    /// The hello had more values than its fixed lists keep, so the fingerprint is not the
+    /// one other tools compute.
+    pub incomplete: bool,
+}
+
+/// A JA4 fingerprint, e.g. `t13d1516h2_8daaf6152771_e5627efa2ab1` (36 characters).
+pub type Ja4 = InlineStr<36>;
+
+/// Capacity of the raw JA4 string (`ja4_r` / `ja4_ro`).
+pub const JA4_RAW_LEN: usize = 2048;
+
+fn hex_lower<const N: usize>(bytes: &[u8]) -> InlineStr<N> {
+    let mut s = InlineStr::new();
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+fn md5_hex(text: &str) -> Md5Hex {
+    hex_lower(&Md5::digest(text.as_bytes()))
+}
+
+fn push_dec_list<const N: usize>(out: &mut InlineStr<N>, items: impl Iterator<Item = u16>) {
+    for (i, v) in items.enumerate() {
+        if i > 0 {
+            out.push_char('-');
+        }
+        let _ = write!(out, "{v}");
+    }
+}
+
+fn finish(text: InlineStr<JA3_TEXT_LEN>, overflow: bool) -> Ja3 {
+    Ja3 {
+        md5: md5_hex(text.as_str()),
+        incomplete: overflow || text.truncated(),
+        text,
+    }
+}
+
+fn ja3_with(ch: &ClientHello, sort_extensions: bool) -> Ja3 {
+    let mut t = InlineStr::<JA3_TEXT_LEN>::new();
+    let _ = write!(t, "{},", ch.legacy_version);
+    push_dec_list(&mut t, non_grease(ch.ciphers.as_slice()));
+    t.push_char(',');
+    if ch.extensions_length_cut {
+        return finish(t, ch.any_overflow());
+    }
+    if sort_extensions {
+        let mut exts = [0u16; crate::proto::tls::MAX_EXTENSIONS];
+        let n = copy_non_grease(ch.extensions.as_slice(), &mut exts);
+        let exts = exts.get_mut(..n).unwrap_or(&mut []);
+        exts.sort_unstable();
+        push_dec_list(&mut t, exts.iter().copied());
+    } else {
+        push_dec_list(&mut t, non_grease(ch.extensions.as_slice()));
+    }
+    t.push_char(',');
+    push_dec_list(&mut t, non_grease(ch.groups.as_slice()));
+    t.push_char(',');
+    push_dec_list(
+        &mut t,
+        ch.point_formats.as_slice().iter().map(|f| *f as u16),
+    );
+    finish(t, ch.any_overflow())
+}
+
+/// JA3 of a ClientHello, as tshark 4.0 computes it.
+pub fn ja3(ch: &ClientHello) -> Ja3 {
+    ja3_with(ch, false)
+}
+
+/// JA3 with the extensions sorted numerically (stable across extension shuffling).
+pub fn ja3n(ch: &ClientHello) -> Ja3 {
+    ja3_with(ch, true)
+}
+
+/// JA3S of a ServerHello, as tshark 4.0 computes it.
+pub fn ja3s(sh: &ServerHello) -> Ja3 {
+    let mut t = InlineStr::<JA3_TEXT_LEN>::new();
+    let _ = write!(t, "{},{},", sh.legacy_version, sh.cipher);
+    push_dec_list(&mut t, non_grease(sh.extensions.as_slice()));
+    finish(t, sh.extensions.overflowed())
+}
+
+fn non_grease(items: &[u16]) -> impl Iterator<Item = u16> + '_ {
+    items.iter().copied().filter(|v| !is_grease(*v))
+}
+
+fn copy_non_grease(items: &[u16], out: &mut [u16]) -> usize {
+    let mut n = 0;
+    for (slot, v) in out.iter_mut().zip(non_grease(items)) {
+        *slot = v;
+        n += 1;
+    }
+    n
+}
+
+/// The two JA4 version characters for a wire version.
+fn ja4_version(v: u16) -> &'static str {
+    match v {
+        version::TLS13 => "13",
+        version::TLS12 => "12",
+        version::TLS11 => "11",
+        version::TLS10 => "10",
+        version::SSL3 => "s3",
+        version::SSL2 => "s2",
+        0xfeff => "d1",
+        0xfefd => "d2",
+        0xfefc => "d3",
+        _ => "00",
+    }
+}
+
+fn alnum(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+}
+
+/// The JA4 "a" part: `t13d1516h2`.
+fn ja4_a(ch: &ClientHello) -> InlineStr<10> {
+    let mut a = InlineStr::<10>::new();
+    a.push_char('t');
+    a.push_str(ja4_version(ch.max_offered_version()));
+    a.push_char(if ch.has_sni { 'd' } else { 'i' });
+    let count = |items: &[u16], overflow: bool| {
+        if overflow {
+            99
+        } else {
+            non_grease(items).count().min(99)
+        }
+    };
+    let _ = write!(
+        a,
+        "{:02}{:02}",
+        count(ch.ciphers.as_slice(), ch.ciphers.overflowed()),
+        count(ch.extensions.as_slice(), ch.extensions.overflowed())
+    );
+    if ch.alpn_first_len == 0 {
+        a.push_str("00");
+    } else {
+        let [first, last] = ch.alpn_first_edges;
+        if alnum(first) && alnum(last) {
+            a.push_char(first as char);
+            a.push_char(last as char);
+        } else {
+            // Non-alphanumeric edge: first and last characters of the id in hex.
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            a.push_char(HEX[(first >> 4) as usize] as char);
+            a.push_char(HEX[(last & 0x0f) as usize] as char);
+        }
+    }
+    a
+}
+
+fn push_hex_list<const N: usize>(out: &mut InlineStr<N>, items: &[u16]) {
+    for (i, v) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_char(',');
+        }
+        let _ = write!(out, "{v:04x}");
+    }
+}
+
+/// The sorted, GREASE-free cipher list and extension list (SNI and ALPN removed unless
+/// `original` is set, in which case wire order is kept and nothing is removed).
+struct Ja4Lists {
+    ciphers: [u16; crate::proto::tls::MAX_CIPHERS],
+    n_ciphers: usize,
+    exts: [u16; crate::proto::tls::MAX_EXTENSIONS],
+    n_exts: usize,
+    sigs: [u16; crate::proto::tls::MAX_SIG_ALGS],
+    n_sigs: usize,
+}
+
+impl Ja4Lists {
+    fn new(ch: &ClientHello, original: bool) -> Self {
+        let mut l = Ja4Lists {
+            ciphers: [0; crate::proto::tls::MAX_CIPHERS],
+            n_ciphers: 0,
+            exts: [0; crate::proto::tls::MAX_EXTENSIONS],
+            n_exts: 0,
+            sigs: [0; crate::proto::tls::MAX_SIG_ALGS],
+            n_sigs: 0,
+        };
+        l.n_ciphers = copy_non_grease(ch.ciphers.as_slice(), &mut l.ciphers);
+        let kept = ch
+            .extensions
+            .as_slice()
+            .iter()
+            .copied()
+            .filter(|e| !is_grease(*e))
+            .filter(|e| original || (*e != ext::SERVER_NAME && *e != ext::ALPN));
+        for (slot, e) in l.exts.iter_mut().zip(kept) {
+            *slot = e;
+            l.n_exts += 1;
+        }
+        l.n_sigs = copy_non_grease(ch.sig_algs.as_slice(), &mut l.sigs);
+        if !original {
+            l.ciphers
+                .get_mut(..l.n_ciphers)
+                .unwrap_or(&mut [])
+                .sort_unstable();
+            l.exts
+                .get_mut(..l.n_exts)
+                .unwrap_or(&mut [])
+                .sort_unstable();
+        }
+        l
+    }
+
+    fn ciphers(&self) -> &[u16] {
+        self.ciphers.get(..self.n_ciphers).unwrap_or(&[])
+    }
+    fn exts(&self) -> &[u16] {
+        self.exts.get(..self.n_exts).unwrap_or(&[])
+    }
+    fn sigs(&self) -> &[u16] {
+        self.sigs.get(..self.n_sigs).unwrap_or(&[])
+    }
+
+    fn cipher_text(&self) -> InlineStr<JA4_RAW_LEN> {
+        let mut t = InlineStr::new();
+        push_hex_list(&mut t, self.ciphers());
+        t
+    }
+
+    fn ext_text(&self) -> InlineStr<JA4_RAW_LEN> {
+        let mut t = InlineStr::new();
+        push_hex_list(&mut t, self.exts());
+        if !self.sigs().is_empty() {
+            t.push_char('_');
+            push_hex_list(&mut t, self.sigs());
+        }
+        t
+    }
+}
+
+fn sha256_12(text: &str) -> InlineStr<12> {
+    let digest = Sha256::digest(text.as_bytes());
+    hex_lower(digest.get(..6).unwrap_or(&[]))
+}
+
+/// JA4 of a ClientHello (TLS over TCP).
+pub fn ja4(ch: &ClientHello) -> Ja4 {
+    let lists = Ja4Lists::new(ch, false);
+    let mut out = Ja4::new();
+    out.push_str(ja4_a(ch).as_str());
+    out.push_char('_');
+    if lists.ciphers().is_empty() {
+        out.push_str("000000000000");
+    } else {
+        out.push_str(sha256_12(lists.cipher_text().as_str()).as_str());
+    }
+    out.push_char('_');
+    if lists.exts().is_empty() {
+        out.push_str("000000000000");
+    } else {
+        out.push_str(sha256_12(lists.ext_text().as_str()).as_str());
+    }
+    out
+}
+
+/// Raw JA4 (`ja4_r`, sorted; or `ja4_ro` with `original`, wire order, SNI and ALPN kept).
+pub fn ja4_raw(ch: &ClientHello, original: bool) -> InlineStr<JA4_RAW_LEN> {
+    let lists = Ja4Lists::new(ch, original);
+    let mut out = InlineStr::new();
+    out.push_str(ja4_a(ch).as_str());
+    out.push_char('_');
+    out.push_str(lists.cipher_text().as_str());
+    out.push_char('_');
+    out.push_str(lists.ext_text().as_str());
+    out
+}
+
+#[cfg(test)]
+mod tests;
