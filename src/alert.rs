@@ -141,6 +141,57 @@ pub struct DropRecord {
     pub pcap_cnt: Option<u64>,
 }
 
+/// One TLS handshake, in Suricata's `tls` layout (whether or not anything was flagged), so
+/// analysts can hunt on it and the fingerprints can be checked against other tools.
+#[derive(Debug, Clone, Default)]
+pub struct TlsRecord {
+    pub sni: Option<String>,
+    /// Suricata's spelling: "TLS 1.2", "TLSv1", "SSLv3", ...
+    pub version: &'static str,
+    pub subject: Option<String>,
+    pub issuerdn: Option<String>,
+    pub serial: Option<String>,
+    pub fingerprint: Option<String>,
+    /// Unix seconds.
+    pub notbefore: Option<i64>,
+    pub notafter: Option<i64>,
+    pub subjectaltname: Vec<String>,
+    pub ja3: Option<(String, String)>,
+    pub ja3s: Option<(String, String)>,
+    pub ja4: Option<String>,
+    pub ja3n: Option<String>,
+    pub client_alpns: Vec<String>,
+    pub server_alpns: Vec<String>,
+    pub certificates: u16,
+    pub anomalies: Vec<&'static str>,
+}
+
+/// A TLS record with the flow it belongs to.
+#[derive(Debug, Clone)]
+pub struct TlsEveRecord {
+    pub ts: Timestamp,
+    pub meta: FlowMeta,
+    pub tls: TlsRecord,
+}
+
+/// Suricata's TLS date layout: `2016-01-01T00:00:00`, UTC, no zone.
+pub struct TlsDate(pub i64);
+
+impl fmt::Display for TlsDate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let days = self.0.div_euclid(86_400);
+        let sod = self.0.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+            sod / 3600,
+            (sod / 60) % 60,
+            sod % 60
+        )
+    }
+}
+
 /// Everything a worker can send to the writer. Large, rare records are boxed so the channel's
 /// preallocated slots stay small.
 #[derive(Debug, Clone)]
@@ -149,6 +200,7 @@ pub enum EveRecord {
     Flow(FlowRecord),
     Anomaly(AnomalyRecord),
     Drop(DropRecord),
+    Tls(Box<TlsEveRecord>),
 }
 
 impl EveRecord {
@@ -158,6 +210,7 @@ impl EveRecord {
             EveRecord::Flow(_) => "flow",
             EveRecord::Anomaly(_) => "anomaly",
             EveRecord::Drop(_) => "drop",
+            EveRecord::Tls(_) => "tls",
         }
     }
 
@@ -168,6 +221,7 @@ impl EveRecord {
             EveRecord::Flow(f) => flow_json(f),
             EveRecord::Anomaly(a) => anomaly_json(a),
             EveRecord::Drop(d) => drop_json(d),
+            EveRecord::Tls(t) => tls_json(t),
         }
     }
 }
@@ -337,6 +391,65 @@ fn drop_json(d: &DropRecord) -> Value {
     Value::Object(m)
 }
 
+fn tls_json(r: &TlsEveRecord) -> Value {
+    let t = &r.tls;
+    let mut m = head(r.ts, &r.meta, Dir::ToServer, "tls");
+    let mut tls = Map::new();
+    let mut put = |k: &str, v: Value| {
+        tls.insert(k.into(), v);
+    };
+    if let Some(v) = &t.subject {
+        put("subject", v.as_str().into());
+    }
+    if let Some(v) = &t.issuerdn {
+        put("issuerdn", v.as_str().into());
+    }
+    if let Some(v) = &t.serial {
+        put("serial", v.as_str().into());
+    }
+    if let Some(v) = &t.fingerprint {
+        put("fingerprint", v.as_str().into());
+    }
+    if let Some(v) = &t.sni {
+        put("sni", v.as_str().into());
+    }
+    put("version", t.version.into());
+    if let Some(v) = t.notbefore {
+        put("notbefore", TlsDate(v).to_string().into());
+    }
+    if let Some(v) = t.notafter {
+        put("notafter", TlsDate(v).to_string().into());
+    }
+    if !t.subjectaltname.is_empty() {
+        put("subjectaltname", t.subjectaltname.clone().into());
+    }
+    if let Some((hash, string)) = &t.ja3 {
+        put("ja3", json!({ "hash": hash, "string": string }));
+    }
+    if let Some((hash, string)) = &t.ja3s {
+        put("ja3s", json!({ "hash": hash, "string": string }));
+    }
+    if let Some(v) = &t.ja4 {
+        put("ja4", v.as_str().into());
+    }
+    if !t.client_alpns.is_empty() {
+        put("client_alpns", t.client_alpns.clone().into());
+    }
+    if !t.server_alpns.is_empty() {
+        put("server_alpns", t.server_alpns.clone().into());
+    }
+    m.insert("tls".into(), Value::Object(tls));
+    let mut unmask = json!({ "certificates": t.certificates });
+    if let Some(v) = &t.ja3n {
+        unmask["ja3n"] = v.as_str().into();
+    }
+    if !t.anomalies.is_empty() {
+        unmask["tls_anomalies"] = t.anomalies.clone().into();
+    }
+    m.insert("unmask".into(), unmask);
+    Value::Object(m)
+}
+
 /// Where EVE records go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EveTarget {
@@ -390,11 +503,12 @@ pub struct EveStats {
     pub flow: u64,
     pub anomaly: u64,
     pub drop: u64,
+    pub tls: u64,
 }
 
 impl EveStats {
     pub fn total(&self) -> u64 {
-        self.alert + self.flow + self.anomaly + self.drop
+        self.alert + self.flow + self.anomaly + self.drop + self.tls
     }
 }
 
@@ -468,6 +582,7 @@ fn write_loop(
                     EveRecord::Flow(_) => stats.flow += 1,
                     EveRecord::Anomaly(_) => stats.anomaly += 1,
                     EveRecord::Drop(_) => stats.drop += 1,
+                    EveRecord::Tls(_) => stats.tls += 1,
                 }
                 if rx.is_empty() {
                     out.flush().map_err(|e| fail(&stats, e))?;

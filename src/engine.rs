@@ -4,16 +4,21 @@
 //! here is shared or locked. It does no I/O of its own except handing fixed-size EVE records to
 //! the writer thread's channel (never blocking) and queueing flow commands for the datapath.
 
+use std::net::IpAddr;
+
 use crossbeam_channel::{Sender, TrySendError};
 
 use crate::alert::{
     AlertAction, AlertRecord, AnomalyRecord, DropRecord, EveRecord, FlowMeta, FlowRecord,
+    TlsEveRecord,
 };
 use crate::config::Config;
 use crate::detect::{Detector, Event, FindingKind, Findings, FlowView};
 use crate::flow::table::TableStats;
 use crate::flow::table::{SegmentMeta, Track};
-use crate::flow::{Dir, EndReason, Flow, FlowKey, FlowTable, Side, StreamDir, StreamPool};
+use crate::flow::{Dir, EndReason, Flow, FlowKey, FlowTable, Side, StreamPool};
+use crate::inspect::{FlowBase, InspectConfig, InspectState, Report, TlsFacts};
+use crate::proto::tls::TlsScratch;
 use crate::proto::{self, AppProto, DirIdent, Probe};
 use crate::source::{Action, Frame, Timestamp};
 use crate::verdict::{FlowCommand, FlowControl, FlowVerdict, FrameHandler, Mode};
@@ -32,6 +37,29 @@ pub struct EngineOptions {
     pub worker: u8,
     /// Record capture packet numbers (`pcap_cnt`) in EVE records: replay only.
     pub packet_numbers: bool,
+}
+
+/// A counter per kind, for kinds too many for std's array `Default`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PerKind<const N: usize>(pub [u64; N]);
+
+impl<const N: usize> Default for PerKind<N> {
+    fn default() -> Self {
+        PerKind([0; N])
+    }
+}
+
+impl<const N: usize> std::ops::Index<usize> for PerKind<N> {
+    type Output = u64;
+    fn index(&self, i: usize) -> &u64 {
+        &self.0[i]
+    }
+}
+
+impl<const N: usize> std::ops::IndexMut<usize> for PerKind<N> {
+    fn index_mut(&mut self, i: usize) -> &mut u64 {
+        &mut self.0[i]
+    }
 }
 
 /// Plain per-worker counters. Only this worker writes them; the exporter reads snapshots.
@@ -64,29 +92,38 @@ pub struct Counters {
     pub stream_memcap_refused: u64,
     pub findings: [u64; FindingKind::COUNT],
     pub findings_overflow: u64,
+    pub tls_anomalies: PerKind<{ crate::proto::tls::TlsAnomaly::KINDS }>,
     pub eve_dropped: u64,
     pub commands_dropped: u64,
-}
-
-/// Inspection state of one flow; lives in the pool, only while the flow is being inspected.
-#[derive(Debug, Clone, Copy, Default)]
-struct InspectState {
-    stream: [StreamDir; 2],
-    ident: [DirIdent; 2],
 }
 
 /// Stream windows plus the inspection state that goes with each slot.
 struct InspectPool {
     streams: StreamPool,
+    /// Grows up to the stream pool's capacity as slots are first used (capacity is reserved
+    /// up front, so growing never reallocates).
     states: Vec<InspectState>,
 }
 
 impl InspectPool {
     fn new(depth: usize, memcap: usize) -> Self {
         let streams = StreamPool::new(depth, memcap);
-        let states = vec![InspectState::default(); streams.capacity()];
+        let states = Vec::with_capacity(streams.capacity());
         InspectPool { streams, states }
     }
+
+    fn state_mut(&mut self, slot: u32) -> Option<&mut InspectState> {
+        state_mut(&mut self.states, slot)
+    }
+}
+
+/// The state of `slot`, created on first use of the slot.
+fn state_mut(states: &mut Vec<InspectState>, slot: u32) -> Option<&mut InspectState> {
+    let i = slot as usize;
+    while states.len() <= i && states.len() < states.capacity() {
+        states.push(InspectState::default());
+    }
+    states.get_mut(i)
 }
 
 /// Flow commands waiting for the end of the batch; fixed capacity.
@@ -125,18 +162,116 @@ impl CommandQueue {
     }
 }
 
-/// Everything but the flow table, so table callbacks can borrow it while the table is busy.
-struct Core {
-    opts: EngineOptions,
+/// Where findings and records go: verdicts, EVE, counters. Kept apart from the inspection
+/// pool so a parser callback can report while the pool is borrowed.
+struct Sink {
     mode: Mode,
-    flow_records: bool,
-    unknown_after: usize,
-    pool: InspectPool,
-    detector: Detector,
+    packet_numbers: bool,
     eve: Option<Sender<EveRecord>>,
     commands: CommandQueue,
-    findings: Findings,
     counters: Counters,
+}
+
+impl Sink {
+    fn pcap_cnt(&self) -> Option<u64> {
+        self.packet_numbers.then_some(self.counters.packets)
+    }
+
+    fn send(&mut self, rec: EveRecord) {
+        if let Some(tx) = &self.eve {
+            match tx.try_send(rec) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                    self.counters.eve_dropped += 1
+                }
+            }
+        }
+    }
+
+    /// Turns findings into alerts and, in block mode, a block verdict.
+    fn raise(&mut self, flow: &mut Flow, findings: &Findings, ts: Timestamp) {
+        self.counters.findings_overflow += findings.overflow as u64;
+        for f in findings.iter() {
+            let bit = 1u64 << f.kind.index();
+            if flow.ext.alerted & bit != 0 {
+                continue;
+            }
+            flow.ext.alerted |= bit;
+            self.counters.findings[f.kind.index()] += 1;
+            let block = self.mode == Mode::Block && f.block;
+            if block && FlowVerdict::from_u8(flow.ext.verdict) != FlowVerdict::Blocked {
+                flow.ext.verdict = FlowVerdict::Blocked as u8;
+                self.counters.flows_blocked += 1;
+                if !self.commands.push(FlowCommand::Block {
+                    key: flow.key,
+                    at: ts,
+                }) {
+                    self.counters.commands_dropped += 1;
+                }
+            }
+            let rec = AlertRecord {
+                ts,
+                meta: flow_meta(flow),
+                dir: f.dir,
+                action: if block {
+                    AlertAction::Blocked
+                } else {
+                    AlertAction::Allowed
+                },
+                finding: *f,
+                pcap_cnt: self.pcap_cnt(),
+            };
+            self.send(EveRecord::Alert(Box::new(rec)));
+        }
+    }
+}
+
+/// The checks and the sink, bound to one flow: what inspection reports to.
+struct FlowReport<'a> {
+    detector: &'a Detector,
+    findings: &'a mut Findings,
+    sink: &'a mut Sink,
+    flow: &'a mut Flow,
+    ts: Timestamp,
+}
+
+impl Report for FlowReport<'_> {
+    fn event(&mut self, view: &FlowView<'_>, event: &Event<'_>) {
+        self.findings.clear();
+        self.detector.on_event(view, event, self.findings);
+        if let Event::Identified { dir, .. } = *event {
+            let ident = view.ident[dir.index()];
+            self.flow.ext.app[dir.index()] = ident.proto() as u8;
+            self.flow.ext.app_confidence[dir.index()] = ident.confidence();
+        }
+        if let Event::TlsAnomaly { dir, anomaly } = *event {
+            self.sink.counters.tls_anomalies[anomaly.kind_index()] += 1;
+            let _ = dir;
+        }
+        if !self.findings.is_empty() {
+            self.sink.raise(self.flow, self.findings, self.ts);
+        }
+    }
+
+    fn tls_record(&mut self, facts: &TlsFacts) {
+        let rec = TlsEveRecord {
+            ts: self.ts,
+            meta: flow_meta(self.flow),
+            tls: facts.record(),
+        };
+        self.sink.send(EveRecord::Tls(Box::new(rec)));
+    }
+}
+
+/// Everything but the flow table, so table callbacks can borrow it while the table is busy.
+struct Core {
+    flow_records: bool,
+    inspect: InspectConfig,
+    pool: InspectPool,
+    detector: Detector,
+    findings: Findings,
+    scratch: TlsScratch,
+    sink: Sink,
     /// Latest packet time seen, or the wall clock when the worker supplies it.
     clock: Timestamp,
 }
@@ -147,6 +282,9 @@ pub struct Engine {
     core: Core,
 }
 
+/// Packets between two periodic checks of a long flow (a power of two: a mask test).
+const PERIODIC_PACKETS: u64 = 4096;
+
 impl Engine {
     /// Builds an engine. `eve` receives records; `None` discards them (benches).
     pub fn new(config: &Config, opts: EngineOptions, eve: Option<Sender<EveRecord>>) -> Engine {
@@ -155,23 +293,28 @@ impl Engine {
         Engine {
             flows,
             core: Core {
-                opts,
-                mode: config.verdict.mode,
                 flow_records: config.output.flow_records,
-                unknown_after: config.proto.unknown_after_bytes as usize,
+                inspect: InspectConfig {
+                    unknown_after: config.proto.unknown_after_bytes as usize,
+                },
                 pool,
                 detector: Detector::new(&config.detect),
-                eve,
-                commands: CommandQueue::new(),
                 findings: Findings::default(),
-                counters: Counters::default(),
+                scratch: TlsScratch::default(),
+                sink: Sink {
+                    mode: config.verdict.mode,
+                    packet_numbers: opts.packet_numbers,
+                    eve,
+                    commands: CommandQueue::new(),
+                    counters: Counters::default(),
+                },
                 clock: Timestamp(0),
             },
         }
     }
 
     pub fn counters(&self) -> &Counters {
-        &self.core.counters
+        &self.core.sink.counters
     }
 
     pub fn table_stats(&self) -> TableStats {
@@ -183,7 +326,7 @@ impl Engine {
     }
 
     pub fn mode(&self) -> Mode {
-        self.core.mode
+        self.core.sink.mode
     }
 
     /// Stream windows in use right now.
@@ -204,8 +347,8 @@ impl Engine {
         let (idx, dir) = match flows.track(&key, hash, seg, frame.ts, |f, r| core.end_flow(f, r)) {
             Track::Existing { idx, dir } | Track::Started { idx, dir } => (idx, dir),
             Track::Refused => {
-                core.counters.flows_refused_packets += 1;
-                core.counters.forwarded += 1;
+                core.sink.counters.flows_refused_packets += 1;
+                core.sink.counters.forwarded += 1;
                 return Action::Forward;
             }
         };
@@ -215,7 +358,7 @@ impl Engine {
 
 impl FrameHandler for Engine {
     fn handle(&mut self, frame: &Frame<'_>) -> Action {
-        let c = &mut self.core.counters;
+        let c = &mut self.core.sink.counters;
         c.packets += 1;
         c.bytes += frame.wire_len as u64;
         if frame.ts > self.core.clock {
@@ -254,14 +397,14 @@ impl FrameHandler for Engine {
         let Engine { flows, core } = self;
         let clock = core.clock;
         flows.expire(clock, |f, r| core.end_flow(f, r));
-        core.commands.drain(ctl);
+        core.sink.commands.drain(ctl);
     }
 
     fn finish(&mut self, now: Timestamp, ctl: &mut dyn FlowControl) {
         self.after_batch(now, ctl);
         let Engine { flows, core } = self;
         flows.drain(|f, r| core.end_flow(f, r));
-        core.commands.drain(ctl);
+        core.sink.commands.drain(ctl);
     }
 }
 
@@ -277,19 +420,26 @@ impl Core {
             FlowVerdict::Blocked => return self.drop_packet(flow, dir, p, frame),
             FlowVerdict::Inspecting => {}
             _ => {
-                self.counters.fast_path += 1;
-                self.counters.forwarded += 1;
+                self.sink.counters.fast_path += 1;
+                self.sink.counters.forwarded += 1;
+                if (flow.pkts[0] + flow.pkts[1]) & (PERIODIC_PACKETS - 1) == 0 {
+                    self.periodic(flow, frame.ts);
+                    if FlowVerdict::from_u8(flow.ext.verdict) == FlowVerdict::Blocked {
+                        self.sink.counters.forwarded -= 1;
+                        return self.drop_packet(flow, dir, p, frame);
+                    }
+                }
                 return Action::Forward;
             }
         }
         if !p.payload.is_empty() {
-            self.counters.inspected += 1;
+            self.sink.counters.inspected += 1;
             self.inspect(flow, dir, p, frame);
         }
         if FlowVerdict::from_u8(flow.ext.verdict) == FlowVerdict::Blocked {
             return self.drop_packet(flow, dir, p, frame);
         }
-        self.counters.forwarded += 1;
+        self.sink.counters.forwarded += 1;
         Action::Forward
     }
 
@@ -300,7 +450,7 @@ impl Core {
         p: &TcpPacket<'_>,
         frame: &Frame<'_>,
     ) -> Action {
-        self.counters.dropped += 1;
+        self.sink.counters.dropped += 1;
         flow.ext.dropped = flow.ext.dropped.saturating_add(1);
         if flow.ext.dropped == 1 {
             let rec = DropRecord {
@@ -311,36 +461,54 @@ impl Core {
                 seq: p.seq,
                 ack: p.ack,
                 flags: p.flags,
-                pcap_cnt: self.pcap_cnt(),
+                pcap_cnt: self.sink.pcap_cnt(),
             };
-            self.send(EveRecord::Drop(rec));
+            self.sink.send(EveRecord::Drop(rec));
         }
         Action::Drop
     }
 
-    fn pcap_cnt(&self) -> Option<u64> {
-        self.opts.packet_numbers.then_some(self.counters.packets)
+    /// Checks that watch long flows after inspection (byte ratios) get a look now and then.
+    fn periodic(&mut self, flow: &mut Flow, ts: Timestamp) {
+        let base = flow_base(flow);
+        let view = base.view(decided_idents(flow), None, None, ts);
+        let mut report = FlowReport {
+            detector: &self.detector,
+            findings: &mut self.findings,
+            sink: &mut self.sink,
+            flow,
+            ts,
+        };
+        report.event(&view, &Event::Periodic);
     }
 
     /// Feeds a data segment to the flow's stream and inspects whatever became readable.
     fn inspect(&mut self, flow: &mut Flow, dir: Dir, p: &TcpPacket<'_>, frame: &Frame<'_>) {
-        let slot = match self.slot_for(flow) {
-            Some(s) => s,
-            None => return,
-        };
-        let d = dir.index();
-        let Some(state) = self.pool.states.get_mut(slot as usize) else {
+        let Some(slot) = self.slot_for(flow) else {
             return;
         };
-        let window = self.pool.streams.window_mut(slot, d);
+        let d = dir.index();
+        let Core {
+            pool,
+            detector,
+            findings,
+            scratch,
+            sink,
+            inspect,
+            ..
+        } = self;
+        let InspectPool { streams, states } = pool;
+        let Some(state) = state_mut(states, slot) else {
+            return;
+        };
         // Data on a SYN (TCP Fast Open) starts after the SYN's own sequence number.
         let seq = if p.flags.syn() {
             p.seq.wrapping_add(1)
         } else {
             p.seq
         };
-        let out = state.stream[d].insert(window, seq, p.payload);
-        let c = &mut self.counters;
+        let out = state.stream[d].insert(streams.window_mut(slot, d), seq, p.payload);
+        let c = &mut sink.counters;
         c.stream_retransmissions += out.retransmission as u64;
         c.stream_out_of_order += out.out_of_order as u64;
         c.stream_beyond_depth += out.beyond_depth as u64;
@@ -354,14 +522,46 @@ impl Core {
                 dir,
                 layer: "stream",
                 event: "stream.reassembly_overlap_different_data",
-                pcap_cnt: self.pcap_cnt(),
+                pcap_cnt: sink.pcap_cnt(),
             };
-            self.send(EveRecord::Anomaly(rec));
+            sink.send(EveRecord::Anomaly(rec));
         }
         if out.advanced {
-            self.identify(flow, slot, dir, frame);
+            let base = flow_base(flow);
+            let mismatch_before = mismatch(&state.ident);
+            let mut report = FlowReport {
+                detector,
+                findings,
+                sink,
+                flow,
+                ts: frame.ts,
+            };
+            state.advance(
+                dir,
+                streams.window(slot, d),
+                streams.window(slot, 1 - d),
+                &base,
+                frame.ts,
+                inspect,
+                scratch,
+                &mut report,
+            );
+            if !mismatch_before && mismatch(&state.ident) {
+                // Suricata's name for the same observation, so existing hunts find it.
+                let rec = AnomalyRecord {
+                    ts: frame.ts,
+                    meta: flow_meta(flow),
+                    dir,
+                    layer: "proto_detect",
+                    event: "applayer_mismatch_protocol_both_directions",
+                    pcap_cnt: sink.pcap_cnt(),
+                };
+                sink.send(EveRecord::Anomaly(rec));
+            }
         }
-        if self.inspection_done(slot) {
+        let depth = streams.depth();
+        let done = state.done() || state.stream.iter().all(|s| s.depth_reached(depth));
+        if done || FlowVerdict::from_u8(flow.ext.verdict) == FlowVerdict::Blocked {
             self.finish_inspection(flow);
         }
     }
@@ -372,19 +572,13 @@ impl Core {
             return Some(slot);
         }
         let Some(slot) = self.pool.streams.alloc() else {
-            self.counters.stream_memcap_refused += 1;
+            self.sink.counters.stream_memcap_refused += 1;
             flow.ext.verdict = FlowVerdict::Uninspected as u8;
             return None;
         };
-        let mut state = InspectState::default();
-        for dir in [Dir::ToServer, Dir::ToClient] {
-            let d = dir.index();
-            if flow.isn_known[d] {
-                state.stream[d].set_isn(flow.isn[d]);
-            }
-        }
-        match self.pool.states.get_mut(slot as usize) {
-            Some(s) => *s = state,
+        let isn = [0, 1].map(|d| flow.isn_known[d].then_some(flow.isn[d]));
+        match self.pool.state_mut(slot) {
+            Some(s) => *s = InspectState::new(isn),
             None => {
                 self.pool.streams.free(slot);
                 return None;
@@ -394,103 +588,19 @@ impl Core {
         Some(slot)
     }
 
-    fn identify(&mut self, flow: &mut Flow, slot: u32, dir: Dir, frame: &Frame<'_>) {
-        let d = dir.index();
-        let Some(state) = self.pool.states.get_mut(slot as usize) else {
-            return;
-        };
-        if state.ident[d].is_final() {
-            return;
-        }
-        let readable = state.stream[d].readable();
-        let window = self.pool.streams.window(slot, d);
-        let data = &window[..readable.min(window.len())];
-        let ident = proto::identify_dir(data, dir, self.unknown_after, false);
-        state.ident[d] = ident;
-        if !ident.is_final() {
-            return;
-        }
-        flow.ext.app[d] = ident.proto() as u8;
-        flow.ext.app_confidence[d] = ident.confidence();
-        let idents = state.ident;
-        let view = FlowView {
-            server_port: server_port(flow),
-            client_port: client_port(flow),
-            ident: idents,
-            now: frame.ts,
-        };
-        self.findings.clear();
-        self.detector
-            .on_event(&view, Event::Identified(dir), &mut self.findings);
-        self.raise(flow, frame.ts);
-        if idents.iter().all(DirIdent::is_final)
-            && proto::resolve(idents[0].probe, idents[1].probe).mismatch
-        {
-            // Suricata's name for the same observation, so existing hunts find it.
-            let rec = AnomalyRecord {
-                ts: frame.ts,
-                meta: flow_meta(flow),
-                dir,
-                layer: "proto_detect",
-                event: "applayer_mismatch_protocol_both_directions",
-                pcap_cnt: self.pcap_cnt(),
-            };
-            self.send(EveRecord::Anomaly(rec));
-        }
-    }
-
-    /// Turns the findings just collected into alerts and, in block mode, a block verdict.
-    fn raise(&mut self, flow: &mut Flow, ts: Timestamp) {
-        self.counters.findings_overflow += self.findings.overflow as u64;
-        let mut findings = std::mem::take(&mut self.findings);
-        for f in findings.iter() {
-            let bit = 1u64 << f.kind.index();
-            if flow.ext.alerted & bit != 0 {
-                continue;
-            }
-            flow.ext.alerted |= bit;
-            self.counters.findings[f.kind.index()] += 1;
-            let block = self.mode == Mode::Block && f.block;
-            if block && FlowVerdict::from_u8(flow.ext.verdict) != FlowVerdict::Blocked {
-                flow.ext.verdict = FlowVerdict::Blocked as u8;
-                self.counters.flows_blocked += 1;
-                if !self.commands.push(FlowCommand::Block {
-                    key: flow.key,
-                    at: ts,
-                }) {
-                    self.counters.commands_dropped += 1;
-                }
-            }
-            let rec = AlertRecord {
-                ts,
-                meta: flow_meta(flow),
-                dir: f.dir,
-                action: if block {
-                    AlertAction::Blocked
-                } else {
-                    AlertAction::Allowed
-                },
-                finding: *f,
-                pcap_cnt: self.pcap_cnt(),
-            };
-            self.send(EveRecord::Alert(Box::new(rec)));
-        }
-        findings.clear();
-        self.findings = findings;
-        if FlowVerdict::from_u8(flow.ext.verdict) == FlowVerdict::Blocked {
-            self.release_slot(flow);
-        }
-    }
-
-    /// Inspection is over once both directions are identified (protocol parsers extend this).
-    fn inspection_done(&self, slot: u32) -> bool {
-        self.pool
-            .states
-            .get(slot as usize)
-            .is_some_and(|s| s.ident.iter().all(DirIdent::is_final))
-    }
-
     fn finish_inspection(&mut self, flow: &mut Flow) {
+        if let Some(slot) = slot_of(flow) {
+            if let Some(state) = self.pool.states.get_mut(slot as usize) {
+                let mut report = FlowReport {
+                    detector: &self.detector,
+                    findings: &mut self.findings,
+                    sink: &mut self.sink,
+                    flow,
+                    ts: self.clock,
+                };
+                state.log_tls(&mut report);
+            }
+        }
         if FlowVerdict::from_u8(flow.ext.verdict) == FlowVerdict::Inspecting {
             flow.ext.verdict = if flow.ext.alerted != 0 {
                 FlowVerdict::Alerted
@@ -515,36 +625,50 @@ impl Core {
         } else {
             self.clock
         };
-        let state = slot_of(flow).and_then(|s| self.pool.states.get(s as usize).copied());
-        if let Some(state) = state {
-            {
-                let view = FlowView {
-                    server_port: server_port(flow),
-                    client_port: client_port(flow),
-                    ident: state.ident,
-                    now: clock,
-                };
-                self.findings.clear();
-                self.detector
-                    .on_event(&view, Event::FlowEnd, &mut self.findings);
-                self.raise(flow, flow.last_ts);
+        let base = flow_base(flow);
+        let state = slot_of(flow).and_then(|s| self.pool.states.get_mut(s as usize));
+        let mut inspected_bytes = [0, 0];
+        {
+            let mut report = FlowReport {
+                detector: &self.detector,
+                findings: &mut self.findings,
+                sink: &mut self.sink,
+                flow,
+                ts: clock,
+            };
+            match state {
+                Some(state) => {
+                    inspected_bytes = [
+                        state.stream[0].readable() as u32,
+                        state.stream[1].readable() as u32,
+                    ];
+                    let view = state.view(&base, clock);
+                    report.event(&view, &Event::FlowEnd);
+                    state.log_tls(&mut report);
+                }
+                None => {
+                    let idents = decided_idents(report.flow);
+                    let view = base.view(idents, None, None, clock);
+                    report.event(&view, &Event::FlowEnd);
+                }
             }
         }
-        let inspected_bytes = match state {
-            Some(s) => [s.stream[0].readable() as u32, s.stream[1].readable() as u32],
-            None => [0, 0],
-        };
         self.release_slot(flow);
         let verdict = FlowVerdict::from_u8(flow.ext.verdict);
         if verdict == FlowVerdict::Blocked {
             // The kernel entry would otherwise linger until LRU pressure pushes it out.
-            if !self.commands.push(FlowCommand::Forget { key: flow.key }) {
-                self.counters.commands_dropped += 1;
+            if !self
+                .sink
+                .commands
+                .push(FlowCommand::Forget { key: flow.key })
+            {
+                self.sink.counters.commands_dropped += 1;
             }
         }
         let meta = flow_meta(flow);
-        self.counters.flows_ended += 1;
-        self.counters.flows_by_app[meta.app_proto.index()] += 1;
+        let c = &mut self.sink.counters;
+        c.flows_ended += 1;
+        c.flows_by_app[meta.app_proto.index()] += 1;
         if self.flow_records {
             let rec = FlowRecord {
                 meta,
@@ -559,33 +683,43 @@ impl Core {
                 uninspected: (verdict == FlowVerdict::Uninspected).then_some("stream_memcap"),
                 inspected_bytes,
             };
-            self.send(EveRecord::Flow(rec));
-        }
-    }
-
-    fn send(&mut self, rec: EveRecord) {
-        if let Some(tx) = &self.eve {
-            match tx.try_send(rec) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                    self.counters.eve_dropped += 1
-                }
-            }
+            self.sink.send(EveRecord::Flow(rec));
         }
     }
 }
 
-fn client_port(flow: &Flow) -> u16 {
-    match flow.client {
-        Side::Lo => flow.key.lo_port,
-        Side::Hi => flow.key.hi_port,
+fn mismatch(ident: &[DirIdent; 2]) -> bool {
+    ident.iter().all(DirIdent::is_final) && proto::resolve(ident[0].probe, ident[1].probe).mismatch
+}
+
+/// Identification results kept on the flow after its inspection state is gone.
+fn decided_idents(flow: &Flow) -> [DirIdent; 2] {
+    [0, 1].map(|d| DirIdent {
+        probe: match AppProto::from_u8(flow.ext.app[d]) {
+            AppProto::Unknown => Probe::NoMatch,
+            p => Probe::Match(p, flow.ext.app_confidence[d]),
+        },
+        ..DirIdent::default()
+    })
+}
+
+fn ip(family: crate::wire::Family, addr: [u8; 16]) -> IpAddr {
+    match family {
+        crate::wire::Family::V4 => IpAddr::from([addr[0], addr[1], addr[2], addr[3]]),
+        crate::wire::Family::V6 => IpAddr::from(addr),
     }
 }
 
-fn server_port(flow: &Flow) -> u16 {
-    match flow.client {
-        Side::Lo => flow.key.hi_port,
-        Side::Hi => flow.key.lo_port,
+fn flow_base(flow: &Flow) -> FlowBase {
+    let m = flow_meta(flow);
+    FlowBase {
+        client_addr: ip(m.family, m.client_addr),
+        server_addr: ip(m.family, m.server_addr),
+        client_port: m.client_port,
+        server_port: m.server_port,
+        pkts: flow.pkts,
+        bytes: flow.bytes,
+        first_ts: flow.first_ts,
     }
 }
 

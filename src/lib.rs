@@ -24,6 +24,7 @@ pub mod detect;
 pub mod engine;
 pub mod fixtures;
 pub mod flow;
+pub mod inspect;
 pub mod proto;
 pub mod replay;
 pub mod source;

@@ -62,7 +62,7 @@ fn every_record_type_validates_against_suricatas_schema() {
                 .map(|r| r["event_type"].as_str().unwrap().to_string()),
         );
     }
-    for t in ["alert", "flow", "drop"] {
+    for t in ["alert", "flow", "drop", "tls"] {
         assert!(
             types.contains(t),
             "no {t} record was produced, so none was checked: {types:?}"

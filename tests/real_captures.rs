@@ -8,28 +8,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use serde_json::Value;
-use unmask::alert::EveTarget;
 use unmask::config::Config;
-use unmask::replay::{replay, ReplayOptions};
-
-/// Replays one capture; returns its EVE records and the capture error, if any.
-fn replay_one(path: &Path) -> (Vec<Value>, Option<String>) {
-    let tmp = tempfile::NamedTempFile::new().unwrap();
-    let outcome = replay(ReplayOptions {
-        config: Config::default(),
-        files: vec![path.to_path_buf()],
-        eve: EveTarget::File(tmp.path().to_path_buf()),
-        progress: None,
-    })
-    .unwrap_or_else(|e| panic!("{}: replay could not run: {e}", path.display()));
-    let text = std::fs::read_to_string(tmp.path()).unwrap();
-    let records = text
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("EVE lines are JSON"))
-        .collect();
-    (records, outcome.error.map(|e| e.to_string()))
-}
 
 /// An unordered endpoint pair, as "a:p|b:q" with the smaller side first.
 fn pair(a: &str, ap: &str, b: &str, bp: &str) -> String {
@@ -86,7 +65,7 @@ fn every_shared_capture_replays_cleanly_and_protocols_agree_with_ndpi() {
     caps.sort();
     for cap in caps {
         let name = cap.file_name().unwrap().to_string_lossy().to_string();
-        let (records, error) = replay_one(&cap);
+        let (records, error) = common::replay_capture(&cap, Config::default());
         let damaged = common::DAMAGED.iter().find(|d| d.0 == name);
         match (error, damaged) {
             (None, None) => {}

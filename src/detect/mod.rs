@@ -10,6 +10,13 @@ use std::fmt::Write as _;
 
 use crate::config::DetectConfig;
 use crate::flow::Dir;
+use std::net::IpAddr;
+
+use crate::inspect::{HttpFacts, TlsFacts};
+use crate::proto::http::HttpHead;
+use crate::proto::ssh::SshBanner;
+use crate::proto::tls::{ClientHello, ServerHello, TlsAnomaly};
+use crate::proto::x509::{CertError, CertInfo};
 use crate::proto::DirIdent;
 use crate::source::Timestamp;
 use crate::text::InlineStr;
@@ -214,28 +221,72 @@ impl Findings {
     }
 }
 
-/// What a check is shown: the flow's roles, what was identified, and when.
+/// What a check is shown about a flow when an event happens. Everything is borrowed from the
+/// engine's per-flow state for the duration of the call; checks keep nothing.
 #[derive(Debug, Clone, Copy)]
-pub struct FlowView {
-    pub server_port: u16,
+pub struct FlowView<'a> {
+    pub client_addr: IpAddr,
+    pub server_addr: IpAddr,
     pub client_port: u16,
-    /// Indexed by [`Dir::index`].
+    pub server_port: u16,
+    /// Identification per direction, indexed by [`Dir::index`].
     pub ident: [DirIdent; 2],
+    /// TLS facts folded so far, when the flow carries TLS.
+    pub tls: Option<&'a TlsFacts>,
+    /// HTTP facts so far, when the flow carries HTTP.
+    pub http: Option<&'a HttpFacts>,
+    /// Packets and bytes per direction so far.
+    pub pkts: [u64; 2],
+    pub bytes: [u64; 2],
+    pub first_ts: Timestamp,
+    /// Packet time of the event.
     pub now: Timestamp,
 }
 
-/// The moments at which checks run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
-    /// Identification of this direction just finished.
-    Identified(Dir),
+/// The moments at which checks run, with what was just parsed.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// Identification of this direction just finished; `data` is what the probes saw.
+    Identified {
+        dir: Dir,
+        data: &'a [u8],
+    },
+    TlsClientHello(&'a ClientHello),
+    TlsServerHello(&'a ServerHello),
+    /// The leaf certificate, parsed (with the SNI matched against it when there was one).
+    TlsLeafCertificate(&'a CertInfo),
+    /// The leaf certificate's DER could not be parsed.
+    TlsCertificateInvalid(CertError),
+    TlsAnomaly {
+        dir: Dir,
+        anomaly: TlsAnomaly,
+    },
+    TlsAlert {
+        dir: Dir,
+        level: u8,
+        description: u8,
+    },
+    /// The handshake is over (or stopped); fired once.
+    TlsHandshakeDone,
+    HttpRequest(&'a HttpHead<'a>),
+    HttpResponse(&'a HttpHead<'a>),
+    /// After a request, the server answered with bytes that are not an HTTP response.
+    HttpResponseNotHttp {
+        data: &'a [u8],
+    },
+    SshBanner {
+        dir: Dir,
+        banner: &'a SshBanner<'a>,
+    },
+    /// Every few thousand packets of a long flow, inspected or not.
+    Periodic,
     /// The flow is ending.
     FlowEnd,
 }
 
 /// The shape every check has.
 pub trait Check {
-    fn on_event(&self, view: &FlowView, event: Event, out: &mut Findings);
+    fn on_event(&self, view: &FlowView<'_>, event: &Event<'_>, out: &mut Findings);
 }
 
 /// Every configured check, dispatched statically.
@@ -253,7 +304,7 @@ impl Detector {
         }
     }
 
-    pub fn on_event(&self, view: &FlowView, event: Event, out: &mut Findings) {
+    pub fn on_event(&self, view: &FlowView<'_>, event: &Event<'_>, out: &mut Findings) {
         if let Some(c) = &self.protocol_port {
             c.on_event(view, event, out);
         }

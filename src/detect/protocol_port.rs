@@ -68,8 +68,8 @@ impl fmt::Display for MaskNames {
 }
 
 impl Check for ProtocolPortCheck {
-    fn on_event(&self, view: &FlowView, event: Event, out: &mut Findings) {
-        let Event::Identified(dir) = event else {
+    fn on_event(&self, view: &FlowView<'_>, event: &Event<'_>, out: &mut Findings) {
+        let Event::Identified { dir, .. } = *event else {
             return;
         };
         let ident = view.ident[dir.index()];
@@ -120,7 +120,7 @@ mod tests {
     use crate::proto::{DirIdent, Probe};
     use crate::source::Timestamp;
 
-    fn view(server_port: u16, dir: Dir, proto: AppProto, confidence: u8) -> FlowView {
+    fn view(server_port: u16, dir: Dir, proto: AppProto, confidence: u8) -> FlowView<'static> {
         let mut ident = [DirIdent::default(); 2];
         ident[dir.index()].probe = if proto == AppProto::Unknown {
             Probe::NoMatch
@@ -128,9 +128,16 @@ mod tests {
             Probe::Match(proto, confidence)
         };
         FlowView {
+            client_addr: [10, 0, 0, 1].into(),
+            server_addr: [10, 0, 0, 2].into(),
             server_port,
             client_port: 50000,
             ident,
+            tls: None,
+            http: None,
+            pkts: [1, 1],
+            bytes: [100, 100],
+            first_ts: Timestamp(0),
             now: Timestamp(0),
         }
     }
@@ -138,7 +145,7 @@ mod tests {
     fn run(cfg: &ProtocolPortConfig, v: &FlowView, dir: Dir) -> Vec<Finding> {
         let check = ProtocolPortCheck::new(cfg);
         let mut out = Findings::default();
-        check.on_event(v, Event::Identified(dir), &mut out);
+        check.on_event(v, &Event::Identified { dir, data: b"" }, &mut out);
         out.iter().copied().collect()
     }
 

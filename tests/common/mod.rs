@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 
 use crossbeam_channel::Receiver;
 use serde_json::Value;
-use unmask::alert::EveRecord;
+use unmask::alert::{EveRecord, EveTarget};
 use unmask::config::Config;
 use unmask::engine::{Counters, Engine, EngineOptions};
 use unmask::fixtures::TimedFrame;
+use unmask::replay::{replay, ReplayOptions};
 use unmask::source::{Action, LinkType, VecSource};
 use unmask::verdict::NoFlowControl;
 use unmask::worker::{self, Clock};
@@ -138,3 +139,21 @@ pub const DAMAGED: &[(&str, u64, u64, &str)] = &[
         "record length 4325376 exceeds",
     ),
 ];
+
+/// Replays one capture; returns its EVE records and the capture error, if any.
+pub fn replay_capture(path: &Path, config: Config) -> (Vec<Value>, Option<String>) {
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    let outcome = replay(ReplayOptions {
+        config,
+        files: vec![path.to_path_buf()],
+        eve: EveTarget::File(tmp.path().to_path_buf()),
+        progress: None,
+    })
+    .unwrap_or_else(|e| panic!("{}: replay could not run: {e}", path.display()));
+    let text = std::fs::read_to_string(tmp.path()).unwrap();
+    let records = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("EVE lines are JSON"))
+        .collect();
+    (records, outcome.error.map(|e| e.to_string()))
+}

@@ -1,0 +1,640 @@
+//! Per-flow inspection: what the engine keeps about a flow while it is still being judged, and
+//! the driving of the protocol parsers over the in-order stream prefix.
+//!
+//! Every time a direction's in-order prefix grows, [`InspectState::advance`] identifies the
+//! direction (until final), feeds the parser of the identified protocol, folds what it parsed
+//! into the flow's facts, and reports each parsed object to the checks as an [`Event`]. It
+//! stops at the first decision worth keeping: the state lives in a pool slot that is freed as
+//! soon as [`InspectState::done`] says there is nothing more to learn.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use crate::alert::TlsRecord;
+use crate::detect::{Event, FlowView};
+use crate::flow::{Dir, StreamDir};
+use crate::proto::fingerprint::{self, Ja3};
+use crate::proto::http::{self, HeadError};
+use crate::proto::ssh;
+use crate::proto::tls::{self, FixedList, TlsDir, TlsEvent, TlsScratch, TlsSummary, ALPN_TEXT_LEN};
+use crate::proto::x509::{CertError, CertInfo, KeyKind, NameMatch, NAME_TEXT_LEN};
+use crate::proto::{self, AppProto, DirIdent};
+use crate::source::Timestamp;
+use crate::text::InlineStr;
+
+/// HTTP messages parsed per direction: enough to judge a client, bounded for pipelines.
+pub const MAX_HTTP_MESSAGES: u8 = 4;
+
+/// Leaf certificate facts kept for the checks and the EVE `tls` record.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LeafCert {
+    pub subject: InlineStr<{ crate::proto::x509::DN_TEXT_LEN }>,
+    pub issuer: InlineStr<{ crate::proto::x509::DN_TEXT_LEN }>,
+    pub subject_cn: Option<InlineStr<NAME_TEXT_LEN>>,
+    pub issuer_orgs: FixedList<InlineStr<NAME_TEXT_LEN>, { crate::proto::x509::MAX_ISSUER_ORGS }>,
+    /// The first SAN DNS names (for EVE; matching used all of them).
+    pub san_dns: FixedList<InlineStr<NAME_TEXT_LEN>, 4>,
+    pub san_dns_total: u16,
+    pub serial: InlineStr<128>,
+    pub sha1: [u8; 20],
+    pub not_before: i64,
+    pub not_after: i64,
+    pub self_signed: bool,
+    pub is_ca: bool,
+    pub key_kind: KeyKind,
+    pub key_bits: u32,
+    pub host_match: Option<NameMatch>,
+}
+
+impl LeafCert {
+    fn from_info(c: &CertInfo) -> LeafCert {
+        let mut san_dns = FixedList::default();
+        for name in c.san_dns.as_slice().iter().take(4) {
+            san_dns.push(*name);
+        }
+        LeafCert {
+            subject: c.subject,
+            issuer: c.issuer,
+            subject_cn: c.subject_cn,
+            issuer_orgs: c.issuer_orgs,
+            san_dns,
+            san_dns_total: c.san_dns.as_slice().len() as u16,
+            serial: c.serial,
+            sha1: c.sha1,
+            not_before: c.not_before,
+            not_after: c.not_after,
+            self_signed: c.self_signed,
+            is_ca: c.is_ca,
+            key_kind: c.key_kind,
+            key_bits: c.key_bits,
+            host_match: c.host_match,
+        }
+    }
+}
+
+/// What is known about a flow's TLS so far.
+#[derive(Debug, Clone, Copy)]
+pub struct TlsFacts {
+    /// TLS parsing runs on this flow (identified as TLS, or found after a cleartext prelude).
+    pub active: bool,
+    /// Per direction: parsing started (at `start[d]`), or still looking for a hello.
+    pub started: [bool; 2],
+    pub dirs: [TlsDir; 2],
+    pub summary: TlsSummary,
+    pub ja3: Option<Ja3>,
+    pub ja3s: Option<Ja3>,
+    pub client_alpns: FixedList<InlineStr<ALPN_TEXT_LEN>, 8>,
+    pub leaf: Option<LeafCert>,
+    pub leaf_error: Option<CertError>,
+    /// A fatal alert arrived after a certificate had been seen (either direction).
+    pub fatal_alert_after_certificate: bool,
+    pub handshake_done: bool,
+    pub logged: bool,
+}
+
+impl Default for TlsFacts {
+    fn default() -> Self {
+        TlsFacts {
+            active: false,
+            started: [false; 2],
+            dirs: [TlsDir::new(Dir::ToServer), TlsDir::new(Dir::ToClient)],
+            summary: TlsSummary::default(),
+            ja3: None,
+            ja3s: None,
+            client_alpns: FixedList::default(),
+            leaf: None,
+            leaf_error: None,
+            fatal_alert_after_certificate: false,
+            handshake_done: false,
+            logged: false,
+        }
+    }
+}
+
+impl TlsFacts {
+    /// The handshake is over as far as inspection is concerned: the keys are in use (CCS both
+    /// ways for TLS 1.2, the client's CCS or data for TLS 1.3), or a side stopped or alerted.
+    fn over(&self) -> bool {
+        let s = &self.summary;
+        let stopped = self.dirs.iter().any(|d| d.stopped());
+        let keys_in_use = if s.negotiated_version == 0x0304 {
+            s.server_hello_seen && (s.ccs_client || s.app_data_client > 0)
+        } else {
+            s.ccs_client && s.ccs_server
+        };
+        stopped || keys_in_use || s.fatal_alert
+    }
+
+    /// The EVE `tls` record of this handshake.
+    pub fn record(&self) -> TlsRecord {
+        let s = &self.summary;
+        let version = if s.server_hello_seen {
+            s.negotiated_version
+        } else {
+            s.client_max_version
+        };
+        let mut r = TlsRecord {
+            sni: s.has_sni.then(|| s.sni.as_str().to_string()),
+            version: version_name(version, s.sslv2_hello && !s.server_hello_seen),
+            ja3: self
+                .ja3
+                .map(|j| (j.md5.as_str().to_string(), j.text.as_str().to_string())),
+            ja3s: self
+                .ja3s
+                .map(|j| (j.md5.as_str().to_string(), j.text.as_str().to_string())),
+            ja4: s.ja4.map(|j| j.as_str().to_string()),
+            ja3n: s.ja3n.map(|j| j.as_str().to_string()),
+            client_alpns: self
+                .client_alpns
+                .as_slice()
+                .iter()
+                .map(|a| a.as_str().to_string())
+                .collect(),
+            server_alpns: s
+                .alpn_selected
+                .iter()
+                .map(|a| a.as_str().to_string())
+                .collect(),
+            certificates: s.certificates,
+            anomalies: s
+                .anomalies_client
+                .union(s.anomalies_server)
+                .names()
+                .collect(),
+            ..TlsRecord::default()
+        };
+        if let Some(c) = &self.leaf {
+            r.subject = Some(c.subject.as_str().to_string());
+            r.issuerdn = Some(c.issuer.as_str().to_string());
+            r.serial = Some(c.serial.as_str().to_string());
+            r.fingerprint = Some(sha1_colon(&c.sha1));
+            r.notbefore = Some(c.not_before);
+            r.notafter = Some(c.not_after);
+            r.subjectaltname = c
+                .san_dns
+                .as_slice()
+                .iter()
+                .map(|n| n.as_str().to_string())
+                .collect();
+        }
+        r
+    }
+}
+
+/// Suricata's version names.
+pub fn version_name(v: u16, sslv2: bool) -> &'static str {
+    if sslv2 {
+        return "SSLv2";
+    }
+    match v {
+        0x0300 => "SSLv3",
+        0x0301 => "TLSv1",
+        0x0302 => "TLS 1.1",
+        0x0303 => "TLS 1.2",
+        0x0304 => "TLS 1.3",
+        _ => "UNDETERMINED",
+    }
+}
+
+fn sha1_colon(sha1: &[u8; 20]) -> String {
+    let mut s = String::with_capacity(59);
+    for (i, b) in sha1.iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// What is known about a flow's HTTP so far.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HttpFacts {
+    pub active: bool,
+    pub requests: u8,
+    pub responses: u8,
+    /// Where the next message of each direction starts; `None` once it cannot be known
+    /// (a body of unknown length) or the direction is not HTTP.
+    pub next: [Option<u32>; 2],
+    pub not_http: [bool; 2],
+}
+
+impl HttpFacts {
+    fn over(&self) -> bool {
+        let req_done = self.requests > 0 || self.not_http[0] || self.next[0].is_none();
+        let resp_done = self.responses > 0 || self.not_http[1] || self.next[1].is_none();
+        req_done && resp_done
+    }
+}
+
+/// SSH banners seen per direction.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SshFacts {
+    pub active: bool,
+    pub banner_done: [bool; 2],
+}
+
+/// Protocols that may switch to TLS after a cleartext prelude (STARTTLS, RDP security
+/// upgrade, proxies): their streams are searched for a hello.
+fn may_upgrade_to_tls(p: AppProto) -> bool {
+    matches!(
+        p,
+        AppProto::Smtp
+            | AppProto::Imap
+            | AppProto::Pop3
+            | AppProto::Ftp
+            | AppProto::Rdp
+            | AppProto::Socks4
+            | AppProto::Socks5
+            | AppProto::Http
+    )
+}
+
+/// A flow's inspection state, kept in a pool slot only while the flow is being inspected.
+#[derive(Debug, Clone, Copy)]
+pub struct InspectState {
+    pub stream: [StreamDir; 2],
+    pub ident: [DirIdent; 2],
+    pub tls: TlsFacts,
+    pub http: HttpFacts,
+    pub ssh: SshFacts,
+}
+
+impl Default for InspectState {
+    fn default() -> Self {
+        InspectState {
+            stream: [StreamDir::default(); 2],
+            ident: [DirIdent::default(); 2],
+            tls: TlsFacts::default(),
+            http: HttpFacts {
+                next: [Some(0); 2],
+                ..HttpFacts::default()
+            },
+            ssh: SshFacts::default(),
+        }
+    }
+}
+
+/// Where inspection events go: the engine runs the checks and turns findings into verdicts.
+pub trait Report {
+    /// An event for the checks, with the flow as it stands.
+    fn event(&mut self, view: &FlowView<'_>, event: &Event<'_>);
+    /// The handshake's EVE `tls` record is ready.
+    fn tls_record(&mut self, facts: &TlsFacts);
+}
+
+/// The parts of a flow the view needs, copied once per call.
+#[derive(Debug, Clone, Copy)]
+pub struct FlowBase {
+    pub client_addr: IpAddr,
+    pub server_addr: IpAddr,
+    pub client_port: u16,
+    pub server_port: u16,
+    pub pkts: [u64; 2],
+    pub bytes: [u64; 2],
+    pub first_ts: Timestamp,
+}
+
+impl FlowBase {
+    pub fn view<'a>(
+        &self,
+        ident: [DirIdent; 2],
+        tls: Option<&'a TlsFacts>,
+        http: Option<&'a HttpFacts>,
+        now: Timestamp,
+    ) -> FlowView<'a> {
+        FlowView {
+            client_addr: self.client_addr,
+            server_addr: self.server_addr,
+            client_port: self.client_port,
+            server_port: self.server_port,
+            ident,
+            tls,
+            http,
+            pkts: self.pkts,
+            bytes: self.bytes,
+            first_ts: self.first_ts,
+            now,
+        }
+    }
+}
+
+/// Knobs of inspection, from config.
+#[derive(Debug, Clone, Copy)]
+pub struct InspectConfig {
+    pub unknown_after: usize,
+}
+
+impl InspectState {
+    /// A fresh state for a flow whose ISNs may already be known.
+    pub fn new(isn: [Option<u32>; 2]) -> Self {
+        let mut s = InspectState::default();
+        for (d, isn) in isn.iter().enumerate() {
+            if let Some(isn) = isn {
+                s.stream[d].set_isn(*isn);
+            }
+        }
+        s
+    }
+
+    /// Nothing more to learn from this flow: every direction identified and every active
+    /// parser past the part of the conversation the checks judge.
+    pub fn done(&self) -> bool {
+        if !self.ident.iter().all(DirIdent::is_final) {
+            return false;
+        }
+        if self.tls.active && !self.tls.handshake_done {
+            return false;
+        }
+        // A cleartext prelude that may still turn into TLS keeps the flow under inspection
+        // until the stream depth ends it.
+        if !self.tls.active
+            && self
+                .ident
+                .iter()
+                .any(|i| may_upgrade_to_tls(i.proto()) && i.proto() != AppProto::Http)
+        {
+            return false;
+        }
+        if self.http.active && !self.http.over() {
+            return false;
+        }
+        if self.ssh.active && !self.ssh.banner_done.iter().all(|d| *d) {
+            return false;
+        }
+        true
+    }
+
+    /// Inspects what became readable in direction `dir`. `window` is that direction's stream
+    /// window; `other` the other direction's.
+    #[allow(clippy::too_many_arguments)]
+    pub fn advance<R: Report>(
+        &mut self,
+        dir: Dir,
+        window: &[u8],
+        other: &[u8],
+        base: &FlowBase,
+        now: Timestamp,
+        cfg: &InspectConfig,
+        scratch: &mut TlsScratch,
+        report: &mut R,
+    ) {
+        let d = dir.index();
+        let readable = self.stream[d].readable().min(window.len());
+        let data = &window[..readable];
+        let other_readable = self.stream[1 - d].readable().min(other.len());
+        let other_data = &other[..other_readable];
+
+        if !self.ident[d].is_final() {
+            self.ident[d] = proto::identify_dir(data, dir, cfg.unknown_after, false);
+            if self.ident[d].is_final() {
+                let view = base.view(self.ident, None, None, now);
+                report.event(
+                    &view,
+                    &Event::Identified {
+                        dir,
+                        data: &data[..data.len().min(cfg.unknown_after)],
+                    },
+                );
+                self.activate();
+                // The other direction may have been waiting for this one's protocol.
+                if self.ident[1 - d].is_final() {
+                    self.parse(dir.reverse(), other_data, base, now, scratch, report);
+                }
+            }
+        }
+        self.parse(dir, data, base, now, scratch, report);
+    }
+
+    /// Turns on the parsers the identification calls for.
+    fn activate(&mut self) {
+        for i in self.ident {
+            match i.proto() {
+                AppProto::Tls => self.tls.active = true,
+                AppProto::Http => self.http.active = true,
+                AppProto::Ssh => self.ssh.active = true,
+                _ => {}
+            }
+        }
+        if self.ident.iter().any(|i| i.proto() == AppProto::Tls) {
+            // Identified as TLS from the first byte: both directions parse from the start,
+            // so a ClientHello answered by something else shows as "not TLS".
+            self.tls.started = [true; 2];
+        }
+    }
+
+    fn parse<R: Report>(
+        &mut self,
+        dir: Dir,
+        data: &[u8],
+        base: &FlowBase,
+        now: Timestamp,
+        scratch: &mut TlsScratch,
+        report: &mut R,
+    ) {
+        let d = dir.index();
+        if self.http.active {
+            self.parse_http(dir, data, base, now, report);
+        }
+        if self.ssh.active && !self.ssh.banner_done[d] {
+            match ssh::parse_banner(data, dir) {
+                Ok(banner) => {
+                    self.ssh.banner_done[d] = true;
+                    let view = base.view(self.ident, None, None, now);
+                    report.event(
+                        &view,
+                        &Event::SshBanner {
+                            dir,
+                            banner: &banner,
+                        },
+                    );
+                }
+                Err(ssh::BannerError::Incomplete) => {}
+                Err(_) => self.ssh.banner_done[d] = true,
+            }
+        }
+        if !self.tls.active || !self.tls.started[d] {
+            self.find_upgrade(dir, data);
+        }
+        if self.tls.active && self.tls.started[d] && !self.tls.handshake_done {
+            self.parse_tls(dir, data, base, now, scratch, report);
+        }
+    }
+
+    /// Looks for a TLS hello after a cleartext prelude (STARTTLS and the like).
+    fn find_upgrade(&mut self, dir: Dir, data: &[u8]) {
+        let d = dir.index();
+        if self.tls.started[d] || !self.ident.iter().any(|i| may_upgrade_to_tls(i.proto())) {
+            return;
+        }
+        if let Some(offset) = tls::find_hello(data) {
+            self.tls.active = true;
+            self.tls.started[d] = true;
+            self.tls.dirs[d] = TlsDir::starting_at(dir, offset);
+        }
+    }
+
+    fn parse_tls<R: Report>(
+        &mut self,
+        dir: Dir,
+        data: &[u8],
+        base: &FlowBase,
+        now: Timestamp,
+        scratch: &mut TlsScratch,
+        report: &mut R,
+    ) {
+        let d = dir.index();
+        let ident = self.ident;
+        let http = self.http;
+        let facts = &mut self.tls;
+        let mut dir_state = facts.dirs[d];
+        dir_state.feed(data, scratch, |ev| {
+            facts.summary.observe(dir, &ev);
+            let event = match ev {
+                TlsEvent::ClientHello(ch) => {
+                    if dir == Dir::ToServer && facts.ja3.is_none() && !ch.sslv2_format {
+                        facts.ja3 = Some(fingerprint::ja3(ch));
+                        for a in ch.alpn.as_slice().iter().take(8) {
+                            facts.client_alpns.push(*a);
+                        }
+                    }
+                    Some(Event::TlsClientHello(ch))
+                }
+                TlsEvent::ServerHello(sh) => {
+                    if dir == Dir::ToClient && facts.ja3s.is_none() {
+                        facts.ja3s = Some(fingerprint::ja3s(sh));
+                    }
+                    Some(Event::TlsServerHello(sh))
+                }
+                TlsEvent::Certificate { index: 0, der }
+                    if dir == Dir::ToClient
+                        && facts.leaf.is_none()
+                        && facts.leaf_error.is_none() =>
+                {
+                    let host = facts.summary.has_sni.then(|| facts.summary.sni);
+                    match CertInfo::from_der_for_host(der, host.as_ref().map(|h| h.as_str())) {
+                        Ok(info) => {
+                            facts.leaf = Some(LeafCert::from_info(&info));
+                            let view = base.view(ident, Some(&*facts), Some(&http), now);
+                            report.event(&view, &Event::TlsLeafCertificate(&info));
+                            None
+                        }
+                        Err(e) => {
+                            facts.leaf_error = Some(e);
+                            Some(Event::TlsCertificateInvalid(e))
+                        }
+                    }
+                }
+                TlsEvent::Alert { level, description } => {
+                    if level == 2 && facts.summary.certificates > 0 {
+                        facts.fatal_alert_after_certificate = true;
+                    }
+                    Some(Event::TlsAlert {
+                        dir,
+                        level,
+                        description,
+                    })
+                }
+                TlsEvent::Anomaly(anomaly) => Some(Event::TlsAnomaly { dir, anomaly }),
+                _ => None,
+            };
+            if let Some(event) = event {
+                let view = base.view(ident, Some(&*facts), Some(&http), now);
+                report.event(&view, &event);
+            }
+        });
+        self.tls.dirs[d] = dir_state;
+        if !self.tls.handshake_done && self.tls.over() {
+            self.tls.handshake_done = true;
+            let view = base.view(self.ident, Some(&self.tls), Some(&self.http), now);
+            report.event(&view, &Event::TlsHandshakeDone);
+            self.log_tls(report);
+        }
+    }
+
+    /// Writes the EVE `tls` record once per flow, when there was a hello to describe.
+    pub fn log_tls<R: Report>(&mut self, report: &mut R) {
+        let s = &self.tls.summary;
+        if self.tls.active && !self.tls.logged && (s.client_hello_seen || s.server_hello_seen) {
+            self.tls.logged = true;
+            report.tls_record(&self.tls);
+        }
+    }
+
+    fn parse_http<R: Report>(
+        &mut self,
+        dir: Dir,
+        data: &[u8],
+        base: &FlowBase,
+        now: Timestamp,
+        report: &mut R,
+    ) {
+        let d = dir.index();
+        loop {
+            let count = if dir == Dir::ToServer {
+                self.http.requests
+            } else {
+                self.http.responses
+            };
+            if count >= MAX_HTTP_MESSAGES || self.http.not_http[d] {
+                return;
+            }
+            // Responses are judged against a request: wait for one.
+            if dir == Dir::ToClient && self.http.requests == 0 {
+                return;
+            }
+            let Some(offset) = self.http.next[d] else {
+                return;
+            };
+            let Some(rest) = data.get(offset as usize..) else {
+                return;
+            };
+            if rest.is_empty() {
+                return;
+            }
+            let parsed = match dir {
+                Dir::ToServer => http::parse_request(rest),
+                Dir::ToClient => http::parse_response(rest),
+            };
+            match parsed {
+                Ok(head) => {
+                    let next = head.next_message_offset();
+                    self.http.next[d] = next.and_then(|n| u32::try_from(offset as usize + n).ok());
+                    let event = match dir {
+                        Dir::ToServer => {
+                            self.http.requests += 1;
+                            Event::HttpRequest(&head)
+                        }
+                        Dir::ToClient => {
+                            self.http.responses += 1;
+                            Event::HttpResponse(&head)
+                        }
+                    };
+                    let view = base.view(self.ident, None, Some(&self.http), now);
+                    report.event(&view, &event);
+                }
+                Err(HeadError::Incomplete) => return,
+                Err(HeadError::NotHttp) | Err(HeadError::TooLong) => {
+                    self.http.not_http[d] = true;
+                    self.http.next[d] = None;
+                    if dir == Dir::ToClient && self.http.responses == 0 {
+                        let view = base.view(self.ident, None, Some(&self.http), now);
+                        let preview = &rest[..rest.len().min(64)];
+                        report.event(&view, &Event::HttpResponseNotHttp { data: preview });
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Facts of the flow for the end-of-flow event.
+    pub fn view<'a>(&'a self, base: &FlowBase, now: Timestamp) -> FlowView<'a> {
+        base.view(
+            self.ident,
+            self.tls.active.then_some(&self.tls),
+            self.http.active.then_some(&self.http),
+            now,
+        )
+    }
+}
