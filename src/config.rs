@@ -126,6 +126,13 @@ impl Default for ProtoConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct DetectConfig {
     pub protocol_port: ProtocolPortConfig,
+    pub tls_handshake: crate::detect::tls_handshake::TlsHandshakeConfig,
+    pub fingerprint: crate::detect::fingerprint::FingerprintConfig,
+    pub certificate: crate::detect::certificate::CertificateConfig,
+    pub sni: crate::detect::sni::SniConfig,
+    pub service: crate::detect::service::ServiceConfig,
+    pub http: crate::detect::http::HttpConfig,
+    pub asymmetry: crate::detect::asymmetry::AsymmetryConfig,
 }
 
 /// DET0470 AllowedServicePorts and ProtocolMatchConfidence.
@@ -330,6 +337,15 @@ impl Config {
                 ));
             }
         }
+
+        let d = &self.detect;
+        d.tls_handshake.validate(path)?;
+        d.fingerprint.validate(path)?;
+        d.certificate.validate(path)?;
+        d.sni.validate(path)?;
+        d.service.validate(path)?;
+        d.http.validate(path)?;
+        d.asymmetry.validate(path)?;
 
         let o = &self.output;
         if o.eve.is_empty() {

@@ -511,7 +511,7 @@ impl InspectState {
                         && facts.leaf.is_none()
                         && facts.leaf_error.is_none() =>
                 {
-                    let host = facts.summary.has_sni.then(|| facts.summary.sni);
+                    let host = facts.summary.has_sni.then_some(facts.summary.sni);
                     match CertInfo::from_der_for_host(der, host.as_ref().map(|h| h.as_str())) {
                         Ok(info) => {
                             facts.leaf = Some(LeafCert::from_info(&info));

@@ -4,7 +4,14 @@
 //! Every finding carries what was found, how sure the check is, the values that triggered it,
 //! MITRE ATT&CK T1001.003, and the DET0470 tunable it belongs to.
 
+pub mod asymmetry;
+pub mod certificate;
+pub mod fingerprint;
+pub mod http;
 pub mod protocol_port;
+pub mod service;
+pub mod sni;
+pub mod tls_handshake;
 
 use std::fmt::Write as _;
 
@@ -62,6 +69,54 @@ pub enum FindingKind {
     ProtocolPortMismatch = 0,
     /// A known protocol on a port reserved for no protocol (informational).
     NonStandardPort = 1,
+    /// Data on a port reserved for TLS that is not TLS (unidentified or another protocol).
+    NonTlsOnTlsPort = 2,
+    /// Unidentifiable or high-entropy bytes on a port reserved for a cleartext protocol.
+    OpaqueOnCleartextPort = 3,
+    /// The two directions were identified as different protocols (HTTP answered by SSH).
+    ProtocolDirectionMismatch = 4,
+    /// TLS records whose handshake is inconsistent, impossible or out of order.
+    TlsMalformedHandshake = 5,
+    /// A ClientHello whose answer is not a TLS record.
+    TlsAnsweredByNonTls = 6,
+    /// One side speaks TLS while the other sends data that never becomes TLS, or nothing.
+    TlsOneSided = 7,
+    /// A JA3/JA3N/JA4 fingerprint on a configured deny list.
+    TlsFingerprintDenied = 8,
+    /// A client fingerprint missing from the allow list of the destination it contacts.
+    TlsFingerprintNotAllowed = 9,
+    /// The leaf certificate's issuer organisation is on the watch list.
+    CertIssuerWatched = 10,
+    /// Allow-list mode: the issuer organisation is not allowed.
+    CertIssuerNotAllowed = 11,
+    /// The server's leaf certificate is self-signed.
+    CertSelfSigned = 12,
+    /// The leaf certificate's notAfter is before the packet time.
+    CertExpired = 13,
+    /// The leaf certificate's notBefore is after the packet time.
+    CertNotYetValid = 14,
+    /// The validity period exceeds what public CAs issue.
+    CertValidityTooLong = 15,
+    /// The SNI matches no SAN (or CN) of the leaf certificate.
+    CertNameMismatch = 16,
+    /// The leaf certificate's DER does not parse.
+    CertInvalid = 17,
+    /// A fatal alert follows the certificate: a peer rejected it.
+    TlsFatalAlertAfterCertificate = 18,
+    /// No server_name where clients of this service always send one.
+    SniMissing = 19,
+    /// The SNI is an IP literal, which RFC 6066 forbids.
+    SniIpLiteral = 20,
+    /// The ALPN offered does not fit the SNI (or is offered without one).
+    SniAlpnMismatch = 21,
+    /// SNI or Host claims a configured service whose certificate, issuer, address or protocol contradicts it.
+    ServiceImpersonation = 22,
+    /// A configured HTTP header pattern matched (defaults: missing User-Agent, missing Host).
+    HttpHeaderSignature = 23,
+    /// The weighted HTTP header anomaly score crossed the threshold.
+    HttpHeaderAnomaly = 24,
+    /// Client-to-server bytes dwarf server-to-client bytes.
+    AsymmetricFlow = 25,
 }
 
 /// Static facts about a finding kind: its EVE signature and classification.
@@ -80,10 +135,34 @@ pub struct KindInfo {
 const SID_BASE: u32 = 9_470_000;
 
 impl FindingKind {
-    pub const COUNT: usize = 2;
+    pub const COUNT: usize = 26;
     pub const ALL: [FindingKind; Self::COUNT] = [
         FindingKind::ProtocolPortMismatch,
         FindingKind::NonStandardPort,
+        FindingKind::NonTlsOnTlsPort,
+        FindingKind::OpaqueOnCleartextPort,
+        FindingKind::ProtocolDirectionMismatch,
+        FindingKind::TlsMalformedHandshake,
+        FindingKind::TlsAnsweredByNonTls,
+        FindingKind::TlsOneSided,
+        FindingKind::TlsFingerprintDenied,
+        FindingKind::TlsFingerprintNotAllowed,
+        FindingKind::CertIssuerWatched,
+        FindingKind::CertIssuerNotAllowed,
+        FindingKind::CertSelfSigned,
+        FindingKind::CertExpired,
+        FindingKind::CertNotYetValid,
+        FindingKind::CertValidityTooLong,
+        FindingKind::CertNameMismatch,
+        FindingKind::CertInvalid,
+        FindingKind::TlsFatalAlertAfterCertificate,
+        FindingKind::SniMissing,
+        FindingKind::SniIpLiteral,
+        FindingKind::SniAlpnMismatch,
+        FindingKind::ServiceImpersonation,
+        FindingKind::HttpHeaderSignature,
+        FindingKind::HttpHeaderAnomaly,
+        FindingKind::AsymmetricFlow,
     ];
 
     pub fn index(self) -> usize {
@@ -107,6 +186,200 @@ impl FindingKind {
                 category: "Misc activity",
                 severity: 3,
                 tunable: Tunable::AllowedServicePorts,
+            },
+            FindingKind::NonTlsOnTlsPort => KindInfo {
+                name: "non_tls_on_tls_port",
+                signature_id: SID_BASE + 3,
+                signature: "UNMASK non-TLS traffic on a TLS port",
+                category: "Potentially Bad Traffic",
+                severity: 2,
+                tunable: Tunable::ProtocolMatchConfidence,
+            },
+            FindingKind::OpaqueOnCleartextPort => KindInfo {
+                name: "opaque_on_cleartext_port",
+                signature_id: SID_BASE + 4,
+                signature:
+                    "UNMASK unidentifiable or high-entropy data on a cleartext protocol port",
+                category: "Potentially Bad Traffic",
+                severity: 2,
+                tunable: Tunable::ProtocolMatchConfidence,
+            },
+            FindingKind::ProtocolDirectionMismatch => KindInfo {
+                name: "protocol_direction_mismatch",
+                signature_id: SID_BASE + 5,
+                signature: "UNMASK each direction of the flow speaks a different protocol",
+                category: "Potentially Bad Traffic",
+                severity: 2,
+                tunable: Tunable::ProtocolMatchConfidence,
+            },
+            FindingKind::TlsMalformedHandshake => KindInfo {
+                name: "tls_malformed_handshake",
+                signature_id: SID_BASE + 6,
+                signature: "UNMASK malformed or fake TLS handshake",
+                category: "Potentially Bad Traffic",
+                severity: 1,
+                tunable: Tunable::ProtocolMatchConfidence,
+            },
+            FindingKind::TlsAnsweredByNonTls => KindInfo {
+                name: "tls_answered_by_non_tls",
+                signature_id: SID_BASE + 7,
+                signature: "UNMASK TLS ClientHello answered by something that is not TLS",
+                category: "Potentially Bad Traffic",
+                severity: 2,
+                tunable: Tunable::ProtocolMatchConfidence,
+            },
+            FindingKind::TlsOneSided => KindInfo {
+                name: "tls_one_sided",
+                signature_id: SID_BASE + 8,
+                signature: "UNMASK TLS seen in one direction only",
+                category: "Potentially Bad Traffic",
+                severity: 3,
+                tunable: Tunable::ProtocolMatchConfidence,
+            },
+            FindingKind::TlsFingerprintDenied => KindInfo {
+                name: "tls_fingerprint_denied",
+                signature_id: SID_BASE + 9,
+                signature: "UNMASK TLS client fingerprint on the deny list",
+                category: "A Network Trojan was detected",
+                severity: 1,
+                tunable: Tunable::TlsFingerprintMatch,
+            },
+            FindingKind::TlsFingerprintNotAllowed => KindInfo {
+                name: "tls_fingerprint_not_allowed",
+                signature_id: SID_BASE + 10,
+                signature:
+                    "UNMASK TLS client fingerprint not on the allow list for this destination",
+                category: "Potentially Bad Traffic",
+                severity: 2,
+                tunable: Tunable::TlsFingerprintMatch,
+            },
+            FindingKind::CertIssuerWatched => KindInfo {
+                name: "cert_issuer_watched",
+                signature_id: SID_BASE + 11,
+                signature: "UNMASK certificate issuer organisation on the watch list",
+                category: "Potentially Bad Traffic",
+                severity: 2,
+                tunable: Tunable::IssuerOrgFilter,
+            },
+            FindingKind::CertIssuerNotAllowed => KindInfo {
+                name: "cert_issuer_not_allowed",
+                signature_id: SID_BASE + 12,
+                signature: "UNMASK certificate issuer organisation not on the allow list",
+                category: "Potentially Bad Traffic",
+                severity: 2,
+                tunable: Tunable::IssuerOrgFilter,
+            },
+            FindingKind::CertSelfSigned => KindInfo {
+                name: "cert_self_signed",
+                signature_id: SID_BASE + 13,
+                signature: "UNMASK self-signed server certificate",
+                category: "Potentially Bad Traffic",
+                severity: 2,
+                tunable: Tunable::IssuerOrgFilter,
+            },
+            FindingKind::CertExpired => KindInfo {
+                name: "cert_expired",
+                signature_id: SID_BASE + 14,
+                signature: "UNMASK server certificate expired at packet time",
+                category: "Potentially Bad Traffic",
+                severity: 2,
+                tunable: Tunable::IssuerOrgFilter,
+            },
+            FindingKind::CertNotYetValid => KindInfo {
+                name: "cert_not_yet_valid",
+                signature_id: SID_BASE + 15,
+                signature: "UNMASK server certificate not yet valid at packet time",
+                category: "Potentially Bad Traffic",
+                severity: 2,
+                tunable: Tunable::IssuerOrgFilter,
+            },
+            FindingKind::CertValidityTooLong => KindInfo {
+                name: "cert_validity_too_long",
+                signature_id: SID_BASE + 16,
+                signature: "UNMASK server certificate validity period too long",
+                category: "Potentially Bad Traffic",
+                severity: 3,
+                tunable: Tunable::IssuerOrgFilter,
+            },
+            FindingKind::CertNameMismatch => KindInfo {
+                name: "cert_name_mismatch",
+                signature_id: SID_BASE + 17,
+                signature: "UNMASK SNI not covered by the server certificate",
+                category: "Potentially Bad Traffic",
+                severity: 2,
+                tunable: Tunable::IssuerOrgFilter,
+            },
+            FindingKind::CertInvalid => KindInfo {
+                name: "cert_invalid",
+                signature_id: SID_BASE + 18,
+                signature: "UNMASK unparsable server certificate",
+                category: "Potentially Bad Traffic",
+                severity: 2,
+                tunable: Tunable::IssuerOrgFilter,
+            },
+            FindingKind::TlsFatalAlertAfterCertificate => KindInfo {
+                name: "tls_fatal_alert_after_certificate",
+                signature_id: SID_BASE + 19,
+                signature: "UNMASK TLS fatal alert right after the certificate",
+                category: "Potentially Bad Traffic",
+                severity: 3,
+                tunable: Tunable::IssuerOrgFilter,
+            },
+            FindingKind::SniMissing => KindInfo {
+                name: "sni_missing",
+                signature_id: SID_BASE + 20,
+                signature: "UNMASK TLS ClientHello without SNI where a hostname is expected",
+                category: "Potentially Bad Traffic",
+                severity: 3,
+                tunable: Tunable::HeaderAnomalyScore,
+            },
+            FindingKind::SniIpLiteral => KindInfo {
+                name: "sni_ip_literal",
+                signature_id: SID_BASE + 21,
+                signature: "UNMASK TLS SNI is an IP address",
+                category: "Potentially Bad Traffic",
+                severity: 3,
+                tunable: Tunable::HeaderAnomalyScore,
+            },
+            FindingKind::SniAlpnMismatch => KindInfo {
+                name: "sni_alpn_mismatch",
+                signature_id: SID_BASE + 22,
+                signature: "UNMASK TLS SNI and ALPN contradict each other",
+                category: "Potentially Bad Traffic",
+                severity: 3,
+                tunable: Tunable::HeaderAnomalyScore,
+            },
+            FindingKind::ServiceImpersonation => KindInfo {
+                name: "service_impersonation",
+                signature_id: SID_BASE + 23,
+                signature: "UNMASK flow claims a well-known service it does not belong to",
+                category: "A Network Trojan was detected",
+                severity: 1,
+                tunable: Tunable::IssuerOrgFilter,
+            },
+            FindingKind::HttpHeaderSignature => KindInfo {
+                name: "http_header_signature",
+                signature_id: SID_BASE + 24,
+                signature: "UNMASK HTTP header signature match",
+                category: "Potentially Bad Traffic",
+                severity: 2,
+                tunable: Tunable::HeaderSignatureMatch,
+            },
+            FindingKind::HttpHeaderAnomaly => KindInfo {
+                name: "http_header_anomaly",
+                signature_id: SID_BASE + 25,
+                signature: "UNMASK HTTP header anomaly score above threshold",
+                category: "Potentially Bad Traffic",
+                severity: 2,
+                tunable: Tunable::HeaderAnomalyScore,
+            },
+            FindingKind::AsymmetricFlow => KindInfo {
+                name: "asymmetric_flow",
+                signature_id: SID_BASE + 26,
+                signature: "UNMASK upload-heavy flow",
+                category: "Potentially Bad Traffic",
+                severity: 3,
+                tunable: Tunable::ProtocolMatchConfidence,
             },
         }
     }
@@ -289,9 +562,16 @@ pub trait Check {
     fn on_event(&self, view: &FlowView<'_>, event: &Event<'_>, out: &mut Findings);
 }
 
-/// Every configured check, dispatched statically.
+/// Every configured check, dispatched statically; a disabled check is absent.
 pub struct Detector {
     protocol_port: Option<ProtocolPortCheck>,
+    tls_handshake: Option<tls_handshake::TlsHandshakeCheck>,
+    fingerprint: Option<fingerprint::FingerprintCheck>,
+    certificate: Option<certificate::CertificateCheck>,
+    sni: Option<sni::SniCheck>,
+    service: Option<service::ServiceCheck>,
+    http: Option<http::HttpCheck>,
+    asymmetry: Option<asymmetry::AsymmetryCheck>,
 }
 
 impl Detector {
@@ -301,12 +581,44 @@ impl Detector {
                 .protocol_port
                 .enabled
                 .then(|| ProtocolPortCheck::new(&cfg.protocol_port)),
+            tls_handshake: cfg
+                .tls_handshake
+                .enabled
+                .then(|| tls_handshake::TlsHandshakeCheck::new(&cfg.tls_handshake)),
+            fingerprint: cfg
+                .fingerprint
+                .enabled
+                .then(|| fingerprint::FingerprintCheck::new(&cfg.fingerprint)),
+            certificate: cfg
+                .certificate
+                .enabled
+                .then(|| certificate::CertificateCheck::new(&cfg.certificate)),
+            sni: cfg.sni.enabled.then(|| sni::SniCheck::new(&cfg.sni)),
+            service: cfg
+                .service
+                .enabled
+                .then(|| service::ServiceCheck::new(&cfg.service)),
+            http: cfg.http.enabled.then(|| http::HttpCheck::new(&cfg.http)),
+            asymmetry: cfg
+                .asymmetry
+                .enabled
+                .then(|| asymmetry::AsymmetryCheck::new(&cfg.asymmetry)),
         }
     }
 
     pub fn on_event(&self, view: &FlowView<'_>, event: &Event<'_>, out: &mut Findings) {
-        if let Some(c) = &self.protocol_port {
-            c.on_event(view, event, out);
+        fn run<C: Check>(c: &Option<C>, v: &FlowView<'_>, e: &Event<'_>, out: &mut Findings) {
+            if let Some(c) = c {
+                c.on_event(v, e, out);
+            }
         }
+        run(&self.protocol_port, view, event, out);
+        run(&self.tls_handshake, view, event, out);
+        run(&self.fingerprint, view, event, out);
+        run(&self.certificate, view, event, out);
+        run(&self.sni, view, event, out);
+        run(&self.service, view, event, out);
+        run(&self.http, view, event, out);
+        run(&self.asymmetry, view, event, out);
     }
 }
