@@ -270,6 +270,7 @@ fn sum_workers(v: &serde_json::Value, field: &str) -> u64 {
 
 /// Reason slot of the XDP counters (order of `enum unmask_reason`).
 const BLOCKED: usize = 2;
+const BYPASSED: usize = 3;
 const TO_SOCKET: usize = 4;
 
 fn xdp_reason(v: &serde_json::Value, reason: usize) -> u64 {
@@ -398,6 +399,46 @@ fn lab_block_command_cuts_the_flow_in_the_kernel() {
         xdp_reason(&report, BLOCKED) >= 1,
         "the kernel dropped later packets of the blocked flow: {}",
         report["xdp"]
+    );
+}
+
+#[test]
+fn lab_bypass_command_moves_the_flow_into_the_kernel() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_run("lab_bypass") {
+        return;
+    }
+    let mut lab = Lab::up("p", 1);
+    let app = lab.appliance(&["--handler", "bypass-port:8080"]);
+    let www = lab.path("www");
+    std::fs::create_dir(&www).unwrap();
+    random_file(&www.join("blob"), 4 << 20);
+    lab.http_server(&www, 8080);
+    let out = lab.path("got");
+    let r = lab.curl(
+        "http://10.77.0.2:8080/blob",
+        &out,
+        &["-m", "30", "--retry", "3", "--retry-connrefused"],
+    );
+    assert!(r.status.success(), "bypassed transfer completes");
+    assert_eq!(
+        sha(&out),
+        sha(&www.join("blob")),
+        "byte-identical through the kernel bridge"
+    );
+    let report = app.stop();
+    let bypassed = xdp_reason(&report, BYPASSED);
+    let rx = sum_workers(&report, "rx");
+    assert!(u64_at(&report, "/workers/0/flow_control/bypasses") >= 1);
+    // 4 MiB is about 2900 full-size frames plus ACKs; the worker saw only the first few.
+    assert!(
+        bypassed > 2000,
+        "the kernel forwarded the flow: {}",
+        report["xdp"]
+    );
+    assert!(
+        rx < bypassed / 4,
+        "the worker saw little of it: rx {rx}, bypassed {bypassed}"
     );
 }
 

@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 use unmask::datapath::bpf::{self, Topology};
-use unmask::datapath::diag::{BlockPort, DropAll, ForwardAll};
+use unmask::datapath::diag::{BlockPort, BypassPort, DropAll, ForwardAll};
 use unmask::datapath::live::{self, LiveSetup, LiveStats};
 use unmask::datapath::xsk::{self, PollMode, ZeroCopy};
 use unmask::source::{Action, Frame, Timestamp};
@@ -65,7 +65,7 @@ enum Cmd {
         a: String,
         #[arg(long)]
         b: String,
-        /// forward, drop, or block-port:N.
+        /// forward, drop, block-port:N or bypass-port:N.
         #[arg(long, default_value = "forward")]
         handler: String,
         /// open or closed.
@@ -140,10 +140,13 @@ fn common_setup(ports: Vec<String>, topology: Topology, c: &Common) -> Result<Li
 }
 
 /// One of the trivial handlers, chosen at run time.
+// One per worker, built once: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Handler {
     Forward(ForwardAll),
     Drop(DropAll),
     Block(BlockPort),
+    Bypass(BypassPort),
 }
 
 impl FrameHandler for Handler {
@@ -152,16 +155,21 @@ impl FrameHandler for Handler {
             Handler::Forward(h) => h.handle(f),
             Handler::Drop(h) => h.handle(f),
             Handler::Block(h) => h.handle(f),
+            Handler::Bypass(h) => h.handle(f),
         }
     }
     fn after_batch(&mut self, now: Timestamp, ctl: &mut dyn FlowControl) {
-        if let Handler::Block(h) = self {
-            h.after_batch(now, ctl);
+        match self {
+            Handler::Block(h) => h.after_batch(now, ctl),
+            Handler::Bypass(h) => h.after_batch(now, ctl),
+            _ => {}
         }
     }
     fn finish(&mut self, now: Timestamp, ctl: &mut dyn FlowControl) {
-        if let Handler::Block(h) = self {
-            h.finish(now, ctl);
+        match self {
+            Handler::Block(h) => h.finish(now, ctl),
+            Handler::Bypass(h) => h.finish(now, ctl),
+            _ => {}
         }
     }
 }
@@ -170,10 +178,15 @@ fn parse_handler(s: &str) -> Result<Handler> {
     Ok(match s {
         "forward" => Handler::Forward(ForwardAll),
         "drop" => Handler::Drop(DropAll),
-        _ => match s.strip_prefix("block-port:") {
-            Some(p) => Handler::Block(BlockPort::new(p.parse().context("block-port:N")?)),
-            None => bail!("--handler {s}: expected forward, drop or block-port:N"),
-        },
+        _ => {
+            if let Some(p) = s.strip_prefix("block-port:") {
+                Handler::Block(BlockPort::new(p.parse().context("block-port:N")?))
+            } else if let Some(p) = s.strip_prefix("bypass-port:") {
+                Handler::Bypass(BypassPort::new(p.parse().context("bypass-port:N")?))
+            } else {
+                bail!("--handler {s}: expected forward, drop, block-port:N or bypass-port:N")
+            }
+        }
     })
 }
 
@@ -260,7 +273,7 @@ fn main() -> Result<()> {
                 "closed" => FailMode::FailClosed,
                 other => bail!("--fail {other}: expected open or closed"),
             };
-            setup.block_ttl = Duration::from_secs(block_ttl);
+            setup.xsk.block_ttl_secs = block_ttl;
             live_run(&setup, &handler, &common)
         }
         Cmd::RxDrop { iface, common } => {

@@ -477,8 +477,8 @@ impl Program {
             found.push(cur);
         }
         let mut outcomes = Vec::with_capacity(self.ports.len());
-        for i in 0..self.ports.len() {
-            let outcome = match found[i] {
+        for (i, cur) in found.into_iter().enumerate() {
+            let outcome = match cur {
                 None => {
                     self.attach_one(i, None)?;
                     AttachOutcome::Fresh
@@ -592,34 +592,14 @@ impl Program {
 
     /// Sums the per-CPU counters.
     pub fn counters(&self) -> Result<XdpCounters, BpfError> {
-        let mut out = XdpCounters::default();
-        for slot in 0..COUNTER_SLOTS {
-            let per_cpu = self
-                .counters
-                .lookup_percpu(&slot.to_ne_bytes(), MapFlags::ANY)
-                .map_err(lib("reading XDP counters"))?
-                .unwrap_or_default();
-            let mut sum = PacketsBytes::default();
-            for v in per_cpu {
-                let p = v
-                    .get(..8)
-                    .and_then(|b| b.try_into().ok())
-                    .map(u64::from_ne_bytes);
-                let b = v
-                    .get(8..16)
-                    .and_then(|b| b.try_into().ok())
-                    .map(u64::from_ne_bytes);
-                sum.packets = sum.packets.wrapping_add(p.unwrap_or(0));
-                sum.bytes = sum.bytes.wrapping_add(b.unwrap_or(0));
-            }
-            let i = slot as usize;
-            if i < Reason::COUNT {
-                out.reasons[i] = sum;
-            } else if let Some(a) = out.actions.get_mut(i - Reason::COUNT) {
-                *a = sum;
-            }
-        }
-        Ok(out)
+        read_counters(&self.counters)
+    }
+
+    /// A handle another thread (a metrics exporter) can read the counters through.
+    pub fn counter_reader(&self) -> Result<CounterReader, BpfError> {
+        Ok(CounterReader {
+            map: MapHandle::try_from(&self.counters).map_err(lib("sharing the counter map"))?,
+        })
     }
 
     /// Runs the program once over `frame` as if it arrived on `port` queue 0
@@ -663,6 +643,48 @@ impl Drop for Program {
             eprintln!("unmask: {e}");
         }
     }
+}
+
+/// Reads the XDP program's counters from any thread; it keeps the counter map alive.
+#[derive(Debug)]
+pub struct CounterReader {
+    map: MapHandle,
+}
+
+impl CounterReader {
+    pub fn read(&self) -> Result<XdpCounters, BpfError> {
+        read_counters(&self.map)
+    }
+}
+
+fn read_counters(map: &MapHandle) -> Result<XdpCounters, BpfError> {
+    let mut out = XdpCounters::default();
+    for slot in 0..COUNTER_SLOTS {
+        let per_cpu = map
+            .lookup_percpu(&slot.to_ne_bytes(), MapFlags::ANY)
+            .map_err(lib("reading XDP counters"))?
+            .unwrap_or_default();
+        let mut sum = PacketsBytes::default();
+        for v in per_cpu {
+            let p = v
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_ne_bytes);
+            let b = v
+                .get(8..16)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_ne_bytes);
+            sum.packets = sum.packets.wrapping_add(p.unwrap_or(0));
+            sum.bytes = sum.bytes.wrapping_add(b.unwrap_or(0));
+        }
+        let i = slot as usize;
+        if i < Reason::COUNT {
+            out.reasons[i] = sum;
+        } else if let Some(a) = out.actions.get_mut(i - Reason::COUNT) {
+            *a = sum;
+        }
+    }
+    Ok(out)
 }
 
 fn xsk_slot(port: u8, queue: u32) -> Result<u32, BpfError> {

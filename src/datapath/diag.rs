@@ -88,6 +88,54 @@ impl FrameHandler for BlockPort {
     }
 }
 
+/// Bypasses every TCP flow that has `port` at either end: forwards the frame and tells the
+/// kernel to forward the rest of the flow without the workers. Stands in for a clean verdict.
+#[derive(Debug)]
+pub struct BypassPort {
+    pub port: u16,
+    pending: [Option<FlowKey>; PENDING],
+    n: usize,
+}
+
+impl BypassPort {
+    pub fn new(port: u16) -> BypassPort {
+        BypassPort {
+            port,
+            pending: [None; PENDING],
+            n: 0,
+        }
+    }
+}
+
+impl FrameHandler for BypassPort {
+    fn handle(&mut self, frame: &Frame<'_>) -> Action {
+        if let Some(key) = steer::tcp_flow_key(frame.data) {
+            if (key.lo_port == self.port || key.hi_port == self.port)
+                && !self.pending[..self.n].contains(&Some(key))
+            {
+                if let Some(slot) = self.pending.get_mut(self.n) {
+                    *slot = Some(key);
+                    self.n += 1;
+                }
+            }
+        }
+        Action::Forward
+    }
+
+    fn after_batch(&mut self, now: Timestamp, ctl: &mut dyn FlowControl) {
+        for slot in self.pending.iter_mut().take(self.n) {
+            if let Some(key) = slot.take() {
+                ctl.apply(&FlowCommand::Bypass { key, at: now });
+            }
+        }
+        self.n = 0;
+    }
+
+    fn finish(&mut self, now: Timestamp, ctl: &mut dyn FlowControl) {
+        self.after_batch(now, ctl);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +169,18 @@ mod tests {
         assert_eq!(ctl.blocks, 1);
         h.after_batch(Timestamp(2), &mut ctl);
         assert_eq!(ctl.blocks, 1);
+    }
+
+    #[test]
+    fn bypass_port_forwards_and_bypasses_matching_flows() {
+        let mut h = BypassPort::new(80);
+        let hit = tcp4([10, 0, 0, 1], 40000, [10, 0, 0, 2], 80);
+        let other = tcp4([10, 0, 0, 1], 40001, [10, 0, 0, 2], 81);
+        assert_eq!(h.handle(&frame(&hit)), Action::Forward);
+        assert_eq!(h.handle(&frame(&hit)), Action::Forward);
+        assert_eq!(h.handle(&frame(&other)), Action::Forward);
+        let mut ctl = NoFlowControl::default();
+        h.after_batch(Timestamp(1), &mut ctl);
+        assert_eq!((ctl.bypasses, ctl.blocks), (1, 0));
     }
 }

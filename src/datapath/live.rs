@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use super::bpf::{
     AttachOutcome, BpfError, FlowMap, FlowMaps, Program, ProgramSetup, Topology, XdpCounters,
-    XdpMode,
 };
 use super::xsk::{
     BindMode, Forwarding, Inbox, Peers, SharedStats, SocketStats, WorkerStats, XskConfig, XskError,
@@ -28,12 +27,8 @@ pub struct LiveSetup {
     pub fail: FailMode,
     /// Workers = queues used on each port (worker i owns queue i).
     pub workers: usize,
+    /// Rings, frames, polling, XDP mode, kernel flow entries (`[datapath]` in the config).
     pub xsk: XskConfig,
-    pub xdp_mode: XdpMode,
-    /// How long a Block / Bypass entry lives in the kernel without being renewed (0 = forever).
-    pub block_ttl: Duration,
-    pub bypass_ttl: Duration,
-    pub flow_map_entries: u32,
     /// Diagnostics: every frame goes to the workers, unparsed by the XDP program.
     pub steer_all: bool,
 }
@@ -46,10 +41,6 @@ impl LiveSetup {
             fail: FailMode::FailOpen,
             workers: 1,
             xsk: XskConfig::default(),
-            xdp_mode: XdpMode::Native,
-            block_ttl: Duration::from_secs(600),
-            bypass_ttl: Duration::from_secs(600),
-            flow_map_entries: super::bpf::FLOW_MAP_ENTRIES,
             steer_all: false,
         }
     }
@@ -197,9 +188,9 @@ where
         ports: setup.ports.clone(),
         topology: setup.topology,
         fail: setup.fail,
-        xdp_mode: setup.xdp_mode,
+        xdp_mode: setup.xsk.xdp_mode,
         steer_all: setup.steer_all,
-        flow_map_entries: setup.flow_map_entries,
+        flow_map_entries: setup.xsk.flow_map_entries,
     })?;
     let attach: Vec<String> = program
         .attach()?
@@ -252,8 +243,8 @@ where
     for _ in 0..workers {
         controls.push(LiveFlowControl::new(
             program.flow_maps()?,
-            setup.block_ttl,
-            setup.bypass_ttl,
+            Duration::from_secs(setup.xsk.block_ttl_secs),
+            Duration::from_secs(setup.xsk.bypass_ttl_secs),
         ));
     }
     let cores = if setup.xsk.pin_cores {

@@ -20,6 +20,7 @@ use xsk_rs::config::{
 };
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
+use super::bpf::XdpMode;
 use super::steer;
 use crate::source::{Action, Frame, LinkType, PacketSource, Polled, SourceError, Timestamp};
 
@@ -80,6 +81,14 @@ pub struct XskConfig {
     /// Pin worker i to core (first_core + i) modulo the number of cores.
     pub pin_cores: bool,
     pub first_core: usize,
+    /// native (in the driver) or generic (skb mode, for drivers without XDP).
+    pub xdp_mode: XdpMode,
+    /// Lifetime of a kernel block entry in seconds (0 = until the flow is forgotten).
+    pub block_ttl_secs: u64,
+    /// Lifetime of a kernel bypass entry in seconds (0 = until the flow is forgotten).
+    pub bypass_ttl_secs: u64,
+    /// Capacity of each of the block and bypass maps (LRU beyond it).
+    pub flow_map_entries: u32,
 }
 
 impl Default for XskConfig {
@@ -100,6 +109,10 @@ impl Default for XskConfig {
             handoff_queue: 1024,
             pin_cores: true,
             first_core: 0,
+            xdp_mode: XdpMode::Native,
+            block_ttl_secs: 600,
+            bypass_ttl_secs: 600,
+            flow_map_entries: super::bpf::FLOW_MAP_ENTRIES,
         }
     }
 }
@@ -137,6 +150,9 @@ impl XskConfig {
         }
         if self.handoff_queue == 0 {
             return Err("datapath.handoff_queue must be at least 1".into());
+        }
+        if self.flow_map_entries == 0 {
+            return Err("datapath.flow_map_entries must be at least 1".into());
         }
         if self.poll_timeout_ms < 0 {
             return Err("datapath.poll_timeout_ms must not be negative".into());
