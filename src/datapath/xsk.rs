@@ -98,7 +98,9 @@ impl Default for XskConfig {
             frame_count: 4096,
             rx_ring: 2048,
             tx_ring: 2048,
-            fill_ring: 2048,
+            // Half the frames in the fill rings of an inline pair, half for frames in flight
+            // on RX and TX rings: with 2 x 2048 the forward path starved its fill ring.
+            fill_ring: 1024,
             comp_ring: 2048,
             batch: 64,
             poll_mode: PollMode::Poll,
@@ -160,6 +162,9 @@ impl XskConfig {
         Ok(())
     }
 }
+
+/// Most sendto() kicks per socket and batch in copy mode (32 frames each).
+const MAX_KICKS: usize = 64;
 
 /// Largest frame a handoff slot carries (a 4096-byte UMEM frame minus the XDP headroom).
 pub const HANDOFF_BYTES: usize = 4096 - 256;
@@ -298,6 +303,7 @@ struct PortSocket {
     /// Frames on the TX ring not yet seen on the completion ring.
     tx_outstanding: u32,
     fq_size: u32,
+    tx_size: u32,
     /// Frames waiting to go on the TX ring of this socket.
     pending: Vec<FrameDesc>,
 }
@@ -555,7 +561,22 @@ impl XskSource {
                 }
                 s.pending.clear();
             }
-            if s.tx_outstanding > 0 && (self.mode == BindMode::Copy || s.tx.needs_wakeup()) {
+            if s.tx_outstanding == 0 {
+                continue;
+            }
+            if self.mode == BindMode::ZeroCopy {
+                if s.tx.needs_wakeup() {
+                    self.stats.tx_kicks += 1;
+                    let _ = s.tx.wakeup();
+                }
+                continue;
+            }
+            // Copy mode: one sendto() sends at most 32 frames, so kick until the kernel has
+            // taken every descriptor off the TX ring (bounded, in case the device stalls).
+            for _ in 0..MAX_KICKS {
+                if s.tx.nb_free_exact() >= s.tx_size {
+                    break;
+                }
                 self.stats.tx_kicks += 1;
                 // Errors here are transient (ENOBUFS, EAGAIN, EBUSY) or mean the device went
                 // down; the frames come back on the completion ring either way.
@@ -886,6 +907,7 @@ fn bind(
                     fd,
                     tx_outstanding: 0,
                     fq_size: cfg.fill_ring,
+                    tx_size: cfg.tx_ring,
                     pending: Vec::new(),
                 };
                 return Ok((s, mode));
