@@ -442,6 +442,44 @@ fn lab_bypass_command_moves_the_flow_into_the_kernel() {
     );
 }
 
+#[test]
+fn lab_block_survives_a_crash_and_restart() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_run("lab_block_restart") {
+        return;
+    }
+    let mut lab = Lab::up("r", 1);
+    let www = lab.path("www");
+    std::fs::create_dir(&www).unwrap();
+    random_file(&www.join("blob"), 64 << 10);
+    lab.http_server(&www, 8080);
+    lab.http_server(&www, 8081);
+    let app = lab.appliance(&["--handler", "block-port:8081"]);
+    // A fixed client port makes every attempt the same flow, so the block entry matches it.
+    let fixed = ["-m", "3", "--local-port", "45678"];
+    let cut = lab.curl("http://10.77.0.2:8081/blob", &lab.path("cut"), &fixed);
+    assert!(!cut.status.success(), "blocked by the first instance");
+    app.kill9();
+    // The new instance forwards everything itself, but takes over the crashed instance's
+    // block map: the kernel keeps dropping the blocked flow.
+    let app = lab.appliance(&["--handler", "forward"]);
+    let again = lab.curl("http://10.77.0.2:8081/blob", &lab.path("again"), &fixed);
+    assert!(!again.status.success(), "still blocked after the restart");
+    let ok = lab.curl("http://10.77.0.2:8080/blob", &lab.path("ok"), &["-m", "10"]);
+    assert!(ok.status.success(), "other flows pass");
+    let report = app.stop();
+    assert!(
+        report["attach"].to_string().contains("unmask_block"),
+        "{}",
+        report["attach"]
+    );
+    assert!(
+        xdp_reason(&report, BLOCKED) >= 1,
+        "the kernel dropped it: {}",
+        report["xdp"]
+    );
+}
+
 /// Starts a slow transfer, kills the datapath with SIGKILL in the middle, and returns whether
 /// the transfer completed intact.
 fn transfer_across_a_crash(lab: &mut Lab, fail: &str) -> bool {
@@ -449,6 +487,35 @@ fn transfer_across_a_crash(lab: &mut Lab, fail: &str) -> bool {
     std::fs::create_dir_all(&www).unwrap();
     random_file(&www.join("blob"), 3 << 20);
     lab.http_server(&www, 8080);
+    // The sender paces itself (64 KiB every 100 ms): with a rate-limited reader instead, the
+    // whole file sits in the receiver's socket buffer within a second and the crash comes
+    // too late to matter.
+    let script = lab.path("slow.py");
+    std::fs::write(
+        &script,
+        "import socket, sys, time\n\
+         data = open(sys.argv[1], 'rb').read()\n\
+         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n\
+         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('10.77.0.2', 8090)); s.listen(1)\n\
+         c, _ = s.accept()\n\
+         for i in range(0, len(data), 65536):\n\
+         \x20   c.sendall(data[i:i + 65536]); time.sleep(0.1)\n\
+         c.close()\n",
+    )
+    .unwrap();
+    let script_s = script.to_string_lossy().into_owned();
+    let blob_s = www.join("blob").to_string_lossy().into_owned();
+    lab.spawn("server", &["python3", &script_s, &blob_s]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lab
+        .run("server", &["ss", "-Hltn", "sport = :8090"])
+        .stdout
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "slow server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let app = lab.appliance(&["--handler", "forward", "--fail", fail]);
     let out = lab.path("slow");
     let out_s = out.to_string_lossy().into_owned();
@@ -456,19 +523,16 @@ fn transfer_across_a_crash(lab: &mut Lab, fail: &str) -> bool {
         .cmd(
             "client",
             &[
-                "curl",
-                "-sf",
-                "-m",
-                "12",
-                "--limit-rate",
-                "600K",
-                "-o",
-                &out_s,
-                "http://10.77.0.2:8080/blob",
+                "timeout",
+                "15",
+                "socat",
+                "-u",
+                "TCP:10.77.0.2:8090",
+                &format!("CREATE:{out_s}"),
             ],
         )
         .spawn()
-        .expect("curl");
+        .expect("socat");
     std::thread::sleep(Duration::from_millis(1500));
     let partial = std::fs::metadata(&out).map_or(0, |m| m.len());
     assert!(partial > 0, "the transfer started through the datapath");

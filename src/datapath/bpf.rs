@@ -224,6 +224,8 @@ pub struct Program {
     bypass: MapHandle,
     counters: MapHandle,
     _peer: MapHandle,
+    /// Flow maps taken over from an earlier unmask program still attached (after a crash).
+    reused: Vec<String>,
 }
 
 /// The ifindex of an interface by name.
@@ -287,6 +289,66 @@ fn prog_info(fd: &OwnedFd) -> Result<libbpf_sys::bpf_prog_info, BpfError> {
         });
     }
     Ok(info)
+}
+
+/// The ids of the maps a program uses.
+fn prog_map_ids(fd: &OwnedFd) -> Result<Vec<u32>, BpfError> {
+    let n = prog_info(fd)?.nr_map_ids as usize;
+    let mut ids = vec![0u32; n.min(64)];
+    let mut info = libbpf_sys::bpf_prog_info {
+        nr_map_ids: ids.len() as u32,
+        map_ids: ids.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    let mut len = std::mem::size_of::<libbpf_sys::bpf_prog_info>() as u32;
+    // SAFETY: `map_ids` points to `nr_map_ids` writable u32s that outlive the call; the kernel
+    // writes at most that many.
+    let ret = unsafe {
+        libbpf_sys::bpf_obj_get_info_by_fd(
+            fd.as_raw_fd(),
+            (&mut info as *mut libbpf_sys::bpf_prog_info).cast(),
+            &mut len,
+        )
+    };
+    if ret < 0 {
+        return Err(BpfError::Os {
+            what: "reading the map ids of a BPF program".into(),
+            source: std::io::Error::from_raw_os_error(-ret),
+        });
+    }
+    ids.truncate((info.nr_map_ids as usize).min(ids.len()));
+    Ok(ids)
+}
+
+/// The block and bypass maps of an earlier unmask program attached to one of `ports`, when
+/// their layout matches: a restart after a crash keeps the kernel's flow decisions.
+fn earlier_flow_maps(ports: &[Port], entries: u32) -> Vec<MapHandle> {
+    let mut out = Vec::new();
+    for p in ports {
+        let Ok(Some((id, name))) = attached_program(p.ifindex) else {
+            continue;
+        };
+        if name != PROGRAM_NAME {
+            continue;
+        }
+        let Ok(fd) = prog_fd_by_id(id) else { continue };
+        for map_id in prog_map_ids(&fd).unwrap_or_default() {
+            let Ok(m) = MapHandle::from_map_id(map_id) else {
+                continue;
+            };
+            let wanted = m.name() == "unmask_block" || m.name() == "unmask_bypass";
+            if wanted
+                && m.key_size() == 40
+                && m.value_size() == 16
+                && m.max_entries() == entries
+                && m.map_type() == libbpf_rs::MapType::LruHash
+            {
+                out.push(m);
+            }
+        }
+        break;
+    }
+    out
 }
 
 fn prog_name(fd: &OwnedFd) -> Result<String, BpfError> {
@@ -408,6 +470,18 @@ impl Program {
             .unmask_bypass
             .set_max_entries(entries)
             .map_err(lib("sizing the bypass map"))?;
+        let mut reused = Vec::new();
+        for m in earlier_flow_maps(&ports, entries) {
+            let name = m.name().to_string_lossy().into_owned();
+            let target = if name == "unmask_block" {
+                &mut open.maps.unmask_block
+            } else {
+                &mut open.maps.unmask_bypass
+            };
+            if target.reuse_fd(m.as_fd()).is_ok() {
+                reused.push(name);
+            }
+        }
         let loaded = open.load().map_err(lib("loading the XDP program"))?;
 
         let prog = loaded
@@ -448,11 +522,17 @@ impl Program {
             bypass,
             counters,
             _peer: peer,
+            reused,
         })
     }
 
     pub fn id(&self) -> u32 {
         self.prog_id
+    }
+
+    /// Names of the flow maps taken over from an earlier instance's program.
+    pub fn reused_maps(&self) -> &[String] {
+        &self.reused
     }
 
     pub fn port_names(&self) -> Vec<String> {

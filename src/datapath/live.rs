@@ -192,7 +192,7 @@ where
         steer_all: setup.steer_all,
         flow_map_entries: setup.xsk.flow_map_entries,
     })?;
-    let attach: Vec<String> = program
+    let mut attach: Vec<String> = program
         .attach()?
         .iter()
         .zip(program.port_names())
@@ -203,6 +203,12 @@ where
             }
         })
         .collect();
+    if !program.reused_maps().is_empty() {
+        attach.push(format!(
+            "kept the earlier program's {}",
+            program.reused_maps().join(", ")
+        ));
+    }
 
     let forwarding = match setup.topology {
         Topology::Inline => Forwarding::Inline,
