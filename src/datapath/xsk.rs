@@ -64,7 +64,9 @@ pub struct XskConfig {
     /// RX and TX ring entries per socket (power of two).
     pub rx_ring: u32,
     pub tx_ring: u32,
-    /// Fill and completion ring entries per socket (power of two).
+    /// Fill and completion ring entries per socket (power of two). A worker keeps at most
+    /// half its frames in its fill rings (the rest are in flight on RX and TX rings): with every
+    /// frame in the fill rings, forwarding starved them.
     pub fill_ring: u32,
     pub comp_ring: u32,
     /// Frames taken from one RX ring per poll.
@@ -95,12 +97,10 @@ impl Default for XskConfig {
     fn default() -> Self {
         XskConfig {
             frame_size: 2048,
-            frame_count: 4096,
+            frame_count: 8192,
             rx_ring: 2048,
             tx_ring: 2048,
-            // Half the frames in the fill rings of an inline pair, half for frames in flight
-            // on RX and TX rings: with 2 x 2048 the forward path starved its fill ring.
-            fill_ring: 1024,
+            fill_ring: 2048,
             comp_ring: 2048,
             batch: 64,
             poll_mode: PollMode::Poll,
@@ -303,6 +303,8 @@ struct PortSocket {
     /// Frames on the TX ring not yet seen on the completion ring.
     tx_outstanding: u32,
     fq_size: u32,
+    /// How full this socket's fill ring is kept.
+    fill_target: u32,
     tx_size: u32,
     /// Frames waiting to go on the TX ring of this socket.
     pending: Vec<FrameDesc>,
@@ -512,8 +514,10 @@ impl XskSource {
     /// Tops the fill rings up from the free list, keeping a reserve for handoffs.
     fn refill(&mut self) {
         for s in &mut self.sockets {
-            let want = s.fq_size;
-            let room = (s.fq.nb_free(want) as usize).min(want as usize);
+            let want = s.fill_target;
+            let free_slots = s.fq.nb_free_exact();
+            let filled = s.fq_size.saturating_sub(free_slots);
+            let room = want.saturating_sub(filled) as usize;
             if room == 0 {
                 continue;
             }
@@ -907,6 +911,7 @@ fn bind(
                     fd,
                     tx_outstanding: 0,
                     fq_size: cfg.fill_ring,
+                    fill_target: cfg.fill_ring,
                     tx_size: cfg.tx_ring,
                     pending: Vec::new(),
                 };
