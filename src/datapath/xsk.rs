@@ -1051,6 +1051,66 @@ mod tests {
     use super::*;
 
     #[test]
+    fn handoff_copies_the_frame_into_the_owners_queue_and_counts_overflow() {
+        let inboxes = Arc::new(vec![Inbox::new(2).unwrap(), Inbox::new(2).unwrap()]);
+        let peers = Peers {
+            me: 0,
+            inboxes: Arc::clone(&inboxes),
+        };
+        let mut stats = WorkerStats::default();
+        let mut woke = 0u64;
+        let frame = [7u8; 100];
+        for _ in 0..3 {
+            handoff(&peers, 1, &frame, 1, 3, Timestamp(5), &mut stats, &mut woke);
+        }
+        assert_eq!(stats.handoff_out, 2);
+        assert_eq!(stats.handoff_full, 1);
+        assert_eq!(stats.dropped, 1);
+        assert_eq!(woke, 0b10);
+        let h = inboxes[1].queue.pop().unwrap();
+        assert_eq!((h.len, h.port, h.queue, h.ts), (100, 1, 3, Timestamp(5)));
+        assert_eq!(&h.data[..100], &frame[..]);
+        assert!(inboxes[0].queue.is_empty());
+
+        let big = vec![0u8; HANDOFF_BYTES + 1];
+        handoff(&peers, 1, &big, 0, 0, Timestamp(0), &mut stats, &mut woke);
+        assert_eq!(stats.handoff_too_big, 1);
+        // An owner index beyond the workers is ignored rather than trusted.
+        handoff(&peers, 9, &frame, 0, 0, Timestamp(0), &mut stats, &mut woke);
+        assert_eq!(stats.handoff_out, 2);
+    }
+
+    #[test]
+    fn inbox_wakeup_is_readable_and_drains() {
+        let inbox = Inbox::new(1).unwrap();
+        inbox.wake();
+        inbox.wake();
+        let mut p = libc::pollfd {
+            fd: inbox.wake.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one live pollfd.
+        assert_eq!(unsafe { libc::poll(&mut p, 1, 0) }, 1);
+        inbox.drain_wake();
+        p.revents = 0;
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::poll(&mut p, 1, 0) }, 0);
+    }
+
+    #[test]
+    fn test_frames_are_keyed_tcp_flows() {
+        let frames = test_frames(8, 60, [0xff; 6]);
+        assert_eq!(frames.len(), 8);
+        let keys: std::collections::HashSet<_> = frames
+            .iter()
+            .map(|f| steer::tcp_flow_key(f).expect("keyable"))
+            .collect();
+        assert_eq!(keys.len(), 8);
+        assert!(frames.iter().all(|f| f.len() == 60));
+    }
+
+    #[test]
     fn default_config_is_valid() {
         XskConfig::default().validate().unwrap();
     }
