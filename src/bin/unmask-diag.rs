@@ -205,7 +205,7 @@ fn live_run(setup: &LiveSetup, handler: &str, common: &Common) -> Result<()> {
                 std::thread::sleep(Duration::from_millis(100));
                 let now = Instant::now();
                 if progress && now.duration_since(last.0) >= Duration::from_secs(1) {
-                    let rx: u64 = stats.iter().map(|s| s.rx.load(Ordering::Relaxed)).sum();
+                    let rx: u64 = stats.iter().map(|s| s.snapshot().0.rx).sum();
                     let dt = now.duration_since(last.0).as_secs_f64();
                     eprintln!("rx {:.0} pps", (rx - last.1) as f64 / dt);
                     last = (now, rx);

@@ -245,23 +245,97 @@ pub struct WorkerStats {
     pub handoff_too_big: u64,
 }
 
-/// Published copy of a worker's counters (updated once per batch).
+/// Published copy of a worker's counters, for a metrics exporter on another thread. The
+/// worker stores its counters once per batch and its sockets' kernel statistics about once a
+/// second; readers take a [`SharedStats::snapshot`].
 #[derive(Debug, Default)]
 pub struct SharedStats {
-    pub rx: AtomicU64,
-    pub tx: AtomicU64,
-    pub dropped: AtomicU64,
-    pub handoff_out: AtomicU64,
-    pub handoff_in: AtomicU64,
+    worker: [AtomicU64; WORKER_FIELDS],
+    /// Kernel statistics summed over the worker's sockets.
+    socket: [AtomicU64; SOCKET_FIELDS],
+}
+
+const WORKER_FIELDS: usize = 12;
+const SOCKET_FIELDS: usize = 6;
+
+impl WorkerStats {
+    fn to_array(self) -> [u64; WORKER_FIELDS] {
+        [
+            self.rx,
+            self.rx_bytes,
+            self.tx,
+            self.dropped,
+            self.tx_ring_full,
+            self.fill_empty,
+            self.tx_kicks,
+            self.handoff_out,
+            self.handoff_in,
+            self.handoff_full,
+            self.handoff_no_frame,
+            self.handoff_too_big,
+        ]
+    }
+
+    fn from_array(a: [u64; WORKER_FIELDS]) -> WorkerStats {
+        WorkerStats {
+            rx: a[0],
+            rx_bytes: a[1],
+            tx: a[2],
+            dropped: a[3],
+            tx_ring_full: a[4],
+            fill_empty: a[5],
+            tx_kicks: a[6],
+            handoff_out: a[7],
+            handoff_in: a[8],
+            handoff_full: a[9],
+            handoff_no_frame: a[10],
+            handoff_too_big: a[11],
+        }
+    }
+}
+
+impl SocketStats {
+    fn to_array(self) -> [u64; SOCKET_FIELDS] {
+        [
+            self.rx_dropped,
+            self.rx_invalid_descs,
+            self.tx_invalid_descs,
+            self.rx_ring_full,
+            self.rx_fill_ring_empty_descs,
+            self.tx_ring_empty_descs,
+        ]
+    }
+
+    fn from_array(a: [u64; SOCKET_FIELDS]) -> SocketStats {
+        SocketStats {
+            rx_dropped: a[0],
+            rx_invalid_descs: a[1],
+            tx_invalid_descs: a[2],
+            rx_ring_full: a[3],
+            rx_fill_ring_empty_descs: a[4],
+            tx_ring_empty_descs: a[5],
+        }
+    }
 }
 
 impl SharedStats {
     fn publish(&self, s: &WorkerStats) {
-        self.rx.store(s.rx, Ordering::Relaxed);
-        self.tx.store(s.tx, Ordering::Relaxed);
-        self.dropped.store(s.dropped, Ordering::Relaxed);
-        self.handoff_out.store(s.handoff_out, Ordering::Relaxed);
-        self.handoff_in.store(s.handoff_in, Ordering::Relaxed);
+        for (slot, v) in self.worker.iter().zip(s.to_array()) {
+            slot.store(v, Ordering::Relaxed);
+        }
+    }
+
+    fn publish_sockets(&self, s: &SocketStats) {
+        for (slot, v) in self.socket.iter().zip(s.to_array()) {
+            slot.store(v, Ordering::Relaxed);
+        }
+    }
+
+    /// The worker's counters and its sockets' kernel statistics (summed) as last published.
+    pub fn snapshot(&self) -> (WorkerStats, SocketStats) {
+        let w = std::array::from_fn(|i| self.worker[i].load(Ordering::Relaxed));
+        let s = std::array::from_fn(|i| self.socket[i].load(Ordering::Relaxed));
+        (WorkerStats::from_array(w), SocketStats::from_array(s))
     }
 }
 
@@ -354,6 +428,7 @@ pub struct XskSource {
     mode: BindMode,
     /// Frames kept back from the fill rings for handoff transmissions.
     reserve: usize,
+    sockets_published: Timestamp,
 }
 
 impl std::fmt::Debug for XskSource {
@@ -450,6 +525,7 @@ impl XskSource {
             shared,
             mode,
             reserve,
+            sockets_published: Timestamp(0),
         };
         // Pending vectors never grow past their capacity: a batch adds at most `batch` frames
         // and the inbox drain at most another `batch` before they are flushed.
@@ -477,20 +553,7 @@ impl XskSource {
     pub fn socket_stats(&self) -> Vec<(u8, SocketStats)> {
         self.sockets
             .iter()
-            .filter_map(|s| {
-                let st = s.rx.fd().xdp_statistics().ok()?;
-                Some((
-                    s.port,
-                    SocketStats {
-                        rx_dropped: st.rx_dropped(),
-                        rx_invalid_descs: st.rx_invalid_descs(),
-                        tx_invalid_descs: st.tx_invalid_descs(),
-                        rx_ring_full: st.rx_ring_full(),
-                        rx_fill_ring_empty_descs: st.rx_fill_ring_empty_descs(),
-                        tx_ring_empty_descs: st.tx_ring_empty_descs(),
-                    },
-                ))
-            })
+            .filter_map(|s| Some((s.port, socket_stat(s)?)))
             .collect()
     }
 
@@ -623,8 +686,18 @@ impl XskSource {
         };
     }
 
-    fn publish(&self) {
+    fn publish(&mut self, now: Timestamp) {
         self.shared.publish(&self.stats);
+        if now.since(self.sockets_published) >= Timestamp::NANOS_PER_SEC {
+            self.sockets_published = now;
+            let mut sum = [0u64; SOCKET_FIELDS];
+            for st in self.sockets.iter().filter_map(socket_stat) {
+                for (acc, v) in sum.iter_mut().zip(st.to_array()) {
+                    *acc = acc.wrapping_add(v);
+                }
+            }
+            self.shared.publish_sockets(&SocketStats::from_array(sum));
+        }
     }
 
     pub fn stopped(&self) -> bool {
@@ -750,7 +823,7 @@ impl PacketSource for XskSource {
 
         self.flush_tx();
         self.wake_peers();
-        self.publish();
+        self.publish(ts);
         if seen == 0 {
             self.sleep();
             return Ok(Polled::Idle);
@@ -798,6 +871,18 @@ fn handoff(
             stats.dropped += 1;
         }
     }
+}
+
+fn socket_stat(s: &PortSocket) -> Option<SocketStats> {
+    let st = s.rx.fd().xdp_statistics().ok()?;
+    Some(SocketStats {
+        rx_dropped: st.rx_dropped(),
+        rx_invalid_descs: st.rx_invalid_descs(),
+        tx_invalid_descs: st.tx_invalid_descs(),
+        rx_ring_full: st.rx_ring_full(),
+        rx_fill_ring_empty_descs: st.rx_fill_ring_empty_descs(),
+        tx_ring_empty_descs: st.tx_ring_empty_descs(),
+    })
 }
 
 fn kick_rx(fd: i32) {
@@ -1108,6 +1193,17 @@ mod tests {
             .collect();
         assert_eq!(keys.len(), 8);
         assert!(frames.iter().all(|f| f.len() == 60));
+    }
+
+    #[test]
+    fn shared_stats_round_trip_every_field() {
+        let w = WorkerStats::from_array(std::array::from_fn(|i| i as u64 + 1));
+        let k = SocketStats::from_array(std::array::from_fn(|i| i as u64 + 100));
+        let shared = SharedStats::default();
+        shared.publish(&w);
+        shared.publish_sockets(&k);
+        assert_eq!(shared.snapshot(), (w, k));
+        assert_eq!(w.to_array(), std::array::from_fn(|i| i as u64 + 1));
     }
 
     #[test]
