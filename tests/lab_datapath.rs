@@ -272,6 +272,7 @@ fn sum_workers(v: &serde_json::Value, field: &str) -> u64 {
 const BLOCKED: usize = 2;
 const BYPASSED: usize = 3;
 const TO_SOCKET: usize = 4;
+const NON_TCP: usize = 1;
 
 fn xdp_reason(v: &serde_json::Value, reason: usize) -> u64 {
     u64_at(v, &format!("/xdp/reasons/{reason}/packets"))
@@ -662,6 +663,74 @@ fn lab_graceful_stop_leaves_no_program_and_no_maps() {
             .expect("bpftool");
         assert!(!prog.status.success(), "program {prog_id} still loaded");
     }
+}
+
+#[test]
+fn lab_tap_mode_sees_tcp_and_forwards_nothing() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_run("lab_tap") {
+        return;
+    }
+    let lab = Lab::up("t", 1);
+    let a = lab.iface('a');
+    // Nothing answers ARP through a tap: give the client the server's address by hand.
+    let smac_path = format!("/sys/class/net/{}/address", lab.iface('s'));
+    let smac = lab.run("server", &["cat", &smac_path]);
+    let smac = String::from_utf8_lossy(&smac.stdout).trim().to_string();
+    let neigh = lab.run(
+        "client",
+        &[
+            "ip",
+            "neigh",
+            "replace",
+            "10.77.0.2",
+            "lladdr",
+            &smac,
+            "dev",
+            &lab.iface('c'),
+            "nud",
+            "permanent",
+        ],
+    );
+    assert!(neigh.status.success(), "static neighbour");
+    let mut child = lab
+        .cmd("appliance", &[DIAG, "tap", "--iface", &a])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn tap");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    assert!(
+        lines
+            .by_ref()
+            .any(|l| l.is_ok_and(|l| l.starts_with("READY"))),
+        "tap datapath started"
+    );
+    let app = Appliance {
+        child,
+        lines,
+        prog_id: 0,
+    };
+    // A mirror port bridges nothing: the client's SYNs reach the worker and stop there.
+    let r = lab.curl("http://10.77.0.2:8080/", &lab.path("x"), &["-m", "3"]);
+    assert!(!r.status.success());
+    assert!(!ping(&lab, "10.77.0.2"), "non-TCP is not bridged either");
+    let report = app.stop();
+    assert!(
+        sum_workers(&report, "rx") >= 2,
+        "SYN and retransmissions seen: {report}"
+    );
+    assert_eq!(sum_workers(&report, "tx"), 0, "tap never transmits");
+    assert!(xdp_reason(&report, TO_SOCKET) >= 2);
+    assert!(
+        xdp_reason(&report, NON_TCP) >= 1,
+        "ARP / ICMP counted and dropped"
+    );
+    assert_eq!(
+        report["attach"].as_array().map(Vec::len),
+        Some(1),
+        "one port"
+    );
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! used for benchmarks, and an AF_XDP traffic generator.
 //!
 //!   unmask-diag inline --a IF --b IF [--handler forward|drop|block-port:N] [--workers N] ...
+//!   unmask-diag tap --iface IF [--handler ...]
 //!   unmask-diag rx-drop --iface IF [--workers N] [--seconds S]
 //!   unmask-diag forward --a IF --b IF [--workers N] [--seconds S]
 //!   unmask-diag gen --iface IF [--seconds S] [--flows N] [--size BYTES]
@@ -74,6 +75,16 @@ enum Cmd {
         /// Block entry lifetime in seconds (0 = forever).
         #[arg(long, default_value_t = 600)]
         block_ttl: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The tap datapath (one mirror port, nothing forwarded) with a trivial handler.
+    Tap {
+        #[arg(long)]
+        iface: String,
+        /// forward, drop, block-port:N or bypass-port:N.
+        #[arg(long, default_value = "forward")]
+        handler: String,
         #[command(flatten)]
         common: Common,
     },
@@ -274,6 +285,14 @@ fn main() -> Result<()> {
                 other => bail!("--fail {other}: expected open or closed"),
             };
             setup.xsk.block_ttl_secs = block_ttl;
+            live_run(&setup, &handler, &common)
+        }
+        Cmd::Tap {
+            iface,
+            handler,
+            common,
+        } => {
+            let setup = common_setup(vec![iface], Topology::Tap, &common)?;
             live_run(&setup, &handler, &common)
         }
         Cmd::RxDrop { iface, common } => {

@@ -187,8 +187,8 @@ pub enum BpfError {
         name: String,
         id: u32,
     },
-    #[error("the XDP program on {iface} changed while we attached (expected id {expected}); another unmask may be starting")]
-    Raced { iface: String, expected: u32 },
+    #[error("the XDP program on {iface} changed while unmask was attaching (another instance starting?); try again")]
+    Raced { iface: String },
 }
 
 fn lib(what: impl Into<String>) -> impl FnOnce(libbpf_rs::Error) -> BpfError {
@@ -597,11 +597,11 @@ impl Program {
         };
         if ret < 0 {
             let err = std::io::Error::from_raw_os_error(-ret);
-            // EEXIST: something was attached between our check and our attach.
+            // EEXIST: something was attached between our check and our attach, or (REPLACE)
+            // the program we meant to replace is no longer the attached one.
             if -ret == libc::EEXIST {
                 return Err(BpfError::Raced {
                     iface: port.name.clone(),
-                    expected: 0,
                 });
             }
             return Err(BpfError::Os {
