@@ -623,6 +623,30 @@ fn lab_graceful_stop_leaves_no_program_and_no_maps() {
         Vec::new()
     };
     assert!(attached(&lab, 'a').contains("unmask_xdp"));
+    // A second instance on the same ports is refused and leaves the first one alone.
+    let second = lab.run(
+        "appliance",
+        &[
+            DIAG,
+            "inline",
+            "--a",
+            &lab.iface('a'),
+            "--b",
+            &lab.iface('b'),
+            "--seconds",
+            "1",
+        ],
+    );
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !second.status.success() && err.contains("another unmask"),
+        "{err}"
+    );
+    assert!(ping(&lab, "10.77.0.2"), "the first instance still bridges");
+    assert!(
+        attached(&lab, 'a').contains(&format!("id {prog_id} ")),
+        "first program untouched"
+    );
     let _ = app.stop();
     for which in ['a', 'b'] {
         let out = lab.run(

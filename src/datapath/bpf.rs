@@ -178,6 +178,11 @@ pub enum BpfError {
         source: std::io::Error,
     },
     #[error(
+        "another unmask (pid {pid}) is running on {iface}; stop it first (a second instance \
+         would take its program away)"
+    )]
+    AlreadyRunning { iface: String, pid: String },
+    #[error(
         "interface {iface} already has a foreign XDP program attached ({name:?}, id {id}); unmask \
          will not replace it. If it is stale, remove it with `ip link set dev {iface} xdp off` \
          and start again"
@@ -226,6 +231,70 @@ pub struct Program {
     _peer: MapHandle,
     /// Flow maps taken over from an earlier unmask program still attached (after a crash).
     reused: Vec<String>,
+}
+
+/// Exclusive claim on the ports of a running instance: a `flock` on
+/// `/run/unmask/<netns inode>-<ifindex>.lock` per port, released by the kernel when the
+/// process ends however it ends. A second instance on the same ports is refused instead of
+/// replacing the first one's program under its sockets.
+#[derive(Debug)]
+pub struct PortLock {
+    files: Vec<(String, std::fs::File)>,
+}
+
+impl Drop for PortLock {
+    fn drop(&mut self) {
+        // Removed while still locked, so the directory does not collect a file per namespace
+        // a test ever made. (An instance that opened the file just before may then lock the
+        // unlinked copy; two starts within that instant are not a case worth a second lock.)
+        for (path, _) in &self.files {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+pub const LOCK_DIR: &str = "/run/unmask";
+
+impl PortLock {
+    pub fn acquire(ports: &[String]) -> Result<PortLock, BpfError> {
+        use std::io::{Read, Seek, Write};
+        use std::os::unix::fs::MetadataExt;
+        let netns = std::fs::metadata("/proc/self/ns/net").map_or(0, |m| m.ino());
+        std::fs::create_dir_all(LOCK_DIR).map_err(|source| BpfError::Os {
+            what: format!("creating {LOCK_DIR}"),
+            source,
+        })?;
+        let mut files = Vec::with_capacity(ports.len());
+        for name in ports {
+            let idx = ifindex(name)?;
+            let path = format!("{LOCK_DIR}/{netns}-{idx}.lock");
+            let mut f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|source| BpfError::Os {
+                    what: format!("opening {path}"),
+                    source,
+                })?;
+            // SAFETY: flock on a descriptor we own; no memory is passed.
+            let ret = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if ret != 0 {
+                let mut pid = String::new();
+                let _ = f.read_to_string(&mut pid);
+                return Err(BpfError::AlreadyRunning {
+                    iface: name.clone(),
+                    pid: pid.trim().to_string(),
+                });
+            }
+            let _ = f.set_len(0);
+            let _ = f.rewind();
+            let _ = write!(f, "{}", std::process::id());
+            files.push((path, f));
+        }
+        Ok(PortLock { files })
+    }
 }
 
 /// The ifindex of an interface by name.

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::bpf::{
-    AttachOutcome, BpfError, FlowMap, FlowMaps, Program, ProgramSetup, Topology, XdpCounters,
+    AttachOutcome, BpfError, FlowMap, FlowMaps, PortLock, Program, ProgramSetup, Topology,
+    XdpCounters,
 };
 use super::xsk::{
     BindMode, Forwarding, Inbox, Peers, SharedStats, SocketStats, WorkerStats, XskConfig, XskError,
@@ -184,6 +185,7 @@ where
     }
     setup.xsk.validate().map_err(LiveError::Setup)?;
     let started = Instant::now();
+    let _lock = PortLock::acquire(&setup.ports)?;
     let mut program = Program::load(&ProgramSetup {
         ports: setup.ports.clone(),
         topology: setup.topology,
