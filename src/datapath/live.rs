@@ -273,7 +273,9 @@ where
             let make = &make_handler;
             handles.push(scope.spawn(move || worker_loop(i, src, ctl, make, core)));
         }
-        while !stop.load(Ordering::Relaxed) && !handles.iter().all(|h| h.is_finished()) {
+        // A worker only ends early when it failed (or its handler panicked): stop them all
+        // rather than run on with a queue nobody serves.
+        while !stop.load(Ordering::Relaxed) && !handles.iter().any(|h| h.is_finished()) {
             std::thread::sleep(Duration::from_millis(50));
         }
         worker_stop.store(true, Ordering::Relaxed);
