@@ -6,8 +6,10 @@
 # Generator: `unmask-diag gen` (AF_XDP TX, 60-byte TCP frames over 64 flows) in the client
 # namespace, pinned to CPU0. Receiver: `unmask-diag rx-drop` (port A, everything to the
 # socket, dropped) or `forward` (A -> B, no parsing) in the appliance namespace, worker on
-# CPU1, with port A's NAPI threaded and pinned to CPU1 too, so the generator's core only
-# generates. Prints one line per run: generator pps, datapath rx pps, tx pps.
+# CPU1. NAPI=threaded (default) threads port A's NAPI and pins it to CPU1 too, so CPU1 does
+# all the receive work; NAPI=softirq leaves it in the generator's softirq on CPU0 (veth runs
+# the peer's XDP in the sender's context), so CPU1 only runs the worker and its TX.
+# Prints one line per run: generator pps, datapath rx pps, tx pps.
 # Needs a release build: cargo build --release --bin unmask-diag
 set -euo pipefail
 
@@ -35,11 +37,13 @@ for run in $(seq "$RUNS"); do
 		>"$OUT/app.json" 2>"$OUT/app.err" &
 	app=$!
 	sleep 0.7
-	# veth creates its NAPI only with XDP attached: thread it now, on the worker's core.
-	ip netns exec "$P-appliance" sh -c "echo 1 > /sys/class/net/${P}a/threaded" || true
-	for pid in $(ps -eo pid,comm | awk -v n="napi/${P}a" 'index($2, n) == 1 {print $1}'); do
-		taskset -pc 1 "$pid" >/dev/null
-	done
+	if [ "${NAPI:-threaded}" = threaded ]; then
+		# veth creates its NAPI only with XDP attached: thread it now, on the worker's core.
+		ip netns exec "$P-appliance" sh -c "echo 1 > /sys/class/net/${P}a/threaded" || true
+		for pid in $(ps -eo pid,comm | awk -v n="napi/${P}a" 'index($2, n) == 1 {print $1}'); do
+			taskset -pc 1 "$pid" >/dev/null
+		done
+	fi
 	ip netns exec "$P-client" "$BIN" gen --iface "${P}c" --seconds "$SECS" --core 0 \
 		--dst-mac "$SMAC" >"$OUT/gen.json" 2>/dev/null
 	wait "$app"
@@ -50,7 +54,7 @@ a = json.loads(open(sys.argv[2]).read().splitlines()[-1])
 w = a["workers"][0]
 secs = g["seconds"]
 fill_empty = sum(s[1]["rx_fill_ring_empty_descs"] for s in w["sockets"])
-print(f"{sys.argv[4]} run {sys.argv[3]}: gen {g['sent']/secs/1e6:.3f} Mpps, "
+print(f"{sys.argv[4]} run {sys.argv[3]} (napi {__import__('os').environ.get('NAPI', 'threaded')}): gen {g['sent']/secs/1e6:.3f} Mpps, "
       f"rx {w['stats']['rx']/secs/1e6:.3f} Mpps, tx {w['stats']['tx']/secs/1e6:.3f} Mpps "
       f"(kernel fill-ring-empty drops {fill_empty}, {a['bind_mode']} mode)")
 EOF
