@@ -1045,6 +1045,37 @@ mod tests {
     }
 
     #[test]
+    fn program_and_userspace_agree_on_ipv6_keys_with_extension_headers() {
+        let Some(p) = tap_on_lo(FailMode::FailOpen) else {
+            return;
+        };
+        let mut a = [0u8; 16];
+        a[0] = 0xfd;
+        a[15] = 7;
+        let mut b = a;
+        b[15] = 3;
+        let plain = tcp6(a, 5000, b, 443);
+        let mut hbh = plain.clone();
+        hbh[20] = 0;
+        hbh.splice(54..54, [6u8, 0, 1, 4, 0, 0, 0, 0]);
+        let key = tcp_flow_key(&hbh).expect("keyable");
+        assert_eq!(Some(key), tcp_flow_key(&plain));
+        let maps = p.flow_maps().unwrap();
+        maps.insert(FlowMap::Block, &key, 0).unwrap();
+        assert_eq!(
+            p.test_run(0, &hbh).unwrap(),
+            XDP_DROP,
+            "kernel found the same key"
+        );
+        assert_eq!(
+            p.test_run(0, &tcp6(b, 443, a, 5000)).unwrap(),
+            XDP_DROP,
+            "reply too"
+        );
+        assert_eq!(maps.get(FlowMap::Block, &key).unwrap().unwrap().hits, 2);
+    }
+
+    #[test]
     fn fail_closed_drops_tcp_without_a_socket() {
         let Some(p) = tap_on_lo(FailMode::FailClosed) else {
             return;

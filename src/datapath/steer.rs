@@ -13,6 +13,10 @@ const ETH_IPV6: u16 = 0x86DD;
 const ETH_VLAN: u16 = 0x8100;
 const ETH_QINQ: u16 = 0x88A8;
 const PROTO_TCP: u8 = 6;
+const V6_HOPOPTS: u8 = 0;
+const V6_ROUTING: u8 = 43;
+const V6_DSTOPTS: u8 = 60;
+const MAX_V6_EXT: usize = 4;
 
 fn be16(b: &[u8], at: usize) -> Option<u16> {
     let s = b.get(at..at.checked_add(2)?)?;
@@ -50,12 +54,29 @@ pub fn tcp_flow_key(frame: &[u8]) -> Option<FlowKey> {
             (4u8, off + ihl)
         }
         ETH_IPV6 => {
-            if *frame.get(off)? >> 4 != 6 || *frame.get(off + 6)? != PROTO_TCP {
+            if *frame.get(off)? >> 4 != 6 {
                 return None;
             }
             src.copy_from_slice(frame.get(off + 8..off + 24)?);
             dst.copy_from_slice(frame.get(off + 24..off + 40)?);
-            (6u8, off + 40)
+            let mut next = *frame.get(off + 6)?;
+            let mut at = off + 40;
+            // The same few extension headers the XDP program walks; a fragment has no
+            // trustworthy ports.
+            for _ in 0..MAX_V6_EXT {
+                match next {
+                    V6_HOPOPTS | V6_ROUTING | V6_DSTOPTS => {
+                        next = *frame.get(at)?;
+                        let len = (usize::from(*frame.get(at + 1)?) + 1) * 8;
+                        at = at.checked_add(len)?;
+                    }
+                    _ => break,
+                }
+            }
+            if next != PROTO_TCP {
+                return None;
+            }
+            (6u8, at)
         }
         _ => return None,
     };
@@ -201,6 +222,29 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn ipv6_extension_headers_are_walked() {
+        let mut s = [0u8; 16];
+        s[0] = 0xfd;
+        let mut d = s;
+        d[15] = 9;
+        let plain = tcp6(s, 1000, d, 443);
+        // Insert a hop-by-hop header (8 bytes) in front of TCP.
+        let mut hbh = plain.clone();
+        hbh[20] = 0; // next header: hop-by-hop
+        hbh.splice(54..54, [6u8, 0, 1, 4, 0, 0, 0, 0]);
+        assert_eq!(tcp_flow_key(&hbh), tcp_flow_key(&plain));
+        // A fragment header ends the walk without a key.
+        let mut frag = plain.clone();
+        frag[20] = 44;
+        frag.splice(54..54, [6u8, 0, 0, 1, 0, 0, 0, 1]);
+        assert_eq!(tcp_flow_key(&frag), None);
+        // A hop-by-hop header that claims more bytes than the frame has.
+        let mut long = hbh.clone();
+        long[55] = 200;
+        assert_eq!(tcp_flow_key(&long), None);
+    }
+
+    #[test]
     fn truncated_and_non_tcp_frames_have_no_key() {
         let f = tcp4([10, 0, 0, 1], 1, [10, 0, 0, 2], 2);
         for cut in 0..f.len() {
@@ -215,6 +259,31 @@ pub(crate) mod tests {
         let mut bad_ihl = f;
         bad_ihl[14] = 0x44;
         assert_eq!(tcp_flow_key(&bad_ihl), None);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        let base = tcp4([10, 0, 0, 1], 1, [10, 0, 0, 2], 2);
+        for len in 0..160usize {
+            for _ in 0..50 {
+                let mut f: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x as u8
+                    })
+                    .collect();
+                // Half the time keep a plausible Ethernet/IP prefix so deeper code runs.
+                if x & 1 == 0 {
+                    let n = len.min(24);
+                    f[..n].copy_from_slice(&base[..n]);
+                }
+                let _ = tcp_flow_key(&f);
+                let _ = owner(&f, 3);
+            }
+        }
     }
 
     #[test]
