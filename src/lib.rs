@@ -27,6 +27,7 @@ pub mod flow;
 pub mod inspect;
 pub mod proto;
 pub mod replay;
+pub mod runtime;
 pub mod source;
 pub mod text;
 pub mod verdict;

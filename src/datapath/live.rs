@@ -16,7 +16,7 @@ use super::xsk::{
     BindMode, Forwarding, Inbox, Peers, SharedStats, SocketStats, WorkerStats, XskConfig, XskError,
     XskSource,
 };
-use crate::source::{PacketSource, Polled, Timestamp};
+
 use crate::verdict::{FailMode, FlowCommand, FlowControl, FrameHandler};
 
 /// Everything the live datapath needs to start.
@@ -325,18 +325,18 @@ where
 {
     let pinned = core.filter(|c| core_affinity::set_for_current(*c));
     let mut handler = make(i);
-    loop {
-        match src.poll_batch(|f| handler.handle(f)) {
-            Ok(Polled::End) => break,
-            Ok(Polled::Frames(_)) | Ok(Polled::Idle) => {}
-            Err(e) => {
-                eprintln!("unmask: worker {i}: {e}");
-                break;
-            }
-        }
-        handler.after_batch(Timestamp::now(), &mut ctl);
+    // The source ends itself when the run is stopped; this flag is never set.
+    let never = AtomicBool::new(false);
+    if let Err(e) = crate::worker::run(
+        &mut src,
+        &mut handler,
+        &mut ctl,
+        crate::worker::Clock::Wall,
+        &never,
+        |_, _| {},
+    ) {
+        eprintln!("unmask: worker {i}: {e}");
     }
-    handler.finish(Timestamp::now(), &mut ctl);
     WorkerReport {
         worker: i,
         queue: src.queue(),

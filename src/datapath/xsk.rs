@@ -54,7 +54,7 @@ pub enum ZeroCopy {
 }
 
 /// Socket and ring settings of the live datapath (`[datapath]` in the TOML config).
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct XskConfig {
     /// UMEM frame size in bytes (power of two, 2048 or 4096).

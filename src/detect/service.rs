@@ -191,12 +191,18 @@ impl ServiceConfig {
         for (i, p) in self.profiles.iter().enumerate() {
             let key = format!("detect.service.profiles[{i}]");
             if p.name.trim().is_empty() {
-                return Err(err(format!("{key}.name"), "empty name; accepted: any non-empty text".into()));
+                return Err(err(
+                    format!("{key}.name"),
+                    "empty name; accepted: any non-empty text".into(),
+                ));
             }
             if p.hosts.is_empty() {
                 return Err(err(
                     format!("{key}.hosts"),
-                    format!("profile {:?} names no host; accepted: host names or *.domain patterns", p.name),
+                    format!(
+                        "profile {:?} names no host; accepted: host names or *.domain patterns",
+                        p.name
+                    ),
                 ));
             }
             for (j, h) in p.hosts.iter().enumerate() {
@@ -225,7 +231,10 @@ impl ServiceConfig {
                 if !matches!(AppProto::from_name(name), Some(p) if p != AppProto::Unknown) {
                     return Err(err(
                         format!("{key}.protocols[{j}]"),
-                        format!("unknown protocol {name:?}; accepted: {}", known_protocol_names().join(", ")),
+                        format!(
+                            "unknown protocol {name:?}; accepted: {}",
+                            known_protocol_names().join(", ")
+                        ),
                     ));
                 }
             }
@@ -248,9 +257,17 @@ impl ServiceCheck {
             .iter()
             .map(|p| Compiled {
                 name: p.name.clone(),
-                hosts: p.hosts.iter().filter_map(|h| HostPattern::parse(h)).collect(),
+                hosts: p
+                    .hosts
+                    .iter()
+                    .filter_map(|h| HostPattern::parse(h))
+                    .collect(),
                 issuer_orgs: p.issuer_orgs.clone(),
-                prefixes: p.server_prefixes.iter().filter_map(|c| Prefix::parse(c)).collect(),
+                prefixes: p
+                    .server_prefixes
+                    .iter()
+                    .filter_map(|c| Prefix::parse(c))
+                    .collect(),
                 ports: p.ports.clone(),
                 protocols: p
                     .protocols
@@ -285,7 +302,13 @@ fn host_name(host: &[u8]) -> Option<&str> {
 }
 
 impl ServiceCheck {
-    fn finding(&self, profile: &Compiled, claim: &str, how: &'static str, confidence: u8) -> Finding {
+    fn finding(
+        &self,
+        profile: &Compiled,
+        claim: &str,
+        how: &'static str,
+        confidence: u8,
+    ) -> Finding {
         let mut f = Finding {
             kind: FindingKind::ServiceImpersonation,
             confidence,
@@ -300,24 +323,42 @@ impl ServiceCheck {
     }
 
     /// Address, port and protocol facets of a claim.
-    fn check_endpoint(&self, profile: &Compiled, view: &FlowView<'_>, claim: &str, how: &'static str, proto: AppProto, out: &mut Findings) {
-        if !profile.prefixes.is_empty() && !profile.prefixes.iter().any(|p| p.contains(view.server_addr)) {
+    fn check_endpoint(
+        &self,
+        profile: &Compiled,
+        view: &FlowView<'_>,
+        claim: &str,
+        how: &'static str,
+        proto: AppProto,
+        out: &mut Findings,
+    ) {
+        if !profile.prefixes.is_empty()
+            && !profile
+                .prefixes
+                .iter()
+                .any(|p| p.contains(view.server_addr))
+        {
             let mut f = self.finding(profile, claim, how, 85);
-            f.evidence.add("contradiction", "server address outside the service's networks");
+            f.evidence.add(
+                "contradiction",
+                "server address outside the service's networks",
+            );
             f.evidence.add("server_addr", view.server_addr);
             out.push(f);
             return;
         }
         if !profile.ports.is_empty() && !profile.ports.contains(&view.server_port) {
             let mut f = self.finding(profile, claim, how, 70);
-            f.evidence.add("contradiction", "server port the service does not use");
+            f.evidence
+                .add("contradiction", "server port the service does not use");
             f.evidence.add("server_port", view.server_port);
             out.push(f);
             return;
         }
         if profile.protocols != 0 && profile.protocols & (1 << proto.index()) == 0 {
             let mut f = self.finding(profile, claim, how, 85);
-            f.evidence.add("contradiction", "protocol the service does not speak");
+            f.evidence
+                .add("contradiction", "protocol the service does not speak");
             f.evidence.add("protocol", proto.name());
             out.push(f);
         }
@@ -344,9 +385,11 @@ impl Check for ServiceCheck {
                     return;
                 }
                 let orgs = cert.issuer_orgs.as_slice();
-                let expected = orgs
-                    .iter()
-                    .any(|o| p.issuer_orgs.iter().any(|e| e.eq_ignore_ascii_case(o.as_str())));
+                let expected = orgs.iter().any(|o| {
+                    p.issuer_orgs
+                        .iter()
+                        .any(|e| e.eq_ignore_ascii_case(o.as_str()))
+                });
                 if !expected || cert.self_signed {
                     let mut f = self.finding(p, sni, "sni", 90);
                     f.evidence.add(
@@ -429,7 +472,10 @@ mod tests {
         let mut cfg = ServiceConfig::default();
         cfg.profiles[0].server_prefixes.push("10.0.0.0/40".into());
         let e = cfg.validate("x.toml").unwrap_err().to_string();
-        assert!(e.contains("server_prefixes[0]") && e.contains("CIDR"), "{e}");
+        assert!(
+            e.contains("server_prefixes[0]") && e.contains("CIDR"),
+            "{e}"
+        );
         let mut cfg = ServiceConfig::default();
         cfg.profiles[2].protocols.push("gopher".into());
         let e = cfg.validate("x.toml").unwrap_err().to_string();
