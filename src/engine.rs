@@ -307,6 +307,7 @@ impl Report for FlowReport<'_> {
             let ident = view.ident[dir.index()];
             self.flow.ext.app[dir.index()] = ident.proto() as u8;
             self.flow.ext.app_confidence[dir.index()] = ident.confidence();
+            self.flow.ext.ident_bytes[dir.index()] = ident.bytes_seen;
         }
         if let Event::TlsAnomaly { dir, anomaly } = *event {
             self.sink.counters.tls_anomalies[anomaly.kind_index()] += 1;
@@ -691,7 +692,6 @@ impl Core {
         };
         let base = flow_base(flow);
         let state = slot_of(flow).and_then(|s| self.pool.states.get_mut(s as usize));
-        let mut inspected_bytes = [0, 0];
         {
             let mut report = FlowReport {
                 detector: &self.detector,
@@ -702,10 +702,17 @@ impl Core {
             };
             match state {
                 Some(state) => {
-                    inspected_bytes = [
-                        state.stream[0].readable() as u32,
-                        state.stream[1].readable() as u32,
+                    // Directions still undecided are judged on what they sent: a short flow
+                    // ends before its probes had enough bytes to be sure.
+                    let windows = [
+                        self.pool
+                            .streams
+                            .window(slot_of(report.flow).unwrap_or(0), 0),
+                        self.pool
+                            .streams
+                            .window(slot_of(report.flow).unwrap_or(0), 1),
                     ];
+                    state.conclude(windows, &base, clock, &self.inspect, &mut report);
                     let view = state.view(&base, clock);
                     report.event(&view, &Event::FlowEnd);
                     state.log_tls(&mut report);
@@ -745,7 +752,7 @@ impl Core {
                 alerted: flow.ext.alerted != 0,
                 blocked: verdict == FlowVerdict::Blocked,
                 uninspected: (verdict == FlowVerdict::Uninspected).then_some("stream_memcap"),
-                inspected_bytes,
+                ident_bytes: flow.ext.ident_bytes,
             };
             self.sink.send(EveRecord::Flow(rec));
         }

@@ -406,6 +406,31 @@ impl InspectState {
         self.parse(dir, data, base, now, scratch, report);
     }
 
+    /// The stream ended: identification still waiting for bytes decides on what it has.
+    pub fn conclude<R: Report>(
+        &mut self,
+        windows: [&[u8]; 2],
+        base: &FlowBase,
+        now: Timestamp,
+        cfg: &InspectConfig,
+        report: &mut R,
+    ) {
+        for dir in [Dir::ToServer, Dir::ToClient] {
+            let d = dir.index();
+            let readable = self.stream[d].readable().min(windows[d].len());
+            if self.ident[d].is_final() || readable == 0 {
+                continue;
+            }
+            let data = &windows[d][..readable];
+            self.ident[d] = proto::identify_dir(data, dir, cfg.unknown_after, true);
+            if self.ident[d].is_final() {
+                let view = base.view(self.ident, None, None, now);
+                let seen = &data[..data.len().min(cfg.unknown_after)];
+                report.event(&view, &Event::Identified { dir, data: seen });
+            }
+        }
+    }
+
     /// Turns on the parsers the identification calls for.
     fn activate(&mut self) {
         for i in self.ident {
