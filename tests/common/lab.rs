@@ -290,7 +290,7 @@ pub fn attached(lab: &Lab, which: char) -> String {
 }
 
 pub const UNMASK: &str = env!("CARGO_BIN_EXE_unmask");
-pub const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/peer.py");
+pub const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/peer.py");
 
 /// `unmask run` in the appliance namespace.
 pub struct Unmask {
