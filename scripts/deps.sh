@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   clang llvm m4 make pkg-config libelf-dev zlib1g-dev linux-libc-dev  # libbpf/libxdp build, BPF C
   iproute2 ethtool tcpreplay                                          # lab namespaces, replay into the wire
-  openssl curl socat                                                  # real TLS/HTTP peers in tests
+  openssl curl socat tcpdump                                          # real TLS/HTTP peers in tests, captured
   prometheus                                                          # real scrape in the metrics tests
 )
 

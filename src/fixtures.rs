@@ -630,15 +630,15 @@ pub mod fake_tls {
         out
     }
 
-    /// A handshake record header announcing `len` bytes, then `len` bytes of noise, then more
-    /// noise where the next record header should be.
-    pub fn garbage_after_header(len: usize) -> Vec<u8> {
-        let mut out = vec![22, 3, 1];
+    /// A handshake record header announcing `len` bytes whose body starts with handshake
+    /// type `msg_type` and is noise from there on, then more noise where the next record
+    /// header should be.
+    pub fn garbage_after_header(len: usize, msg_type: u8) -> Vec<u8> {
+        let mut out = vec![22, 3, 3];
         out.extend_from_slice(&(len as u16).to_be_bytes());
         let mut body = noise(len, 0x5eed);
-        // A ClientHello type byte, so the bytes are identified as TLS like a real hello.
         if let Some(b) = body.first_mut() {
-            *b = 1;
+            *b = msg_type;
         }
         out.extend(body);
         // 0x9c is no record content type: the framing breaks here.
@@ -701,10 +701,11 @@ pub fn tls_check_flows() -> Vec<FixtureFlow> {
         .client(&fake::client_hello_odd_ciphers())
         .server(&tls::app_data(800))
         .close();
+    // No SNI either, on 443.
     push(
         "fake_tls_odd_cipher_list",
         c.into_frames(),
-        &["tls_malformed_handshake"],
+        &["tls_malformed_handshake", "sni_missing"],
     );
 
     let c = Conversation::new(addr(1, 41003), addr(2, 443), start())
@@ -718,10 +719,11 @@ pub fn tls_check_flows() -> Vec<FixtureFlow> {
         &["tls_malformed_handshake"],
     );
 
+    // A real-looking ClientHello answered by a record header and noise.
     let c = Conversation::new(addr(1, 41004), addr(2, 443), start())
         .handshake()
-        .client(&fake::garbage_after_header(700))
-        .server(&fake::noise(900, 0xfeed))
+        .client(&hello)
+        .server(&fake::garbage_after_header(700, 2))
         .close();
     push(
         "fake_tls_garbage_after_header",

@@ -839,12 +839,19 @@ mod tests {
     fn garbage_after_a_record_header_breaks_framing() {
         let check = default_check();
         let mut t = TlsFacts::default();
-        let found = feed(
+        feed(
             &check,
             &mut t,
             tls_ident(),
             Dir::ToServer,
-            &crate::fixtures::fake_tls::garbage_after_header(600),
+            &build::client_hello(&build::Hello::default()),
+        );
+        let found = feed(
+            &check,
+            &mut t,
+            tls_ident(),
+            Dir::ToClient,
+            &crate::fixtures::fake_tls::garbage_after_header(600, 2),
         );
         assert!(
             kinds(&found).contains(&FindingKind::TlsMalformedHandshake),
