@@ -656,6 +656,7 @@ impl Core {
     fn finish_inspection(&mut self, flow: &mut Flow) {
         if let Some(slot) = slot_of(flow) {
             if let Some(state) = self.pool.states.get_mut(slot as usize) {
+                let base = flow_base(flow);
                 let mut report = FlowReport {
                     detector: &self.detector,
                     findings: &mut self.findings,
@@ -663,6 +664,14 @@ impl Core {
                     flow,
                     ts: self.clock,
                 };
+                if state.tls.active && !state.tls.handshake_done {
+                    // Inspection stops (stream depth) before the handshake finished: the
+                    // checks still get their end-of-handshake look, which a flow that skips
+                    // the handshake never triggers otherwise.
+                    state.tls.handshake_done = true;
+                    let view = state.view(&base, self.clock);
+                    report.event(&view, &Event::TlsHandshakeDone);
+                }
                 state.log_tls(&mut report);
             }
         }

@@ -88,6 +88,9 @@ pub struct TlsFacts {
     pub leaf_error: Option<CertError>,
     /// A fatal alert arrived after a certificate had been seen (either direction).
     pub fatal_alert_after_certificate: bool,
+    /// Per direction: the stream is inspected from its first byte (the SYN was seen), so a
+    /// first record that is not a handshake was sent that way, not picked up mid-session.
+    pub from_start: [bool; 2],
     pub handshake_done: bool,
     pub logged: bool,
 }
@@ -105,6 +108,7 @@ impl Default for TlsFacts {
             leaf: None,
             leaf_error: None,
             fatal_alert_after_certificate: false,
+            from_start: [false; 2],
             handshake_done: false,
             logged: false,
         }
@@ -334,6 +338,7 @@ impl InspectState {
                 s.stream[d].set_isn(*isn);
             }
         }
+        s.tls.from_start = isn.map(|i| i.is_some());
         s
     }
 
