@@ -857,3 +857,72 @@ pub fn tls_check_flows() -> Vec<FixtureFlow> {
 
     flows
 }
+
+/// Workloads for benchmarks, profiling and the allocation test.
+pub mod workloads {
+    use super::{tcp_frame, tls, Conversation, Flags, TimedFrame, FIXTURE_EPOCH};
+    use std::net::SocketAddr;
+
+    /// `n` 64-byte SYNs over `n` distinct 5-tuples (xorshift-spread addresses and ports).
+    pub fn syn_flood(n: usize) -> Vec<TimedFrame> {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        (0..n)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let src = SocketAddr::from((
+                    [10, (x >> 8) as u8, (x >> 16) as u8, (x >> 24) as u8],
+                    1024 + (x >> 32) as u16 % 60_000,
+                ));
+                let dst = SocketAddr::from(([10, 77, 0, 2], 443));
+                let mut f = tcp_frame(src, dst, [2; 6], [4; 6], x as u32, 0, Flags::SYN, &[]);
+                f.resize(64, 0);
+                (FIXTURE_EPOCH.add_nanos(i as u64 * 1000), f)
+            })
+            .collect()
+    }
+
+    /// `flows` HTTPS flows split at the end of their handshakes: (the frames up to and
+    /// including the handshake, the data frames after it). `client_bytes` and `server_bytes`
+    /// of application data follow the handshake.
+    pub fn established_https(
+        flows: u16,
+        client_bytes: usize,
+        server_bytes: usize,
+    ) -> (Vec<TimedFrame>, Vec<TimedFrame>) {
+        let mut warm = Vec::new();
+        let mut steady = Vec::new();
+        for i in 0..flows {
+            let client = SocketAddr::from((
+                [10, 77, 1 + (i / 250) as u8, 1 + (i % 250) as u8],
+                40_000u16.wrapping_add(i),
+            ));
+            let server = SocketAddr::from(([10, 77, 0, 2], 443));
+            let conv = Conversation::new(client, server, FIXTURE_EPOCH)
+                .handshake()
+                .client(&tls::client_hello(&tls::Hello::default()))
+                .server(&tls::server_flight_tls12(
+                    0xc02f,
+                    Some("h2"),
+                    &[super::CERT_WWW_EXAMPLE_COM, super::CERT_FIXTURE_ROOT_CA],
+                ))
+                .client(&tls::client_finish_tls12())
+                .server(&tls::server_finish_tls12());
+            let n = conv.frames().len();
+            let mut conv = conv;
+            if client_bytes > 0 {
+                conv = conv.client(&tls::app_data(client_bytes));
+            }
+            if server_bytes > 0 {
+                conv = conv.server(&tls::app_data(server_bytes));
+            }
+            let frames = conv.into_frames();
+            warm.extend_from_slice(&frames[..n]);
+            steady.extend_from_slice(&frames[n..]);
+        }
+        warm.sort_by_key(|f| f.0);
+        steady.sort_by_key(|f| f.0);
+        (warm, steady)
+    }
+}
