@@ -426,7 +426,9 @@ fn signature_matches<'a>(sig: &HeaderSignature, head: &HttpHead<'a>) -> Option<O
         return None;
     }
     if sig.absent {
-        return (!head.has_header(&sig.header)).then_some(None);
+        // Past MAX_HEADERS lines the head is not fully known: absence cannot be shown.
+        let absent = !head.header_overflow() && !head.has_header(&sig.header);
+        return absent.then_some(None);
     }
     head.headers()
         .find(|(name, value)| {
@@ -827,7 +829,8 @@ impl HttpCheck {
             if b != Browser::Ie && !head.has_header("accept-language") {
                 missing.push("Accept-Language");
             }
-            if missing.len > 0 {
+            // Past MAX_HEADERS lines a header may be there unseen (header_overflow scores).
+            if missing.len > 0 && !head.header_overflow() {
                 let weight = w.browser_missing_header.saturating_mul(missing.len as u16);
                 s.add("browser_missing_headers", weight, Detail::Missing(missing));
             }

@@ -110,6 +110,16 @@ fn missing_user_agent_alerts_without_blocking() {
 }
 
 #[test]
+fn absence_is_not_claimed_past_the_header_capacity() {
+    let mut req = b"GET / HTTP/1.1\r\n".to_vec();
+    for i in 0..70 {
+        req.extend_from_slice(format!("X-Filler-{i}: {i}\r\n").as_bytes());
+    }
+    req.extend_from_slice(b"Host: a.example\r\nUser-Agent: tool/1\r\n\r\n");
+    assert!(signature(&request(&req)).is_none());
+}
+
+#[test]
 fn missing_host_on_http11_blocks_and_both_are_one_finding() {
     let found = request(b"GET /update HTTP/1.1\r\nAccept: */*\r\n\r\n");
     let sigs: Vec<_> = found
