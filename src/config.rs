@@ -166,6 +166,15 @@ pub struct ProtocolPortConfig {
     pub block: bool,
     pub min_confidence: u8,
     pub alert_nonstandard_port: bool,
+    /// Unidentified data on a port reserved for TLS.
+    pub non_tls_on_tls_port: bool,
+    /// Unidentified data on a port reserved for a cleartext protocol.
+    pub opaque_on_cleartext_port: bool,
+    /// Both directions identified as different protocols.
+    pub direction_mismatch: bool,
+    /// Entropy, as a percentage of the most a sample of its length can show, from which
+    /// unidentified bytes look encrypted or compressed.
+    pub high_entropy_percent: u8,
     pub allowed_ports: BTreeMap<String, Vec<u16>>,
 }
 
@@ -195,6 +204,10 @@ impl Default for ProtocolPortConfig {
             block: true,
             min_confidence: 80,
             alert_nonstandard_port: false,
+            non_tls_on_tls_port: true,
+            opaque_on_cleartext_port: true,
+            direction_mismatch: true,
+            high_entropy_percent: 85,
             allowed_ports: ports
                 .iter()
                 .map(|(p, list)| (p.to_string(), list.to_vec()))
@@ -337,6 +350,13 @@ impl Config {
             "detect.protocol_port.min_confidence",
             pp.min_confidence as u64,
             1,
+            100,
+        )?;
+        in_range(
+            path,
+            "detect.protocol_port.high_entropy_percent",
+            pp.high_entropy_percent as u64,
+            50,
             100,
         )?;
         for (name, ports) in &pp.allowed_ports {

@@ -799,6 +799,7 @@ fn flow_base(flow: &Flow) -> FlowBase {
         server_port: m.server_port,
         pkts: flow.pkts,
         bytes: flow.bytes,
+        seen_from_start: flow.isn_known,
         first_ts: flow.first_ts,
     }
 }

@@ -449,6 +449,9 @@ pub struct FixtureFlow {
     pub expect_app: &'static str,
     /// Finding kinds (by name) that must be raised on this flow; none means it is benign.
     pub expect_findings: &'static [&'static str],
+    /// In block mode the flow is dropped (some finding blocks by default); false for benign
+    /// flows and for flows whose findings only alert (an upload-heavy flow).
+    pub expect_blocked: bool,
 }
 
 fn addr(host: u8, port: u16) -> SocketAddr {
@@ -481,6 +484,7 @@ pub fn standard_flows() -> Vec<FixtureFlow> {
         server_port: 443,
         expect_app: "tls",
         expect_findings: &[],
+        expect_blocked: false,
     });
 
     let get = b"GET /index.html HTTP/1.1\r\nHost: www.example.com\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\nAccept: text/html,application/xhtml+xml\r\nAccept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate\r\nConnection: keep-alive\r\n\r\n";
@@ -497,6 +501,7 @@ pub fn standard_flows() -> Vec<FixtureFlow> {
         server_port: 80,
         expect_app: "http",
         expect_findings: &[],
+        expect_blocked: false,
     });
 
     flows.push(FixtureFlow {
@@ -512,6 +517,7 @@ pub fn standard_flows() -> Vec<FixtureFlow> {
         server_port: 22,
         expect_app: "ssh",
         expect_findings: &[],
+        expect_blocked: false,
     });
 
     flows.push(FixtureFlow {
@@ -529,6 +535,7 @@ pub fn standard_flows() -> Vec<FixtureFlow> {
         server_port: 443,
         expect_app: "ssh",
         expect_findings: &["protocol_port_mismatch"],
+        expect_blocked: true,
     });
 
     flows.push(FixtureFlow {
@@ -543,7 +550,9 @@ pub fn standard_flows() -> Vec<FixtureFlow> {
             .into_frames(),
         server_port: 443,
         expect_app: "http",
-        expect_findings: &["protocol_port_mismatch"],
+        // The beacon sends no User-Agent either (HeaderSignatureMatch's default pattern).
+        expect_findings: &["http_header_signature", "protocol_port_mismatch"],
+        expect_blocked: true,
     });
 
     flows.push(FixtureFlow {
@@ -560,6 +569,170 @@ pub fn standard_flows() -> Vec<FixtureFlow> {
         server_port: 25,
         expect_app: "smtp",
         expect_findings: &[],
+        expect_blocked: false,
+    });
+
+    flows.extend(http_and_port_flows(&mut start));
+    flows
+}
+
+/// Deterministic bytes that look like ciphertext (xorshift), different per `seed`.
+pub fn noise(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 11) as u8
+        })
+        .collect()
+}
+
+/// A Chrome User-Agent, as a forged request would borrow it.
+pub const CHROME_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
+
+/// Bytes a client uploads in [`upload_heavy`]: enough for the engine's periodic look (every
+/// 4096 packets) to come while the flow is still running.
+pub const UPLOAD_BYTES: usize = 3_000_000;
+
+/// A TLS 1.2 session (the benign_https handshake) in which the client uploads `up` bytes and
+/// the server answers with `down`.
+pub fn upload_heavy(
+    client: SocketAddr,
+    server: SocketAddr,
+    start: Timestamp,
+    up: usize,
+    down: usize,
+) -> Conversation {
+    let chain: &[&[u8]] = &[CERT_WWW_EXAMPLE_COM, CERT_FIXTURE_ROOT_CA];
+    Conversation::new(client, server, start)
+        .handshake()
+        .client(&tls::client_hello(&tls::Hello::default()))
+        .server(&tls::server_flight_tls12(0xc02f, Some("h2"), chain))
+        .client(&tls::client_finish_tls12())
+        .server(&tls::server_finish_tls12())
+        .client(&tls::app_data(up))
+        .server(&tls::app_data(down))
+        .close()
+}
+
+/// HTTP impersonations, unidentifiable bytes on reserved ports, a protocol mismatch between
+/// directions and an upload-heavy flow.
+fn http_and_port_flows(start: &mut dyn FnMut() -> Timestamp) -> Vec<FixtureFlow> {
+    let mut flows = Vec::new();
+    let ok = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok";
+
+    // A script's request: no User-Agent, and no Host although it speaks HTTP/1.1.
+    flows.push(FixtureFlow {
+        name: "http_missing_headers",
+        frames: Conversation::new(addr(1, 40007), addr(2, 80), start())
+            .handshake()
+            .client(b"GET /update/check?v=2 HTTP/1.1\r\nAccept: */*\r\nConnection: close\r\n\r\n")
+            .server(ok)
+            .close()
+            .into_frames(),
+        server_port: 80,
+        expect_app: "http",
+        expect_findings: &["http_header_signature"],
+        expect_blocked: true,
+    });
+
+    // Chrome's User-Agent on a request Chrome would never write: lowercase names and none of
+    // the Accept headers every Chrome request carries.
+    let forged = format!(
+        "GET /news/today HTTP/1.1\r\nhost: www.example.com\r\nuser-agent: {CHROME_UA}\r\nconnection: keep-alive\r\n\r\n"
+    );
+    flows.push(FixtureFlow {
+        name: "http_forged_browser",
+        frames: Conversation::new(addr(1, 40008), addr(2, 80), start())
+            .handshake()
+            .client(forged.as_bytes())
+            .server(ok)
+            .close()
+            .into_frames(),
+        server_port: 80,
+        expect_app: "http",
+        expect_findings: &["http_header_anomaly"],
+        expect_blocked: true,
+    });
+
+    // An ordinary request answered by a C2-style text blob instead of an HTTP response.
+    flows.push(FixtureFlow {
+        name: "http_reply_not_http",
+        frames: Conversation::new(addr(1, 40009), addr(2, 80), start())
+            .handshake()
+            .client(b"GET /gate.php?id=7 HTTP/1.1\r\nHost: cdn.example.net\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n")
+            .server(b"dGFzazpzbGVlcCA2MDA7aWQ6NDI=$#$c2xlZXA=\n")
+            .close()
+            .into_frames(),
+        server_port: 80,
+        expect_app: "http",
+        expect_findings: &["http_header_anomaly"],
+        expect_blocked: true,
+    });
+
+    // Ciphertext-like bytes both ways on the HTTP port, from the first byte.
+    flows.push(FixtureFlow {
+        name: "random_on_80",
+        frames: Conversation::new(addr(1, 40010), addr(2, 80), start())
+            .handshake()
+            .client(&noise(1200, 0x8080))
+            .server(&noise(2600, 0x0808))
+            .close()
+            .into_frames(),
+        server_port: 80,
+        expect_app: "unknown",
+        expect_findings: &["opaque_on_cleartext_port"],
+        expect_blocked: true,
+    });
+
+    // Not TLS on 443: an obfuscated tunnel's opening, no record header anywhere.
+    flows.push(FixtureFlow {
+        name: "non_tls_on_443",
+        frames: Conversation::new(addr(1, 40011), addr(2, 443), start())
+            .handshake()
+            .client(&noise(517, 0x4430))
+            .server(&noise(1400, 0x0443))
+            .client(&noise(300, 0x4431))
+            .close()
+            .into_frames(),
+        server_port: 443,
+        expect_app: "unknown",
+        expect_findings: &["non_tls_on_tls_port"],
+        expect_blocked: true,
+    });
+
+    // An HTTP client talking to an SSH server on 22 (suricata-verify output-eve-anomaly-02):
+    // HTTP on the SSH port, a different protocol each way, and an answer that is not HTTP.
+    flows.push(FixtureFlow {
+        name: "http_to_ssh_server",
+        frames: Conversation::new(addr(1, 40012), addr(2, 22), start())
+            .handshake()
+            .client(b"GET / HTTP/1.1\r\nHost: ssh.example.org:22\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n")
+            .server(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\nInvalid SSH identification string.\r\n")
+            .close()
+            .into_frames(),
+        server_port: 22,
+        expect_app: "http",
+        expect_findings: &[
+            "http_header_anomaly",
+            "protocol_direction_mismatch",
+            "protocol_port_mismatch",
+        ],
+        expect_blocked: true,
+    });
+
+    // Megabytes up, a few hundred bytes down, over real-looking TLS: a low-severity signal
+    // that alerts without blocking.
+    flows.push(FixtureFlow {
+        name: "upload_heavy",
+        frames: upload_heavy(addr(1, 40013), addr(2, 443), start(), UPLOAD_BYTES, 300)
+            .into_frames(),
+        server_port: 443,
+        expect_app: "tls",
+        expect_findings: &["asymmetric_flow"],
+        expect_blocked: false,
     });
 
     flows
@@ -683,13 +856,23 @@ pub fn tls_check_flows() -> Vec<FixtureFlow> {
             .close()
             .into_frames()
     };
-    let mut push = |name, frames, expect_findings| {
+    // Findings whose checks alert without blocking by default.
+    const ALERT_ONLY: &[&str] = &[
+        "sni_missing",
+        "sni_ip_literal",
+        "sni_alpn_mismatch",
+        "tls_one_sided",
+        "cert_validity_too_long",
+        "tls_fatal_alert_after_certificate",
+    ];
+    let mut push = |name, frames, expect_findings: &'static [&'static str]| {
         flows.push(FixtureFlow {
             name,
             frames,
             server_port: 443,
             expect_app: "tls",
             expect_findings,
+            expect_blocked: expect_findings.iter().any(|f| !ALERT_ONLY.contains(f)),
         });
     };
 

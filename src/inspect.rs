@@ -296,6 +296,8 @@ pub struct FlowBase {
     pub server_port: u16,
     pub pkts: [u64; 2],
     pub bytes: [u64; 2],
+    /// Per direction: the SYN was seen (see [`FlowView::seen_from_start`]).
+    pub seen_from_start: [bool; 2],
     pub first_ts: Timestamp,
 }
 
@@ -317,6 +319,7 @@ impl FlowBase {
             http,
             pkts: self.pkts,
             bytes: self.bytes,
+            seen_from_start: self.seen_from_start,
             first_ts: self.first_ts,
             now,
         }

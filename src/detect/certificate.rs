@@ -431,6 +431,7 @@ mod tests {
             ident: [DirIdent::default(); 2],
             tls: Some(t),
             http: None,
+            seen_from_start: [true, true],
             pkts: [3, 3],
             bytes: [500, 3000],
             first_ts: now,

@@ -511,6 +511,10 @@ pub struct FlowView<'a> {
     /// Packets and bytes per direction so far.
     pub pkts: [u64; 2],
     pub bytes: [u64; 2],
+    /// Per direction: its SYN was seen, so the inspected bytes start at the first byte it sent.
+    /// False for a flow picked up mid-stream, whose first bytes may be the middle of anything
+    /// (a TLS record, a compressed body), so checks that judge how a stream opens skip it.
+    pub seen_from_start: [bool; 2],
     pub first_ts: Timestamp,
     /// Packet time of the event.
     pub now: Timestamp,

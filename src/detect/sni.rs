@@ -233,6 +233,7 @@ mod tests {
                     ident: [DirIdent::default(); 2],
                     tls: Some(&t),
                     http: None,
+                    seen_from_start: [true, true],
                     pkts: [3, 3],
                     bytes: [500, 500],
                     first_ts: Timestamp(0),

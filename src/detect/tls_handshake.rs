@@ -670,6 +670,7 @@ mod tests {
             ident,
             tls: Some(t),
             http: None,
+            seen_from_start: [true, true],
             pkts: [5, 5],
             bytes: [1000, 1000],
             first_ts: Timestamp(0),

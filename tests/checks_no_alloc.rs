@@ -1,0 +1,144 @@
+//! The protocol/port, HTTP and asymmetry checks judge events without touching the heap, also
+//! when they raise findings with full evidence.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use unmask::config::Config;
+use unmask::detect::{Detector, Event, Findings, FlowView};
+use unmask::fixtures::{self, CHROME_UA};
+use unmask::flow::Dir;
+use unmask::proto::http::{parse_request, parse_response};
+use unmask::proto::{AppProto, DirIdent, Probe};
+use unmask::source::Timestamp;
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: defers to the system allocator; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn view(port: u16, ts: Probe, tc: Probe, bytes: [u64; 2]) -> FlowView<'static> {
+    let ident = |probe| DirIdent {
+        probe,
+        ..DirIdent::default()
+    };
+    FlowView {
+        client_addr: [10, 0, 0, 1].into(),
+        server_addr: [10, 0, 0, 2].into(),
+        client_port: 50000,
+        server_port: port,
+        ident: [ident(ts), ident(tc)],
+        tls: None,
+        http: None,
+        pkts: [5000, 100],
+        bytes,
+        seen_from_start: [true; 2],
+        first_ts: Timestamp(0),
+        now: Timestamp(0),
+    }
+}
+
+#[test]
+fn checks_raise_findings_without_allocating() {
+    let mut config = Config::default();
+    // Low enough that a response's single anomaly is reported too.
+    config.detect.http.anomaly_threshold = 5;
+    let detector = Detector::new(&config.detect);
+    let noise = fixtures::noise(1400, 9);
+    let forged = format!(
+        "GET  /x?t=q8Vz1PkT0mXwH3aJr7LbYe5NcGu2Fs9D HTTP/1.0\nuser-agent: {CHROME_UA}\nhost: 1.2.3.4\nhOsT: 1.2.3.5\ncookie: kwsKXp7X9FsL2QmZ0cVbRy8uHt4nJe1PqAiWd6Gz3oYk\n\n"
+    );
+    let request = parse_request(forged.as_bytes()).unwrap();
+    let missing = parse_request(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    let response = parse_response(b"HTTP/1.1 200 O\x01K\r\nContent-Length: 0\r\n\r\n").unwrap();
+    let m = |p, c| Probe::Match(p, c);
+    let cases: Vec<(FlowView, Event)> = vec![
+        (
+            view(443, Probe::NoMatch, Probe::NeedMore, [600, 0]),
+            Event::Identified {
+                dir: Dir::ToServer,
+                data: &noise,
+            },
+        ),
+        (
+            view(80, Probe::NoMatch, Probe::NeedMore, [600, 0]),
+            Event::Identified {
+                dir: Dir::ToServer,
+                data: &noise,
+            },
+        ),
+        (
+            view(22, m(AppProto::Http, 95), m(AppProto::Ssh, 97), [600, 600]),
+            Event::Identified {
+                dir: Dir::ToClient,
+                data: b"SSH-2.0-OpenSSH_9.2\r\n",
+            },
+        ),
+        (
+            view(80, m(AppProto::Http, 95), Probe::NeedMore, [600, 0]),
+            Event::HttpRequest(&request),
+        ),
+        (
+            view(80, m(AppProto::Http, 95), Probe::NeedMore, [600, 0]),
+            Event::HttpRequest(&missing),
+        ),
+        (
+            view(80, m(AppProto::Http, 95), m(AppProto::Http, 95), [600, 600]),
+            Event::HttpResponse(&response),
+        ),
+        (
+            view(80, m(AppProto::Http, 95), Probe::NoMatch, [600, 600]),
+            Event::HttpResponseNotHttp { data: &noise[..64] },
+        ),
+        (
+            view(
+                443,
+                m(AppProto::Tls, 98),
+                m(AppProto::Tls, 98),
+                [8_000_000, 90_000],
+            ),
+            Event::Periodic,
+        ),
+        (
+            view(
+                443,
+                m(AppProto::Tls, 98),
+                m(AppProto::Tls, 98),
+                [8_000_000, 90_000],
+            ),
+            Event::FlowEnd,
+        ),
+    ];
+    let mut out = Findings::default();
+    let mut raised = 0;
+    for (i, (v, e)) in cases.iter().enumerate() {
+        out.clear();
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        detector.on_event(v, e, &mut out);
+        let after = ALLOCATIONS.load(Ordering::Relaxed);
+        assert_eq!(after - before, 0, "case {i} allocated");
+        assert!(!out.is_empty(), "case {i} raised nothing");
+        raised += out.len();
+    }
+    assert!(raised >= cases.len());
+}

@@ -1,0 +1,569 @@
+//! The HTTP, protocol/port and asymmetry checks through the whole engine: each fixture flow
+//! raises its finding, and the finding vanishes when its check (or rule) is switched off; real
+//! curl and python http.server traffic raises nothing.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{run_engine, Run};
+use unmask::config::Config;
+use unmask::fixtures::{self, Conversation, FixtureFlow};
+use unmask::source::Action;
+use unmask::verdict::Mode;
+
+fn flow(name: &str) -> FixtureFlow {
+    fixtures::standard_flows()
+        .into_iter()
+        .find(|f| f.name == name)
+        .unwrap_or_else(|| panic!("no fixture flow {name}"))
+}
+
+fn run(config: &Config, name: &str) -> (Run, Vec<String>) {
+    let f = flow(name);
+    let run = run_engine(config, f.frames.clone());
+    let found = run.findings_on_port(f.server_port);
+    (run, found)
+}
+
+fn alert<'a>(run: &'a Run, finding: &str) -> &'a serde_json::Value {
+    run.of_type("alert")
+        .find(|a| a["unmask"]["finding"] == finding)
+        .unwrap_or_else(|| panic!("no {finding} alert"))
+}
+
+/// (fixture, finding it must raise, config change that must make it vanish).
+type Switch = (&'static str, &'static str, fn(&mut Config));
+
+const SWITCHES: &[Switch] = &[
+    ("http_missing_headers", "http_header_signature", |c| {
+        c.detect.http.enabled = false
+    }),
+    ("http_missing_headers", "http_header_signature", |c| {
+        c.detect.http.signatures.clear()
+    }),
+    ("http_on_443", "http_header_signature", |c| {
+        c.detect
+            .http
+            .signatures
+            .retain(|s| s.name != "missing-user-agent")
+    }),
+    ("http_forged_browser", "http_header_anomaly", |c| {
+        c.detect.http.enabled = false
+    }),
+    ("http_forged_browser", "http_header_anomaly", |c| {
+        c.detect.http.weights.browser_missing_header = 0
+    }),
+    ("http_forged_browser", "http_header_anomaly", |c| {
+        c.detect.http.anomaly_threshold = 19
+    }),
+    ("http_reply_not_http", "http_header_anomaly", |c| {
+        c.detect.http.weights.response_not_http = 0
+    }),
+    ("random_on_80", "opaque_on_cleartext_port", |c| {
+        c.detect.protocol_port.opaque_on_cleartext_port = false
+    }),
+    ("random_on_80", "opaque_on_cleartext_port", |c| {
+        c.detect.protocol_port.enabled = false
+    }),
+    ("non_tls_on_443", "non_tls_on_tls_port", |c| {
+        c.detect.protocol_port.non_tls_on_tls_port = false
+    }),
+    ("non_tls_on_443", "non_tls_on_tls_port", |c| {
+        c.detect.protocol_port.min_confidence = 96
+    }),
+    ("http_to_ssh_server", "protocol_direction_mismatch", |c| {
+        c.detect.protocol_port.direction_mismatch = false
+    }),
+    ("http_to_ssh_server", "http_header_anomaly", |c| {
+        c.detect.http.enabled = false
+    }),
+    ("upload_heavy", "asymmetric_flow", |c| {
+        c.detect.asymmetry.enabled = false
+    }),
+    ("upload_heavy", "asymmetric_flow", |c| {
+        c.detect.asymmetry.ratio = 40
+    }),
+    ("upload_heavy", "asymmetric_flow", |c| {
+        c.detect.asymmetry.min_bytes = 4_000_000
+    }),
+];
+
+#[test]
+fn each_finding_vanishes_when_its_check_or_rule_is_off() {
+    for (name, finding, off) in SWITCHES {
+        let (_, on) = run(&Config::default(), name);
+        assert!(
+            on.iter().any(|f| f == finding),
+            "{name}: {finding} in {on:?}"
+        );
+        let mut c = Config::default();
+        off(&mut c);
+        let (_, without) = run(&c, name);
+        assert!(
+            !without.iter().any(|f| f == finding),
+            "{name}: {finding} still raised: {without:?}"
+        );
+        // Only that finding goes: the rest of the flow's verdict is untouched.
+        let mut rest: Vec<_> = on.iter().filter(|f| *f != finding).collect();
+        let mut others: Vec<_> = without.iter().collect();
+        rest.sort();
+        others.sort();
+        if !matches!(
+            (*name, *finding),
+            ("random_on_80", _) | ("http_to_ssh_server", "http_header_anomaly")
+        ) {
+            assert_eq!(rest, others, "{name} with {finding} off");
+        }
+    }
+}
+
+#[test]
+fn evidence_names_the_reasons() {
+    let c = Config::default();
+    let (r, _) = run(&c, "http_missing_headers");
+    let a = alert(&r, "http_header_signature");
+    assert_eq!(
+        a["unmask"]["evidence"]["signatures"],
+        "missing-user-agent, missing-host"
+    );
+    assert_eq!(
+        a["alert"]["metadata"]["det0470_tunable"][0],
+        "HeaderSignatureMatch"
+    );
+    assert_eq!(a["direction"], "to_server");
+
+    let (r, _) = run(&c, "http_forged_browser");
+    let a = alert(&r, "http_header_anomaly");
+    let ev = &a["unmask"]["evidence"];
+    assert_eq!(ev["score"], "18 (threshold 10)");
+    assert_eq!(
+        ev["browser_missing_headers"],
+        "weight 12: missing Accept, Accept-Encoding, Accept-Language"
+    );
+    assert_eq!(ev["browser_lowercase_names"], "weight 6");
+    assert_eq!(
+        a["alert"]["metadata"]["det0470_tunable"][0],
+        "HeaderAnomalyScore"
+    );
+    assert_eq!(a["unmask"]["confidence"], 90);
+
+    let (r, _) = run(&c, "http_reply_not_http");
+    let a = alert(&r, "http_header_anomaly");
+    assert_eq!(a["direction"], "to_client");
+    assert!(a["unmask"]["evidence"]["response_not_http"]
+        .as_str()
+        .unwrap()
+        .starts_with("weight 10: dGFzazpz"));
+
+    let (r, _) = run(&c, "non_tls_on_443");
+    let ev = &alert(&r, "non_tls_on_tls_port")["unmask"]["evidence"];
+    assert_eq!(ev["looks_like"], "encrypted_or_compressed");
+    assert_eq!(ev["port_reserved_for"], "tls");
+
+    let (r, _) = run(&c, "http_to_ssh_server");
+    let ev = &alert(&r, "protocol_direction_mismatch")["unmask"]["evidence"];
+    assert_eq!(ev["to_server"], "http (95)");
+    assert_eq!(ev["to_client"], "ssh (97)");
+    // Suricata's anomaly record for the same observation still comes out.
+    assert!(r
+        .of_type("anomaly")
+        .any(|a| a["anomaly"]["event"] == "applayer_mismatch_protocol_both_directions"));
+}
+
+#[test]
+fn asymmetry_is_judged_periodically_and_at_the_end_once() {
+    let c = Config::default();
+    let (r, found) = run(&c, "upload_heavy");
+    assert_eq!(found, vec!["asymmetric_flow".to_string()]);
+    assert_eq!(r.of_type("alert").count(), 1, "raised once per flow");
+    let a = alert(&r, "asymmetric_flow");
+    // 3 MB in 1460-byte segments is over 4096 packets: the periodic look sees it first.
+    assert_eq!(a["unmask"]["evidence"]["judged_at"], "periodic");
+    assert_eq!(a["alert"]["severity"], 3);
+    let ratio: u64 = a["unmask"]["evidence"]["ratio"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (20..40).contains(&ratio),
+        "ACKs keep a pure upload near 28:1, got {ratio}"
+    );
+    let rec = r.of_type("flow").next().unwrap();
+    assert_eq!(rec["flow"]["alerted"], true);
+
+    // A shorter upload ends before any periodic look: judged at the end.
+    let conv = fixtures::upload_heavy(
+        "10.77.0.1:41013".parse().unwrap(),
+        "10.77.0.2:443".parse().unwrap(),
+        fixtures::FIXTURE_EPOCH,
+        1_500_000,
+        300,
+    );
+    let r = run_engine(&c, conv.into_frames());
+    let a = alert(&r, "asymmetric_flow");
+    assert_eq!(a["unmask"]["evidence"]["judged_at"], "flow_end");
+
+    // The same bytes the other way are a download: nothing.
+    let conv = fixtures::upload_heavy(
+        "10.77.0.1:41014".parse().unwrap(),
+        "10.77.0.2:443".parse().unwrap(),
+        fixtures::FIXTURE_EPOCH,
+        300,
+        1_500_000,
+    );
+    assert!(run_engine(&c, conv.into_frames())
+        .of_type("alert")
+        .next()
+        .is_none());
+}
+
+#[test]
+fn block_mode_cuts_impersonations_but_not_uploads() {
+    let mut c = Config::default();
+    c.verdict.mode = Mode::Block;
+    let (r, _) = run(&c, "upload_heavy");
+    assert!(r.actions.iter().all(|a| *a == Action::Forward));
+    assert_eq!(alert(&r, "asymmetric_flow")["alert"]["action"], "allowed");
+
+    // The forged request is dropped from its own first segment on.
+    let f = flow("http_forged_browser");
+    let r = run_engine(&c, f.frames.clone());
+    let first = r.actions.iter().position(|a| *a == Action::Drop).unwrap();
+    let request_frame = f
+        .frames
+        .iter()
+        .position(|(_, fr)| fr.windows(9).any(|w| w == b"GET /news"))
+        .unwrap();
+    assert_eq!(first, request_frame);
+
+    // The missing-user-agent pattern alone alerts without blocking.
+    let conv = Conversation::new(
+        "10.77.0.1:41020".parse().unwrap(),
+        "10.77.0.2:80".parse().unwrap(),
+        fixtures::FIXTURE_EPOCH,
+    )
+    .handshake()
+    .client(b"GET /status HTTP/1.1\r\nHost: device.lan\r\nAccept: */*\r\n\r\n")
+    .server(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    .close();
+    let r = run_engine(&c, conv.into_frames());
+    assert_eq!(
+        r.findings_on_port(80),
+        vec!["http_header_signature".to_string()]
+    );
+    assert!(r.actions.iter().all(|a| *a == Action::Forward));
+}
+
+#[test]
+fn mid_stream_pickups_are_not_judged_unidentified() {
+    // The same random bytes as non_tls_on_443, but the capture starts after the handshake.
+    let f = flow("non_tls_on_443");
+    let after_handshake: Vec<_> = f.frames[3..].to_vec();
+    let r = run_engine(&Config::default(), after_handshake);
+    assert!(
+        r.findings_on_port(443).is_empty(),
+        "{:?}",
+        r.findings_on_port(443)
+    );
+}
+
+// --- Real clients and servers ----------------------------------------------------------------
+
+/// A python http.server on loopback, killed on drop.
+struct PyServer {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl PyServer {
+    fn start() -> PyServer {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("index.html"),
+            "<html><body>hello</body></html>\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("data.bin"), fixtures::noise(20_000, 3)).unwrap();
+        let mut child = Command::new("python3")
+            .args(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1"])
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 is needed for this test (scripts/deps.sh)");
+        // "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .split_whitespace()
+            .skip_while(|w| *w != "port")
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected http.server banner {line:?}"));
+        PyServer {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for PyServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Relays one connection from curl to the server and returns what each side sent: the real
+/// bytes of both programs, framed afterwards as a capture would see them.
+fn relay_once(server_port: u16, curl_args: &[&str]) -> (Vec<u8>, Vec<u8>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let relay_addr: SocketAddr = listener.local_addr().unwrap();
+    let url = format!("http://{relay_addr}/");
+    let mut curl = Command::new("curl");
+    curl.args(["-s", "-o", "/dev/null", "--max-time", "10"]);
+    for a in curl_args {
+        curl.arg(a.replace("URL/", &url));
+    }
+    let mut curl = curl
+        .spawn()
+        .expect("curl is needed for this test (scripts/deps.sh)");
+    let (mut client, _) = listener.accept().unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut server = TcpStream::connect(("127.0.0.1", server_port)).unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // curl sends its whole request (no body for these) and waits; http.server answers and
+    // closes (HTTP/1.0).
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = client.read(&mut buf).unwrap();
+        assert!(n > 0, "curl closed before finishing its request");
+        request.extend_from_slice(&buf[..n]);
+    }
+    server.write_all(&request).unwrap();
+    let mut response = Vec::new();
+    server.read_to_end(&mut response).unwrap();
+    client.write_all(&response).unwrap();
+    let _ = client.shutdown(Shutdown::Write);
+    let status = curl.wait().unwrap();
+    assert!(status.success(), "curl {curl_args:?}: {status}");
+    (request, response)
+}
+
+#[test]
+fn real_curl_and_python_http_server_raise_nothing() {
+    let py = PyServer::start();
+    let exchanges = [
+        relay_once(py.port, &["URL/"]),
+        relay_once(py.port, &["URL/index.html"]),
+        relay_once(py.port, &["URL/data.bin"]),
+        relay_once(py.port, &["URL/missing"]),
+        relay_once(py.port, &["-I", "URL/index.html"]),
+        relay_once(py.port, &["-H", "Accept-Language: de", "URL/?q=1"]),
+    ];
+    for (i, (request, response)) in exchanges.iter().enumerate() {
+        assert!(request.starts_with(b"GET ") || request.starts_with(b"HEAD "));
+        assert!(
+            response.starts_with(b"HTTP/1.0 "),
+            "python answers HTTP/1.0"
+        );
+        for server_port in [80u16, 8000] {
+            let conv = Conversation::new(
+                format!("10.77.0.1:{}", 42000 + i).parse().unwrap(),
+                format!("10.77.0.2:{server_port}").parse().unwrap(),
+                fixtures::FIXTURE_EPOCH,
+            )
+            .handshake()
+            .client(request)
+            .server(response)
+            .close();
+            let r = run_engine(&Config::default(), conv.into_frames());
+            let rec = r.of_type("flow").next().unwrap();
+            assert_eq!(rec["app_proto"], "http");
+            assert_eq!(
+                r.of_type("alert").count(),
+                0,
+                "request {:?}: {:?}",
+                String::from_utf8_lossy(request),
+                r.of_type("alert").collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
+// --- Shared real captures --------------------------------------------------------------------
+
+/// The finding kinds of the protocol/port, HTTP and asymmetry checks.
+const MY_KINDS: &[&str] = &[
+    "protocol_port_mismatch",
+    "nonstandard_port",
+    "non_tls_on_tls_port",
+    "opaque_on_cleartext_port",
+    "protocol_direction_mismatch",
+    "http_header_signature",
+    "http_header_anomaly",
+    "asymmetric_flow",
+];
+
+/// What these checks must raise on each shared capture (with the default config), and why.
+/// Every capture not listed must raise none of [`MY_KINDS`].
+const EXPECTED: &[(&str, &[&str], &str)] = &[
+    (
+        "Oscar.pcap",
+        &["non_tls_on_tls_port"],
+        "non-TLS on 443 from the SYN on; 315 bytes at 7.1 bits/byte look encrypted",
+    ),
+    (
+        "mongo_false_positive.pcapng",
+        &["non_tls_on_tls_port"],
+        "non-TLS on 443 from the SYN on (nDPI: TLS by port only, fully encrypted)",
+    ),
+    (
+        "openvpn_obfuscated.pcapng",
+        &["non_tls_on_tls_port", "protocol_port_mismatch"],
+        "obfuscated OpenVPN: unidentifiable on 465, identified OpenVPN on 443",
+    ),
+    (
+        "openvpn.pcap",
+        &["protocol_port_mismatch"],
+        "OpenVPN over TCP/443",
+    ),
+    (
+        "anydesk.pcapng",
+        &["protocol_port_mismatch"],
+        "AnyDesk's TLS on port 80",
+    ),
+    (
+        "tls_port_80.pcapng",
+        &["protocol_port_mismatch"],
+        "TLS on port 80",
+    ),
+    (
+        "ssh.pcap",
+        &["protocol_port_mismatch"],
+        "SSH on port 8000 (an HTTP port)",
+    ),
+    (
+        "http-manipulated.pcap",
+        &["http_header_anomaly"],
+        "\"hOsT:\" casing and no space after the colon (11)",
+    ),
+    (
+        "http_ua_splitted_in_two_pkts.pcapng",
+        &["http_header_anomaly"],
+        "an ad SDK borrowing the WebView's Chrome UA without Accept-Language, Host 5th, a base64 \
+         blob in the query (11): a borrowed browser identity, at the threshold",
+    ),
+    (
+        "trickbot.pcap",
+        &["http_header_anomaly"],
+        "TrickBot C2: an IE UA without Accept and Accept-Encoding, numeric Host (11)",
+    ),
+    (
+        "http-missing-protocol__input.pcap",
+        &["http_header_anomaly"],
+        "no HTTP version, no space after colons, numeric Host (12); then a non-HTTP reply",
+    ),
+    (
+        "output-eve-anomaly-02__input.pcap",
+        &[
+            "http_header_anomaly",
+            "protocol_direction_mismatch",
+            "protocol_port_mismatch",
+        ],
+        "HTTP to an SSH server on 22: HTTP on the SSH port, SSH answering, not-HTTP reply",
+    ),
+    (
+        "smtp-tls-protodetect__input.pcap",
+        &["protocol_direction_mismatch", "protocol_port_mismatch"],
+        "a ClientHello answered by a plaintext SMTP greeting on 465",
+    ),
+];
+
+/// Capture categories of the nDPI MANIFEST in which these checks must stay silent.
+const BENIGN_CATEGORIES: &[&str] = &[
+    "tls-benign",
+    "benign-cleartext",
+    "benign-mixed-tls",
+    "benign-tls-mail",
+];
+
+/// (file, category) from the MANIFEST's table rows: "| `file` | bytes | sha256 | category |".
+fn manifest_categories(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let file = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            Some((file.to_string(), cells.get(4)?.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn shared_captures_raise_what_the_table_says() {
+    let Some(dir) = common::shared_pcaps("http_checks") else {
+        return;
+    };
+    let mut caps = Vec::new();
+    common::captures(&dir, &mut caps);
+    caps.sort();
+    let categories = std::fs::read_to_string(dir.join("ndpi/MANIFEST.md"))
+        .map(|t| manifest_categories(&t))
+        .unwrap_or_default();
+    assert!(
+        categories
+            .iter()
+            .any(|(f, c)| f == "http.pcapng" && c == "benign-cleartext"),
+        "the MANIFEST's categories were not read"
+    );
+    let mut failures = Vec::new();
+    let mut seen = Vec::new();
+    for cap in caps {
+        let name = cap.file_name().unwrap().to_string_lossy().to_string();
+        let (records, _) = common::replay_capture(&cap, Config::default());
+        let mut got: Vec<String> = records
+            .iter()
+            .filter(|r| r["event_type"] == "alert")
+            .filter_map(|r| r["unmask"]["finding"].as_str())
+            .filter(|f| MY_KINDS.contains(f))
+            .map(str::to_string)
+            .collect();
+        got.sort();
+        got.dedup();
+        let entry = EXPECTED.iter().find(|e| e.0 == name);
+        let want: Vec<String> = entry
+            .map(|e| e.1.iter().map(|s| s.to_string()).collect())
+            .unwrap_or_default();
+        if entry.is_some() {
+            seen.push(name.clone());
+        }
+        let benign = categories
+            .iter()
+            .any(|(f, c)| *f == name && BENIGN_CATEGORIES.contains(&c.as_str()));
+        if benign && !got.is_empty() {
+            failures.push(format!("{name} (benign category) raised {got:?}"));
+        } else if got != want {
+            failures.push(format!("{name}: raised {got:?}, expected {want:?}"));
+        }
+    }
+    for (name, _, why) in EXPECTED {
+        if !seen.iter().any(|s| s == name) {
+            failures.push(format!("{name} ({why}) was not found among the captures"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
