@@ -257,12 +257,15 @@ impl Sink {
         self.counters.findings_overflow += findings.overflow as u64;
         for f in findings.iter() {
             let bit = 1u64 << f.kind.index();
-            if flow.ext.alerted & bit != 0 {
+            let block = self.mode == Mode::Block && f.block;
+            let blocked = FlowVerdict::from_u8(flow.ext.verdict) == FlowVerdict::Blocked;
+            // One alert per kind per flow, unless a later finding of that kind blocks a flow an
+            // earlier, alert-only one of the same kind let through.
+            if flow.ext.alerted & bit != 0 && !(block && !blocked) {
                 continue;
             }
             flow.ext.alerted |= bit;
             self.counters.findings[f.kind.index()] += 1;
-            let block = self.mode == Mode::Block && f.block;
             if block && FlowVerdict::from_u8(flow.ext.verdict) != FlowVerdict::Blocked {
                 flow.ext.verdict = FlowVerdict::Blocked as u8;
                 self.counters.flows_blocked += 1;
@@ -625,7 +628,7 @@ impl Core {
             }
         }
         let depth = streams.depth();
-        let done = state.done() || state.stream.iter().all(|s| s.depth_reached(depth));
+        let done = state.done(depth) || state.stream.iter().all(|s| s.depth_reached(depth));
         if done || FlowVerdict::from_u8(flow.ext.verdict) == FlowVerdict::Blocked {
             self.finish_inspection(flow);
         }

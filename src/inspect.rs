@@ -224,10 +224,29 @@ pub struct HttpFacts {
 }
 
 impl HttpFacts {
-    fn over(&self) -> bool {
-        let req_done = self.requests > 0 || self.not_http[0] || self.next[0].is_none();
-        let resp_done = self.responses > 0 || self.not_http[1] || self.next[1].is_none();
-        req_done && resp_done
+    /// No more heads will be parsed in direction `d`: enough messages, not HTTP, a body of
+    /// unknown length, or the next message starts past the stream window.
+    fn exhausted(&self, d: usize, depth: usize) -> bool {
+        let count = if d == 0 {
+            self.requests
+        } else {
+            self.responses
+        };
+        self.not_http[d]
+            || count >= MAX_HTTP_MESSAGES
+            || self.next[d].is_none_or(|at| at as usize >= depth)
+    }
+
+    /// Every request the window can hold was judged, and so was every response: a later
+    /// request on a kept-alive connection is inspected like the first (a benign first request
+    /// must not buy the rest of the connection a pass).
+    fn over(&self, depth: usize) -> bool {
+        if self.not_http[0] {
+            return true;
+        }
+        self.requests > 0
+            && self.exhausted(0, depth)
+            && (self.exhausted(1, depth) || self.responses >= self.requests)
     }
 }
 
@@ -347,7 +366,7 @@ impl InspectState {
 
     /// Nothing more to learn from this flow: every direction identified and every active
     /// parser past the part of the conversation the checks judge.
-    pub fn done(&self) -> bool {
+    pub fn done(&self, depth: usize) -> bool {
         if !self.ident.iter().all(DirIdent::is_final) {
             return false;
         }
@@ -364,7 +383,7 @@ impl InspectState {
         {
             return false;
         }
-        if self.http.active && !self.http.over() {
+        if self.http.active && !self.http.over(depth) {
             return false;
         }
         if self.ssh.active && !self.ssh.banner_done.iter().all(|d| *d) {

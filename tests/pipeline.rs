@@ -200,3 +200,27 @@ fn flows_in_a_full_table_are_counted_not_crashed() {
     assert!(run.counters.flows_refused_packets > 0);
     assert!(run.actions.iter().all(|a| *a == Action::Forward));
 }
+
+#[test]
+fn a_blocking_finding_blocks_even_after_an_alert_only_one_of_its_kind() {
+    // First request: no User-Agent (an alert-only signature). Second request on the same
+    // connection: no Host on HTTP/1.1 (a blocking signature of the same kind).
+    let client = "10.77.0.1:44000".parse().unwrap();
+    let server = "10.77.0.2:80".parse().unwrap();
+    let conv = Conversation::new(client, server, fixtures::FIXTURE_EPOCH)
+        .handshake()
+        .client(b"GET / HTTP/1.1\r\nHost: www.example.com\r\nAccept: */*\r\n\r\n")
+        .server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        .client(b"GET /next HTTP/1.1\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n")
+        .server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        .close();
+    let run = run_engine(&config(Mode::Block), conv.into_frames());
+    let alerts: Vec<_> = run
+        .of_type("alert")
+        .filter(|a| a["unmask"]["finding"] == "http_header_signature")
+        .collect();
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    assert_eq!(alerts[0]["alert"]["action"], "allowed");
+    assert_eq!(alerts[1]["alert"]["action"], "blocked");
+    assert!(run.actions.contains(&Action::Drop));
+}
