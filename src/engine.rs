@@ -261,7 +261,8 @@ impl Sink {
             let blocked = FlowVerdict::from_u8(flow.ext.verdict) == FlowVerdict::Blocked;
             // One alert per kind per flow, unless a later finding of that kind blocks a flow an
             // earlier, alert-only one of the same kind let through.
-            if flow.ext.alerted & bit != 0 && !(block && !blocked) {
+            let newly_blocks = block && !blocked;
+            if flow.ext.alerted & bit != 0 && !newly_blocks {
                 continue;
             }
             flow.ext.alerted |= bit;
