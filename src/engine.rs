@@ -91,6 +91,8 @@ pub struct Counters {
     pub stream_out_of_window: u64,
     pub stream_memcap_refused: u64,
     pub findings: [u64; FindingKind::COUNT],
+    /// Of `findings`: those whose action was to block the flow (block mode, blocking check).
+    pub findings_blocked: [u64; FindingKind::COUNT],
     pub findings_overflow: u64,
     pub tls_anomalies: PerKind<{ crate::proto::tls::TlsAnomaly::KINDS }>,
     pub eve_dropped: u64,
@@ -199,6 +201,7 @@ impl Sink {
             flow.ext.alerted |= bit;
             self.counters.findings[f.kind.index()] += 1;
             let block = self.mode == Mode::Block && f.block;
+            self.counters.findings_blocked[f.kind.index()] += block as u64;
             if block && FlowVerdict::from_u8(flow.ext.verdict) != FlowVerdict::Blocked {
                 flow.ext.verdict = FlowVerdict::Blocked as u8;
                 self.counters.flows_blocked += 1;
