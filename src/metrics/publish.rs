@@ -264,7 +264,9 @@ impl<H: FrameHandler + Observe> FrameHandler for Metered<H> {
         self.inner.after_batch(now, ctl);
         let end = Instant::now();
         let p = &mut self.probe;
-        if p.loops.batches == 0 && p.loops.idle_polls == 0 {
+        // The first poll: the worker is up; publish at once so it shows in /metrics.
+        let first = p.loops.batches == 0 && p.loops.idle_polls == 0;
+        if first {
             p.set_polling(true);
         }
         if p.batch_frames > 0 {
@@ -277,7 +279,7 @@ impl<H: FrameHandler + Observe> FrameHandler for Metered<H> {
         } else {
             p.loops.idle_polls += 1;
         }
-        if end.saturating_duration_since(p.last_publish) >= p.interval {
+        if first || end.saturating_duration_since(p.last_publish) >= p.interval {
             p.last_publish = end;
             self.probe.publish(&self.inner, false);
         }
