@@ -24,6 +24,17 @@
 //! action names as labels) and each worker's `SharedStats::snapshot()` into one
 //! [`LiveWorker`]. Registration of workers must happen before the exporter's first scrape
 //! is expected to be complete; `/readyz` waits for every registered worker to poll.
+//!
+//! Field mapping from the datapath branch's types (`src/datapath/xsk.rs`, `bpf.rs`):
+//!
+//! | datapath                                   | here                                      |
+//! |--------------------------------------------|-------------------------------------------|
+//! | `XdpCounters::reasons[r]` (by `Reason`)    | `XdpCounts::reasons` (`reason` label)     |
+//! | `XdpCounters::actions[a]` (`ACTION_NAMES`) | `XdpCounts::actions` (`action` label)     |
+//! | `WorkerStats::{rx, rx_bytes, tx, dropped}` | `RingCounts::{rx_packets, rx_bytes, tx_packets, dropped_packets}` |
+//! | `WorkerStats::{tx_ring_full, fill_empty, tx_kicks}` | `RingCounts::{tx_ring_full, fill_empty, tx_kicks}` |
+//! | `WorkerStats::handoff_{out, in, full, no_frame, too_big}` | `HandoffCounts::{sent, received, queue_full, no_frame, too_big}` |
+//! | `SocketStats::*` (summed over the worker's sockets) | `SocketCounts::*` (same names)   |
 
 /// Packets and bytes under one label.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
