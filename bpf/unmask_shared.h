@@ -1,5 +1,6 @@
 /* The only contract between the XDP program and userspace. Every struct here has fixed-width
- * fields, explicit padding, and a size assertion on both sides. */
+ * fields, explicit padding, and a size assertion on both sides (Rust asserts the sizes of the
+ * skeleton's generated types in src/datapath/bpf.rs). */
 #ifndef UNMASK_SHARED_H
 #define UNMASK_SHARED_H
 
@@ -17,5 +18,53 @@ struct unmask_flow_key {
 	__u8 pad[2];
 };
 _Static_assert(sizeof(struct unmask_flow_key) == 40, "unmask_flow_key layout");
+
+/* Value of the block and bypass maps. The XDP program ignores (and deletes) an entry whose
+ * expiry has passed; 0 means it never expires. Times are CLOCK_MONOTONIC nanoseconds
+ * (bpf_ktime_get_ns), so userspace writes them from clock_gettime(CLOCK_MONOTONIC). */
+struct unmask_flow_entry {
+	__u64 expires_ns;
+	__u64 hits; /* packets that matched, incremented atomically by the program */
+};
+_Static_assert(sizeof(struct unmask_flow_entry) == 16, "unmask_flow_entry layout");
+
+/* One slot of the per-CPU counter array. */
+struct unmask_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+_Static_assert(sizeof(struct unmask_counter) == 16, "unmask_counter layout");
+
+/* Why a frame left the program the way it did. Each frame is counted exactly once under a
+ * reason and once under the action it got (UNMASK_ACT_BASE + action). */
+enum unmask_reason {
+	UNMASK_R_FOREIGN_PORT = 0,  /* arrived on an interface that is not a configured port */
+	UNMASK_R_NON_TCP = 1,       /* not TCP: bridged in the kernel (inline) or dropped (tap) */
+	UNMASK_R_BLOCKED = 2,       /* flow in the block map: dropped */
+	UNMASK_R_BYPASSED = 3,      /* flow in the bypass map: bridged in the kernel */
+	UNMASK_R_TO_SOCKET = 4,     /* TCP handed to the AF_XDP socket of (port, rx queue) */
+	UNMASK_R_UNSURE = 5,        /* TCP-looking but not keyable (fragment, odd header): to socket */
+	UNMASK_R_NO_SOCKET = 6,     /* no socket bound for (port, rx queue): fail mode decides */
+	UNMASK_R_EXPIRED = 7,       /* event, not an exit: an expired block/bypass entry was removed */
+	UNMASK_R_MAX = 8,
+};
+
+/* Action slots follow the reason slots: index UNMASK_ACT_BASE + XDP action code. */
+#define UNMASK_ACT_BASE UNMASK_R_MAX
+#define UNMASK_ACT_ABORTED (UNMASK_ACT_BASE + 0)
+#define UNMASK_ACT_DROP (UNMASK_ACT_BASE + 1)
+#define UNMASK_ACT_PASS (UNMASK_ACT_BASE + 2)
+#define UNMASK_ACT_TX (UNMASK_ACT_BASE + 3)
+#define UNMASK_ACT_REDIRECT (UNMASK_ACT_BASE + 4)
+#define UNMASK_COUNTERS (UNMASK_ACT_BASE + 5)
+
+/* XSKMAP key = port * UNMASK_MAX_QUEUES + rx queue: the kernel only delivers a redirect to a
+ * socket bound to the same device and queue, so each port has its own range of slots. */
+#define UNMASK_MAX_QUEUES 64
+#define UNMASK_MAX_PORTS 2
+#define UNMASK_XSK_SLOTS (UNMASK_MAX_QUEUES * UNMASK_MAX_PORTS)
+
+/* Default capacity of the block and bypass maps (LRU: the least recently used entry goes). */
+#define UNMASK_FLOW_MAP_ENTRIES 65536
 
 #endif

@@ -1,30 +1,36 @@
 #!/usr/bin/env bash
-# Installs every system package unmask's build and tests need on a fresh Debian machine that
-# has only Rust, gcc, git and python3. Idempotent: does nothing when all are present.
+# Installs every system package the build and the tests need on a fresh Debian 12 machine
+# that has only Rust, gcc, git and python3. Idempotent: when everything is present it installs
+# nothing and returns at once.
+#
+#   clang llvm m4 make pkg-config libelf-dev zlib1g-dev linux-libc-dev  build the XDP program and
+#                                                                        libxdp-sys' bundled xdp-tools
+#   iproute2 ethtool iputils-ping                                        the namespace lab
+#   tcpreplay openssl curl socat python3 procps tcpdump                  traffic, captures and checks in tests
+#   bpftool                                                              inspecting maps after a stop
+#   prometheus                                                           a real scrape in the metrics tests
 set -euo pipefail
 
-packages=(
-  clang llvm m4 make pkg-config libelf-dev zlib1g-dev linux-libc-dev  # libbpf/libxdp build, BPF C
-  iproute2 ethtool tcpreplay                                          # lab namespaces, replay into the wire
-  openssl curl socat                                                  # real TLS/HTTP peers in tests
-  prometheus                                                          # real scrape in the metrics tests
-)
+PKGS=(clang llvm m4 make pkg-config libelf-dev zlib1g-dev linux-libc-dev
+	iproute2 ethtool iputils-ping tcpreplay openssl curl socat python3 procps tcpdump bpftool
+	prometheus)
 
 missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+for p in "${PKGS[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing+=("$p")
+	fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+if [ "${#missing[@]}" -eq 0 ]; then
+	exit 0
 fi
 
+SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
-  echo "deps.sh: missing packages: ${missing[*]}; run as root (or install them yourself)" >&2
-  exit 1
+	SUDO="sudo"
 fi
-
 echo "deps.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

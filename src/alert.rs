@@ -114,8 +114,9 @@ pub struct FlowRecord {
     pub blocked: bool,
     /// Why inspection ended early, if it did (e.g. "stream_memcap").
     pub uninspected: Option<&'static str>,
-    /// Bytes of each direction identification looked at.
-    pub inspected_bytes: [u32; 2],
+    /// In-order bytes identification looked at, per direction: with `app_proto` absent, this
+    /// is "unknown after N bytes".
+    pub ident_bytes: [u32; 2],
 }
 
 /// A protocol or stream anomaly that is not itself an alert (Suricata's `anomaly` events).
@@ -343,8 +344,8 @@ fn flow_json(f: &FlowRecord) -> Value {
     }
     m.insert("flow".into(), flow);
     let mut unmask = json!({
-        "inspected_bytes_toserver": f.inspected_bytes[0],
-        "inspected_bytes_toclient": f.inspected_bytes[1],
+        "ident_bytes_toserver": f.ident_bytes[0],
+        "ident_bytes_toclient": f.ident_bytes[1],
     });
     if let Some(why) = f.uninspected {
         unmask["uninspected"] = why.into();
@@ -753,7 +754,7 @@ mod tests {
                 alerted: false,
                 blocked: false,
                 uninspected: None,
-                inspected_bytes: [0, 0],
+                ident_bytes: [0, 0],
             };
             tx.send(EveRecord::Flow(rec)).unwrap();
         }

@@ -48,7 +48,30 @@ pub struct Config {
     pub proto: ProtoConfig,
     pub detect: DetectConfig,
     pub output: OutputConfig,
+    pub live: LiveConfig,
+    pub datapath: crate::datapath::XskConfig,
     pub metrics: MetricsConfig,
+}
+
+/// Where `unmask run` attaches and how many workers it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveConfig {
+    pub topology: crate::datapath::Topology,
+    /// Inline: port A then port B. Tap: the one mirror port.
+    pub ports: Vec<String>,
+    /// One worker per queue; worker i owns queue i of every port.
+    pub workers: u32,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            topology: crate::datapath::Topology::Inline,
+            ports: Vec::new(),
+            workers: 1,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -375,6 +398,44 @@ impl Config {
         d.service.validate(path)?;
         d.http.validate(path)?;
         d.asymmetry.validate(path)?;
+
+        let l = &self.live;
+        in_range(path, "live.workers", l.workers as u64, 1, 64)?;
+        if let Some(bad) = l
+            .ports
+            .iter()
+            .find(|p| p.is_empty() || p.len() > 15 || p.contains('/'))
+        {
+            return Err(err(
+                "live.ports",
+                format!("invalid interface name {bad:?}; accepted: 1 to 15 characters, no '/'"),
+            ));
+        }
+        let want = match l.topology {
+            crate::datapath::Topology::Inline => 2,
+            crate::datapath::Topology::Tap => 1,
+        };
+        if !l.ports.is_empty() && l.ports.len() != want {
+            return Err(err(
+                "live.ports",
+                format!(
+                    "{} ports {:?} for topology {:?}; accepted: {want} (inline: port A and port B, tap: one mirror port)",
+                    l.ports.len(),
+                    l.ports,
+                    l.topology
+                ),
+            ));
+        }
+        if let Err(message) = self.datapath.validate() {
+            // The datapath's message starts with "datapath.<key>"; name that key.
+            let key = message
+                .split([' ', '='])
+                .next()
+                .filter(|k| k.starts_with("datapath."))
+                .unwrap_or("datapath")
+                .to_string();
+            return Err(err(&key, message));
+        }
 
         let o = &self.output;
         if o.eve.is_empty() {

@@ -43,6 +43,23 @@ pub struct EngineOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PerKind<const N: usize>(pub [u64; N]);
 
+impl<'de, const N: usize> serde::Deserialize<'de> for PerKind<N> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v: Vec<u64> = serde::Deserialize::deserialize(d)?;
+        let mut out = [0u64; N];
+        for (o, x) in out.iter_mut().zip(v) {
+            *o = x;
+        }
+        Ok(PerKind(out))
+    }
+}
+
+impl<const N: usize> serde::Serialize for PerKind<N> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.as_slice().serialize(s)
+    }
+}
+
 impl<const N: usize> Default for PerKind<N> {
     fn default() -> Self {
         PerKind([0; N])
@@ -63,7 +80,7 @@ impl<const N: usize> std::ops::IndexMut<usize> for PerKind<N> {
 }
 
 /// Plain per-worker counters. Only this worker writes them; the exporter reads snapshots.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counters {
     pub packets: u64,
     pub bytes: u64,
@@ -97,6 +114,54 @@ pub struct Counters {
     pub tls_anomalies: PerKind<{ crate::proto::tls::TlsAnomaly::KINDS }>,
     pub eve_dropped: u64,
     pub commands_dropped: u64,
+}
+
+fn add_all(into: &mut [u64], from: &[u64]) {
+    for (a, b) in into.iter_mut().zip(from) {
+        *a += b;
+    }
+}
+
+impl std::ops::AddAssign<&Counters> for Counters {
+    /// Sums another worker's counters into these (for run totals).
+    fn add_assign(&mut self, o: &Counters) {
+        let scalars: [(&mut u64, u64); 22] = [
+            (&mut self.packets, o.packets),
+            (&mut self.bytes, o.bytes),
+            (&mut self.tcp, o.tcp),
+            (&mut self.bad_tcp_options, o.bad_tcp_options),
+            (&mut self.truncated_payload, o.truncated_payload),
+            (&mut self.forwarded, o.forwarded),
+            (&mut self.dropped, o.dropped),
+            (&mut self.fast_path, o.fast_path),
+            (&mut self.inspected, o.inspected),
+            (&mut self.flows_refused_packets, o.flows_refused_packets),
+            (&mut self.flows_ended, o.flows_ended),
+            (&mut self.flows_blocked, o.flows_blocked),
+            (&mut self.stream_retransmissions, o.stream_retransmissions),
+            (
+                &mut self.stream_conflicting_overlaps,
+                o.stream_conflicting_overlaps,
+            ),
+            (&mut self.stream_out_of_order, o.stream_out_of_order),
+            (&mut self.stream_beyond_depth, o.stream_beyond_depth),
+            (&mut self.stream_too_many_gaps, o.stream_too_many_gaps),
+            (&mut self.stream_out_of_window, o.stream_out_of_window),
+            (&mut self.stream_memcap_refused, o.stream_memcap_refused),
+            (&mut self.findings_overflow, o.findings_overflow),
+            (&mut self.eve_dropped, o.eve_dropped),
+            (&mut self.commands_dropped, o.commands_dropped),
+        ];
+        for (a, b) in scalars {
+            *a += b;
+        }
+        add_all(&mut self.other, &o.other);
+        add_all(&mut self.malformed, &o.malformed);
+        add_all(&mut self.flows_by_app, &o.flows_by_app);
+        add_all(&mut self.findings, &o.findings);
+        add_all(&mut self.findings_blocked, &o.findings_blocked);
+        add_all(&mut self.tls_anomalies.0, &o.tls_anomalies.0);
+    }
 }
 
 /// Stream windows plus the inspection state that goes with each slot.
@@ -246,6 +311,7 @@ impl Report for FlowReport<'_> {
             let ident = view.ident[dir.index()];
             self.flow.ext.app[dir.index()] = ident.proto() as u8;
             self.flow.ext.app_confidence[dir.index()] = ident.confidence();
+            self.flow.ext.ident_bytes[dir.index()] = ident.bytes_seen;
         }
         if let Event::TlsAnomaly { dir, anomaly } = *event {
             self.sink.counters.tls_anomalies[anomaly.kind_index()] += 1;
@@ -594,6 +660,7 @@ impl Core {
     fn finish_inspection(&mut self, flow: &mut Flow) {
         if let Some(slot) = slot_of(flow) {
             if let Some(state) = self.pool.states.get_mut(slot as usize) {
+                let base = flow_base(flow);
                 let mut report = FlowReport {
                     detector: &self.detector,
                     findings: &mut self.findings,
@@ -601,6 +668,14 @@ impl Core {
                     flow,
                     ts: self.clock,
                 };
+                if state.tls.active && !state.tls.handshake_done {
+                    // Inspection stops (stream depth) before the handshake finished: the
+                    // checks still get their end-of-handshake look, which a flow that skips
+                    // the handshake never triggers otherwise.
+                    state.tls.handshake_done = true;
+                    let view = state.view(&base, self.clock);
+                    report.event(&view, &Event::TlsHandshakeDone);
+                }
                 state.log_tls(&mut report);
             }
         }
@@ -630,7 +705,6 @@ impl Core {
         };
         let base = flow_base(flow);
         let state = slot_of(flow).and_then(|s| self.pool.states.get_mut(s as usize));
-        let mut inspected_bytes = [0, 0];
         {
             let mut report = FlowReport {
                 detector: &self.detector,
@@ -641,10 +715,17 @@ impl Core {
             };
             match state {
                 Some(state) => {
-                    inspected_bytes = [
-                        state.stream[0].readable() as u32,
-                        state.stream[1].readable() as u32,
+                    // Directions still undecided are judged on what they sent: a short flow
+                    // ends before its probes had enough bytes to be sure.
+                    let windows = [
+                        self.pool
+                            .streams
+                            .window(slot_of(report.flow).unwrap_or(0), 0),
+                        self.pool
+                            .streams
+                            .window(slot_of(report.flow).unwrap_or(0), 1),
                     ];
+                    state.conclude(windows, &base, clock, &self.inspect, &mut report);
                     let view = state.view(&base, clock);
                     report.event(&view, &Event::FlowEnd);
                     state.log_tls(&mut report);
@@ -684,7 +765,7 @@ impl Core {
                 alerted: flow.ext.alerted != 0,
                 blocked: verdict == FlowVerdict::Blocked,
                 uninspected: (verdict == FlowVerdict::Uninspected).then_some("stream_memcap"),
-                inspected_bytes,
+                ident_bytes: flow.ext.ident_bytes,
             };
             self.sink.send(EveRecord::Flow(rec));
         }
@@ -748,5 +829,43 @@ pub fn flow_meta(flow: &Flow) -> FlowMeta {
         app_proto: ident.app_proto,
         app_ts: ident.app_proto_ts,
         app_tc: ident.app_proto_tc,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every number in `v` replaced by `f(position)`.
+    fn renumber(v: &mut serde_json::Value, next: &mut u64) {
+        match v {
+            serde_json::Value::Number(_) => {
+                *next += 1;
+                *v = (*next).into();
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| renumber(x, next)),
+            serde_json::Value::Object(o) => o.values_mut().for_each(|x| renumber(x, next)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn adding_counters_sums_every_field() {
+        let mut v = serde_json::to_value(Counters::default()).unwrap();
+        renumber(&mut v, &mut 0);
+        let a: Counters = serde_json::from_value(v.clone()).unwrap();
+        let mut sum = a.clone();
+        sum += &a;
+        let mut doubled = v;
+        fn double(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::Number(n) => *v = (n.as_u64().unwrap() * 2).into(),
+                serde_json::Value::Array(a) => a.iter_mut().for_each(double),
+                serde_json::Value::Object(o) => o.values_mut().for_each(double),
+                _ => {}
+            }
+        }
+        double(&mut doubled);
+        assert_eq!(serde_json::to_value(&sum).unwrap(), doubled);
     }
 }

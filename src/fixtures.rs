@@ -588,3 +588,341 @@ pub fn ssh_kexinit() -> Vec<u8> {
 pub fn standard_capture() -> Vec<TimedFrame> {
     interleave(standard_flows().into_iter().map(|f| f.frames).collect())
 }
+
+/// Handshakes no TLS stack writes, built byte by byte from the RFC 5246 layouts: the fake
+/// and malformed TLS the handshake check must catch.
+pub mod fake_tls {
+    use super::tls::{handshake, record};
+
+    /// Deterministic filler bytes (xorshift), so fixtures are stable across runs.
+    pub fn noise(len: usize, seed: u32) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// A ClientHello body with a 3-byte cipher list (cipher suites are 2 bytes each) and no
+    /// extensions.
+    pub fn client_hello_odd_ciphers() -> Vec<u8> {
+        let mut body = 0x0303u16.to_be_bytes().to_vec();
+        body.extend(noise(32, 7));
+        body.push(0);
+        body.extend_from_slice(&[0, 3, 0xc0, 0x2f, 0x00]);
+        body.extend_from_slice(&[1, 0]);
+        record(22, 0x0301, &handshake(1, &body))
+    }
+
+    /// A ClientHello whose handshake header claims 10 bytes fewer than the record carries:
+    /// its extensions block then runs past the message, and the last 10 bytes of the record
+    /// read as a handshake message of their own.
+    pub fn client_hello_length_mismatch() -> Vec<u8> {
+        let hello = super::tls::client_hello(&super::tls::Hello::default());
+        let mut out = hello.clone();
+        // Record header (5) then handshake type (1) and a 24-bit length.
+        let claimed = u32::from_be_bytes([0, out[6], out[7], out[8]]) - 10;
+        out[6..9].copy_from_slice(&claimed.to_be_bytes()[1..]);
+        out
+    }
+
+    /// A handshake record header announcing `len` bytes whose body starts with handshake
+    /// type `msg_type` and is noise from there on, then more noise where the next record
+    /// header should be.
+    pub fn garbage_after_header(len: usize, msg_type: u8) -> Vec<u8> {
+        let mut out = vec![22, 3, 3];
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+        let mut body = noise(len, 0x5eed);
+        if let Some(b) = body.first_mut() {
+            *b = msg_type;
+        }
+        out.extend(body);
+        // 0x9c is no record content type: the framing breaks here.
+        out.push(0x9c);
+        out.extend(noise(200, 0xbad));
+        out
+    }
+
+    /// A fatal alert record (TLS 1.2 plaintext).
+    pub fn fatal_alert(description: u8) -> Vec<u8> {
+        record(21, 0x0303, &[2, description])
+    }
+
+    /// A TLS 1.2 ServerHello + Certificate + ServerHelloDone flight whose single certificate
+    /// is `der` as given (for unparsable certificates).
+    pub fn server_flight_with_raw_cert(der: &[u8]) -> Vec<u8> {
+        super::tls::server_flight_tls12(0xc02f, None, &[der])
+    }
+}
+
+/// Flows for the TLS, certificate, SNI and fingerprint checks: genuine handshakes with one
+/// thing wrong each, and fake TLS. Each on its own client port, one second apart.
+pub fn tls_check_flows() -> Vec<FixtureFlow> {
+    use fake_tls as fake;
+    let mut flows = Vec::new();
+    let mut n = 0u64;
+    let mut start = || {
+        n += 1;
+        FIXTURE_EPOCH.add_nanos((100 + n) * Timestamp::NANOS_PER_SEC)
+    };
+    let chain: &[&[u8]] = &[CERT_WWW_EXAMPLE_COM, CERT_FIXTURE_ROOT_CA];
+    let hello = tls::client_hello(&tls::Hello::default());
+    let flight = tls::server_flight_tls12(0xc02f, Some("h2"), chain);
+    let genuine = |c: Conversation, client_hello: &[u8], server_flight: &[u8]| {
+        c.handshake()
+            .client(client_hello)
+            .server(server_flight)
+            .client(&tls::client_finish_tls12())
+            .server(&tls::server_finish_tls12())
+            .client(&tls::app_data(600))
+            .server(&tls::app_data(4000))
+            .close()
+            .into_frames()
+    };
+    let mut push = |name, frames, expect_findings| {
+        flows.push(FixtureFlow {
+            name,
+            frames,
+            server_port: 443,
+            expect_app: "tls",
+            expect_findings,
+        });
+    };
+
+    let c = Conversation::new(addr(1, 41001), addr(2, 443), start());
+    push("tls_benign_handshake", genuine(c, &hello, &flight), &[]);
+
+    let c = Conversation::new(addr(1, 41002), addr(2, 443), start())
+        .handshake()
+        .client(&fake::client_hello_odd_ciphers())
+        .server(&tls::app_data(800))
+        .close();
+    // No SNI either, on 443.
+    push(
+        "fake_tls_odd_cipher_list",
+        c.into_frames(),
+        &["tls_malformed_handshake", "sni_missing"],
+    );
+
+    let c = Conversation::new(addr(1, 41003), addr(2, 443), start())
+        .handshake()
+        .client(&fake::client_hello_length_mismatch())
+        .server(&tls::app_data(800))
+        .close();
+    push(
+        "fake_tls_length_mismatch",
+        c.into_frames(),
+        &["tls_malformed_handshake"],
+    );
+
+    // A real-looking ClientHello answered by a record header and noise.
+    let c = Conversation::new(addr(1, 41004), addr(2, 443), start())
+        .handshake()
+        .client(&hello)
+        .server(&fake::garbage_after_header(700, 2))
+        .close();
+    push(
+        "fake_tls_garbage_after_header",
+        c.into_frames(),
+        &["tls_malformed_handshake"],
+    );
+
+    let c = Conversation::new(addr(1, 41005), addr(2, 443), start())
+        .handshake()
+        .client(&hello)
+        .server(b"SSH-2.0-OpenSSH_9.2p1\r\n")
+        .server(&ssh_kexinit())
+        .close();
+    push(
+        "tls_hello_answered_by_ssh",
+        c.into_frames(),
+        &["tls_answered_by_non_tls"],
+    );
+
+    let c = Conversation::new(addr(1, 41006), addr(2, 443), start())
+        .handshake()
+        .client(&tls::app_data(1200))
+        .server(&tls::app_data(3000))
+        .client(&tls::app_data(500))
+        .close();
+    push(
+        "tls_app_data_before_any_handshake",
+        c.into_frames(),
+        &["tls_malformed_handshake"],
+    );
+
+    let c = Conversation::new(addr(1, 41007), addr(2, 443), start())
+        .handshake()
+        .client(&hello)
+        .server(&tls::app_data(3000))
+        .client(&tls::app_data(3000))
+        .close();
+    push(
+        "tls_server_skips_handshake",
+        c.into_frames(),
+        &["tls_malformed_handshake"],
+    );
+
+    let mut client = hello.clone();
+    client.extend(tls::app_data(4000));
+    let c = Conversation::new(addr(1, 41008), addr(2, 443), start())
+        .handshake()
+        .client(&client)
+        .close();
+    push("tls_one_sided", c.into_frames(), &["tls_one_sided"]);
+
+    let ip_sni = tls::client_hello(&tls::Hello {
+        sni: Some("203.0.113.7"),
+        ..tls::Hello::default()
+    });
+    let c = Conversation::new(addr(1, 41009), addr(2, 443), start());
+    push(
+        "tls_ip_literal_sni",
+        genuine(c, &ip_sni, &flight),
+        &["sni_ip_literal", "cert_name_mismatch"],
+    );
+
+    let no_sni = tls::client_hello(&tls::Hello {
+        sni: None,
+        ..tls::Hello::default()
+    });
+    let c = Conversation::new(addr(1, 41010), addr(2, 443), start());
+    push(
+        "tls_no_sni_with_h2",
+        genuine(c, &no_sni, &flight),
+        &["sni_missing", "sni_alpn_mismatch"],
+    );
+
+    // The fixture certificate is valid 2026-11-23 to 2027-11-23.
+    let after = Timestamp::from_secs_nanos(1_830_000_000, 0); // 2027-12-27
+    let c = Conversation::new(addr(1, 41011), addr(2, 443), after);
+    push(
+        "tls_cert_expired",
+        genuine(c, &hello, &flight),
+        &["cert_expired"],
+    );
+
+    let before = Timestamp::from_secs_nanos(1_790_000_000, 0); // 2026-09-21
+    let c = Conversation::new(addr(1, 41012), addr(2, 443), before);
+    push(
+        "tls_cert_not_yet_valid",
+        genuine(c, &hello, &flight),
+        &["cert_not_yet_valid"],
+    );
+
+    let root_only = tls::server_flight_tls12(0xc02f, Some("h2"), &[CERT_FIXTURE_ROOT_CA]);
+    let c = Conversation::new(addr(1, 41013), addr(2, 443), start());
+    push(
+        "tls_self_signed",
+        genuine(c, &hello, &root_only),
+        &["cert_self_signed", "cert_name_mismatch"],
+    );
+
+    let other_name = tls::client_hello(&tls::Hello {
+        sni: Some("mail.example.org"),
+        ..tls::Hello::default()
+    });
+    let c = Conversation::new(addr(1, 41014), addr(2, 443), start());
+    push(
+        "tls_cert_name_mismatch",
+        genuine(c, &other_name, &flight),
+        &["cert_name_mismatch"],
+    );
+
+    let c = Conversation::new(addr(1, 41015), addr(2, 443), start())
+        .handshake()
+        .client(&hello)
+        .server(&flight)
+        .client(&fake::fatal_alert(48))
+        .close();
+    push(
+        "tls_fatal_alert_after_certificate",
+        c.into_frames(),
+        &["tls_fatal_alert_after_certificate"],
+    );
+
+    let mut broken = CERT_WWW_EXAMPLE_COM.to_vec();
+    broken.truncate(broken.len() / 2);
+    let bad_flight = fake::server_flight_with_raw_cert(&broken);
+    let c = Conversation::new(addr(1, 41016), addr(2, 443), start());
+    push(
+        "tls_cert_invalid",
+        genuine(c, &hello, &bad_flight),
+        &["cert_invalid"],
+    );
+
+    flows
+}
+
+/// Workloads for benchmarks, profiling and the allocation test.
+pub mod workloads {
+    use super::{tcp_frame, tls, Conversation, Flags, TimedFrame, FIXTURE_EPOCH};
+    use std::net::SocketAddr;
+
+    /// `n` 64-byte SYNs over `n` distinct 5-tuples (xorshift-spread addresses and ports).
+    pub fn syn_flood(n: usize) -> Vec<TimedFrame> {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        (0..n)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let src = SocketAddr::from((
+                    [10, (x >> 8) as u8, (x >> 16) as u8, (x >> 24) as u8],
+                    1024 + (x >> 32) as u16 % 60_000,
+                ));
+                let dst = SocketAddr::from(([10, 77, 0, 2], 443));
+                let mut f = tcp_frame(src, dst, [2; 6], [4; 6], x as u32, 0, Flags::SYN, &[]);
+                f.resize(64, 0);
+                (FIXTURE_EPOCH.add_nanos(i as u64 * 1000), f)
+            })
+            .collect()
+    }
+
+    /// `flows` HTTPS flows split at the end of their handshakes: (the frames up to and
+    /// including the handshake, the data frames after it). `client_bytes` and `server_bytes`
+    /// of application data follow the handshake.
+    pub fn established_https(
+        flows: u16,
+        client_bytes: usize,
+        server_bytes: usize,
+    ) -> (Vec<TimedFrame>, Vec<TimedFrame>) {
+        let mut warm = Vec::new();
+        let mut steady = Vec::new();
+        for i in 0..flows {
+            let client = SocketAddr::from((
+                [10, 77, 1 + (i / 250) as u8, 1 + (i % 250) as u8],
+                40_000u16.wrapping_add(i),
+            ));
+            let server = SocketAddr::from(([10, 77, 0, 2], 443));
+            let conv = Conversation::new(client, server, FIXTURE_EPOCH)
+                .handshake()
+                .client(&tls::client_hello(&tls::Hello::default()))
+                .server(&tls::server_flight_tls12(
+                    0xc02f,
+                    Some("h2"),
+                    &[super::CERT_WWW_EXAMPLE_COM, super::CERT_FIXTURE_ROOT_CA],
+                ))
+                .client(&tls::client_finish_tls12())
+                .server(&tls::server_finish_tls12());
+            let n = conv.frames().len();
+            let mut conv = conv;
+            if client_bytes > 0 {
+                conv = conv.client(&tls::app_data(client_bytes));
+            }
+            if server_bytes > 0 {
+                conv = conv.server(&tls::app_data(server_bytes));
+            }
+            let frames = conv.into_frames();
+            warm.extend_from_slice(&frames[..n]);
+            steady.extend_from_slice(&frames[n..]);
+        }
+        warm.sort_by_key(|f| f.0);
+        steady.sort_by_key(|f| f.0);
+        (warm, steady)
+    }
+}

@@ -88,6 +88,9 @@ pub struct TlsFacts {
     pub leaf_error: Option<CertError>,
     /// A fatal alert arrived after a certificate had been seen (either direction).
     pub fatal_alert_after_certificate: bool,
+    /// Per direction: the stream is inspected from its first byte (the SYN was seen), so a
+    /// first record that is not a handshake was sent that way, not picked up mid-session.
+    pub from_start: [bool; 2],
     pub handshake_done: bool,
     pub logged: bool,
 }
@@ -105,6 +108,7 @@ impl Default for TlsFacts {
             leaf: None,
             leaf_error: None,
             fatal_alert_after_certificate: false,
+            from_start: [false; 2],
             handshake_done: false,
             logged: false,
         }
@@ -334,6 +338,7 @@ impl InspectState {
                 s.stream[d].set_isn(*isn);
             }
         }
+        s.tls.from_start = isn.map(|i| i.is_some());
         s
     }
 
@@ -404,6 +409,31 @@ impl InspectState {
             }
         }
         self.parse(dir, data, base, now, scratch, report);
+    }
+
+    /// The stream ended: identification still waiting for bytes decides on what it has.
+    pub fn conclude<R: Report>(
+        &mut self,
+        windows: [&[u8]; 2],
+        base: &FlowBase,
+        now: Timestamp,
+        cfg: &InspectConfig,
+        report: &mut R,
+    ) {
+        for dir in [Dir::ToServer, Dir::ToClient] {
+            let d = dir.index();
+            let readable = self.stream[d].readable().min(windows[d].len());
+            if self.ident[d].is_final() || readable == 0 {
+                continue;
+            }
+            let data = &windows[d][..readable];
+            self.ident[d] = proto::identify_dir(data, dir, cfg.unknown_after, true);
+            if self.ident[d].is_final() {
+                let view = base.view(self.ident, None, None, now);
+                let seen = &data[..data.len().min(cfg.unknown_after)];
+                report.event(&view, &Event::Identified { dir, data: seen });
+            }
+        }
     }
 
     /// Turns on the parsers the identification calls for.

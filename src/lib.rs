@@ -28,6 +28,7 @@ pub mod inspect;
 pub mod metrics;
 pub mod proto;
 pub mod replay;
+pub mod runtime;
 pub mod source;
 pub mod text;
 pub mod verdict;

@@ -55,6 +55,21 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Run the appliance on the ports in [live] until SIGINT/SIGTERM.
+    Run {
+        /// Config file (TOML); [live] names the ports.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Override verdict.mode.
+        #[arg(long, value_enum)]
+        mode: Option<ModeArg>,
+        /// Where EVE records go (overrides output.eve).
+        #[arg(long)]
+        eve: Option<String>,
+        /// Also write the end-of-run report as JSON to this file.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
     /// Write the project's fixture capture (benign flows and impersonations) as a pcap.
     Fixtures {
         #[arg(long, short)]
@@ -106,6 +121,29 @@ const PROGRESS_MIN_BYTES: u64 = 64 * 1024 * 1024;
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Run {
+            config,
+            mode,
+            eve,
+            report,
+        } => {
+            let mut cfg = Config::load(&config)?;
+            if let Some(m) = mode {
+                cfg.verdict.mode = m.into();
+            }
+            let eve = EveTarget::parse(eve.as_deref().unwrap_or(&cfg.output.eve));
+            let summary =
+                unmask::runtime::run(&cfg, &config.display().to_string(), eve, |ready| {
+                    // Scripts and tests wait for this line.
+                    eprintln!("unmask: READY {ready}");
+                })?;
+            eprint!("{summary}");
+            if let Some(path) = report {
+                std::fs::write(&path, serde_json::to_vec_pretty(&summary)?)
+                    .with_context(|| format!("{}: writing the run report", path.display()))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Fixtures { out } => {
             let mut w = unmask::datapath::pcapwrite::PcapWriter::create_ethernet(&out)?;
             let frames = unmask::fixtures::standard_capture();

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use unmask::config::Config;
 use unmask::engine::{Engine, EngineOptions};
-use unmask::fixtures::{self, tls, Conversation};
+use unmask::fixtures::workloads;
 use unmask::source::{Frame, LinkType, Timestamp};
 use unmask::verdict::{FrameHandler, NoFlowControl};
 
@@ -69,33 +69,7 @@ fn decided_flows_cost_no_allocation_per_packet() {
         Some(tx),
     );
     // Warm-up: 64 HTTPS flows through their handshakes, so inspection decides each of them.
-    let mut warm = Vec::new();
-    let mut steady = Vec::new();
-    for i in 0..64u16 {
-        let client = format!("10.77.1.{}:{}", 1 + i % 200, 40_000 + i)
-            .parse()
-            .unwrap();
-        let server = "10.77.0.2:443".parse().unwrap();
-        let conv = Conversation::new(client, server, fixtures::FIXTURE_EPOCH)
-            .handshake()
-            .client(&tls::client_hello(&tls::Hello::default()))
-            .server(&tls::server_flight_tls12(
-                0xc02f,
-                Some("h2"),
-                &[fixtures::CERT_WWW_EXAMPLE_COM],
-            ))
-            .client(&tls::client_finish_tls12())
-            .server(&tls::server_finish_tls12());
-        let warm_len = conv.frames().len();
-        let frames = conv
-            .client(&tls::app_data(20_000))
-            .server(&tls::app_data(200_000))
-            .into_frames();
-        warm.extend_from_slice(&frames[..warm_len]);
-        steady.extend_from_slice(&frames[warm_len..]);
-    }
-    warm.sort_by_key(|f| f.0);
-    steady.sort_by_key(|f| f.0);
+    let (warm, steady) = workloads::established_https(64, 20_000, 200_000);
     feed(&mut engine, &warm);
     assert_eq!(
         engine.streams_in_use(),

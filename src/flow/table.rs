@@ -120,6 +120,9 @@ pub struct FlowExt {
     pub alerted: u64,
     /// Number of packets dropped by verdict.
     pub dropped: u32,
+    /// In-order bytes identification had looked at when it finished, per direction ("unknown
+    /// after N bytes").
+    pub ident_bytes: [u32; 2],
 }
 
 impl Default for FlowExt {
@@ -132,6 +135,7 @@ impl Default for FlowExt {
             inspect: u32::MAX,
             alerted: 0,
             dropped: 0,
+            ident_bytes: [0; 2],
         }
     }
 }

@@ -184,7 +184,7 @@ fn tls_hello(data: &[u8], record_len: usize, role: Role) -> Evidence {
     let hs_len = hs_len as usize;
     // version 2 + random 32 + session id length 1 + at least a cipher suite and compression.
     if hs_len < 2 + 32 + 1 + 2 + 1 {
-        return Evidence::no();
+        return fake_hello(role);
     }
     // The hello body may continue in later records (a fragmented ClientHello), so bytes past
     // the first record are not read: only what this record holds is verified.
@@ -194,14 +194,14 @@ fn tls_hello(data: &[u8], record_len: usize, role: Role) -> Evidence {
         return need_or_short(avail, record_end, 75, role);
     };
     if !(0x0300..=0x0304).contains(&version) {
-        return Evidence::no();
+        return fake_hello(role);
     }
     let sid_at = BODY + 2 + 32;
     let Some(&sid_len) = data.get(sid_at).filter(|_| sid_at < record_end) else {
         return need_or_short(avail, record_end, 80, role);
     };
     if sid_len > 32 {
-        return Evidence::no();
+        return fake_hello(role);
     }
     let after_sid = sid_at + 1 + usize::from(sid_len);
     match role {
@@ -210,7 +210,7 @@ fn tls_hello(data: &[u8], record_len: usize, role: Role) -> Evidence {
                 return need_or_short(avail, record_end, 85, role);
             };
             if cs_len < 2 || cs_len % 2 != 0 {
-                return Evidence::no();
+                return fake_hello(role);
             }
             let comp_at = after_sid + 2 + usize::from(cs_len);
             if comp_at >= body_end {
@@ -250,11 +250,22 @@ fn tls_hello(data: &[u8], record_len: usize, role: Role) -> Evidence {
             };
             if comp > 1 {
                 // Only null (0) and DEFLATE (1) were ever assigned for use.
-                return Evidence::no();
+                return fake_hello(role);
             }
             Evidence::matched(97, role)
         }
     }
+}
+
+/// Confidence of bytes framed as a TLS handshake record carrying a hello whose body breaks the
+/// hello layout. Nothing else starts with a valid record header and a hello type, so the bytes
+/// *claim* TLS; whether the claim holds is for the TLS parser and the handshake checks to judge
+/// (fake TLS is T1001.003 itself). Kept below the usual ProtocolMatchConfidence threshold so a
+/// broken hello never counts as confident TLS for port checks.
+pub(crate) const FAKE_HELLO_CONFIDENCE: u8 = 55;
+
+fn fake_hello(role: Role) -> Evidence {
+    Evidence::matched(FAKE_HELLO_CONFIDENCE, role)
 }
 
 /// NeedMore while the record is still arriving; a hello cut short by its own record is
@@ -1276,10 +1287,13 @@ mod tests {
         };
         assert_eq!(bad(1, 0x02), Step::NoMatch, "record major version");
         assert_eq!(bad(2, 0x07), Step::NoMatch, "record minor version");
-        assert_eq!(bad(9, 0x02), Step::NoMatch, "client_version");
-        assert_eq!(bad(43, 33), Step::NoMatch, "session id longer than 32");
+        // A valid record header carrying a hello type claims TLS even when the hello body is
+        // impossible: that is what fake TLS looks like, and the handshake checks judge it.
+        let fake = Step::Match(FAKE_HELLO_CONFIDENCE);
+        assert_eq!(bad(9, 0x02), fake, "client_version");
+        assert_eq!(bad(43, 33), fake, "session id longer than 32");
         // cipher_suites length (after the 32-byte session id) made odd
-        assert_eq!(bad(77, ch[77] | 1), Step::NoMatch, "odd cipher list length");
+        assert_eq!(bad(77, ch[77] | 1), fake, "odd cipher list length");
         assert_eq!(
             st(tls, b"\x16\x03\x01\x00\x00"),
             Step::NoMatch,
@@ -1292,7 +1306,7 @@ mod tests {
         );
         assert_eq!(
             st(tls, b"\x16\x03\x01\x00\x30\x01\x00\x00\x10"),
-            Step::NoMatch,
+            fake,
             "hello too short"
         );
         // A hello split into a 20-byte first record is fragmented, still TLS-framed.
@@ -1306,7 +1320,7 @@ mod tests {
         // compression method after an empty session id and the cipher suite
         assert_eq!(sh[43], 0);
         badcomp[5 + 4 + 2 + 32 + 1 + 2] = 5;
-        assert_eq!(st(tls, &badcomp), Step::NoMatch);
+        assert_eq!(st(tls, &badcomp), fake);
     }
 
     #[test]

@@ -1,0 +1,88 @@
+//! A fixed engine workload for instruction-count profiling, which stays repeatable on a busy
+//! machine where wall-clock benchmarks do not:
+//!
+//!   cargo build --release --example engine_profile
+//!   valgrind --tool=callgrind target/release/examples/engine_profile established 20
+//!
+//! Workloads: `established` (data packets of decided HTTPS flows), `syn` (a SYN flood over
+//! distinct 5-tuples), `mixed` (the fixture capture). The count is how many passes to make.
+
+use unmask::config::Config;
+use unmask::engine::{Engine, EngineOptions};
+use unmask::fixtures::{self, workloads, TimedFrame};
+use unmask::source::{Frame, LinkType, Timestamp};
+use unmask::verdict::{FrameHandler, NoFlowControl};
+
+fn feed(engine: &mut Engine, frames: &[TimedFrame]) -> u64 {
+    let mut ctl = NoFlowControl::default();
+    let mut dropped = 0;
+    for (i, (ts, data)) in frames.iter().enumerate() {
+        let frame = Frame {
+            data,
+            ts: *ts,
+            link: LinkType::Ethernet,
+            wire_len: data.len() as u32,
+            port: 0,
+            queue: 0,
+        };
+        dropped += (engine.handle(&frame) == unmask::source::Action::Drop) as u64;
+        if i % 256 == 255 {
+            engine.after_batch(Timestamp(0), &mut ctl);
+        }
+    }
+    dropped
+}
+
+fn engine() -> Engine {
+    let mut c = Config::default();
+    c.flow.capacity = 1 << 20;
+    Engine::new(
+        &c,
+        EngineOptions {
+            worker: 0,
+            packet_numbers: false,
+        },
+        None,
+    )
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let which = args.next().unwrap_or_else(|| "established".into());
+    let passes: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(10);
+    let (mut packets, mut dropped) = (0u64, 0u64);
+    match which.as_str() {
+        "established" => {
+            let (warm, steady) = workloads::established_https(64, 0, 1_460_000);
+            let mut e = engine();
+            feed(&mut e, &warm);
+            for _ in 0..passes {
+                dropped += feed(&mut e, &steady);
+                packets += steady.len() as u64;
+            }
+        }
+        "syn" => {
+            let flood = workloads::syn_flood(100_000);
+            for _ in 0..passes {
+                let mut e = engine();
+                dropped += feed(&mut e, &flood);
+                packets += flood.len() as u64;
+            }
+        }
+        "mixed" => {
+            let mixed = fixtures::standard_capture();
+            for _ in 0..passes {
+                let mut e = engine();
+                dropped += feed(&mut e, &mixed);
+                packets += mixed.len() as u64;
+            }
+        }
+        other => {
+            eprintln!(
+                "engine_profile: unknown workload {other:?}; accepted: established, syn, mixed"
+            );
+            std::process::exit(2);
+        }
+    }
+    println!("{which}: {packets} packets, {dropped} dropped");
+}

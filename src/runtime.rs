@@ -1,0 +1,235 @@
+//! `unmask run`: the appliance. Loads the XDP program, starts one engine per worker on the
+//! AF_XDP sockets, writes EVE records, and on SIGINT/SIGTERM detaches everything and reports.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use crate::alert::{EveError, EveStats, EveTarget, EveWriter};
+use crate::config::Config;
+use crate::datapath::live::{self, LiveError, LiveSetup, RunReport};
+use crate::datapath::Topology;
+use crate::engine::{Counters, Engine, EngineOptions};
+use crate::flow::table::TableStats;
+use crate::source::{Action, Frame, Timestamp};
+use crate::verdict::{FlowControl, FrameHandler};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("{path}: key `live.ports`: no ports configured; set [live] ports (inline: [\"port A\", \"port B\"], tap: [\"mirror port\"])")]
+    NoPorts { path: String },
+    #[error(transparent)]
+    Eve(#[from] EveError),
+    #[error(transparent)]
+    Live(#[from] LiveError),
+}
+
+/// What a live run did: the datapath's report and the engines' counters summed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LiveSummary {
+    pub datapath: RunReport,
+    pub counters: Counters,
+    pub table: Vec<TableStatsReport>,
+    pub eve: EveStatsReport,
+    pub eve_target: String,
+    pub mode: &'static str,
+}
+
+/// Serializable copies of stats types owned by other modules.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct TableStatsReport {
+    pub created: u64,
+    pub evicted: u64,
+    pub refused: u64,
+    pub reused: u64,
+}
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct EveStatsReport {
+    pub alert: u64,
+    pub flow: u64,
+    pub anomaly: u64,
+    pub drop: u64,
+    pub tls: u64,
+}
+
+impl From<EveStats> for EveStatsReport {
+    fn from(s: EveStats) -> Self {
+        EveStatsReport {
+            alert: s.alert,
+            flow: s.flow,
+            anomaly: s.anomaly,
+            drop: s.drop,
+            tls: s.tls,
+        }
+    }
+}
+
+/// What each worker's engine leaves behind when it finishes.
+type Results = Arc<Mutex<Vec<(Counters, TableStats)>>>;
+
+/// The engine as a worker's handler, handing its counters over when the worker ends.
+struct WorkerEngine {
+    engine: Engine,
+    results: Results,
+}
+
+impl FrameHandler for WorkerEngine {
+    fn handle(&mut self, frame: &Frame<'_>) -> Action {
+        self.engine.handle(frame)
+    }
+
+    fn after_batch(&mut self, now: Timestamp, ctl: &mut dyn FlowControl) {
+        self.engine.after_batch(now, ctl)
+    }
+
+    fn finish(&mut self, now: Timestamp, ctl: &mut dyn FlowControl) {
+        self.engine.finish(now, ctl);
+        // Once per worker at shutdown: the lock is control-plane only.
+        if let Ok(mut r) = self.results.lock() {
+            r.push((self.engine.counters().clone(), self.engine.table_stats()));
+        }
+    }
+}
+
+/// Runs the appliance until SIGINT/SIGTERM. `ready` is called once every worker receives.
+pub fn run(
+    config: &Config,
+    config_path: &str,
+    eve: EveTarget,
+    ready: impl FnOnce(&str),
+) -> Result<LiveSummary, RuntimeError> {
+    if config.live.ports.is_empty() {
+        return Err(RuntimeError::NoPorts {
+            path: config_path.into(),
+        });
+    }
+    let setup = LiveSetup {
+        ports: config.live.ports.clone(),
+        topology: config.live.topology,
+        fail: config.verdict.fail_mode,
+        workers: config.live.workers as usize,
+        xsk: config.datapath.clone(),
+        steer_all: false,
+    };
+    let eve_target = eve.to_string();
+    let (tx, writer) = EveWriter::spawn(eve, config.output.queue_capacity as usize)?;
+    let results: Results = Arc::default();
+    let stop = live::stop_on_signals();
+    let report = live::run(
+        &setup,
+        |i| WorkerEngine {
+            engine: Engine::new(
+                config,
+                EngineOptions {
+                    worker: i as u8,
+                    packet_numbers: false,
+                },
+                Some(tx.clone()),
+            ),
+            results: results.clone(),
+        },
+        stop,
+        |_stats, program| {
+            let topology = match config.live.topology {
+                Topology::Inline => "inline",
+                Topology::Tap => "tap",
+            };
+            ready(&format!(
+                "prog_id={} topology={topology} ports={} workers={} mode={} fail_mode={:?}",
+                program.id(),
+                config.live.ports.join(","),
+                config.live.workers,
+                config.verdict.mode.name(),
+                config.verdict.fail_mode,
+            ));
+        },
+    );
+    // A failed start leaves the stop flag unset; set it so nothing waits on it.
+    stop.store(true, Ordering::Relaxed);
+    drop(tx);
+    let report = report?;
+    let eve_stats = writer.finish()?;
+    let mut counters = Counters::default();
+    let mut table = Vec::new();
+    if let Ok(r) = results.lock() {
+        for (c, t) in r.iter() {
+            counters += c;
+            table.push(TableStatsReport {
+                created: t.created,
+                evicted: t.evicted,
+                refused: t.refused,
+                reused: t.reused,
+            });
+        }
+    }
+    Ok(LiveSummary {
+        datapath: report,
+        counters,
+        table,
+        eve: eve_stats.into(),
+        eve_target,
+        mode: config.verdict.mode.name(),
+    })
+}
+
+impl std::fmt::Display for LiveSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::datapath::bpf::Reason;
+        use crate::detect::FindingKind;
+        let c = &self.counters;
+        let d = &self.datapath;
+        writeln!(
+            f,
+            "unmask run: {} mode, {:?} sockets, {:.1} s, attached {}",
+            self.mode,
+            d.bind_mode,
+            d.seconds,
+            d.attach.join(", ")
+        )?;
+        let rx: u64 = d.workers.iter().map(|w| w.stats.rx).sum();
+        let tx: u64 = d.workers.iter().map(|w| w.stats.tx).sum();
+        let handoffs: u64 = d.workers.iter().map(|w| w.stats.handoff_out).sum();
+        writeln!(
+            f,
+            "  workers    {}: rx {rx}, tx {tx}, handoffs {handoffs}",
+            d.workers.len()
+        )?;
+        writeln!(
+            f,
+            "  engine     packets {}, inspected {}, fast path {}, dropped by verdict {}",
+            c.packets, c.inspected, c.fast_path, c.dropped
+        )?;
+        write!(f, "  xdp        ")?;
+        for (i, name) in Reason::NAMES.iter().enumerate() {
+            if let Some(r) = d.xdp.reasons.get(i) {
+                if r.packets > 0 {
+                    write!(f, "{name} {} ", r.packets)?;
+                }
+            }
+        }
+        writeln!(f)?;
+        write!(f, "  findings   ")?;
+        let mut any = false;
+        for k in FindingKind::ALL {
+            let n = c.findings[k.index()];
+            if n > 0 {
+                write!(f, "{} {n} ", k.name())?;
+                any = true;
+            }
+        }
+        if !any {
+            write!(f, "none")?;
+        }
+        writeln!(f)?;
+        writeln!(
+            f,
+            "  flows      {} ended, {} blocked",
+            c.flows_ended, c.flows_blocked
+        )?;
+        writeln!(
+            f,
+            "  eve        {} alert, {} flow, {} tls, {} anomaly, {} drop records to {} ({} dropped: queue full)",
+            self.eve.alert, self.eve.flow, self.eve.tls, self.eve.anomaly, self.eve.drop, self.eve_target, c.eve_dropped
+        )
+    }
+}
