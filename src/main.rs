@@ -69,6 +69,10 @@ enum Command {
         /// Also write the end-of-run report as JSON to this file.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Serve Prometheus metrics (/metrics, /healthz, /readyz) on IP:PORT (overrides
+        /// metrics.listen and metrics.enabled).
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<SocketAddr>,
     },
     /// Write the project's fixture capture (benign flows and impersonations) as a pcap.
     Fixtures {
@@ -126,17 +130,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
             mode,
             eve,
             report,
+            metrics,
         } => {
             let mut cfg = Config::load(&config)?;
             if let Some(m) = mode {
                 cfg.verdict.mode = m.into();
             }
             let eve = EveTarget::parse(eve.as_deref().unwrap_or(&cfg.output.eve));
-            let summary =
-                unmask::runtime::run(&cfg, &config.display().to_string(), eve, |ready| {
+            let hub = Hub::new(HubOptions::from_config(&cfg, RunMode::Live));
+            // Bound before the program attaches: a taken port fails the start cleanly.
+            let exporter = metrics_exporter(&cfg, metrics, &hub)?;
+            let summary = unmask::runtime::run_metered(
+                &cfg,
+                &config.display().to_string(),
+                eve,
+                Some(Arc::clone(&hub)),
+                |ready| {
                     // Scripts and tests wait for this line.
                     eprintln!("unmask: READY {ready}");
-                })?;
+                },
+            )?;
+            drop(exporter);
+            eprintln!("  latency    {}", hub.timing_summary());
             eprint!("{summary}");
             if let Some(path) = report {
                 std::fs::write(&path, serde_json::to_vec_pretty(&summary)?)
@@ -182,20 +197,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if let Some(m) = mode {
                 cfg.verdict.mode = m.into();
             }
-            let listen = metrics.or_else(|| {
-                cfg.metrics
-                    .enabled
-                    .then(|| cfg.metrics.listen_addr())
-                    .flatten()
-            });
             let hub = Hub::new(HubOptions::from_config(&cfg, RunMode::Replay));
             // Bound before any capture is opened: a taken port fails the start, not the end.
-            let exporter = listen
-                .map(|addr| Exporter::start(addr, Arc::clone(&hub)))
-                .transpose()?;
-            if let Some(e) = &exporter {
-                eprintln!("unmask: metrics on http://{}/metrics", e.local_addr());
-            }
+            let exporter = metrics_exporter(&cfg, metrics, &hub)?;
             let eve = EveTarget::parse(eve.as_deref().unwrap_or(&cfg.output.eve));
             let total: u64 = files
                 .iter()
@@ -231,6 +235,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
     }
+}
+
+/// Starts the metrics endpoint on `--metrics ADDR`, else on metrics.listen when enabled.
+fn metrics_exporter(
+    cfg: &Config,
+    flag: Option<SocketAddr>,
+    hub: &Arc<Hub>,
+) -> Result<Option<Exporter>> {
+    let listen = flag.or_else(|| {
+        cfg.metrics
+            .enabled
+            .then(|| cfg.metrics.listen_addr())
+            .flatten()
+    });
+    let exporter = listen
+        .map(|addr| Exporter::start(addr, Arc::clone(hub)))
+        .transpose()?;
+    if let Some(e) = &exporter {
+        eprintln!("unmask: metrics on http://{}/metrics", e.local_addr());
+    }
+    Ok(exporter)
 }
 
 fn progress_bar(total: u64) -> Box<dyn FnMut(u64, u64)> {
