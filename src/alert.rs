@@ -10,6 +10,8 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -513,9 +515,41 @@ impl EveStats {
     }
 }
 
+/// What the writer has written so far, readable from other threads while it runs (the
+/// metrics exporter). Only the writer thread stores, once per record, off the packet path.
+#[derive(Debug, Default)]
+pub struct EveCounters {
+    written: [AtomicU64; 5],
+}
+
+impl EveCounters {
+    fn store(&self, s: &EveStats) {
+        for (slot, v) in self
+            .written
+            .iter()
+            .zip([s.alert, s.flow, s.anomaly, s.drop, s.tls])
+        {
+            slot.store(v, Ordering::Relaxed);
+        }
+    }
+
+    pub fn snapshot(&self) -> EveStats {
+        let [alert, flow, anomaly, drop, tls] =
+            std::array::from_fn(|i| self.written[i].load(Ordering::Relaxed));
+        EveStats {
+            alert,
+            flow,
+            anomaly,
+            drop,
+            tls,
+        }
+    }
+}
+
 /// The writer thread. Dropping every sender ends it after it has written everything queued.
 pub struct EveWriter {
     join: JoinHandle<Result<EveStats, EveError>>,
+    counters: Arc<EveCounters>,
 }
 
 /// How long the writer waits for more records before flushing what it has, so `tail -f`
@@ -543,14 +577,21 @@ impl EveWriter {
         };
         let (tx, rx) = crossbeam_channel::bounded(capacity);
         let name = target.to_string();
+        let counters = Arc::new(EveCounters::default());
+        let live = Arc::clone(&counters);
         let join = std::thread::Builder::new()
             .name("unmask-eve".into())
-            .spawn(move || write_loop(rx, BufWriter::with_capacity(256 * 1024, out), name))
+            .spawn(move || write_loop(rx, BufWriter::with_capacity(256 * 1024, out), name, &live))
             .map_err(|source| EveError::Open {
                 target: target.to_string(),
                 source,
             })?;
-        Ok((tx, EveWriter { join }))
+        Ok((tx, EveWriter { join, counters }))
+    }
+
+    /// Records written so far, updated as the writer goes (for metrics).
+    pub fn counters(&self) -> Arc<EveCounters> {
+        Arc::clone(&self.counters)
     }
 
     /// Waits until every sender is gone and everything queued is written and flushed.
@@ -563,6 +604,7 @@ fn write_loop(
     rx: Receiver<EveRecord>,
     mut out: BufWriter<Box<dyn Write + Send>>,
     target: String,
+    live: &EveCounters,
 ) -> Result<EveStats, EveError> {
     let mut stats = EveStats::default();
     let fail = |stats: &EveStats, source| EveError::Write {
@@ -585,6 +627,7 @@ fn write_loop(
                     EveRecord::Drop(_) => stats.drop += 1,
                     EveRecord::Tls(_) => stats.tls += 1,
                 }
+                live.store(&stats);
                 if rx.is_empty() {
                     out.flush().map_err(|e| fail(&stats, e))?;
                 }

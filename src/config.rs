@@ -50,6 +50,7 @@ pub struct Config {
     pub output: OutputConfig,
     pub live: LiveConfig,
     pub datapath: crate::datapath::XskConfig,
+    pub metrics: MetricsConfig,
 }
 
 /// Where `unmask run` attaches and how many workers it runs.
@@ -231,6 +232,34 @@ impl Default for OutputConfig {
             flow_records: true,
             queue_capacity: 65_536,
         }
+    }
+}
+
+/// The Prometheus endpoint (`/metrics`, `/healthz`, `/readyz`) and how workers publish.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    pub listen: String,
+    pub publish_interval_ms: u32,
+    pub latency_sample_every: u32,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: false,
+            listen: "127.0.0.1:9477".into(),
+            publish_interval_ms: 100,
+            latency_sample_every: 64,
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// The validated listen address (validation rejects anything that does not parse).
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listen.parse().ok()
     }
 }
 
@@ -442,6 +471,33 @@ impl Config {
             16,
             16 * 1024 * 1024,
         )?;
+
+        let m = &self.metrics;
+        if m.listen_addr().is_none() {
+            return Err(err(
+                "metrics.listen",
+                format!(
+                    "invalid address {:?}; accepted: IP:PORT, e.g. \"127.0.0.1:9477\" or \"[::1]:9477\"",
+                    m.listen
+                ),
+            ));
+        }
+        in_range(
+            path,
+            "metrics.publish_interval_ms",
+            m.publish_interval_ms as u64,
+            1,
+            10_000,
+        )?;
+        if !m.latency_sample_every.is_power_of_two() || m.latency_sample_every > 65_536 {
+            return Err(err(
+                "metrics.latency_sample_every",
+                format!(
+                    "invalid value {}; accepted: a power of two from 1 to 65536",
+                    m.latency_sample_every
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -621,6 +677,40 @@ mod tests {
             }
             other => panic!("expected a syntax error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn metrics_listen_must_be_an_address() {
+        for bad in [
+            "localhost",
+            "127.0.0.1",
+            "127.0.0.1:99999",
+            "",
+            ":9477",
+            "1.2.3.4.5:80",
+        ] {
+            let (key, message) = key_error(&format!("[metrics]\nlisten = {bad:?}\n"));
+            assert_eq!(key, "metrics.listen", "{bad:?}");
+            assert!(message.contains(&format!("{bad:?}")), "{message}");
+            assert!(message.contains("IP:PORT"), "{message}");
+        }
+        for good in ["0.0.0.0:9477", "[::1]:9100", "127.0.0.1:0"] {
+            let c = parse(&format!("[metrics]\nlisten = {good:?}\n")).unwrap();
+            assert_eq!(c.metrics.listen_addr(), good.parse().ok());
+        }
+        let (key, _) = key_error("[metrics]\nlisten = 9477\n");
+        assert_eq!(key, "metrics.listen");
+    }
+
+    #[test]
+    fn metrics_publishing_limits() {
+        let (key, message) = key_error("[metrics]\nlatency_sample_every = 48\n");
+        assert_eq!(key, "metrics.latency_sample_every");
+        assert!(message.contains("power of two"), "{message}");
+        let (key, _) = key_error("[metrics]\npublish_interval_ms = 0\n");
+        assert_eq!(key, "metrics.publish_interval_ms");
+        let c = parse("[metrics]\nlatency_sample_every = 1\nenabled = true\n").unwrap();
+        assert!(c.metrics.enabled);
     }
 
     #[test]

@@ -108,6 +108,8 @@ pub struct Counters {
     pub stream_out_of_window: u64,
     pub stream_memcap_refused: u64,
     pub findings: [u64; FindingKind::COUNT],
+    /// Of `findings`: those whose action was to block the flow (block mode, blocking check).
+    pub findings_blocked: [u64; FindingKind::COUNT],
     pub findings_overflow: u64,
     pub tls_anomalies: PerKind<{ crate::proto::tls::TlsAnomaly::KINDS }>,
     pub eve_dropped: u64,
@@ -157,6 +159,7 @@ impl std::ops::AddAssign<&Counters> for Counters {
         add_all(&mut self.malformed, &o.malformed);
         add_all(&mut self.flows_by_app, &o.flows_by_app);
         add_all(&mut self.findings, &o.findings);
+        add_all(&mut self.findings_blocked, &o.findings_blocked);
         add_all(&mut self.tls_anomalies.0, &o.tls_anomalies.0);
     }
 }
@@ -267,6 +270,7 @@ impl Sink {
             }
             flow.ext.alerted |= bit;
             self.counters.findings[f.kind.index()] += 1;
+            self.counters.findings_blocked[f.kind.index()] += block as u64;
             if block && FlowVerdict::from_u8(flow.ext.verdict) != FlowVerdict::Blocked {
                 flow.ext.verdict = FlowVerdict::Blocked as u8;
                 self.counters.flows_blocked += 1;

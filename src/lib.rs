@@ -25,6 +25,7 @@ pub mod engine;
 pub mod fixtures;
 pub mod flow;
 pub mod inspect;
+pub mod metrics;
 pub mod proto;
 pub mod replay;
 pub mod runtime;

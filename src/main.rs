@@ -1,14 +1,18 @@
 //! The `unmask` command line.
 
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use unmask::alert::EveTarget;
 use unmask::config::Config;
+use unmask::metrics::{Exporter, Hub, HubOptions, RunMode};
 use unmask::replay::{self, ReplayOptions};
 use unmask::verdict::Mode;
 
@@ -39,6 +43,14 @@ enum Command {
         /// Never draw a progress bar.
         #[arg(long)]
         no_progress: bool,
+        /// Serve Prometheus metrics (/metrics, /healthz, /readyz) on IP:PORT during the replay
+        /// (overrides metrics.listen and metrics.enabled).
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<SocketAddr>,
+        /// Keep serving metrics this many seconds after the replay ends, so a scraper sees the
+        /// final values.
+        #[arg(long, value_name = "SECS", default_value_t = 0)]
+        metrics_linger: u64,
         /// Capture files, read in order as one stream.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -57,6 +69,10 @@ enum Command {
         /// Also write the end-of-run report as JSON to this file.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Serve Prometheus metrics (/metrics, /healthz, /readyz) on IP:PORT (overrides
+        /// metrics.listen and metrics.enabled).
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<SocketAddr>,
     },
     /// Write the project's fixture capture (benign flows and impersonations) as a pcap.
     Fixtures {
@@ -114,17 +130,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
             mode,
             eve,
             report,
+            metrics,
         } => {
             let mut cfg = Config::load(&config)?;
             if let Some(m) = mode {
                 cfg.verdict.mode = m.into();
             }
             let eve = EveTarget::parse(eve.as_deref().unwrap_or(&cfg.output.eve));
-            let summary =
-                unmask::runtime::run(&cfg, &config.display().to_string(), eve, |ready| {
+            let hub = Hub::new(HubOptions::from_config(&cfg, RunMode::Live));
+            // Bound before the program attaches: a taken port fails the start cleanly.
+            let exporter = metrics_exporter(&cfg, metrics, &hub)?;
+            let summary = unmask::runtime::run_metered(
+                &cfg,
+                &config.display().to_string(),
+                eve,
+                Some(Arc::clone(&hub)),
+                |ready| {
                     // Scripts and tests wait for this line.
                     eprintln!("unmask: READY {ready}");
-                })?;
+                },
+            )?;
+            drop(exporter);
+            eprintln!("  latency    {}", hub.timing_summary());
             eprint!("{summary}");
             if let Some(path) = report {
                 std::fs::write(&path, serde_json::to_vec_pretty(&summary)?)
@@ -162,12 +189,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             mode,
             eve,
             no_progress,
+            metrics,
+            metrics_linger,
             files,
         } => {
             let mut cfg = load_config(config.as_ref())?;
             if let Some(m) = mode {
                 cfg.verdict.mode = m.into();
             }
+            let hub = Hub::new(HubOptions::from_config(&cfg, RunMode::Replay));
+            // Bound before any capture is opened: a taken port fails the start, not the end.
+            let exporter = metrics_exporter(&cfg, metrics, &hub)?;
             let eve = EveTarget::parse(eve.as_deref().unwrap_or(&cfg.output.eve));
             let total: u64 = files
                 .iter()
@@ -182,9 +214,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 files,
                 eve,
                 progress,
+                metrics: Some(Arc::clone(&hub)),
             })
             .context("replay failed")?;
             eprint!("{}", outcome.summary);
+            if let Some(e) = exporter.as_ref().filter(|_| metrics_linger > 0) {
+                eprintln!(
+                    "unmask: serving metrics on http://{}/metrics for {metrics_linger} s more",
+                    e.local_addr()
+                );
+                std::thread::sleep(Duration::from_secs(metrics_linger));
+            }
+            drop(exporter);
             match outcome.error {
                 None => Ok(ExitCode::SUCCESS),
                 Some(e) => {
@@ -194,6 +235,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
     }
+}
+
+/// Starts the metrics endpoint on `--metrics ADDR`, else on metrics.listen when enabled.
+fn metrics_exporter(
+    cfg: &Config,
+    flag: Option<SocketAddr>,
+    hub: &Arc<Hub>,
+) -> Result<Option<Exporter>> {
+    let listen = flag.or_else(|| {
+        cfg.metrics
+            .enabled
+            .then(|| cfg.metrics.listen_addr())
+            .flatten()
+    });
+    let exporter = listen
+        .map(|addr| Exporter::start(addr, Arc::clone(hub)))
+        .transpose()?;
+    if let Some(e) = &exporter {
+        eprintln!("unmask: metrics on http://{}/metrics", e.local_addr());
+    }
+    Ok(exporter)
 }
 
 fn progress_bar(total: u64) -> Box<dyn FnMut(u64, u64)> {

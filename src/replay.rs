@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::alert::{EveError, EveStats, EveTarget, EveWriter};
@@ -9,6 +10,7 @@ use crate::config::Config;
 use crate::datapath::pcap::CaptureSource;
 use crate::engine::{Counters, Engine, EngineOptions};
 use crate::flow::table::TableStats;
+use crate::metrics::{Hub, HubOptions, Metered, RunMode, TimingSummary};
 use crate::source::SourceError;
 use crate::verdict::{Mode, NoFlowControl};
 use crate::worker::{self, Clock};
@@ -23,6 +25,9 @@ pub struct ReplayOptions {
     pub eve: EveTarget,
     /// Called after each batch with (bytes read, total bytes) for a progress display.
     pub progress: Option<Box<dyn FnMut(u64, u64)>>,
+    /// Where the worker publishes its metrics (an exporter may be serving it); `None` keeps
+    /// them private to the end summary. One replay per hub.
+    pub metrics: Option<Arc<Hub>>,
 }
 
 /// What a replay saw and did.
@@ -36,6 +41,8 @@ pub struct ReplaySummary {
     pub eve_target: String,
     pub elapsed: Duration,
     pub flow_commands: NoFlowControl,
+    /// Per-packet and per-batch latency percentiles.
+    pub timing: TimingSummary,
 }
 
 impl ReplaySummary {
@@ -71,11 +78,15 @@ pub fn replay(opts: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
         files,
         eve,
         mut progress,
+        metrics,
     } = opts;
+    let hub =
+        metrics.unwrap_or_else(|| Hub::new(HubOptions::from_config(&config, RunMode::Replay)));
     let mut source = CaptureSource::open(&files, REPLAY_BATCH)?;
     let eve_target = eve.to_string();
     let (tx, writer) = EveWriter::spawn(eve, config.output.queue_capacity as usize)?;
-    let mut engine = Engine::new(
+    hub.set_eve_counters(writer.counters());
+    let engine = Engine::new(
         &config,
         EngineOptions {
             worker: 0,
@@ -83,6 +94,8 @@ pub fn replay(opts: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
         },
         Some(tx),
     );
+    let mut engine = Metered::new(engine, hub.register_worker(0));
+    hub.set_source_ready(true);
     let mut ctl = NoFlowControl::default();
     let stop = AtomicBool::new(false);
     let started = Instant::now();
@@ -99,8 +112,11 @@ pub fn replay(opts: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
         },
     );
     let elapsed = started.elapsed();
+    hub.set_source_ready(false);
+    let engine = engine.into_inner();
     let counters = engine.counters().clone();
     let table = engine.table_stats();
+    let timing = hub.timing_summary();
     // Dropping the engine drops its sender, which lets the writer finish.
     drop(engine);
     let eve_stats = writer.finish()?;
@@ -114,6 +130,7 @@ pub fn replay(opts: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
             eve_target,
             elapsed,
             flow_commands: ctl,
+            timing,
         },
         error: result.err(),
     })
@@ -221,6 +238,9 @@ impl std::fmt::Display for ReplaySummary {
             self.eve_target,
             c.eve_dropped
         )?;
+        if self.timing.batches_timed > 0 {
+            writeln!(f, "  latency    {}", self.timing)?;
+        }
         if c.stream_memcap_refused > 0 {
             writeln!(
                 f,

@@ -10,6 +10,8 @@ use crate::datapath::live::{self, LiveError, LiveSetup, RunReport};
 use crate::datapath::Topology;
 use crate::engine::{Counters, Engine, EngineOptions};
 use crate::flow::table::TableStats;
+use crate::metrics::live::DatapathSource;
+use crate::metrics::{EngineView, Hub, HubOptions, Metered, Observe, RunMode};
 use crate::source::{Action, Frame, Timestamp};
 use crate::verdict::{FlowControl, FrameHandler};
 
@@ -91,6 +93,12 @@ impl FrameHandler for WorkerEngine {
     }
 }
 
+impl Observe for WorkerEngine {
+    fn observe(&self, out: &mut EngineView) {
+        self.engine.observe(out)
+    }
+}
+
 /// Runs the appliance until SIGINT/SIGTERM. `ready` is called once every worker receives.
 pub fn run(
     config: &Config,
@@ -98,6 +106,19 @@ pub fn run(
     eve: EveTarget,
     ready: impl FnOnce(&str),
 ) -> Result<LiveSummary, RuntimeError> {
+    run_metered(config, config_path, eve, None, ready)
+}
+
+/// [`run`], with the workers' metrics and the datapath's counters published into `metrics`
+/// (an exporter may serve it); `None` keeps them private.
+pub fn run_metered(
+    config: &Config,
+    config_path: &str,
+    eve: EveTarget,
+    metrics: Option<Arc<Hub>>,
+    ready: impl FnOnce(&str),
+) -> Result<LiveSummary, RuntimeError> {
+    let hub = metrics.unwrap_or_else(|| Hub::new(HubOptions::from_config(config, RunMode::Live)));
     if config.live.ports.is_empty() {
         return Err(RuntimeError::NoPorts {
             path: config_path.into(),
@@ -113,23 +134,32 @@ pub fn run(
     };
     let eve_target = eve.to_string();
     let (tx, writer) = EveWriter::spawn(eve, config.output.queue_capacity as usize)?;
+    hub.set_eve_counters(writer.counters());
     let results: Results = Arc::default();
     let stop = live::stop_on_signals();
     let report = live::run(
         &setup,
-        |i| WorkerEngine {
-            engine: Engine::new(
-                config,
-                EngineOptions {
-                    worker: i as u8,
-                    packet_numbers: false,
-                },
-                Some(tx.clone()),
-            ),
-            results: results.clone(),
+        |i| {
+            let engine = WorkerEngine {
+                engine: Engine::new(
+                    config,
+                    EngineOptions {
+                        worker: i as u8,
+                        packet_numbers: false,
+                    },
+                    Some(tx.clone()),
+                ),
+                results: results.clone(),
+            };
+            Metered::new(engine, hub.register_worker(i))
         },
         stop,
-        |_stats, program| {
+        |stats, program| {
+            // Without the counter map the scrape still has every engine and worker family.
+            if let Ok(xdp) = program.counter_reader() {
+                hub.set_live_source(Box::new(DatapathSource::new(Arc::clone(stats), xdp)));
+            }
+            hub.set_source_ready(true);
             let topology = match config.live.topology {
                 Topology::Inline => "inline",
                 Topology::Tap => "tap",
@@ -146,6 +176,7 @@ pub fn run(
     );
     // A failed start leaves the stop flag unset; set it so nothing waits on it.
     stop.store(true, Ordering::Relaxed);
+    hub.set_source_ready(false);
     drop(tx);
     let report = report?;
     let eve_stats = writer.finish()?;

@@ -150,6 +150,7 @@ pub fn replay_capture(path: &Path, config: Config) -> (Vec<Value>, Option<String
         files: vec![path.to_path_buf()],
         eve: EveTarget::File(tmp.path().to_path_buf()),
         progress: None,
+        metrics: None,
     })
     .unwrap_or_else(|e| panic!("{}: replay could not run: {e}", path.display()));
     let text = std::fs::read_to_string(tmp.path()).unwrap();

@@ -1,0 +1,172 @@
+//! Metering costs the worker no allocation: the per-packet timing and counting, the per-batch
+//! histograms and even publishing a snapshot on every batch run on preallocated memory, while
+//! an exporter thread collects concurrently.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use unmask::config::Config;
+use unmask::engine::{Engine, EngineOptions};
+use unmask::fixtures::{self, tls, Conversation, TimedFrame};
+use unmask::metrics::{Hub, HubOptions, Metered, RunMode};
+use unmask::source::{Frame, LinkType, Timestamp};
+use unmask::verdict::{FrameHandler, Mode, NoFlowControl};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Only the thread under test counts; the collector thread may allocate freely.
+    static COUNTED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn note() {
+    // `try_with`: the allocator may run while thread-locals are torn down.
+    if COUNTED.try_with(Cell::get).unwrap_or(false) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: defers to the system allocator; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn feed<H: FrameHandler>(h: &mut H, frames: &[TimedFrame], batch: usize) {
+    let mut ctl = NoFlowControl::default();
+    for chunk in frames.chunks(batch) {
+        for (ts, data) in chunk {
+            h.handle(&Frame {
+                data,
+                ts: *ts,
+                link: LinkType::Ethernet,
+                wire_len: data.len() as u32,
+                port: 0,
+                queue: 0,
+            });
+        }
+        h.after_batch(Timestamp(0), &mut ctl);
+    }
+}
+
+/// 64 HTTPS flows: (handshakes, which decide each flow; bulk data afterwards).
+fn flows() -> (Vec<TimedFrame>, Vec<TimedFrame>) {
+    let mut warm = Vec::new();
+    let mut steady = Vec::new();
+    for i in 0..64u16 {
+        let client = format!("10.77.2.{}:{}", 1 + i % 200, 41_000 + i)
+            .parse()
+            .unwrap();
+        let server = "10.77.0.2:443".parse().unwrap();
+        let conv = Conversation::new(client, server, fixtures::FIXTURE_EPOCH)
+            .handshake()
+            .client(&tls::client_hello(&tls::Hello::default()))
+            .server(&tls::server_flight_tls12(
+                0xc02f,
+                Some("h2"),
+                &[fixtures::CERT_WWW_EXAMPLE_COM],
+            ))
+            .client(&tls::client_finish_tls12())
+            .server(&tls::server_finish_tls12());
+        let n = conv.frames().len();
+        let frames = conv
+            .client(&tls::app_data(20_000))
+            .server(&tls::app_data(200_000))
+            .into_frames();
+        warm.extend_from_slice(&frames[..n]);
+        steady.extend_from_slice(&frames[n..]);
+    }
+    warm.sort_by_key(|f| f.0);
+    steady.sort_by_key(|f| f.0);
+    (warm, steady)
+}
+
+#[test]
+fn metering_and_publishing_allocate_nothing_on_the_worker() {
+    let mut config = Config::default();
+    config.flow.capacity = 4096;
+    config.verdict.mode = Mode::Monitor;
+    // Publish after every batch and time every packet: the most the worker can be asked to do.
+    config.metrics.publish_interval_ms = 1;
+    let mut opts = HubOptions::from_config(&config, RunMode::Replay);
+    opts.publish_interval = Duration::ZERO;
+    opts.sample_every = 1;
+    let hub = Hub::new(opts);
+    let engine = Engine::new(
+        &config,
+        EngineOptions {
+            worker: 0,
+            packet_numbers: false,
+        },
+        None,
+    );
+    let mut m = Metered::new(engine, hub.register_worker(0));
+    let (warm, steady) = flows();
+    feed(&mut m, &warm, 64);
+    assert_eq!(m.inner().streams_in_use(), 0, "warm flows decided");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let collector = {
+        let hub = Arc::clone(&hub);
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut scrapes = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                assert!(!hub.families().is_empty());
+                scrapes += 1;
+            }
+            scrapes
+        })
+    };
+    let publishes_before = m.probe().loops().publishes;
+    COUNTED.with(|c| c.set(true));
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    feed(&mut m, &steady, 64);
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    COUNTED.with(|c| c.set(false));
+    stop.store(true, Ordering::Relaxed);
+    let scrapes = collector.join().unwrap();
+
+    let publishes = m.probe().loops().publishes - publishes_before;
+    assert!(steady.len() > 10_000, "enough packets to mean something");
+    assert_eq!(
+        publishes as usize,
+        steady.len().div_ceil(64),
+        "one per batch"
+    );
+    assert!(scrapes > 0, "the exporter collected concurrently");
+    assert_eq!(
+        allocations,
+        0,
+        "{allocations} allocations over {} packets and {publishes} publishes",
+        steady.len()
+    );
+    assert_eq!(m.probe().missed, 0);
+
+    // And nothing was lost on the way: the totals hold every packet and every sample.
+    let total_frames = (warm.len() + steady.len()) as u64;
+    let t = &hub.collect()[0];
+    assert_eq!(t.view.counters.packets, total_frames);
+    assert_eq!(t.timing.packet.count(), total_frames);
+    assert_eq!(t.loops.frames, total_frames);
+}
