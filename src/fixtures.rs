@@ -1190,6 +1190,27 @@ pub mod flood {
         }
     }
 
+    #[derive(Debug, Clone, Copy)]
+    enum Kind {
+        Syn,
+        Rst,
+        Fin,
+        Ack,
+        Handshake,
+    }
+
+    impl Kind {
+        fn count(self, c: &mut FloodCounts) -> &mut u64 {
+            match self {
+                Kind::Syn => &mut c.syn,
+                Kind::Rst => &mut c.rst,
+                Kind::Fin => &mut c.fin,
+                Kind::Ack => &mut c.ack,
+                Kind::Handshake => &mut c.handshake,
+            }
+        }
+    }
+
     /// The fixture flows a flood carries: the standard set and the TLS check flows, except
     /// those whose verdict depends on the capture's absolute time (certificates not yet valid
     /// or expired), which a flood's own timeline would change.
@@ -1326,9 +1347,10 @@ pub mod flood {
                 if self.position >= self.spec.packets {
                     return None;
                 }
-                self.make_flood_frame();
+                let kind = self.make_flood_frame();
                 self.position += 1;
                 if !self.spec.embedded_only {
+                    *kind.count(&mut self.counts) += 1;
                     let ts = self.tick();
                     return Some((ts, &self.buf));
                 }
@@ -1367,44 +1389,23 @@ pub mod flood {
             (src, sport, dst, dport)
         }
 
-        fn make_flood_frame(&mut self) {
+        /// Writes the next flood frame into the buffer.
+        fn make_flood_frame(&mut self) -> Kind {
             if self.position >= self.handshakes_from {
                 self.make_handshake_frame();
-                return;
+                return Kind::Handshake;
             }
             let (src, sport, dst, dport) = self.random_endpoints();
             let r = self.random();
             let (seq, ack) = (r as u32, (r >> 32) as u32);
-            let flags = match r % 100 {
-                0..70 => {
-                    self.counts.syn += 1;
-                    Flags::SYN
-                }
-                70..80 => {
-                    self.counts.rst += 1;
-                    Flags::RST
-                }
-                80..90 => {
-                    self.counts.fin += 1;
-                    Flags::FIN | Flags::ACK
-                }
-                _ => {
-                    self.counts.ack += 1;
-                    Flags::ACK
-                }
+            let (kind, flags) = match r % 100 {
+                0..70 => (Kind::Syn, Flags::SYN),
+                70..80 => (Kind::Rst, Flags::RST),
+                80..90 => (Kind::Fin, Flags::FIN | Flags::ACK),
+                _ => (Kind::Ack, Flags::ACK),
             };
-            let client = true;
-            write_frame(
-                &mut self.buf,
-                client,
-                src,
-                sport,
-                dst,
-                dport,
-                seq,
-                ack,
-                flags,
-            );
+            write_frame(&mut self.buf, true, src, sport, dst, dport, seq, ack, flags);
+            kind
         }
 
         fn make_handshake_frame(&mut self) {
@@ -1442,7 +1443,6 @@ pub mod flood {
                 ),
             }
             self.conn_step = (self.conn_step + 1) % 3;
-            self.counts.handshake += 1;
         }
 
         /// Writes the whole flood as a pcap; returns what it held.
