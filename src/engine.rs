@@ -229,6 +229,9 @@ impl CommandQueue {
     }
 }
 
+/// Flow records leave 1/this of the EVE queue free for every other record.
+const FLOW_RECORD_HEADROOM: usize = 4;
+
 /// Where findings and records go: verdicts, EVE, counters. Kept apart from the inspection
 /// pool so a parser callback can report while the pool is borrowed.
 struct Sink {
@@ -246,6 +249,17 @@ impl Sink {
 
     fn send(&mut self, rec: EveRecord) {
         if let Some(tx) = &self.eve {
+            // Flow records come one per flow, at a rate a flood decides: they may fill the
+            // queue only up to three quarters, so alerts still find room while the writer is
+            // behind (a SYN flood of random 5-tuples otherwise crowds every alert out).
+            if matches!(rec, EveRecord::Flow(_))
+                && tx
+                    .capacity()
+                    .is_some_and(|cap| tx.len() >= cap - cap / FLOW_RECORD_HEADROOM)
+            {
+                self.counters.eve_dropped += 1;
+                return;
+            }
             match tx.try_send(rec) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
@@ -852,6 +866,72 @@ mod tests {
             serde_json::Value::Object(o) => o.values_mut().for_each(|x| renumber(x, next)),
             _ => {}
         }
+    }
+
+    #[test]
+    fn flow_records_never_crowd_alerts_out_of_a_full_eve_queue() {
+        use crate::fixtures::{standard_flows, workloads::syn_flood};
+        use crate::source::{LinkType, VecSource};
+        use crate::worker::{self, Clock};
+        let mut config = Config::default();
+        // Every flood SYN evicts the flow before it: one flow record per frame.
+        config.flow.capacity = 1;
+        let flagged = standard_flows()
+            .into_iter()
+            .find(|f| f.name == "http_on_443")
+            .expect("fixture");
+        let mut frames = syn_flood(100);
+        let after = frames.last().map(|f| f.0).unwrap_or_default();
+        frames.extend(flagged.frames.iter().map(|(ts, d)| {
+            (
+                after.add_nanos(ts.0 - flagged.frames[0].0 .0 + 1),
+                d.clone(),
+            )
+        }));
+        // Nobody reads the queue: the writer has fallen behind for good.
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        let mut engine = Engine::new(
+            &config,
+            EngineOptions {
+                worker: 0,
+                packet_numbers: false,
+            },
+            Some(tx),
+        );
+        let mut source = VecSource::new(LinkType::Ethernet, frames, 32);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let mut ctl = crate::verdict::NoFlowControl::default();
+        worker::run(
+            &mut source,
+            &mut engine,
+            &mut ctl,
+            Clock::PacketTime,
+            &stop,
+            |_, _| {},
+        )
+        .expect("in-memory source");
+        let records: Vec<EveRecord> = rx.try_iter().collect();
+        let flows = records
+            .iter()
+            .filter(|r| matches!(r, EveRecord::Flow(_)))
+            .count();
+        let alerts: Vec<&str> = records
+            .iter()
+            .filter_map(|r| match r {
+                EveRecord::Alert(a) => Some(a.finding.kind.name()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            flows, 12,
+            "flow records stop at three quarters of the queue"
+        );
+        assert_eq!(alerts.len(), flagged.expect_findings.len(), "{alerts:?}");
+        for f in flagged.expect_findings {
+            assert!(alerts.contains(f), "{f} missing from {alerts:?}");
+        }
+        let c = engine.counters();
+        assert_eq!(c.eve_dropped, c.flows_ended - 12);
     }
 
     #[test]

@@ -1109,3 +1109,717 @@ pub mod workloads {
         (warm, steady)
     }
 }
+
+/// A flood of 64-byte TCP frames over random 5-tuples with the fixture flows spread through
+/// it, streamed frame by frame (ten million frames never sit in memory at once), and the memory
+/// bound an engine configuration promises under it.
+///
+/// The flood has two phases. The first (most of it) is a SYN flood with RSTs, FINs and bare
+/// ACKs that belong to no connection: every frame starts a flow the table can evict (half-open
+/// and one-way flows sit on its *new* list, reset ones on its *closed* list), so a full table
+/// evicts. The fixture flows run during this phase, one after another. The second phase (the
+/// last `handshake_permille` of the flood) completes handshakes and then stays silent: those
+/// flows are established and not idle long enough to be evicted, so once they fill the table
+/// every further new flow is refused.
+///
+/// Flood addresses come from the benchmarking range 198.18.0.0/15 (RFC 2544), so they never
+/// collide with the fixture flows (10.77.0.0/24).
+pub mod flood {
+    use super::{
+        standard_flows, tls_check_flows, FixtureFlow, Flags, CLIENT_MAC, FIXTURE_EPOCH, SERVER_MAC,
+    };
+    use crate::alert::{AlertRecord, EveRecord, TlsEveRecord};
+    use crate::config::Config;
+    use crate::flow::{FlowTable, StreamPool};
+    use crate::inspect::InspectState;
+    use crate::source::{Action, Frame, LinkType, PacketSource, Polled, SourceError, Timestamp};
+
+    /// Every flood frame is this long: Ethernet, IPv4 and TCP headers and 10 bytes of padding.
+    pub const FRAME_LEN: usize = 64;
+
+    /// What to generate.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct FloodSpec {
+        /// Flood frames, not counting the fixture flows' own frames.
+        pub packets: u64,
+        /// Per mille of the flood, at its end, made of completed handshakes that stay open.
+        pub handshake_permille: u32,
+        /// Flood frames between two consecutive frames of one fixture flow.
+        pub gap: u64,
+        /// Packet time between two frames (1 µs: a flood of 1 Mpps).
+        pub step_ns: u64,
+        pub seed: u64,
+        /// Leave the flood frames out but keep every fixture frame at the time it has in the
+        /// flood: the baseline the flood's findings are compared with.
+        pub embedded_only: bool,
+    }
+
+    impl FloodSpec {
+        pub fn new(packets: u64) -> FloodSpec {
+            FloodSpec {
+                packets,
+                handshake_permille: 50,
+                gap: 8,
+                step_ns: 1_000,
+                seed: 0x5eed_f100d,
+                embedded_only: false,
+            }
+        }
+    }
+
+    /// Counts of what a flood held, by kind.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct FloodCounts {
+        pub syn: u64,
+        pub rst: u64,
+        pub fin: u64,
+        pub ack: u64,
+        /// Frames of completed handshakes (three per connection).
+        pub handshake: u64,
+        /// Frames of the fixture flows.
+        pub embedded: u64,
+    }
+
+    impl FloodCounts {
+        pub fn flood(&self) -> u64 {
+            self.syn + self.rst + self.fin + self.ack + self.handshake
+        }
+
+        pub fn total(&self) -> u64 {
+            self.flood() + self.embedded
+        }
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum Kind {
+        Syn,
+        Rst,
+        Fin,
+        Ack,
+        Handshake,
+    }
+
+    impl Kind {
+        fn count(self, c: &mut FloodCounts) -> &mut u64 {
+            match self {
+                Kind::Syn => &mut c.syn,
+                Kind::Rst => &mut c.rst,
+                Kind::Fin => &mut c.fin,
+                Kind::Ack => &mut c.ack,
+                Kind::Handshake => &mut c.handshake,
+            }
+        }
+    }
+
+    /// The fixture flows a flood carries: the standard set and the TLS check flows, except
+    /// those whose verdict depends on the capture's absolute time (certificates not yet valid
+    /// or expired), which a flood's own timeline would change.
+    pub fn embedded_flows() -> Vec<FixtureFlow> {
+        let day = FIXTURE_EPOCH.add_nanos(86_400 * Timestamp::NANOS_PER_SEC);
+        standard_flows()
+            .into_iter()
+            .chain(tls_check_flows())
+            .filter(|f| {
+                f.frames
+                    .first()
+                    .is_some_and(|(ts, _)| *ts >= FIXTURE_EPOCH && *ts < day)
+            })
+            .collect()
+    }
+
+    /// A flood as a stream of frames. Also a [`PacketSource`], so an engine can run on it
+    /// without a capture file.
+    pub struct Flood {
+        spec: FloodSpec,
+        flows: Vec<FixtureFlow>,
+        /// (flood position, flow, frame): when each fixture frame goes out, sorted.
+        schedule: Vec<(u64, u32, u32)>,
+        next_scheduled: usize,
+        /// Flood frames generated so far (emitted or, with `embedded_only`, skipped).
+        position: u64,
+        /// Frames emitted so far: the clock.
+        emitted: u64,
+        /// Where the completed-handshake phase begins.
+        handshakes_from: u64,
+        rng: u64,
+        buf: [u8; FRAME_LEN],
+        /// Handshake phase: the connection being opened and its next frame (0..3).
+        conn: ([u8; 4], u16, [u8; 4], u32, u32),
+        conn_step: u8,
+        counts: FloodCounts,
+        batch: usize,
+    }
+
+    impl Flood {
+        pub fn new(spec: FloodSpec, flows: Vec<FixtureFlow>) -> Flood {
+            let handshake_frames =
+                spec.packets * u64::from(spec.handshake_permille.min(1000)) / 1000 / 3 * 3;
+            let handshakes_from = spec.packets - handshake_frames;
+            let gap = spec.gap.max(1);
+            let longest = flows
+                .iter()
+                .map(|f| f.frames.len() as u64 * gap)
+                .max()
+                .unwrap_or(0);
+            // The flows start evenly spaced over the first phase, after the table has had
+            // some flood to fill up with, and end before the second phase begins.
+            let room = handshakes_from.saturating_sub(longest);
+            let k = flows.len() as u64;
+            let mut schedule = Vec::new();
+            for (i, f) in flows.iter().enumerate() {
+                let start = room * (i as u64 + 1) / (k + 1);
+                for j in 0..f.frames.len() {
+                    schedule.push((start + j as u64 * gap, i as u32, j as u32));
+                }
+            }
+            schedule.sort_unstable();
+            Flood {
+                spec,
+                flows,
+                schedule,
+                next_scheduled: 0,
+                position: 0,
+                emitted: 0,
+                handshakes_from,
+                rng: spec.seed | 1,
+                buf: [0; FRAME_LEN],
+                conn: ([0; 4], 0, [0; 4], 0, 0),
+                conn_step: 0,
+                counts: FloodCounts::default(),
+                batch: 256,
+            }
+        }
+
+        /// The fixture flows carried, in the order they start.
+        pub fn flows(&self) -> &[FixtureFlow] {
+            &self.flows
+        }
+
+        /// Frames this flood will emit in all.
+        pub fn total_frames(&self) -> u64 {
+            let flood = if self.spec.embedded_only {
+                0
+            } else {
+                self.spec.packets
+            };
+            flood + self.schedule.len() as u64
+        }
+
+        /// What has been emitted so far, by kind.
+        pub fn counts(&self) -> FloodCounts {
+            self.counts
+        }
+
+        /// Heap the generator holds (the fixture flows' frames and their schedule): what a
+        /// process running an engine on it uses besides the engine.
+        pub fn heap_bytes(&self) -> usize {
+            let frames: usize = self
+                .flows
+                .iter()
+                .map(|f| {
+                    f.frames.capacity() * std::mem::size_of::<(Timestamp, Vec<u8>)>()
+                        + f.frames.iter().map(|(_, v)| v.capacity()).sum::<usize>()
+                })
+                .sum();
+            frames + self.schedule.capacity() * std::mem::size_of::<(u64, u32, u32)>()
+        }
+
+        /// The next frame and its time, `None` at the end.
+        pub fn next_frame(&mut self) -> Option<(Timestamp, &[u8])> {
+            loop {
+                let due = self
+                    .schedule
+                    .get(self.next_scheduled)
+                    .filter(|(at, _, _)| *at <= self.position || self.position >= self.spec.packets)
+                    .copied();
+                if let Some((_, flow, frame)) = due {
+                    self.next_scheduled += 1;
+                    let ts = self.tick();
+                    self.counts.embedded += 1;
+                    let data = self
+                        .flows
+                        .get(flow as usize)
+                        .and_then(|f| f.frames.get(frame as usize))
+                        .map(|(_, d)| d.as_slice())
+                        .unwrap_or(&[]);
+                    return Some((ts, data));
+                }
+                if self.position >= self.spec.packets {
+                    return None;
+                }
+                let kind = self.make_flood_frame();
+                self.position += 1;
+                if !self.spec.embedded_only {
+                    *kind.count(&mut self.counts) += 1;
+                    let ts = self.tick();
+                    return Some((ts, &self.buf));
+                }
+                // Skipped flood frames still take their time, so the fixture frames keep the
+                // times they have in the flood.
+                self.tick();
+            }
+        }
+
+        fn tick(&mut self) -> Timestamp {
+            let ts = FIXTURE_EPOCH.add_nanos(self.emitted.saturating_mul(self.spec.step_ns));
+            self.emitted += 1;
+            ts
+        }
+
+        fn random(&mut self) -> u64 {
+            // xorshift64*
+            self.rng ^= self.rng >> 12;
+            self.rng ^= self.rng << 25;
+            self.rng ^= self.rng >> 27;
+            self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn random_endpoints(&mut self) -> ([u8; 4], u16, [u8; 4], u16) {
+            const PORTS: [u16; 8] = [80, 443, 22, 25, 8080, 3389, 8443, 993];
+            let r = self.random();
+            let s = self.random();
+            let src = [198, 18, (r >> 8) as u8, (r >> 16) as u8];
+            let dst = [198, 19, (r >> 24) as u8, (r >> 32) as u8];
+            let sport = 1024 + (s % 64_512) as u16;
+            // Mostly well-known services, some anywhere.
+            let dport = match PORTS.get((s >> 20) as usize % 10) {
+                Some(p) => *p,
+                None => 1 + (s >> 32) as u16 % 65_535,
+            };
+            (src, sport, dst, dport)
+        }
+
+        /// Writes the next flood frame into the buffer.
+        fn make_flood_frame(&mut self) -> Kind {
+            if self.position >= self.handshakes_from {
+                self.make_handshake_frame();
+                return Kind::Handshake;
+            }
+            let (src, sport, dst, dport) = self.random_endpoints();
+            let r = self.random();
+            let (seq, ack) = (r as u32, (r >> 32) as u32);
+            let (kind, flags) = match r % 100 {
+                0..70 => (Kind::Syn, Flags::SYN),
+                70..80 => (Kind::Rst, Flags::RST),
+                80..90 => (Kind::Fin, Flags::FIN | Flags::ACK),
+                _ => (Kind::Ack, Flags::ACK),
+            };
+            write_frame(&mut self.buf, true, src, sport, dst, dport, seq, ack, flags);
+            kind
+        }
+
+        fn make_handshake_frame(&mut self) {
+            if self.conn_step == 0 {
+                let (src, sport, dst, _) = self.random_endpoints();
+                let r = self.random();
+                self.conn = (src, sport, dst, r as u32, (r >> 32) as u32);
+            }
+            let (c, cport, s, cisn, sisn) = self.conn;
+            let sport = 443;
+            let buf = &mut self.buf;
+            match self.conn_step {
+                0 => write_frame(buf, true, c, cport, s, sport, cisn, 0, Flags::SYN),
+                1 => write_frame(
+                    buf,
+                    false,
+                    s,
+                    sport,
+                    c,
+                    cport,
+                    sisn,
+                    cisn.wrapping_add(1),
+                    Flags::SYN | Flags::ACK,
+                ),
+                _ => write_frame(
+                    buf,
+                    true,
+                    c,
+                    cport,
+                    s,
+                    sport,
+                    cisn.wrapping_add(1),
+                    sisn.wrapping_add(1),
+                    Flags::ACK,
+                ),
+            }
+            self.conn_step = (self.conn_step + 1) % 3;
+        }
+
+        /// Writes the whole flood as a pcap; returns what it held.
+        pub fn write_pcap<W: std::io::Write>(
+            &mut self,
+            w: &mut crate::datapath::pcapwrite::PcapWriter<W>,
+        ) -> std::io::Result<FloodCounts> {
+            while let Some((ts, frame)) = self.next_frame() {
+                w.write(ts, frame)?;
+            }
+            Ok(self.counts)
+        }
+    }
+
+    impl PacketSource for Flood {
+        fn poll_batch<F>(&mut self, mut handle: F) -> Result<Polled, SourceError>
+        where
+            F: FnMut(&Frame<'_>) -> Action,
+        {
+            let mut n = 0;
+            while n < self.batch {
+                let Some((ts, data)) = self.next_frame() else {
+                    break;
+                };
+                let frame = Frame {
+                    data,
+                    ts,
+                    link: LinkType::Ethernet,
+                    wire_len: data.len() as u32,
+                    port: 0,
+                    queue: 0,
+                };
+                handle(&frame);
+                n += 1;
+            }
+            Ok(if n == 0 {
+                Polled::End
+            } else {
+                Polled::Frames(n)
+            })
+        }
+    }
+
+    /// One flood frame from a client, for tests.
+    #[cfg(test)]
+    pub(super) fn frame_for_test(
+        src: std::net::SocketAddr,
+        dst: std::net::SocketAddr,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+    ) -> [u8; FRAME_LEN] {
+        let v4 = |a: std::net::SocketAddr| match a.ip() {
+            std::net::IpAddr::V4(v) => v.octets(),
+            std::net::IpAddr::V6(_) => [0; 4],
+        };
+        let mut buf = [0; FRAME_LEN];
+        write_frame(
+            &mut buf,
+            true,
+            v4(src),
+            src.port(),
+            v4(dst),
+            dst.port(),
+            seq,
+            ack,
+            flags,
+        );
+        buf
+    }
+
+    /// Client port of a fixture flow (its first frame is the client's SYN).
+    pub fn client_port(flow: &FixtureFlow) -> Option<u16> {
+        let (ts, data) = flow.frames.first()?;
+        let frame = Frame {
+            data,
+            ts: *ts,
+            link: LinkType::Ethernet,
+            wire_len: data.len() as u32,
+            port: 0,
+            queue: 0,
+        };
+        match crate::wire::parse_frame(&frame) {
+            crate::wire::Parsed::Tcp(p) if p.dport == flow.server_port => Some(p.sport),
+            crate::wire::Parsed::Tcp(p) => Some(p.dport),
+            _ => None,
+        }
+    }
+
+    /// Writes a flood capture to `out`, and beside it `<out>.flows.tsv`: one line per fixture
+    /// flow it carries (name, client port, server port, expected protocol, expected findings,
+    /// blocked in block mode), for scripts that compare findings.
+    pub fn write_capture(
+        out: &std::path::Path,
+        spec: FloodSpec,
+    ) -> Result<(FloodCounts, usize), SourceError> {
+        use std::io::Write;
+        let io_err = |path: &std::path::Path| {
+            let path = path.display().to_string();
+            move |source| SourceError::Io { path, source }
+        };
+        let mut flood = Flood::new(spec, embedded_flows());
+        let mut w = crate::datapath::pcapwrite::PcapWriter::create_ethernet(out)?;
+        let counts = flood.write_pcap(&mut w).map_err(io_err(out))?;
+        w.finish().map_err(io_err(out))?;
+        let mut tsv = String::from(
+            "name\tclient_port\tserver_port\texpect_app\texpect_findings\texpect_blocked\n",
+        );
+        for f in flood.flows() {
+            tsv.push_str(&format!(
+                "{}\t{}\t{}\t{}\t{}\t{}\n",
+                f.name,
+                client_port(f).unwrap_or(0),
+                f.server_port,
+                f.expect_app,
+                f.expect_findings.join(","),
+                f.expect_blocked
+            ));
+        }
+        let list = out.with_extension("flows.tsv");
+        std::fs::File::create(&list)
+            .and_then(|mut file| file.write_all(tsv.as_bytes()))
+            .map_err(io_err(&list))?;
+        Ok((counts, flood.flows().len()))
+    }
+
+    /// One's-complement sum of big-endian 16-bit words, not yet folded.
+    fn sum16(bytes: &[u8]) -> u32 {
+        bytes
+            .chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+            .sum()
+    }
+
+    fn fold(mut s: u32) -> u16 {
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        !(s as u16)
+    }
+
+    /// A 64-byte Ethernet/IPv4/TCP frame without payload, checksums right.
+    #[allow(clippy::too_many_arguments)]
+    fn write_frame(
+        buf: &mut [u8; FRAME_LEN],
+        from_client: bool,
+        src: [u8; 4],
+        sport: u16,
+        dst: [u8; 4],
+        dport: u16,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+    ) {
+        let (smac, dmac) = if from_client {
+            (CLIENT_MAC, SERVER_MAC)
+        } else {
+            (SERVER_MAC, CLIENT_MAC)
+        };
+        *buf = [0; FRAME_LEN];
+        buf[0..6].copy_from_slice(&dmac);
+        buf[6..12].copy_from_slice(&smac);
+        buf[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        let ip = 14;
+        buf[ip] = 0x45;
+        buf[ip + 2..ip + 4].copy_from_slice(&40u16.to_be_bytes());
+        buf[ip + 6] = 0x40; // don't fragment
+        buf[ip + 8] = 64;
+        buf[ip + 9] = 6;
+        buf[ip + 12..ip + 16].copy_from_slice(&src);
+        buf[ip + 16..ip + 20].copy_from_slice(&dst);
+        let ip_sum = fold(sum16(&buf[ip..ip + 20]));
+        buf[ip + 10..ip + 12].copy_from_slice(&ip_sum.to_be_bytes());
+        let tcp = ip + 20;
+        buf[tcp..tcp + 2].copy_from_slice(&sport.to_be_bytes());
+        buf[tcp + 2..tcp + 4].copy_from_slice(&dport.to_be_bytes());
+        buf[tcp + 4..tcp + 8].copy_from_slice(&seq.to_be_bytes());
+        let ack = if flags & Flags::ACK != 0 { ack } else { 0 };
+        buf[tcp + 8..tcp + 12].copy_from_slice(&ack.to_be_bytes());
+        buf[tcp + 12] = 5 << 4;
+        buf[tcp + 13] = flags;
+        buf[tcp + 14..tcp + 16].copy_from_slice(&64_240u16.to_be_bytes());
+        // Pseudo-header: addresses, protocol, TCP length.
+        let pseudo = sum16(&buf[ip + 12..ip + 20]) + 6 + 20;
+        let tcp_sum = fold(pseudo + sum16(&buf[tcp..tcp + 20]));
+        buf[tcp + 16..tcp + 18].copy_from_slice(&tcp_sum.to_be_bytes());
+    }
+
+    /// The most memory one engine may use under a config, by part, in bytes: every structure
+    /// the config sizes, counted as if completely full. A process adds its fixed overhead
+    /// (code, libraries, thread stacks, I/O buffers), which is measured, not derived.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct MemoryBound {
+        /// Flow table: hash index and flow slab (`flow.capacity`).
+        pub table: usize,
+        /// Stream windows (`stream.memcap`, rounded down to whole slots).
+        pub stream_windows: usize,
+        /// Inspection state and free-list entry per stream slot (memcap / (2 x depth) slots).
+        pub stream_state: usize,
+        /// EVE queue (`output.queue_capacity` records), each at its slot size plus the boxed
+        /// payload of the largest boxed record.
+        pub eve_queue: usize,
+    }
+
+    impl MemoryBound {
+        pub fn of(config: &Config) -> MemoryBound {
+            // Built only to ask their sizes: both allocate zeroed memory the OS hands out
+            // lazily, so nothing here becomes resident.
+            let table = FlowTable::new(config.flow.table(), 0).full_footprint_bytes();
+            let pool = StreamPool::new(config.stream.depth as usize, config.stream.memcap as usize);
+            let slots = pool.capacity();
+            let stream_windows = pool.reserved_bytes();
+            let stream_state = slots
+                * (std::mem::size_of::<InspectState>() + std::mem::size_of::<u32>())
+                + slots.div_ceil(64) * 8;
+            let boxed = std::mem::size_of::<AlertRecord>().max(std::mem::size_of::<TlsEveRecord>());
+            // crossbeam's bounded channel keeps a stamp word beside each message.
+            let slot = std::mem::size_of::<EveRecord>() + std::mem::size_of::<usize>();
+            let eve_queue = config.output.queue_capacity as usize * (slot + boxed);
+            MemoryBound {
+                table,
+                stream_windows,
+                stream_state,
+                eve_queue,
+            }
+        }
+
+        pub fn total(&self) -> usize {
+            self.table + self.stream_windows + self.stream_state + self.eve_queue
+        }
+    }
+
+    impl std::fmt::Display for MemoryBound {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            const MIB: f64 = 1024.0 * 1024.0;
+            write!(
+                f,
+                "{:.1} MiB = table {:.1} + stream windows {:.1} + stream state {:.1} + EVE queue {:.1}",
+                self.total() as f64 / MIB,
+                self.table as f64 / MIB,
+                self.stream_windows as f64 / MIB,
+                self.stream_state as f64 / MIB,
+                self.eve_queue as f64 / MIB
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod flood_tests {
+    use super::flood::*;
+    use super::*;
+    use crate::source::{Frame, LinkType};
+    use crate::wire::{self, Parsed};
+
+    fn collect(spec: FloodSpec) -> (Vec<(Timestamp, Vec<u8>)>, FloodCounts) {
+        let mut f = Flood::new(spec, embedded_flows());
+        let mut out = Vec::new();
+        while let Some((ts, d)) = f.next_frame() {
+            out.push((ts, d.to_vec()));
+        }
+        assert_eq!(out.len() as u64, f.total_frames());
+        (out, f.counts())
+    }
+
+    #[test]
+    fn a_flood_carries_every_fixture_frame_in_order_among_its_own() {
+        let spec = FloodSpec::new(200_000);
+        let (frames, counts) = collect(spec);
+        let flows = embedded_flows();
+        let fixture_frames: usize = flows.iter().map(|f| f.frames.len()).sum();
+        assert_eq!(counts.embedded as usize, fixture_frames);
+        assert_eq!(counts.flood(), spec.packets);
+        assert_eq!(counts.handshake, spec.packets * 50 / 1000 / 3 * 3);
+        let a = counts.flood() - counts.handshake;
+        // 70 / 10 / 10 / 10 per cent, within a per cent of the phase.
+        for (got, share) in [
+            (counts.syn, 70),
+            (counts.rst, 10),
+            (counts.fin, 10),
+            (counts.ack, 10),
+        ] {
+            assert!(got.abs_diff(a * share / 100) < a / 100, "{counts:?}");
+        }
+        assert!(
+            frames.windows(2).all(|w| w[0].0 < w[1].0),
+            "time goes forwards"
+        );
+
+        // Every fixture frame appears, in its flow's order; the rest are 64-byte frames from
+        // the benchmarking range without payload.
+        let mut next = vec![0usize; flows.len()];
+        let mut positions = vec![Vec::new(); flows.len()];
+        let (mut syn, mut rst) = (0, 0);
+        for (i, (ts, d)) in frames.iter().enumerate() {
+            let frame = Frame {
+                data: d,
+                ts: *ts,
+                link: LinkType::Ethernet,
+                wire_len: d.len() as u32,
+                port: 0,
+                queue: 0,
+            };
+            let Parsed::Tcp(p) = wire::parse_frame(&frame) else {
+                panic!("frame {i} is not TCP");
+            };
+            if p.src[..2] == [10, 77] {
+                let k = (0..flows.len())
+                    .find(|&k| {
+                        flows[k]
+                            .frames
+                            .get(next[k])
+                            .is_some_and(|(_, want)| want == d)
+                    })
+                    .expect("a fixture frame, next in its flow");
+                next[k] += 1;
+                positions[k].push(i);
+            } else {
+                assert_eq!(d.len(), flood::FRAME_LEN);
+                assert!(p.payload.is_empty() && p.anomalies.0 == 0, "frame {i}");
+                assert!(p.src[..2] == [198, 18] || p.src[..2] == [198, 19]);
+                syn += u64::from(p.flags.syn() && !p.flags.ack());
+                rst += u64::from(p.flags.rst());
+            }
+        }
+        assert_eq!(syn, counts.syn + counts.handshake / 3);
+        assert_eq!(rst, counts.rst);
+        for (k, f) in flows.iter().enumerate() {
+            assert_eq!(next[k], f.frames.len(), "{}", f.name);
+        }
+        // Spread through the first phase: the first flow starts after the table could fill,
+        // the last ends before the handshakes begin.
+        let handshakes_from = frames.len() - counts.handshake as usize;
+        let first = positions.iter().map(|p| p[0]).min().unwrap();
+        let last = positions.iter().map(|p| *p.last().unwrap()).max().unwrap();
+        assert!(
+            first > 1000 && last < handshakes_from,
+            "{first} {last} {handshakes_from}"
+        );
+
+        // Without the flood: the same fixture frames at the same times.
+        let alone = collect(FloodSpec {
+            embedded_only: true,
+            ..spec
+        })
+        .0;
+        let embedded: Vec<_> = frames
+            .into_iter()
+            .filter(|(_, d)| d[26..28] == [10, 77])
+            .collect();
+        assert_eq!(alone, embedded);
+    }
+
+    #[test]
+    fn flood_frames_match_an_independent_builder() {
+        let src = SocketAddr::from(([198, 18, 1, 2], 40_000));
+        let dst = SocketAddr::from(([198, 19, 3, 4], 443));
+        for flags in [
+            Flags::SYN,
+            Flags::RST,
+            Flags::FIN | Flags::ACK,
+            Flags::ACK,
+            Flags::SYN | Flags::ACK,
+        ] {
+            let mut want = tcp_frame(
+                src,
+                dst,
+                CLIENT_MAC,
+                SERVER_MAC,
+                0x1234_5678,
+                0x9abc_def0,
+                flags,
+                &[],
+            );
+            want.resize(flood::FRAME_LEN, 0);
+            let got = flood::frame_for_test(src, dst, 0x1234_5678, 0x9abc_def0, flags);
+            assert_eq!(got.to_vec(), want, "flags {flags:#x}");
+        }
+    }
+}

@@ -78,6 +78,16 @@ enum Command {
     Fixtures {
         #[arg(long, short)]
         out: PathBuf,
+        /// Write a flood instead: this many 64-byte frames over random 5-tuples with the fixture
+        /// flows spread through them (their list goes to OUT with extension .flows.tsv).
+        #[arg(long, value_name = "PACKETS")]
+        flood: Option<u64>,
+        /// With --flood: only the fixture flows, at the times they have in the flood.
+        #[arg(long, requires = "flood")]
+        embedded_only: bool,
+        /// With --flood: also print the engine's memory bound under this config.
+        #[arg(long, short, requires = "flood")]
+        config: Option<PathBuf>,
     },
     /// Validate a config file; print the effective config with --print.
     CheckConfig {
@@ -159,7 +169,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Fixtures { out } => {
+        Command::Fixtures {
+            out,
+            flood: Some(packets),
+            embedded_only,
+            config,
+        } => {
+            use unmask::fixtures::flood;
+            let spec = flood::FloodSpec {
+                embedded_only,
+                ..flood::FloodSpec::new(packets)
+            };
+            let (counts, flows) = flood::write_capture(&out, spec)?;
+            eprintln!(
+                "{}: {} frames: {} flood (syn {}, rst {}, fin {}, ack {}, handshake {}) and {} of {flows} fixture flows",
+                out.display(), counts.total(), counts.flood(), counts.syn, counts.rst, counts.fin,
+                counts.ack, counts.handshake, counts.embedded
+            );
+            if let Some(path) = config {
+                let bound = flood::MemoryBound::of(&Config::load(&path)?);
+                println!("memory_bound_bytes {}", bound.total());
+                eprintln!("{}: memory bound {bound}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Fixtures { out, .. } => {
             let mut w = unmask::datapath::pcapwrite::PcapWriter::create_ethernet(&out)?;
             let frames = unmask::fixtures::standard_capture();
             for (ts, frame) in &frames {
