@@ -55,7 +55,8 @@ sleep 1
 
 config="$PWD/configs/lab.toml"
 if [ "$P" != unmask ]; then
-	sed "s/\"unmaska\", \"unmaskb\"/\"${P}a\", \"${P}b\"/" configs/lab.toml >"$work/lab.toml"
+	sed -e "s/\"unmaska\", \"unmaskb\"/\"${P}a\", \"${P}b\"/" \
+		-e "s|/run/unmask/unmask.sock|/run/unmask/${P}.sock|" configs/lab.toml >"$work/lab.toml"
 	config="$work/lab.toml"
 fi
 echo "== unmask run --config $config (inline, block mode, fail-open)"

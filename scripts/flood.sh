@@ -132,6 +132,7 @@ if [ -n "$LIVE" ]; then
 topology = "$LIVE"
 ports = $ports
 workers = 1
+control_socket = "$WORK/control.sock"
 TOML
 	done
 	live live-baseline "$WORK/tiny-live.toml"

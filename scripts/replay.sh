@@ -51,6 +51,7 @@ mode = "$VERDICT"
 topology = "$MODE"
 ports = $ports
 workers = $WORKERS
+control_socket = "$work/control.sock"
 TOML
 ip netns exec "$P-appliance" "$bin" run --config "$work/replay.toml" --eve "$EVE" 2>"$work/unmask.log" &
 unmask_pid=$!

@@ -62,6 +62,10 @@ pub struct LiveConfig {
     pub ports: Vec<String>,
     /// One worker per queue; worker i owns queue i of every port.
     pub workers: u32,
+    /// Unix socket for `unmask ctl` (reload, status); empty: no socket (SIGHUP still reloads).
+    pub control_socket: String,
+    /// Drop every capability but CAP_NET_ADMIN once the datapath is up.
+    pub drop_privileges: bool,
 }
 
 impl Default for LiveConfig {
@@ -70,6 +74,8 @@ impl Default for LiveConfig {
             topology: crate::datapath::Topology::Inline,
             ports: Vec::new(),
             workers: 1,
+            control_socket: "/run/unmask/control.sock".into(),
+            drop_privileges: true,
         }
     }
 }
@@ -443,6 +449,17 @@ impl Config {
                     l.ports.len(),
                     l.ports,
                     l.topology
+                ),
+            ));
+        }
+        // sun_path holds 108 bytes with the terminating NUL.
+        if l.control_socket.len() > 107 || l.control_socket.ends_with('/') {
+            return Err(err(
+                "live.control_socket",
+                format!(
+                    "{:?} ({} bytes); accepted: a socket file path of at most 107 bytes, or \"\" for none",
+                    l.control_socket,
+                    l.control_socket.len()
                 ),
             ));
         }

@@ -5,6 +5,7 @@
 //! the writer thread's channel (never blocking) and queueing flow commands for the datapath.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crossbeam_channel::{Sender, TrySendError};
 
@@ -355,7 +356,8 @@ struct Core {
     flow_records: bool,
     inspect: InspectConfig,
     pool: InspectPool,
-    detector: Detector,
+    /// Shared by every worker and swapped whole on a reload: checks only read it.
+    detector: Arc<Detector>,
     findings: Findings,
     scratch: TlsScratch,
     sink: Sink,
@@ -375,6 +377,17 @@ const PERIODIC_PACKETS: u64 = 4096;
 impl Engine {
     /// Builds an engine. `eve` receives records; `None` discards them (benches).
     pub fn new(config: &Config, opts: EngineOptions, eve: Option<Sender<EveRecord>>) -> Engine {
+        Self::with_detector(config, opts, eve, Arc::new(Detector::new(&config.detect)))
+    }
+
+    /// Builds an engine around a detector built once for all workers (`config.detect` is not
+    /// read again).
+    pub fn with_detector(
+        config: &Config,
+        opts: EngineOptions,
+        eve: Option<Sender<EveRecord>>,
+        detector: Arc<Detector>,
+    ) -> Engine {
         let flows = FlowTable::new(config.flow.table(), opts.worker);
         let pool = InspectPool::new(config.stream.depth as usize, config.stream.memcap as usize);
         Engine {
@@ -385,7 +398,7 @@ impl Engine {
                     unknown_after: config.proto.unknown_after_bytes as usize,
                 },
                 pool,
-                detector: Detector::new(&config.detect),
+                detector,
                 findings: Findings::default(),
                 scratch: TlsScratch::default(),
                 sink: Sink {
@@ -398,6 +411,14 @@ impl Engine {
                 clock: Timestamp(0),
             },
         }
+    }
+
+    /// Puts a reloaded policy in force from the next packet on; flows, their state and the
+    /// verdicts already given stay. Returns the detector it replaces, so that the caller can
+    /// free it off the packet path.
+    pub fn apply_policy(&mut self, detector: Arc<Detector>, mode: Mode) -> Arc<Detector> {
+        self.core.sink.mode = mode;
+        std::mem::replace(&mut self.core.detector, detector)
     }
 
     pub fn counters(&self) -> &Counters {

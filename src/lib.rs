@@ -27,6 +27,7 @@ pub mod flow;
 pub mod inspect;
 pub mod metrics;
 pub mod proto;
+pub mod reload;
 pub mod replay;
 pub mod runtime;
 pub mod source;

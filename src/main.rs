@@ -60,7 +60,7 @@ enum Command {
         /// Config file (TOML); [live] names the ports.
         #[arg(long, short)]
         config: PathBuf,
-        /// Override verdict.mode.
+        /// Override verdict.mode (reloads keep the override).
         #[arg(long, value_enum)]
         mode: Option<ModeArg>,
         /// Where EVE records go (overrides output.eve).
@@ -89,12 +89,28 @@ enum Command {
         #[arg(long, short, requires = "flood")]
         config: Option<PathBuf>,
     },
+    /// Talk to a running `unmask run` over its control socket: `reload` re-reads the config
+    /// and lists (as SIGHUP does) and says what changed or why it was rejected; `status` says
+    /// which config generation and verdict mode are in force.
+    Ctl {
+        /// The control socket (live.control_socket of the running config).
+        #[arg(long, default_value = "/run/unmask/control.sock")]
+        socket: String,
+        #[arg(value_enum)]
+        command: CtlCommand,
+    },
     /// Validate a config file; print the effective config with --print.
     CheckConfig {
         file: PathBuf,
         #[arg(long)]
         print: bool,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CtlCommand {
+    Reload,
+    Status,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -155,6 +171,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 &config.display().to_string(),
                 eve,
                 Some(Arc::clone(&hub)),
+                mode.map(Mode::from),
                 |ready| {
                     // Scripts and tests wait for this line.
                     eprintln!("unmask: READY {ready}");
@@ -209,6 +226,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 unmask::fixtures::standard_flows().len()
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Ctl { socket, command } => {
+            let verb = match command {
+                CtlCommand::Reload => "reload",
+                CtlCommand::Status => "status",
+            };
+            let reply = unmask::reload::request(&socket, verb).map_err(anyhow::Error::msg)?;
+            println!("{reply}");
+            if let Some(m) = reply["message"].as_str() {
+                eprintln!("unmask: {m}");
+            }
+            Ok(if reply["ok"] == true {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::CheckConfig { file, print } => {
             let config = Config::load(&file)?;

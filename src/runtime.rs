@@ -7,13 +7,16 @@ use std::sync::{Arc, Mutex};
 use crate::alert::{EveError, EveStats, EveTarget, EveWriter};
 use crate::config::Config;
 use crate::datapath::live::{self, LiveError, LiveSetup, RunReport};
+use crate::datapath::privilege::{self, PrivilegeError};
 use crate::datapath::Topology;
+use crate::detect::Detector;
 use crate::engine::{Counters, Engine, EngineOptions};
 use crate::flow::table::TableStats;
 use crate::metrics::live::DatapathSource;
 use crate::metrics::{EngineView, Hub, HubOptions, Metered, Observe, RunMode};
+use crate::reload::{self, PolicyInbox, Reloader};
 use crate::source::{Action, Frame, Timestamp};
-use crate::verdict::{FlowControl, FrameHandler};
+use crate::verdict::{FlowControl, FrameHandler, Mode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -23,6 +26,10 @@ pub enum RuntimeError {
     Eve(#[from] EveError),
     #[error(transparent)]
     Live(#[from] LiveError),
+    #[error("{path}: key `live.control_socket`: {message}")]
+    Control { path: String, message: String },
+    #[error("{0}; set live.drop_privileges = false to run with every capability")]
+    Privilege(#[from] PrivilegeError),
 }
 
 /// What a live run did: the datapath's report and the engines' counters summed.
@@ -73,6 +80,7 @@ type Results = Arc<Mutex<Vec<(Counters, TableStats)>>>;
 struct WorkerEngine {
     engine: Engine,
     results: Results,
+    policy: PolicyInbox,
 }
 
 impl FrameHandler for WorkerEngine {
@@ -81,6 +89,7 @@ impl FrameHandler for WorkerEngine {
     }
 
     fn after_batch(&mut self, now: Timestamp, ctl: &mut dyn FlowControl) {
+        self.policy.apply_pending(&mut self.engine);
         self.engine.after_batch(now, ctl)
     }
 
@@ -106,16 +115,18 @@ pub fn run(
     eve: EveTarget,
     ready: impl FnOnce(&str),
 ) -> Result<LiveSummary, RuntimeError> {
-    run_metered(config, config_path, eve, None, ready)
+    run_metered(config, config_path, eve, None, None, ready)
 }
 
 /// [`run`], with the workers' metrics and the datapath's counters published into `metrics`
-/// (an exporter may serve it); `None` keeps them private.
+/// (an exporter may serve it); `None` keeps them private. `mode_override` is a verdict mode
+/// given on the command line: reloads keep it rather than take the file's.
 pub fn run_metered(
     config: &Config,
     config_path: &str,
     eve: EveTarget,
     metrics: Option<Arc<Hub>>,
+    mode_override: Option<Mode>,
     ready: impl FnOnce(&str),
 ) -> Result<LiveSummary, RuntimeError> {
     let hub = metrics.unwrap_or_else(|| Hub::new(HubOptions::from_config(config, RunMode::Live)));
@@ -132,24 +143,47 @@ pub fn run_metered(
         xsk: config.datapath.clone(),
         steer_all: false,
     };
+    let control = reload::bind_control_socket(&config.live.control_socket).map_err(|message| {
+        RuntimeError::Control {
+            path: config_path.into(),
+            message,
+        }
+    })?;
+    let (mut reloader, inboxes) = Reloader::new(
+        std::path::Path::new(config_path),
+        config,
+        setup.workers,
+        Some(Arc::clone(&hub)),
+    );
+    reloader.set_mode_override(mode_override);
+    // Built once: every worker shares it, and a reload replaces it whole.
+    let detector = Arc::new(Detector::new(&config.detect));
     let eve_target = eve.to_string();
     let (tx, writer) = EveWriter::spawn(eve, config.output.queue_capacity as usize)?;
     hub.set_eve_counters(writer.counters());
     let results: Results = Arc::default();
     let stop = live::stop_on_signals();
+    let sighup = live::reload_on_sighup();
+    let control_thread = std::thread::Builder::new()
+        .name("unmask-control".into())
+        .spawn(move || reload::serve(reloader, control, sighup, stop))
+        .ok();
+    let mut dropped: Option<Result<privilege::Dropped, PrivilegeError>> = None;
     let report = live::run(
         &setup,
         |i| {
             let engine = WorkerEngine {
-                engine: Engine::new(
+                engine: Engine::with_detector(
                     config,
                     EngineOptions {
                         worker: i as u8,
                         packet_numbers: false,
                     },
                     Some(tx.clone()),
+                    Arc::clone(&detector),
                 ),
                 results: results.clone(),
+                policy: inboxes[i].clone(),
             };
             Metered::new(engine, hub.register_worker(i))
         },
@@ -159,18 +193,32 @@ pub fn run_metered(
             if let Ok(xdp) = program.counter_reader() {
                 hub.set_live_source(Box::new(DatapathSource::new(Arc::clone(stats), xdp)));
             }
+            // Everything privileged is done: the program is attached, the sockets are bound.
+            let mut caps = String::from("all");
+            if config.live.drop_privileges {
+                let result = privilege::drop_all_but(privilege::KEPT);
+                match &result {
+                    Ok(d) => caps = format!("{:#x}", d.kept),
+                    Err(_) => stop.store(true, Ordering::Relaxed),
+                }
+                dropped = Some(result);
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+            }
             hub.set_source_ready(true);
             let topology = match config.live.topology {
                 Topology::Inline => "inline",
                 Topology::Tap => "tap",
             };
             ready(&format!(
-                "prog_id={} topology={topology} ports={} workers={} mode={} fail_mode={:?}",
+                "prog_id={} topology={topology} ports={} workers={} mode={} fail_mode={:?} caps={caps} control={:?}",
                 program.id(),
                 config.live.ports.join(","),
                 config.live.workers,
                 config.verdict.mode.name(),
                 config.verdict.fail_mode,
+                config.live.control_socket,
             ));
         },
     );
@@ -178,7 +226,18 @@ pub fn run_metered(
     stop.store(true, Ordering::Relaxed);
     hub.set_source_ready(false);
     drop(tx);
+    if let Some(t) = control_thread {
+        let _ = t.join();
+    }
+    if !config.live.control_socket.is_empty() {
+        let _ = std::fs::remove_file(&config.live.control_socket);
+    }
     let report = report?;
+    if let Some(Err(e)) = dropped {
+        // The datapath is down already (a clean stop); say why it stopped.
+        let _ = writer.finish();
+        return Err(e.into());
+    }
     let eve_stats = writer.finish()?;
     let mut counters = Counters::default();
     let mut table = Vec::new();

@@ -435,3 +435,228 @@ fn lab_two_queues_two_workers_spread_flows_with_the_same_findings() {
     );
     assert!(findings_to_port(&records, 8080).is_empty());
 }
+
+/// Capabilities of every thread of `pid`, as (thread name, CapEff, CapBnd, NoNewPrivs).
+fn thread_caps(pid: u32) -> Vec<(String, u64, u64, bool)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).expect("task dir") {
+        let Ok(text) = std::fs::read_to_string(entry.expect("task").path().join("status")) else {
+            continue;
+        };
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        };
+        let hex = |name: &str| u64::from_str_radix(&field(name), 16).expect("hex caps");
+        out.push((
+            field("Name"),
+            hex("CapEff"),
+            hex("CapBnd"),
+            field("NoNewPrivs") == "1",
+        ));
+    }
+    out
+}
+
+fn ctl(lab: &Lab, command: &str) -> (bool, serde_json::Value) {
+    let socket = lab.path("control.sock").to_string_lossy().into_owned();
+    let out = lab.run("appliance", &[UNMASK, "ctl", "--socket", &socket, command]);
+    let reply = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "unmask ctl {command}: {e}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), reply)
+}
+
+#[test]
+fn lab_hot_reload_switches_policy_live_keeps_flows_and_rejects_a_bad_config() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_run("lab_hot_reload") {
+        return;
+    }
+    let mut lab = Lab::up("hr", 1);
+    let s_if = lab.iface('s');
+    let out = lab.run(
+        "server",
+        &["ip", "addr", "add", "10.77.0.3/24", "dev", &s_if],
+    );
+    assert!(out.status.success(), "second server address");
+    let cfg = lab.config("monitor", "inline", 1, "fail-open");
+    let unmask = lab.unmask(&cfg);
+    let pid = unmask.child.id();
+
+    // Least privilege: once READY, every thread holds CAP_NET_ADMIN (bit 12) and nothing else.
+    let caps = thread_caps(pid);
+    assert!(caps.len() >= 3, "workers and helper threads: {caps:?}");
+    for (name, eff, bnd, nnp) in &caps {
+        assert_eq!(*eff, 1 << 12, "thread {name}: CapEff {eff:#x}");
+        assert_eq!(*bnd, 1 << 12, "thread {name}: CapBnd {bnd:#x}");
+        assert!(*nnp, "thread {name}: no_new_privs");
+    }
+    assert!(unmask.ready.contains("caps=0x1000"), "{}", unmask.ready);
+
+    // A benign paced upload that runs across both reloads.
+    let long = lab.sink("10.77.0.2:9000", &[]);
+    let chunks = 150u64;
+    let long_sender = lab.spawn(
+        "client",
+        &[
+            "python3",
+            PEER,
+            "send",
+            "--to",
+            "10.77.0.2:9000",
+            "--chunks",
+            "150",
+            "--chunk-size",
+            "4000",
+            "--pause",
+            "0.04",
+        ],
+    );
+    let _ = long_sender;
+
+    // Monitor: the impersonations complete.
+    let (ssh_got, fake_got, sent) = impersonations(&mut lab);
+    assert!(
+        ssh_got >= sent && fake_got >= sent,
+        "monitor lets them through"
+    );
+
+    // Block, by SIGHUP.
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(&cfg, text.replace("mode = \"monitor\"", "mode = \"block\"")).expect("write");
+    let hup = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status();
+    assert!(hup.expect("kill").success());
+    let said = unmask.wait_log("SIGHUP: reload 2 applied");
+    assert!(said.contains("mode block"), "{said}");
+    let (ssh_got, fake_got, sent) = impersonations(&mut lab);
+    assert!(
+        ssh_got < sent,
+        "SSH on 443 cut after the reload: {ssh_got} of {sent}"
+    );
+    assert!(
+        fake_got < sent,
+        "fake TLS cut after the reload: {fake_got} of {sent}"
+    );
+
+    // A bad config, by SIGHUP and by the control command: rejected, block stays in force.
+    std::fs::write(&cfg, text.replace("mode = \"monitor\"", "mode = \"blok\"")).expect("write");
+    let hup = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status();
+    assert!(hup.expect("kill").success());
+    let said = unmask.wait_log("rejected");
+    assert!(
+        said.contains("verdict.mode") && said.contains("blok"),
+        "{said}"
+    );
+    let (ok, reply) = ctl(&lab, "reload");
+    assert!(!ok, "ctl reload of a bad config fails: {reply}");
+    let message = reply["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("verdict.mode") && message.contains("config in force stays"),
+        "{reply}"
+    );
+    let (ok, status) = ctl(&lab, "status");
+    assert!(ok);
+    assert_eq!(status["generation"], 2, "{status}");
+    assert_eq!(status["mode"], "block", "{status}");
+    let (ssh_got, _, sent) = impersonations(&mut lab);
+    assert!(ssh_got < sent, "still blocking after the rejected reload");
+
+    // Back to monitor by the control command; a restart-only key is named, not applied.
+    std::fs::write(&cfg, format!("{text}\n[flow]\ncapacity = 4096\n")).expect("write");
+    let (ok, reply) = ctl(&lab, "reload");
+    assert!(ok, "{reply}");
+    assert_eq!(reply["outcome"]["generation"], 3, "{reply}");
+    assert_eq!(reply["outcome"]["mode"], "monitor", "{reply}");
+    assert_eq!(reply["outcome"]["restart_required"][0], "flow.capacity");
+    let (ssh_got, _, sent) = impersonations(&mut lab);
+    assert!(ssh_got >= sent, "monitor again: {ssh_got} of {sent}");
+
+    // The upload that ran across the reloads lost nothing and stayed one flow.
+    let long_got = count(&long);
+    assert_eq!(long_got, chunks * 4000, "upload across reloads");
+    let records = unmask.records();
+    let report = unmask.stop();
+    let upload_flows: Vec<_> = records
+        .iter()
+        .filter(|r| r["event_type"] == "flow" && r["dest_port"] == 9000)
+        .collect();
+    assert_eq!(upload_flows.len(), 1, "{upload_flows:?}");
+    let up = &upload_flows[0]["flow"];
+    assert!(
+        up["bytes_toserver"].as_u64().unwrap_or(0) > chunks * 4000,
+        "{up}"
+    );
+    assert!(
+        findings_to_port(&records, 9000).is_empty(),
+        "the upload is benign"
+    );
+    // CAP_NET_ADMIN was enough to detach at stop.
+    assert!(u64_at(&report, "/counters/packets") > 0);
+    for port in ['a', 'b'] {
+        let shown = attached(&lab, port);
+        assert!(shown.contains("no xdp program"), "{port}: {shown}");
+    }
+}
+
+/// `CapabilityBoundingSet=` of configs/unmask.service, as setpriv's capability list.
+fn unit_bounding_set() -> String {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/configs/unmask.service"
+    ))
+    .expect("configs/unmask.service");
+    let line = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+        .expect("CapabilityBoundingSet= in the unit");
+    let caps: Vec<String> = line
+        .split_whitespace()
+        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
+        .collect();
+    assert!(caps.len() >= 2, "{line}");
+    format!("-all,{}", caps.join(","))
+}
+
+#[test]
+fn lab_the_units_bounding_set_is_enough_to_start_block_and_stop() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_run("lab_unit_caps") || !have("setpriv") {
+        return;
+    }
+    let mut lab = Lab::up("uc", 1);
+    let s_if = lab.iface('s');
+    let out = lab.run(
+        "server",
+        &["ip", "addr", "add", "10.77.0.3/24", "dev", &s_if],
+    );
+    assert!(out.status.success(), "second server address");
+    let cfg = lab.config("block", "inline", 1, "fail-open");
+    let bounding = unit_bounding_set();
+    // As systemd starts a root service with that bounding set: nothing else is permitted.
+    let unmask = lab.unmask_under(
+        &["setpriv", "--bounding-set", &bounding, "--inh-caps", "-all"],
+        &cfg,
+    );
+    let (ssh_got, fake_got, sent) = impersonations(&mut lab);
+    assert!(
+        ssh_got < sent && fake_got < sent,
+        "blocked under the unit's capabilities"
+    );
+    let report = unmask.stop();
+    assert!(blocked_in_kernel(&report) > 0 || u64_at(&report, "/counters/dropped") > 0);
+    for port in ['a', 'b'] {
+        let shown = attached(&lab, port);
+        assert!(shown.contains("no xdp program"), "{port}: {shown}");
+    }
+}

@@ -162,6 +162,21 @@ pub fn stop_on_signals() -> &'static AtomicBool {
     &SIGNAL_STOP
 }
 
+static SIGNAL_RELOAD: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_reload_signal(_: libc::c_int) {
+    SIGNAL_RELOAD.store(true, Ordering::Relaxed);
+}
+
+/// Installs a SIGHUP handler and returns the flag it sets (the control thread takes it).
+/// Without it SIGHUP would end the process, as it does by default.
+pub fn reload_on_sighup() -> &'static AtomicBool {
+    let handler: extern "C" fn(libc::c_int) = on_reload_signal;
+    // SAFETY: the handler only stores to a static atomic, which is async-signal-safe.
+    unsafe { libc::signal(libc::SIGHUP, handler as libc::sighandler_t) };
+    &SIGNAL_RELOAD
+}
+
 /// Runs the live datapath until `stop` is set. `make_handler(i)` builds worker i's handler on
 /// worker i's thread; `on_start` is called once every worker is receiving, with the live
 /// counters (for a metrics exporter or a progress line).

@@ -62,6 +62,7 @@ pub mod diag;
 pub mod live;
 pub mod pcap;
 pub mod pcapwrite;
+pub mod privilege;
 pub mod steer;
 pub mod xsk;
 

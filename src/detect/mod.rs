@@ -15,7 +15,7 @@ pub mod tls_handshake;
 
 use std::fmt::Write as _;
 
-use crate::config::DetectConfig;
+use crate::config::{ConfigError, DetectConfig};
 use crate::flow::Dir;
 use std::net::IpAddr;
 
@@ -579,7 +579,35 @@ pub struct Detector {
 }
 
 impl Detector {
+    /// Builds the checks. A fingerprint list that no longer loads (it was checked with the
+    /// config) leaves that check running without lists, said on stderr.
     pub fn new(cfg: &DetectConfig) -> Detector {
+        let fingerprint = cfg
+            .fingerprint
+            .enabled
+            .then(|| fingerprint::FingerprintCheck::new(&cfg.fingerprint));
+        Self::assemble(cfg, fingerprint)
+    }
+
+    /// Builds the checks for a reload: every list must load, or the reload is refused and the
+    /// detector in force stays. `path` names the config in messages.
+    pub fn try_new(cfg: &DetectConfig, path: &str) -> Result<Detector, ConfigError> {
+        let fingerprint = if cfg.fingerprint.enabled {
+            let lists = fingerprint::load_lists(&cfg.fingerprint, path)?;
+            Some(fingerprint::FingerprintCheck::with_lists(
+                &cfg.fingerprint,
+                lists,
+            ))
+        } else {
+            None
+        };
+        Ok(Self::assemble(cfg, fingerprint))
+    }
+
+    fn assemble(
+        cfg: &DetectConfig,
+        fingerprint: Option<fingerprint::FingerprintCheck>,
+    ) -> Detector {
         Detector {
             protocol_port: cfg
                 .protocol_port
@@ -589,10 +617,7 @@ impl Detector {
                 .tls_handshake
                 .enabled
                 .then(|| tls_handshake::TlsHandshakeCheck::new(&cfg.tls_handshake)),
-            fingerprint: cfg
-                .fingerprint
-                .enabled
-                .then(|| fingerprint::FingerprintCheck::new(&cfg.fingerprint)),
+            fingerprint,
             certificate: cfg
                 .certificate
                 .enabled

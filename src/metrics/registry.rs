@@ -97,6 +97,8 @@ pub struct Hub {
     live: Mutex<Option<Box<dyn LiveSource>>>,
     eve: Mutex<Option<Arc<EveCounters>>>,
     config_reloads: AtomicU64,
+    /// The verdict mode in force: a reload may change it.
+    block_mode: AtomicBool,
 }
 
 impl std::fmt::Debug for Hub {
@@ -114,6 +116,7 @@ impl Hub {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs_f64();
+        let block_mode = AtomicBool::new(opts.verdict == Mode::Block);
         Arc::new(Hub {
             opts,
             epoch: Instant::now(),
@@ -126,6 +129,7 @@ impl Hub {
             live: Mutex::new(None),
             eve: Mutex::new(None),
             config_reloads: AtomicU64::new(0),
+            block_mode,
         })
     }
 
@@ -172,9 +176,11 @@ impl Hub {
         *self.eve.lock().unwrap_or_else(|e| e.into_inner()) = Some(counters);
     }
 
-    /// For a future `SIGHUP` reload; nothing reloads yet, so the counter stays 0.
-    pub fn count_config_reload(&self) {
+    /// A reload was applied, with this verdict mode in force from now on.
+    pub fn count_config_reload(&self, verdict: Mode) {
         self.config_reloads.fetch_add(1, Ordering::Relaxed);
+        self.block_mode
+            .store(verdict == Mode::Block, Ordering::Relaxed);
     }
 
     /// Folds every snapshot the workers have sent into the totals and returns the boxes.
@@ -291,7 +297,14 @@ impl Hub {
                     option_env!("UNMASK_GIT_HASH").unwrap_or("unknown"),
                 ),
                 ("mode", self.opts.mode.name()),
-                ("verdict", self.opts.verdict.name()),
+                (
+                    "verdict",
+                    if self.block_mode.load(Ordering::Relaxed) {
+                        Mode::Block.name()
+                    } else {
+                        Mode::Monitor.name()
+                    },
+                ),
             ],
             1.0,
         );
@@ -620,7 +633,7 @@ const W: &[&str] = &["worker"];
 /// Every metric unmask exports.
 pub const SPECS: &[Spec] = &[
     spec("unmask_build_info", G, &["version", "git_hash", "mode", "verdict"], "Always 1; labels: version, git commit, run mode (replay, live), verdict mode (monitor, block)."),
-    spec("unmask_config_reloads_total", C, &[], "Config reloads since start (none yet: reloading is not implemented)."),
+    spec("unmask_config_reloads_total", C, &[], "Config reloads applied since start (SIGHUP or `unmask ctl reload`); rejected ones are not counted."),
     spec("unmask_process_start_time_seconds", G, &[], "Start time of the process, seconds since the Unix epoch."),
     spec("unmask_process_ready", G, &[], "1 when /readyz reports ready: the source is open (replay) or the program attached (live), and every worker polls."),
     spec("unmask_engine_received_packets_total", C, W, "Frames handed to the engine."),

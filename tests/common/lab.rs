@@ -5,7 +5,7 @@
 pub use std::io::{BufRead, BufReader, Read};
 pub use std::path::{Path, PathBuf};
 pub use std::process::{Child, Command, Output, Stdio};
-pub use std::sync::Mutex;
+pub use std::sync::{Arc, Mutex};
 pub use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -298,6 +298,8 @@ pub struct Unmask {
     pub report: PathBuf,
     pub eve: PathBuf,
     pub ready: String,
+    /// stderr lines after READY.
+    pub log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Lab {
@@ -307,8 +309,11 @@ impl Lab {
             "tap" => format!("[\"{}\"]", self.iface('a')),
             _ => format!("[\"{}\", \"{}\"]", self.iface('a'), self.iface('b')),
         };
+        // A socket per lab: tests run side by side.
+        let control = self.path("control.sock");
         let text = format!(
-            "[verdict]\nmode = \"{mode}\"\nfail_mode = \"{fail}\"\n\n[live]\ntopology = \"{topology}\"\nports = {ports}\nworkers = {workers}\n"
+            "[verdict]\nmode = \"{mode}\"\nfail_mode = \"{fail}\"\n\n[live]\ntopology = \"{topology}\"\nports = {ports}\nworkers = {workers}\ncontrol_socket = \"{}\"\n",
+            control.display()
         );
         let path = self.path(&format!("unmask-{mode}-{topology}-{workers}.toml"));
         std::fs::write(&path, text).expect("write config");
@@ -317,6 +322,11 @@ impl Lab {
 
     /// Starts `unmask run` and waits until it says READY on stderr.
     pub fn unmask(&mut self, config: &Path) -> Unmask {
+        self.unmask_under(&[], config)
+    }
+
+    /// [`Lab::unmask`] through a wrapper command (`setpriv ...`), which must exec it.
+    pub fn unmask_under(&mut self, wrapper: &[&str], config: &Path) -> Unmask {
         let report = self.path("report.json");
         let eve = self.path("eve.json");
         let _ = std::fs::remove_file(&report);
@@ -326,11 +336,10 @@ impl Lab {
             eve.to_string_lossy().into_owned(),
             report.to_string_lossy().into_owned(),
         );
+        let mut argv: Vec<&str> = wrapper.to_vec();
+        argv.extend_from_slice(&[UNMASK, "run", "--config", &c, "--eve", &e, "--report", &r]);
         let mut child = self
-            .cmd(
-                "appliance",
-                &[UNMASK, "run", "--config", &c, "--eve", &e, "--report", &r],
-            )
+            .cmd("appliance", &argv)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -351,13 +360,21 @@ impl Lab {
             let _ = child.wait();
             panic!("unmask run did not start: {}", seen.join("\n"));
         };
-        // Keep draining stderr so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        // Keep draining stderr so the child never blocks on a full pipe; keep it for tests
+        // that read what the running appliance says.
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
         Unmask {
             child,
             report,
             eve,
             ready,
+            log,
         }
     }
 
@@ -371,6 +388,9 @@ impl Lab {
             "ready-{}.txt",
             listen.replace([':', '[', ']'], "_")
         ));
+        // A sink may listen again where an earlier one ended: never read its files.
+        let _ = std::fs::remove_file(&out);
+        let _ = std::fs::remove_file(&ready);
         let (o, r) = (
             out.to_string_lossy().into_owned(),
             ready.to_string_lossy().into_owned(),
@@ -438,6 +458,22 @@ impl Unmask {
     pub fn kill9(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Waits for a stderr line containing `needle` (after READY) and returns it.
+    pub fn wait_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(l) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "unmask never said {needle:?}; it said: {:?}",
+                self.log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// EVE records written so far.
