@@ -158,7 +158,19 @@ fn tls_handshake(data: &[u8]) -> Evidence {
             let t = if data.len() >= 2 { 40 } else { 10 };
             return Evidence::need(t, Role::Either);
         }
-        Some(false) => return Evidence::no(),
+        Some(false) => {
+            // A sound header but for a length beyond any TLS record, announcing a hello: the
+            // bytes claim TLS with a frame no stack writes (up to 64 KiB that will never come).
+            // Let the TLS parser count it and the handshake check judge it.
+            let oversized = be16(data, 3).is_some_and(|l| l > TLS_MAX_RECORD)
+                && data.get(1) == Some(&0x03)
+                && data.get(2).is_some_and(|&m| m <= 0x04);
+            return match data.get(5) {
+                Some(1) if oversized => fake_hello(Role::Client),
+                Some(2) if oversized => fake_hello(Role::Server),
+                _ => Evidence::no(),
+            };
+        }
         Some(true) => {}
     }
     let record_len = usize::from(be16(data, 3).unwrap_or(0));
@@ -1303,6 +1315,16 @@ mod tests {
             st(tls, b"\x16\x03\x03\x48\x01"),
             Step::NoMatch,
             "record too long"
+        );
+        assert_eq!(
+            st(tls, b"\x16\x03\x01\xff\xff\x01\x00\x00\x40"),
+            fake,
+            "a 64 KiB record announcing a ClientHello claims TLS"
+        );
+        assert_eq!(
+            st(tls, b"\x16\x03\x01\xff\xff\x0b\x00\x00\x40"),
+            Step::NoMatch,
+            "an oversized record without a hello type does not"
         );
         assert_eq!(
             st(tls, b"\x16\x03\x01\x00\x30\x01\x00\x00\x10"),
