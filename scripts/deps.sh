@@ -9,11 +9,13 @@
 #   tcpreplay openssl curl socat python3 procps tcpdump                  traffic, captures and checks in tests
 #   bpftool                                                              inspecting maps after a stop
 #   prometheus                                                           a real scrape in the metrics tests
+#   time util-linux                                                      peak RSS (GNU time) in flood.sh and
+#                                                                        soak.sh; setpriv for the unit's caps
 set -euo pipefail
 
 PKGS=(clang llvm m4 make pkg-config libelf-dev zlib1g-dev linux-libc-dev
 	iproute2 ethtool iputils-ping tcpreplay openssl curl socat python3 procps tcpdump bpftool
-	prometheus)
+	prometheus time util-linux)
 
 missing=()
 for p in "${PKGS[@]}"; do

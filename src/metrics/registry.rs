@@ -967,4 +967,15 @@ mod tests {
             text.contains("unmask_worker_batch_size_packets_bucket{worker=\"0\",le=\"+Inf\"} 0\n")
         );
     }
+
+    #[test]
+    fn a_reload_is_counted_and_its_verdict_mode_shown() {
+        let hub = live_hub();
+        let text = encode(&registry(&hub).unwrap()).unwrap();
+        assert!(text.contains("unmask_config_reloads_total 0\n"), "{text}");
+        hub.count_config_reload(Mode::Monitor);
+        let text = encode(&registry(&hub).unwrap()).unwrap();
+        assert!(text.contains("unmask_config_reloads_total 1\n"), "{text}");
+        assert!(text.contains("mode=\"live\",verdict=\"monitor\"} 1\n"), "{text}");
+    }
 }
