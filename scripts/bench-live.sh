@@ -20,8 +20,11 @@
 # --seconds, the receiver is stopped half a second after, and its count over the window is
 # what it handled: frames its sockets received, plus, for unmask, frames its XDP program
 # settled in the kernel (bypassed or blocked flows, non-TCP) -- the raw loops steer every frame
-# to the socket. Ratio = unmask pps / raw pps of the same pair. Prints every run, every pair's
-# ratio, the median and the spread (min/max) per case, and the command that reproduces it.
+# to the socket. Ratio = unmask pps / raw pps of the same pair, when a receiver lost frames (it
+# was the bottleneck). When neither lost any (< 1%), both kept up and their pps only follow the
+# generator (tcpreplay tops out near 0.3 Mpps here): the ratio is then the delivered shares'
+# (handled/sent over handled/sent, about 1), marked "g". Prints every run, every pair's ratio,
+# the median and the spread (min/max) per case, and the command that reproduces it.
 #
 # Placement as in scripts/bench-xdp.sh: generator (or tcpreplay) on CPU0; the receiver's
 # worker on CPU1, and the NAPI of the appliance ports threaded and pinned to CPU1 as well, so

@@ -320,7 +320,8 @@ else:
           f"{sum(x['created'] for x in table):,} created, {sum(x['evicted'] for x in table):,} evicted, "
           f"{sum(x['refused'] for x in table):,} refused")
     e = r["eve"]
-    print(f"findings: {nfind:,}; EVE {e['alert']:,} alert, {e['flow']:,} flow, {e['drop']:,} drop records")
+    print(f"findings: {nfind:,}; EVE {e['alert']:,} alert, {e['flow']:,} flow, {e['drop']:,} drop records "
+          f"({int(eve_bytes) / MIB:.1f} MiB written)")
 print(f"commit {commit}; reproduce: {repro}")
 for p in problems:
     print("FAIL " + p)
