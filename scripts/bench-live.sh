@@ -219,13 +219,15 @@ measure() {
 	sleep 0.3
 	if [ "$kind" = tcp64 ]; then
 		ip netns exec "$P-client" "$DIAG" gen --iface "${P}c" --seconds "$SECS" --core 0 \
-			--dst-mac "$SMAC" >"$W/$tag.gen" 2>/dev/null
+			--dst-mac "$SMAC" >"$W/$tag.gen" 2>"$W/$tag.gen.err" ||
+			{ echo "bench-live.sh: the generator failed:" >&2; cat "$W/$tag.gen.err" >&2; exit 1; }
 	else
 		# --loop 0 repeats until --duration; --no-flow-stats keeps tcpreplay's own flow
 		# table (which --unique-ip would fill) out of the generator's cost.
 		ip netns exec "$P-client" taskset -c 0 tcpreplay --topspeed --preload-pcap --loop 0 \
 			--unique-ip --no-flow-stats --duration "$SECS" --intf1="${P}c" \
-			"$W/fixtures.pcap" >"$W/$tag.gen" 2>&1
+			"$W/fixtures.pcap" >"$W/$tag.gen" 2>&1 ||
+			{ echo "bench-live.sh: tcpreplay failed:" >&2; cat "$W/$tag.gen" >&2; exit 1; }
 	fi
 	sleep 0.5
 	kill -TERM "$rcv_pid"
