@@ -110,3 +110,59 @@ fn engine_harness_replays_fixture_frames() {
     assert_eq!(counters.packets, n as u64);
     assert!(counters.tcp == n as u64 && counters.findings.iter().sum::<u64>() > 0);
 }
+
+// --- crashes the fuzzer found ---
+
+/// A DER element: tag, definite length, content.
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    match content.len() {
+        n if n < 0x80 => out.push(n as u8),
+        n if n < 0x100 => out.extend_from_slice(&[0x81, n as u8]),
+        n => out.extend_from_slice(&[0x82, (n >> 8) as u8, n as u8]),
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+fn der_seq(parts: &[Vec<u8>]) -> Vec<u8> {
+    der(0x30, &parts.concat())
+}
+
+/// A v3 certificate without extensions whose subject is one CN of string type `cn_tag`.
+fn cert_with_cn(cn_tag: u8, cn: &[u8]) -> Vec<u8> {
+    const CN_OID: &[u8] = &[0x55, 0x04, 0x03];
+    const SHA256_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b];
+    const RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+    let name =
+        |tag, value: &[u8]| der_seq(&[der(0x31, &der_seq(&[der(0x06, CN_OID), der(tag, value)]))]);
+    let alg = |oid| der_seq(&[der(0x06, oid), der(0x05, &[])]);
+    let mut key = vec![0];
+    key.extend(der_seq(&[der(0x02, &[0x00, 0xc5, 0x11]), der(0x02, &[3])]));
+    let tbs = der_seq(&[
+        der(0xa0, &der(0x02, &[2])),
+        der(0x02, &[0x01, 0x23]),
+        alg(SHA256_RSA),
+        name(0x0c, b"Fuzz Issuer"),
+        der_seq(&[der(0x17, b"250101000000Z"), der(0x17, b"350101000000Z")]),
+        name(cn_tag, cn),
+        der_seq(&[alg(RSA), der(0x03, &key)]),
+    ]);
+    der_seq(&[tbs, alg(SHA256_RSA), der(0x03, &[0, 0xaa, 0xbb])])
+}
+
+/// cert: no subjectAltName and a CN whose string type does not decode (a UniversalString
+/// holding plain ASCII). `host_match` ignored the CN (mismatch) while `matches_host`, reading
+/// the escaped bytes kept in `subject_cn`, matched it. Fixed in src/proto/x509.rs: the
+/// fallback reads such a CN the way `subject_cn` does.
+#[test]
+fn cert_undecodable_cn_matches_the_same_both_ways() {
+    let cert = cert_with_cn(0x1c, b"*.msads.net");
+    let info = unmask::proto::x509::CertInfo::from_der(&cert).expect("hand-made cert parses");
+    assert_eq!(
+        info.subject_cn.map(|c| c.as_str().to_owned()).as_deref(),
+        Some("*.msads.net")
+    );
+    harness::run_cert(&harness::encode_cert("ads1.msads.net", &cert));
+    harness::run_cert(&harness::encode_cert("msads.net", &cert));
+}
