@@ -436,25 +436,42 @@ pub fn run_stream(input: &[u8]) {
 }
 
 fn check_stream(dir: &StreamDir, window: &[u8], model: &StreamModel) {
-    let prefix = model.prefix();
+    // One walk over the model yields every figure checked below. This runs after each
+    // operation over the whole window; walking it once per figure made this function alone
+    // 59% of the fuzzing loop, against about 1% in StreamDir::insert.
+    let mut prefix = None;
+    let mut held = 0;
+    let mut gaps = 0;
+    let mut prev = true; // offset 0 starts the prefix, never a gap range
+    for (i, b) in model.bytes.iter().enumerate() {
+        match b {
+            Some(b) => {
+                held += 1;
+                if !prev {
+                    gaps += 1;
+                }
+                // First copy wins, in the prefix and beyond a hole alike.
+                assert_eq!(
+                    window[i], *b,
+                    "window byte at offset {i} is not the first copy"
+                );
+            }
+            None => {
+                prefix.get_or_insert(i);
+            }
+        }
+        prev = b.is_some();
+    }
+    let prefix = prefix.unwrap_or(model.bytes.len());
     assert_eq!(dir.readable(), prefix, "readable prefix length");
     assert_eq!(dir.base(), model.base, "stream base");
     assert_eq!(
         dir.next_seq(),
         model.base.map(|b| b.wrapping_add(prefix as u32))
     );
-    assert_eq!(dir.held_bytes(), model.held(), "bytes held");
-    assert_eq!(dir.gaps(), model.gaps_with(0..0), "ranges held past a hole");
+    assert_eq!(dir.held_bytes(), held, "bytes held");
+    assert_eq!(dir.gaps(), gaps, "ranges held past a hole");
     assert_eq!(dir.depth_reached(window.len()), prefix >= window.len());
-    // First copy wins, in the prefix and beyond a hole alike.
-    for (i, b) in model.bytes.iter().enumerate() {
-        if let Some(b) = b {
-            assert_eq!(
-                window[i], *b,
-                "window byte at offset {i} is not the first copy"
-            );
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
