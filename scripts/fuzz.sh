@@ -100,8 +100,11 @@ for t in "${targets[@]}"; do
     corpus=$(find "$fuzz/corpus/$t" -type f | wc -l)
     crashes=$(find "$fuzz/artifacts/$t" -type f -newer "$marker" \
         \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) | wc -l)
-    # An abnormal exit of libFuzzer is a finding even if the artifact count says otherwise.
-    if [ "$status" != 0 ]; then
+    # An abnormal exit of libFuzzer is a finding even if the artifact count says otherwise;
+    # a run stopped by SIGINT (the machine was needed back) is not one.
+    if [ "$status" != 0 ] && grep -q 'libFuzzer: run interrupted' "$log"; then
+        echo "$t: interrupted after ${runs:-?} executions"
+    elif [ "$status" != 0 ]; then
         grep -E 'panicked at|ERROR: libFuzzer|SUMMARY|Test unit written' "$log" | head -n 5 || true
         [ "$crashes" -gt 0 ] || crashes=1
     fi
