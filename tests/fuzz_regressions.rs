@@ -136,6 +136,14 @@ fn replay_stored(target: &str, run: fn(&[u8])) -> usize {
     paths.len()
 }
 
+/// libFuzzer's "timeout after 327 seconds" (run of 2026-11-23): the process had been
+/// stopped for that long by a benchmark sharing the machine; the input itself runs in ~2 ms.
+/// Kept so a real slowdown on it would show here.
+#[test]
+fn http_stored_timeouts() {
+    assert!(replay_stored("http", harness::run_http) >= 1);
+}
+
 /// The cert crash as libFuzzer found it (not minimised: it was fixed, in c0c93b3, before
 /// minimising was part of the routine; `cert_undecodable_cn_matches_the_same_both_ways` below
 /// is the hand-reduced form). Host "ads1.msads.net" against a mutated certificate: before the
