@@ -277,13 +277,18 @@ impl CertInfo {
         };
         info.self_signed = self_signed_rule(info.issuer_is_subject, info.aki_matches_ski);
         if let (Some(h), None) = (host, info.host_match) {
-            // No subjectAltName: the first CN, read in full from the parsed name.
-            let cn = tbs
-                .subject
-                .iter_common_name()
-                .next()
-                .and_then(|c| c.as_str().ok());
-            let m = match_host(h, false, std::iter::empty(), std::iter::empty(), cn, false);
+            // No subjectAltName: the first CN, read in full from the parsed name. A CN whose
+            // string type does not decode is read as escaped bytes, as `subject_cn` shows it,
+            // so the check judges the name the log shows (and `matches_host` agrees).
+            let first = tbs.subject.iter_common_name().next();
+            let undecoded = first
+                .filter(|c| c.as_str().is_err())
+                .map(|c| InlineStr::<NAME_TEXT_LEN>::from_bytes_escaped(c.as_slice()));
+            let cn = first
+                .and_then(|c| c.as_str().ok())
+                .or(undecoded.as_ref().map(|c| c.as_str()));
+            let cut = undecoded.is_some_and(|c| c.truncated());
+            let m = match_host(h, false, std::iter::empty(), std::iter::empty(), cn, cut);
             info.host_match = Some(m);
         }
 
