@@ -976,6 +976,9 @@ mod tests {
         hub.count_config_reload(Mode::Monitor);
         let text = encode(&registry(&hub).unwrap()).unwrap();
         assert!(text.contains("unmask_config_reloads_total 1\n"), "{text}");
-        assert!(text.contains("mode=\"live\",verdict=\"monitor\"} 1\n"), "{text}");
+        assert!(
+            text.contains("mode=\"live\",verdict=\"monitor\"} 1\n"),
+            "{text}"
+        );
     }
 }
