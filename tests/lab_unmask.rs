@@ -436,31 +436,6 @@ fn lab_two_queues_two_workers_spread_flows_with_the_same_findings() {
     assert!(findings_to_port(&records, 8080).is_empty());
 }
 
-/// Capabilities of every thread of `pid`, as (thread name, CapEff, CapBnd, NoNewPrivs).
-fn thread_caps(pid: u32) -> Vec<(String, u64, u64, bool)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).expect("task dir") {
-        let Ok(text) = std::fs::read_to_string(entry.expect("task").path().join("status")) else {
-            continue;
-        };
-        let field = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-                .unwrap_or("")
-                .trim()
-                .to_string()
-        };
-        let hex = |name: &str| u64::from_str_radix(&field(name), 16).expect("hex caps");
-        out.push((
-            field("Name"),
-            hex("CapEff"),
-            hex("CapBnd"),
-            field("NoNewPrivs") == "1",
-        ));
-    }
-    out
-}
-
 fn ctl(lab: &Lab, command: &str) -> (bool, serde_json::Value) {
     let socket = lab.path("control.sock").to_string_lossy().into_owned();
     let out = lab.run("appliance", &[UNMASK, "ctl", "--socket", &socket, command]);
@@ -491,12 +466,24 @@ fn lab_hot_reload_switches_policy_live_keeps_flows_and_rejects_a_bad_config() {
     let pid = unmask.child.id();
 
     // Least privilege: once READY, every thread holds CAP_NET_ADMIN (bit 12) and nothing else.
-    let caps = thread_caps(pid);
+    let caps = unmask::datapath::privilege::thread_caps(&pid.to_string()).expect("task dir");
     assert!(caps.len() >= 3, "workers and helper threads: {caps:?}");
-    for (name, eff, bnd, nnp) in &caps {
-        assert_eq!(*eff, 1 << 12, "thread {name}: CapEff {eff:#x}");
-        assert_eq!(*bnd, 1 << 12, "thread {name}: CapBnd {bnd:#x}");
-        assert!(*nnp, "thread {name}: no_new_privs");
+    for t in &caps {
+        assert_eq!(
+            t.effective,
+            1 << 12,
+            "thread {}: CapEff {:#x}",
+            t.name,
+            t.effective
+        );
+        assert_eq!(
+            t.bounding,
+            1 << 12,
+            "thread {}: CapBnd {:#x}",
+            t.name,
+            t.bounding
+        );
+        assert!(t.no_new_privs, "thread {}: no_new_privs", t.name);
     }
     assert!(unmask.ready.contains("caps=0x1000"), "{}", unmask.ready);
 
