@@ -5,6 +5,8 @@
 #
 #   clang llvm m4 make pkg-config libelf-dev zlib1g-dev linux-libc-dev  build the XDP program and
 #                                                                        libxdp-sys' bundled xdp-tools
+#   libpcap-dev                                                          xdp-tools' configure refuses to
+#                                                                        build libxdp without pcap headers
 #   iproute2 ethtool iputils-ping                                        the namespace lab
 #   tcpreplay openssl curl socat python3 procps tcpdump                  traffic, captures and checks in tests
 #   bpftool                                                              inspecting maps after a stop
@@ -14,6 +16,7 @@
 set -euo pipefail
 
 PKGS=(clang llvm m4 make pkg-config libelf-dev zlib1g-dev linux-libc-dev
+	libpcap-dev
 	iproute2 ethtool iputils-ping tcpreplay openssl curl socat python3 procps tcpdump bpftool
 	prometheus time util-linux)
 
