@@ -17,7 +17,7 @@ MODE="${1:-rx-drop}"
 RUNS="${2:-3}"
 SECS="${3:-5}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-BIN="${UNMASK_DIAG:-$ROOT/target/release/unmask-diag}"
+BIN="${UNMASK_DIAG:-${CARGO_TARGET_DIR:-$ROOT/target}/release/unmask-diag}"
 export LAB_PREFIX="${LAB_PREFIX:-bx}"
 P="$LAB_PREFIX"
 

@@ -6,14 +6,15 @@
 #
 # Traffic: benign HTTPS (curl against openssl s_server with a CA-signed certificate), plain
 # HTTP (python http.server), a fake TLS handshake, SSH on port 443, an HTTP request with no
-# User-Agent, and an upload-heavy flow. Prints what was alerted, what was blocked, and that
-# the benign traffic passed. Needs root (network namespaces, XDP); installs what it lacks.
+# User-Agent, and an upload-heavy flow. Prints what was alerted, what was blocked, that the
+# benign traffic passed, and where metrics are served (with a sample of them). Needs root
+# (network namespaces, XDP); installs what it lacks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/deps.sh
 cargo build --release --locked --quiet --bin unmask
-bin=$PWD/target/release/unmask
+bin=$(readlink -f "${CARGO_TARGET_DIR:-$PWD/target}")/release/unmask
 P="${LAB_PREFIX:-unmask}"
 work=$(mktemp -d /tmp/unmask-demo.XXXXXX)
 unmask_pid=""
@@ -88,6 +89,13 @@ in_ns client $peer send --to 10.77.0.2:9000 --chunks 200 --chunk-size 10000 --pa
 result "upload-heavy flow (2 MB up)" "server received $(cat "$work/upload.txt") bytes"
 ping_ok=$(in_ns client ping -c 2 -W 2 10.77.0.2 >/dev/null 2>&1 && echo passes || echo FAILS)
 result "ping" "$ping_ok"
+
+metrics_url="http://127.0.0.1:9477/metrics"
+echo
+echo "== metrics (Prometheus text, served inside $P-appliance: ip netns exec $P-appliance curl -s $metrics_url)"
+in_ns appliance curl -s --max-time 5 "$metrics_url" >"$work/metrics.txt" || true
+grep -E '^unmask_(xdp_packets_total\{.*reason="(blocked|non_tcp|to_socket)"|detect_findings_total|flow_blocked|ring_rx_packets_total|process_ready)' \
+	"$work/metrics.txt" | awk '$NF != 0 { print "  " $0 }' | grep . || echo "  (no metrics answered at $metrics_url)"
 
 kill -TERM "$unmask_pid"
 wait "$unmask_pid" || true

@@ -48,7 +48,7 @@ P="${LAB_PREFIX:-ufl}"
 
 bash scripts/deps.sh
 cargo build --release --locked --quiet --bin unmask
-bin=$PWD/target/release/unmask
+bin=$(readlink -f "${CARGO_TARGET_DIR:-$PWD/target}")/release/unmask
 mkdir -p "$WORK"
 unmask_pid=""
 cleanup() {

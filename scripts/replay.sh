@@ -32,7 +32,7 @@ esac
 
 bash scripts/deps.sh
 cargo build --release --locked --quiet --bin unmask
-bin=$PWD/target/release/unmask
+bin=$(readlink -f "${CARGO_TARGET_DIR:-$PWD/target}")/release/unmask
 work=$(mktemp -d /tmp/unmask-replay.XXXXXX)
 unmask_pid=""
 cleanup() {
