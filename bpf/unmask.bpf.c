@@ -111,8 +111,9 @@ static __always_inline int addr_cmp(const __u32 *a, const __u32 *b, int words)
 	return 0;
 }
 
-static __always_inline void fill_key(struct unmask_flow_key *k, const __u32 *src, const __u32 *dst,
-				     int words, __be16 sport, __be16 dport, __u8 family)
+/* Fills the direction-free key; returns the sending side (0: src is the lo endpoint). */
+static __always_inline int fill_key(struct unmask_flow_key *k, const __u32 *src, const __u32 *dst,
+				    int words, __be16 sport, __be16 dport, __u8 family)
 {
 	int c = addr_cmp(src, dst, words);
 	int src_lo = c < 0 || (c == 0 && bpf_ntohs(sport) <= bpf_ntohs(dport));
@@ -131,20 +132,42 @@ static __always_inline void fill_key(struct unmask_flow_key *k, const __u32 *src
 	k->hi_port = src_lo ? dport : sport;
 	k->family = family;
 	k->proto = IPPROTO_TCP;
+	return src_lo ? 0 : 1;
 }
 
-/* Looks the key up in a flow map; expired entries are removed and reported as absent. */
-static __always_inline int flow_hit(void *map, struct unmask_flow_key *k, int *expired)
+/* The TCP flags byte (CWR..FIN), the 14th byte of the header. */
+static __always_inline __u8 tcp_flags(const struct tcphdr *tcp)
+{
+	return ((const __u8 *)tcp)[13];
+}
+
+/* Looks the key up in a flow map; expired entries are removed and reported as absent. A hit
+ * is counted under the sending side, with its time and flags, for the worker's accounting. */
+static __always_inline int flow_hit(void *map, struct unmask_flow_key *k, int side, __u64 bytes,
+				    __u8 flags, int *expired)
 {
 	struct unmask_flow_entry *e = bpf_map_lookup_elem(map, k);
 	if (!e)
 		return 0;
-	if (e->expires_ns != 0 && e->expires_ns <= bpf_ktime_get_ns()) {
+	__u64 now = bpf_ktime_get_ns();
+	if (e->expires_ns != 0 && e->expires_ns <= now) {
 		bpf_map_delete_elem(map, k);
 		*expired = 1;
 		return 0;
 	}
-	__sync_fetch_and_add(&e->hits, 1);
+	/* Two CPUs may race on last_ns and tcp_flags (ports or queues of one flow): either
+	 * store is a recent time, and a lost flag bit only delays the close to the idle
+	 * timeout. The counters are atomic. */
+	e->last_ns = now;
+	if (side == 0) {
+		__sync_fetch_and_add(&e->pkts[0], 1);
+		__sync_fetch_and_add(&e->bytes[0], bytes);
+		e->tcp_flags[0] |= flags;
+	} else {
+		__sync_fetch_and_add(&e->pkts[1], 1);
+		__sync_fetch_and_add(&e->bytes[1], bytes);
+		e->tcp_flags[1] |= flags;
+	}
 	return 1;
 }
 
@@ -190,6 +213,8 @@ int unmask_xdp(struct xdp_md *ctx)
 	struct unmask_flow_key key = {};
 	int frag = 0;
 	int l4;
+	int side;
+	__u8 flags;
 	if (eth_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip;
 		l4 = parse_ipv4(&c, data_end, &ip, &frag);
@@ -202,7 +227,8 @@ int unmask_xdp(struct xdp_md *ctx)
 		struct tcphdr *tcp = parse_tcp(&c, data_end);
 		if (!tcp)
 			return to_socket(ctx, port, UNMASK_R_UNSURE);
-		fill_key(&key, &ip->saddr, &ip->daddr, 1, tcp->source, tcp->dest, 4);
+		side = fill_key(&key, &ip->saddr, &ip->daddr, 1, tcp->source, tcp->dest, 4);
+		flags = tcp_flags(tcp);
 	} else if (eth_proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6;
 		l4 = parse_ipv6(&c, data_end, &ip6, &frag);
@@ -215,16 +241,18 @@ int unmask_xdp(struct xdp_md *ctx)
 		struct tcphdr *tcp = parse_tcp(&c, data_end);
 		if (!tcp)
 			return to_socket(ctx, port, UNMASK_R_UNSURE);
-		fill_key(&key, (__u32 *)&ip6->saddr, (__u32 *)&ip6->daddr, 4, tcp->source,
-			 tcp->dest, 6);
+		side = fill_key(&key, (__u32 *)&ip6->saddr, (__u32 *)&ip6->daddr, 4, tcp->source,
+				tcp->dest, 6);
+		flags = tcp_flags(tcp);
 	} else {
 		return finish(ctx, UNMASK_R_NON_TCP, let_through(port));
 	}
 
 	int expired = 0;
-	if (flow_hit(&unmask_block, &key, &expired))
+	__u64 bytes = data_end - data;
+	if (flow_hit(&unmask_block, &key, side, bytes, flags, &expired))
 		return finish(ctx, UNMASK_R_BLOCKED, XDP_DROP);
-	if (flow_hit(&unmask_bypass, &key, &expired))
+	if (flow_hit(&unmask_bypass, &key, side, bytes, flags, &expired))
 		return finish(ctx, UNMASK_R_BYPASSED, let_through(port));
 	if (expired)
 		count(UNMASK_R_EXPIRED, 0);

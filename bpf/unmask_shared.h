@@ -21,12 +21,20 @@ _Static_assert(sizeof(struct unmask_flow_key) == 40, "unmask_flow_key layout");
 
 /* Value of the block and bypass maps. The XDP program ignores (and deletes) an entry whose
  * expiry has passed; 0 means it never expires. Times are CLOCK_MONOTONIC nanoseconds
- * (bpf_ktime_get_ns), so userspace writes them from clock_gettime(CLOCK_MONOTONIC). */
+ * (bpf_ktime_get_ns), so userspace writes them from clock_gettime(CLOCK_MONOTONIC).
+ *
+ * The program counts what it settles per sending side of the key (index 0: sent by the lo
+ * endpoint, 1: by hi), so the worker that bypassed a flow can still account for it: flow
+ * records, byte-ratio checks and idle timeouts see the packets userspace never did. */
 struct unmask_flow_entry {
 	__u64 expires_ns;
-	__u64 hits; /* packets that matched, incremented atomically by the program */
+	__u64 last_ns;    /* when the program last matched a packet of the flow; 0: never */
+	__u64 pkts[2];    /* by sending side, incremented atomically */
+	__u64 bytes[2];   /* frame bytes, by sending side */
+	__u8 tcp_flags[2]; /* TCP flags seen, OR-ed, by sending side (FIN/RST: the flow closed) */
+	__u8 pad[6];
 };
-_Static_assert(sizeof(struct unmask_flow_entry) == 16, "unmask_flow_entry layout");
+_Static_assert(sizeof(struct unmask_flow_entry) == 56, "unmask_flow_entry layout");
 
 /* One slot of the per-CPU counter array. */
 struct unmask_counter {

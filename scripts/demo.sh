@@ -60,7 +60,7 @@ if [ "$P" != unmask ]; then
 		-e "s|/run/unmask/unmask.sock|/run/unmask/${P}.sock|" configs/lab.toml >"$work/lab.toml"
 	config="$work/lab.toml"
 fi
-echo "== unmask run --config $config (inline, block mode, fail-open)"
+echo "== unmask run --config $config (inline, block mode, fail-open, bypass of clean flows)"
 # Not through in_ns: $! must be unmask itself (ip netns exec execs it), not a subshell.
 ip netns exec "$P-appliance" "$bin" run --config "$config" --eve "$work/eve.json" \
 	--report "$work/report.json" 2>"$work/unmask.log" &
@@ -94,7 +94,7 @@ metrics_url="http://127.0.0.1:9477/metrics"
 echo
 echo "== metrics (Prometheus text, served inside $P-appliance: ip netns exec $P-appliance curl -s $metrics_url)"
 in_ns appliance curl -s --max-time 5 "$metrics_url" >"$work/metrics.txt" || true
-grep -E '^unmask_(xdp_packets_total\{.*reason="(blocked|non_tcp|to_socket)"|detect_findings_total|flow_blocked|ring_rx_packets_total|process_ready)' \
+grep -E '^unmask_(xdp_packets_total\{.*reason="(blocked|bypassed|non_tcp|to_socket)"|detect_findings_total|flow_blocked|flow_bypassed_total|ring_rx_packets_total|process_ready)' \
 	"$work/metrics.txt" | awk '$NF != 0 { print "  " $0 }' | grep . || echo "  (no metrics answered at $metrics_url)"
 
 kill -TERM "$unmask_pid"
@@ -122,6 +122,10 @@ for line in open(sys.argv[1]):
     if r["event_type"] == "flow":
         f = r["flow"]
         verdict = "BLOCKED" if f.get("action") == "drop" else ("alerted" if f["alerted"] else "passed")
+        kernel = ""
+        if f.get("bypass"):
+            b = f["bypassed"]
+            kernel = f' (bypassed: {b["pkts_toserver"] + b["pkts_toclient"]} of them forwarded by the kernel alone)'
         print(f'  {r["src_ip"]}:{r["src_port"]} -> {r["dest_ip"]}:{r["dest_port"]:<5} '
-              f'{r.get("app_proto", "unknown"):8} {verdict:8} pkts {f["pkts_toserver"]}/{f["pkts_toclient"]}')
+              f'{r.get("app_proto", "unknown"):8} {verdict:8} pkts {f["pkts_toserver"]}/{f["pkts_toclient"]}{kernel}')
 PY

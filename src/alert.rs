@@ -117,6 +117,16 @@ pub struct FlowRecord {
     /// In-order bytes identification looked at, per direction: with `app_proto` absent, this
     /// is "unknown after N bytes".
     pub ident_bytes: [u32; 2],
+    /// Set when the flow was handed to the kernel's bypass map: what the kernel forwarded
+    /// without a worker (already included in `pkts` and `bytes`).
+    pub bypassed: Option<KernelShare>,
+}
+
+/// Packets and bytes per direction ([`Dir::index`]) that the kernel carried on its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelShare {
+    pub pkts: [u64; 2],
+    pub bytes: [u64; 2],
 }
 
 /// A protocol or stream anomaly that is not itself an alert (Suricata's `anomaly` events).
@@ -341,6 +351,16 @@ fn flow_json(f: &FlowRecord) -> Value {
     });
     if f.blocked {
         flow["action"] = "drop".into();
+    }
+    if let Some(k) = f.bypassed {
+        // Suricata's names for a flow its capture layer carried past the engine.
+        flow["bypass"] = "capture".into();
+        flow["bypassed"] = json!({
+            "pkts_toserver": k.pkts[0],
+            "pkts_toclient": k.pkts[1],
+            "bytes_toserver": k.bytes[0],
+            "bytes_toclient": k.bytes[1],
+        });
     }
     m.insert("flow".into(), flow);
     let mut unmask = json!({
@@ -755,6 +775,7 @@ mod tests {
                 blocked: false,
                 uninspected: None,
                 ident_bytes: [0, 0],
+                bypassed: None,
             };
             tx.send(EveRecord::Flow(rec)).unwrap();
         }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::flow::table::TableConfig;
 use crate::proto::AppProto;
-use crate::verdict::{FailMode, Mode};
+use crate::verdict::{Bypass, FailMode, Mode};
 
 /// A configuration problem, phrased for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +85,8 @@ impl Default for LiveConfig {
 pub struct VerdictConfig {
     pub mode: Mode,
     pub fail_mode: FailMode,
+    /// Judged flows the kernel forwards without the workers (live only).
+    pub bypass: Bypass,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -94,6 +96,8 @@ pub struct FlowConfig {
     pub new_timeout_secs: u32,
     pub established_timeout_secs: u32,
     pub closed_timeout_secs: u32,
+    /// How often a bypassed flow's kernel counters are read (and whether it still lives).
+    pub bypassed_timeout_secs: u32,
     pub evict_min_idle_secs: u32,
 }
 
@@ -104,6 +108,7 @@ impl Default for FlowConfig {
             new_timeout_secs: 30,
             established_timeout_secs: 600,
             closed_timeout_secs: 10,
+            bypassed_timeout_secs: 30,
             evict_min_idle_secs: 5,
         }
     }
@@ -117,6 +122,7 @@ impl FlowConfig {
             new_timeout_ns: self.new_timeout_secs as u64 * NS,
             established_timeout_ns: self.established_timeout_secs as u64 * NS,
             closed_timeout_ns: self.closed_timeout_secs as u64 * NS,
+            bypassed_timeout_ns: self.bypassed_timeout_secs as u64 * NS,
             evict_min_idle_ns: self.evict_min_idle_secs as u64 * NS,
         }
     }
@@ -350,6 +356,13 @@ impl Config {
             "flow.closed_timeout_secs",
             f.closed_timeout_secs as u64,
             0,
+            86_400,
+        )?;
+        in_range(
+            path,
+            "flow.bypassed_timeout_secs",
+            f.bypassed_timeout_secs as u64,
+            1,
             86_400,
         )?;
         in_range(

@@ -11,19 +11,21 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use crate::alert::{
     AlertAction, AlertRecord, AnomalyRecord, DropRecord, EveRecord, FlowMeta, FlowRecord,
-    TlsEveRecord,
+    KernelShare, TlsEveRecord,
 };
 use crate::config::Config;
 use crate::detect::{Detector, Event, FindingKind, Findings, FlowView};
 use crate::flow::table::TableStats;
-use crate::flow::table::{SegmentMeta, Track};
+use crate::flow::table::{Expiry, Recheck, SegmentMeta, TcpState, Track};
 use crate::flow::{Dir, EndReason, Flow, FlowKey, FlowTable, Side, StreamPool};
 use crate::inspect::{FlowBase, InspectConfig, InspectState, Report, TlsFacts};
 use crate::proto::tls::TlsScratch;
 use crate::proto::{self, AppProto, DirIdent, Probe};
 use crate::source::{Action, Frame, Timestamp};
-use crate::verdict::{FlowCommand, FlowControl, FlowVerdict, FrameHandler, Mode};
-use crate::wire::{self, Malformed, OtherKind, Parsed, TcpPacket, WireAnomalies};
+use crate::verdict::{
+    Bypass, FlowCommand, FlowControl, FlowVerdict, FrameHandler, KernelFlow, Mode,
+};
+use crate::wire::{self, Malformed, OtherKind, Parsed, TcpFlags, TcpPacket, WireAnomalies};
 
 /// `FlowExt::inspect` when the flow has no inspection slot (the table's default).
 const NO_SLOT: u32 = u32::MAX;
@@ -115,6 +117,14 @@ pub struct Counters {
     pub tls_anomalies: PerKind<{ crate::proto::tls::TlsAnomaly::KINDS }>,
     pub eve_dropped: u64,
     pub commands_dropped: u64,
+    /// Flows handed to the kernel's bypass map (`verdict.bypass`).
+    pub flows_bypassed: u64,
+    /// Bypassed flows handed over again: their kernel entry had expired or been evicted.
+    pub bypass_renewed: u64,
+    /// Reads of a bypassed flow's kernel counters (idle rechecks and flow ends).
+    pub bypass_rechecks: u64,
+    /// Packets of bypassed flows the kernel forwarded without a worker, as read back.
+    pub bypass_kernel_packets: u64,
 }
 
 fn add_all(into: &mut [u64], from: &[u64]) {
@@ -126,7 +136,7 @@ fn add_all(into: &mut [u64], from: &[u64]) {
 impl std::ops::AddAssign<&Counters> for Counters {
     /// Sums another worker's counters into these (for run totals).
     fn add_assign(&mut self, o: &Counters) {
-        let scalars: [(&mut u64, u64); 22] = [
+        let scalars: [(&mut u64, u64); 26] = [
             (&mut self.packets, o.packets),
             (&mut self.bytes, o.bytes),
             (&mut self.tcp, o.tcp),
@@ -152,6 +162,10 @@ impl std::ops::AddAssign<&Counters> for Counters {
             (&mut self.findings_overflow, o.findings_overflow),
             (&mut self.eve_dropped, o.eve_dropped),
             (&mut self.commands_dropped, o.commands_dropped),
+            (&mut self.flows_bypassed, o.flows_bypassed),
+            (&mut self.bypass_renewed, o.bypass_renewed),
+            (&mut self.bypass_rechecks, o.bypass_rechecks),
+            (&mut self.bypass_kernel_packets, o.bypass_kernel_packets),
         ];
         for (a, b) in scalars {
             *a += b;
@@ -363,6 +377,40 @@ struct Core {
     sink: Sink,
     /// Latest packet time seen, or the wall clock when the worker supplies it.
     clock: Timestamp,
+    /// Which decided flows go to the kernel's bypass map; `Off` unless a live runtime asks.
+    bypass: Bypass,
+    /// A flow of the packet being handled changed list (bypassed): the table must refile it.
+    refile: bool,
+    /// A bypassed flow the kernel has not seen for this long is over.
+    established_timeout_ns: u64,
+}
+
+/// A bypassed flow that still sends packets to the worker this long after it was handed to
+/// the kernel has lost its kernel entry (expired, evicted): it is handed over again. Less
+/// than this is packets that were already on their way when the entry was written.
+const BYPASS_RENEW_NS: u64 = Timestamp::NANOS_PER_SEC;
+
+/// The table's expiry hooks in a live worker: a bypassed flow is judged on the kernel's
+/// counters, which only the datapath (`ctl`) can read.
+struct Hooks<'a> {
+    core: &'a mut Core,
+    ctl: &'a mut dyn FlowControl,
+}
+
+impl Expiry for Hooks<'_> {
+    fn recheck(&mut self, flow: &mut Flow) -> Recheck {
+        self.core.recheck_bypassed(flow, self.ctl)
+    }
+
+    fn end(&mut self, flow: &mut Flow, reason: EndReason) {
+        if flow.bypassed {
+            self.core.sink.counters.bypass_rechecks += 1;
+            if let Some(k) = self.ctl.kernel_flow(&flow.key) {
+                self.core.merge_kernel(flow, &k);
+            }
+        }
+        self.core.end_flow(flow, reason)
+    }
 }
 
 /// One worker's engine.
@@ -409,8 +457,18 @@ impl Engine {
                     counters: Counters::default(),
                 },
                 clock: Timestamp(0),
+                bypass: Bypass::Off,
+                refile: false,
+                established_timeout_ns: config.flow.table().established_timeout_ns,
             },
         }
+    }
+
+    /// Lets decided flows go to the kernel's bypass map per `bypass` (the live runtime, whose
+    /// [`FlowControl`] applies the commands and reads the counters back). Replay leaves it
+    /// off: with no kernel, bypassed flows would only go unaccounted.
+    pub fn set_bypass(&mut self, bypass: Bypass) {
+        self.core.bypass = bypass;
     }
 
     /// Puts a reloaded policy in force from the next packet on; flows, their state and the
@@ -460,7 +518,12 @@ impl Engine {
                 return Action::Forward;
             }
         };
-        core.packet(flows.get_mut(idx), dir, p, frame)
+        let action = core.packet(flows.get_mut(idx), dir, p, frame);
+        if core.refile {
+            core.refile = false;
+            flows.refile(idx);
+        }
+        action
     }
 }
 
@@ -504,14 +567,14 @@ impl FrameHandler for Engine {
         }
         let Engine { flows, core } = self;
         let clock = core.clock;
-        flows.expire(clock, |f, r| core.end_flow(f, r));
+        flows.expire_with(clock, Hooks { core, ctl });
         core.sink.commands.drain(ctl);
     }
 
     fn finish(&mut self, now: Timestamp, ctl: &mut dyn FlowControl) {
         self.after_batch(now, ctl);
         let Engine { flows, core } = self;
-        flows.drain(|f, r| core.end_flow(f, r));
+        flows.drain_with(Hooks { core, ctl });
         core.sink.commands.drain(ctl);
     }
 }
@@ -530,6 +593,10 @@ impl Core {
             _ => {
                 self.sink.counters.fast_path += 1;
                 self.sink.counters.forwarded += 1;
+                if flow.bypassed && frame.ts.since(flow.ext.bypass_at) >= BYPASS_RENEW_NS {
+                    self.sink.counters.bypass_renewed += 1;
+                    self.hand_to_kernel(flow, frame.ts);
+                }
                 if (flow.pkts[0] + flow.pkts[1]) & (PERIODIC_PACKETS - 1) == 0 {
                     self.periodic(flow, frame.ts);
                     if FlowVerdict::from_u8(flow.ext.verdict) == FlowVerdict::Blocked {
@@ -682,6 +749,7 @@ impl Core {
         let Some(slot) = self.pool.streams.alloc() else {
             self.sink.counters.stream_memcap_refused += 1;
             flow.ext.verdict = FlowVerdict::Uninspected as u8;
+            self.maybe_bypass(flow);
             return None;
         };
         let isn = [0, 1].map(|d| flow.isn_known[d].then_some(flow.isn[d]));
@@ -726,6 +794,96 @@ impl Core {
             } as u8;
         }
         self.release_slot(flow);
+        self.maybe_bypass(flow);
+    }
+
+    /// Hands a flow whose inspection is over to the kernel, if the bypass policy takes its
+    /// verdict.
+    fn maybe_bypass(&mut self, flow: &mut Flow) {
+        if flow.bypassed || !self.bypass.takes(FlowVerdict::from_u8(flow.ext.verdict)) {
+            return;
+        }
+        self.sink.counters.flows_bypassed += 1;
+        self.hand_to_kernel(flow, self.clock);
+    }
+
+    /// Queues the bypass entry. A fresh entry counts from zero, so the read-back starts over.
+    fn hand_to_kernel(&mut self, flow: &mut Flow, ts: Timestamp) {
+        if !self.sink.commands.push(FlowCommand::Bypass {
+            key: flow.key,
+            at: ts,
+        }) {
+            // The worker keeps forwarding it itself; the next packet tries again.
+            self.sink.counters.commands_dropped += 1;
+            return;
+        }
+        flow.ext.bypass_at = ts;
+        flow.ext.kernel_read_pkts = [0; 2];
+        flow.ext.kernel_read_bytes = [0; 2];
+        if !flow.bypassed {
+            flow.bypassed = true;
+            self.refile = true;
+        }
+    }
+
+    /// Adds what the kernel forwarded since the last read to the flow's counters.
+    fn merge_kernel(&mut self, flow: &mut Flow, k: &KernelFlow) {
+        for (i, side) in [Side::Lo, Side::Hi].into_iter().enumerate() {
+            let d = flow.dir_of(side).index();
+            let ext = &mut flow.ext;
+            let pkts = k.pkts[i].saturating_sub(ext.kernel_read_pkts[i]);
+            let bytes = k.bytes[i].saturating_sub(ext.kernel_read_bytes[i]);
+            ext.kernel_read_pkts[i] = ext.kernel_read_pkts[i].max(k.pkts[i]);
+            ext.kernel_read_bytes[i] = ext.kernel_read_bytes[i].max(k.bytes[i]);
+            ext.kernel_pkts[d] = ext.kernel_pkts[d].saturating_add(pkts);
+            ext.kernel_bytes[d] = ext.kernel_bytes[d].saturating_add(bytes);
+            flow.pkts[d] = flow.pkts[d].saturating_add(pkts);
+            flow.bytes[d] = flow.bytes[d].saturating_add(bytes);
+            self.sink.counters.bypass_kernel_packets += pkts;
+        }
+        if let Some(idle) = k.idle_ns {
+            let seen = Timestamp(self.clock.0.saturating_sub(idle));
+            if seen > flow.last_ts {
+                flow.last_ts = seen;
+            }
+        }
+        if k.closed() && !matches!(flow.state, TcpState::Closed | TcpState::Reset) {
+            // The close went by the kernel; the record says how the connection ended.
+            let rst = (k.tcp_flags[0] | k.tcp_flags[1]) & TcpFlags::RST != 0;
+            flow.state = if rst {
+                TcpState::Reset
+            } else {
+                TcpState::Closed
+            };
+        }
+    }
+
+    /// A bypassed flow went unchecked for the bypassed timeout: bring its counters up to date
+    /// from the kernel, give the byte-ratio checks their look, and say whether it lives on.
+    fn recheck_bypassed(&mut self, flow: &mut Flow, ctl: &mut dyn FlowControl) -> Recheck {
+        self.sink.counters.bypass_rechecks += 1;
+        let Some(k) = ctl.kernel_flow(&flow.key) else {
+            // No entry, and no packet reached the worker since (that would have touched the
+            // flow): nothing has carried it for a whole period.
+            return Recheck::End(EndReason::Timeout);
+        };
+        self.merge_kernel(flow, &k);
+        if k.closed() {
+            return Recheck::End(EndReason::Closed);
+        }
+        let idle = k
+            .idle_ns
+            .unwrap_or_else(|| self.clock.since(flow.ext.bypass_at));
+        if idle > self.established_timeout_ns {
+            return Recheck::End(EndReason::Timeout);
+        }
+        let clock = self.clock;
+        self.periodic(flow, clock);
+        if FlowVerdict::from_u8(flow.ext.verdict) == FlowVerdict::Blocked {
+            // The block command replaces the bypass entry; the flow is the worker's again.
+            flow.bypassed = false;
+        }
+        Recheck::Alive
     }
 
     fn release_slot(&mut self, flow: &mut Flow) {
@@ -778,7 +936,7 @@ impl Core {
         }
         self.release_slot(flow);
         let verdict = FlowVerdict::from_u8(flow.ext.verdict);
-        if verdict == FlowVerdict::Blocked {
+        if verdict == FlowVerdict::Blocked || flow.bypassed {
             // The kernel entry would otherwise linger until LRU pressure pushes it out.
             if !self
                 .sink
@@ -805,6 +963,10 @@ impl Core {
                 blocked: verdict == FlowVerdict::Blocked,
                 uninspected: (verdict == FlowVerdict::Uninspected).then_some("stream_memcap"),
                 ident_bytes: flow.ext.ident_bytes,
+                bypassed: (flow.ext.bypass_at != Timestamp(0)).then_some(KernelShare {
+                    pkts: flow.ext.kernel_pkts,
+                    bytes: flow.ext.kernel_bytes,
+                }),
             };
             self.sink.send(EveRecord::Flow(rec));
         }

@@ -172,16 +172,18 @@ pub fn run_metered(
     let report = live::run(
         &setup,
         |i| {
+            let mut engine = Engine::with_detector(
+                config,
+                EngineOptions {
+                    worker: i as u8,
+                    packet_numbers: false,
+                },
+                Some(tx.clone()),
+                Arc::clone(&detector),
+            );
+            engine.set_bypass(config.verdict.bypass);
             let engine = WorkerEngine {
-                engine: Engine::with_detector(
-                    config,
-                    EngineOptions {
-                        worker: i as u8,
-                        packet_numbers: false,
-                    },
-                    Some(tx.clone()),
-                    Arc::clone(&detector),
-                ),
+                engine,
                 results: results.clone(),
                 policy: inboxes[i].clone(),
             };
@@ -212,12 +214,13 @@ pub fn run_metered(
                 Topology::Tap => "tap",
             };
             ready(&format!(
-                "prog_id={} topology={topology} ports={} workers={} mode={} fail_mode={:?} caps={caps} control={:?}",
+                "prog_id={} topology={topology} ports={} workers={} mode={} fail_mode={:?} bypass={} caps={caps} control={:?}",
                 program.id(),
                 config.live.ports.join(","),
                 config.live.workers,
                 config.verdict.mode.name(),
                 config.verdict.fail_mode,
+                config.verdict.bypass.name(),
                 config.live.control_socket,
             ));
         },
@@ -313,8 +316,8 @@ impl std::fmt::Display for LiveSummary {
         writeln!(f)?;
         writeln!(
             f,
-            "  flows      {} ended, {} blocked",
-            c.flows_ended, c.flows_blocked
+            "  flows      {} ended, {} blocked, {} bypassed ({} packets forwarded by the kernel alone)",
+            c.flows_ended, c.flows_blocked, c.flows_bypassed, c.bypass_kernel_packets
         )?;
         writeln!(
             f,

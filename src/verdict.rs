@@ -39,6 +39,45 @@ pub enum FailMode {
     FailClosed,
 }
 
+/// Which judged flows the kernel forwards on its own (the XDP bypass map), so their later
+/// packets never reach a worker. Live only: replay has no kernel and ignores it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Bypass {
+    /// Every packet reaches a worker: full visibility, the userspace cost of every byte.
+    #[default]
+    Off,
+    /// Flows whose inspection finished without any finding.
+    Clean,
+    /// Every flow whose inspection is over and that is not blocked: clean, alerted (monitor
+    /// mode, or alert-only checks), and those left uninspected (stream memcap).
+    Decided,
+}
+
+impl Bypass {
+    pub fn name(self) -> &'static str {
+        match self {
+            Bypass::Off => "off",
+            Bypass::Clean => "clean",
+            Bypass::Decided => "decided",
+        }
+    }
+
+    /// Whether a flow that reached `verdict` goes to the kernel.
+    pub fn takes(self, verdict: FlowVerdict) -> bool {
+        match self {
+            Bypass::Off => false,
+            Bypass::Clean => verdict == FlowVerdict::Clean,
+            Bypass::Decided => matches!(
+                verdict,
+                FlowVerdict::Clean | FlowVerdict::Alerted | FlowVerdict::Uninspected
+            ),
+        }
+    }
+}
+
 /// Where a flow stands; stored in the flow's `ext.verdict`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(u8)]
@@ -84,9 +123,39 @@ pub enum FlowCommand {
     Forget { key: FlowKey },
 }
 
+/// What the kernel settled for a bypassed flow since its entry was written: the packets the
+/// worker did not see.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelFlow {
+    /// Packets by sending endpoint of the key (index 0: [`crate::flow::Side::Lo`], 1: `Hi`).
+    pub pkts: [u64; 2],
+    /// Frame bytes, indexed as `pkts`.
+    pub bytes: [u64; 2],
+    /// TCP flags seen, OR-ed, indexed as `pkts`.
+    pub tcp_flags: [u8; 2],
+    /// Nanoseconds since the kernel last matched a packet of the flow; `None`: not since the
+    /// entry was written.
+    pub idle_ns: Option<u64>,
+}
+
+impl KernelFlow {
+    /// FIN from both ends, or a RST from either: the connection is over.
+    pub fn closed(&self) -> bool {
+        use crate::wire::TcpFlags;
+        (self.tcp_flags[0] & self.tcp_flags[1] & TcpFlags::FIN) != 0
+            || ((self.tcp_flags[0] | self.tcp_flags[1]) & TcpFlags::RST) != 0
+    }
+}
+
 /// The datapath side of flow commands: the XDP maps live, nothing in replay.
 pub trait FlowControl {
     fn apply(&mut self, cmd: &FlowCommand);
+
+    /// The kernel's account of a bypassed flow; `None` where there is no kernel (replay) or
+    /// no entry (expired, evicted, never written).
+    fn kernel_flow(&mut self, _key: &FlowKey) -> Option<KernelFlow> {
+        None
+    }
 }
 
 /// Replay has no kernel to tell; commands are only counted.

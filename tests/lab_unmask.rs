@@ -209,6 +209,87 @@ fn lab_monitor_mode_alerts_and_lets_everything_complete() {
     assert_eq!(u64_at(&report, "/counters/dropped"), 0);
 }
 
+#[test]
+fn lab_bypass_hands_judged_flows_to_the_kernel_and_still_accounts_for_them() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_run("lab_bypass") || !have("openssl") {
+        return;
+    }
+    let mut scene = Scene::new("by", 1);
+    let cfg = scene.lab.config("block", "inline", 1, "fail-open");
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    // Recheck bypassed flows every 2 s, so the run sees rechecks as well as the final read.
+    let text = text.replacen("[verdict]\n", "[verdict]\nbypass = \"clean\"\n", 1)
+        + "\n[flow]\nbypassed_timeout_secs = 2\n";
+    std::fs::write(&cfg, text).expect("write config");
+    let unmask = scene.lab.unmask(&cfg);
+    assert!(unmask.ready.contains("bypass=clean"), "{}", unmask.ready);
+    assert!(
+        scene.https_download(),
+        "20 MiB HTTPS download byte-identical with the kernel carrying it"
+    );
+    let (ssh_got, fake_got, sent) = impersonations(&mut scene.lab);
+    assert!(ping(&scene.lab, "10.77.0.2"), "ping through the appliance");
+    std::thread::sleep(Duration::from_secs(3));
+    let eve = unmask.eve.clone();
+    let report = unmask.stop();
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&eve)
+        .expect("EVE file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("EVE line is JSON"))
+        .collect();
+
+    // Bypass never lets a flagged flow through: they are blocked, not judged clean.
+    assert!(
+        ssh_got < sent && fake_got < sent,
+        "{ssh_got} {fake_got} of {sent}"
+    );
+    assert!(findings_to_port(&records, 443).contains(&"protocol_port_mismatch".to_string()));
+    assert!(findings_to_port(&records, 8443).contains(&"tls_malformed_handshake".to_string()));
+
+    let bypassed_in_kernel = u64_at(&report, "/datapath/xdp/reasons/3/packets");
+    let rx = sum_workers(&report["datapath"], "rx");
+    // 20 MiB is some 14,500 full segments plus their ACKs; the worker saw the handshake and
+    // whatever was in flight while the entry was written.
+    assert!(
+        bypassed_in_kernel > 10_000,
+        "bypassed in the kernel: {bypassed_in_kernel}"
+    );
+    assert!(
+        rx < bypassed_in_kernel,
+        "the worker received {rx} frames, the kernel bypassed {bypassed_in_kernel}"
+    );
+    assert!(u64_at(&report, "/counters/flows_bypassed") >= 1);
+    assert!(u64_at(&report, "/counters/bypass_rechecks") >= 1);
+    // Every packet the program bypassed was read back into a flow (the download's entry was
+    // read at its recheck or at the stop), none counted twice.
+    assert_eq!(
+        u64_at(&report, "/counters/bypass_kernel_packets"),
+        bypassed_in_kernel
+    );
+
+    let download = records
+        .iter()
+        .find(|r| {
+            r["event_type"] == "flow"
+                && r["dest_port"] == 443
+                && r["dest_ip"] == "10.77.0.2"
+                && r["app_proto"] == "tls"
+        })
+        .expect("flow record of the download");
+    let f = &download["flow"];
+    assert_eq!(f["bypass"], "capture", "{download}");
+    assert!(
+        f["bytes_toclient"].as_u64().unwrap() > BLOB as u64,
+        "the record counts the kernel's bytes: {download}"
+    );
+    assert!(f["bypassed"]["bytes_toclient"].as_u64().unwrap() > (BLOB as u64) * 9 / 10);
+    assert_eq!(
+        f["state"], "closed",
+        "curl's close went by the kernel: {download}"
+    );
+}
+
 /// A paced transfer across a `kill -9` of unmask; true when it completed.
 fn paced_transfer_across_kill(fail: &str) -> bool {
     let mut lab = Lab::up(if fail == "fail-open" { "fo" } else { "fc" }, 1);

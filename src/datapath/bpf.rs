@@ -42,7 +42,9 @@ pub const XSK_SLOTS: u32 = MAX_QUEUES * MAX_PORTS;
 pub const FLOW_MAP_ENTRIES: u32 = 65536;
 
 const _: () = assert!(std::mem::size_of::<unmask_flow_key>() == 40);
-const _: () = assert!(std::mem::size_of::<unmask_flow_entry>() == 16);
+const _: () = assert!(std::mem::size_of::<unmask_flow_entry>() == ENTRY_BYTES);
+/// `sizeof(struct unmask_flow_entry)`.
+const ENTRY_BYTES: usize = 56;
 const _: () = assert!(std::mem::size_of::<unmask_counter>() == 16);
 
 /// Why a frame left the XDP program the way it did (`enum unmask_reason`).
@@ -470,20 +472,44 @@ pub fn key_bytes(k: &unmask_flow_key) -> [u8; 40] {
     b
 }
 
-fn entry_bytes(e: &unmask_flow_entry) -> [u8; 16] {
-    let mut b = [0u8; 16];
-    b[..8].copy_from_slice(&e.expires_ns.to_ne_bytes());
-    b[8..].copy_from_slice(&e.hits.to_ne_bytes());
+fn entry_bytes(e: &unmask_flow_entry) -> [u8; ENTRY_BYTES] {
+    let mut b = [0u8; ENTRY_BYTES];
+    let words = [
+        e.expires_ns,
+        e.last_ns,
+        e.pkts[0],
+        e.pkts[1],
+        e.bytes[0],
+        e.bytes[1],
+    ];
+    for (chunk, w) in b.chunks_exact_mut(8).zip(words) {
+        chunk.copy_from_slice(&w.to_ne_bytes());
+    }
+    b[48..50].copy_from_slice(&e.tcp_flags);
     b
 }
 
 fn entry_from_bytes(b: &[u8]) -> Option<unmask_flow_entry> {
-    let expires = b.get(..8)?.try_into().ok()?;
-    let hits = b.get(8..16)?.try_into().ok()?;
+    let word = |i: usize| -> Option<u64> {
+        Some(u64::from_ne_bytes(
+            b.get(i * 8..i * 8 + 8)?.try_into().ok()?,
+        ))
+    };
     Some(unmask_flow_entry {
-        expires_ns: u64::from_ne_bytes(expires),
-        hits: u64::from_ne_bytes(hits),
+        expires_ns: word(0)?,
+        last_ns: word(1)?,
+        pkts: [word(2)?, word(3)?],
+        bytes: [word(4)?, word(5)?],
+        tcp_flags: b.get(48..50)?.try_into().ok()?,
+        pad: [0; 6],
     })
+}
+
+impl unmask_flow_entry {
+    /// Packets the program matched, both sides.
+    pub fn hits(&self) -> u64 {
+        self.pkts[0].saturating_add(self.pkts[1])
+    }
 }
 
 impl Program {
@@ -876,7 +902,7 @@ impl FlowMaps {
         };
         let entry = unmask_flow_entry {
             expires_ns,
-            hits: 0,
+            ..unmask_flow_entry::default()
         };
         self.map(which)
             .update(
@@ -1025,7 +1051,7 @@ mod tests {
         maps.insert(FlowMap::Block, &key, 0).unwrap();
         assert_eq!(p.test_run(0, &syn).unwrap(), XDP_DROP);
         assert_eq!(p.test_run(0, &reply).unwrap(), XDP_DROP);
-        assert_eq!(maps.get(FlowMap::Block, &key).unwrap().unwrap().hits, 2);
+        assert_eq!(maps.get(FlowMap::Block, &key).unwrap().unwrap().hits(), 2);
         assert_eq!(p.counters().unwrap().reason(Reason::Blocked).packets, 2);
 
         // An expired entry is ignored and removed.
@@ -1035,10 +1061,23 @@ mod tests {
         assert!(maps.get(FlowMap::Block, &key).unwrap().is_none());
         assert_eq!(p.counters().unwrap().reason(Reason::Expired).packets, 1);
 
-        // Bypass: let through without a worker (tap: nothing to forward, dropped).
+        // Bypass: let through without a worker (tap: nothing to forward, dropped), counted
+        // per sending side with its flags and time, for the worker that bypassed it.
         maps.insert(FlowMap::Bypass, &key, 0).unwrap();
+        assert_eq!(maps.get(FlowMap::Bypass, &key).unwrap().unwrap().last_ns, 0);
+        let before = monotonic_ns();
         assert_eq!(p.test_run(0, &reply).unwrap(), XDP_DROP);
-        assert_eq!(p.counters().unwrap().reason(Reason::Bypassed).packets, 1);
+        let mut fin = syn.clone();
+        fin[47] = 0x11;
+        assert_eq!(p.test_run(0, &fin).unwrap(), XDP_DROP);
+        assert_eq!(p.test_run(0, &fin).unwrap(), XDP_DROP);
+        assert_eq!(p.counters().unwrap().reason(Reason::Bypassed).packets, 3);
+        let e = maps.get(FlowMap::Bypass, &key).unwrap().unwrap();
+        // The SYN's source 10.0.0.1:40000 is the key's lo endpoint: side 0.
+        assert_eq!(e.pkts, [2, 1]);
+        assert_eq!(e.bytes, [2 * fin.len() as u64, reply.len() as u64]);
+        assert_eq!(e.tcp_flags, [0x11, reply[47]]);
+        assert!(e.last_ns >= before && e.last_ns <= monotonic_ns());
         maps.remove(FlowMap::Bypass, &key).unwrap();
         maps.remove(FlowMap::Bypass, &key).unwrap();
         assert_eq!(p.test_run(0, &reply).unwrap(), XDP_PASS);
@@ -1072,7 +1111,7 @@ mod tests {
             XDP_DROP,
             "reply too"
         );
-        assert_eq!(maps.get(FlowMap::Block, &key).unwrap().unwrap().hits, 2);
+        assert_eq!(maps.get(FlowMap::Block, &key).unwrap().unwrap().hits(), 2);
     }
 
     #[test]

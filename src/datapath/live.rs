@@ -9,15 +9,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::bpf::{
-    AttachOutcome, BpfError, FlowMap, FlowMaps, PortLock, Program, ProgramSetup, Topology,
-    XdpCounters,
+    monotonic_ns, AttachOutcome, BpfError, FlowMap, FlowMaps, PortLock, Program, ProgramSetup,
+    Topology, XdpCounters,
 };
 use super::xsk::{
     BindMode, Forwarding, Inbox, Peers, SharedStats, SocketStats, WorkerStats, XskConfig, XskError,
     XskSource,
 };
 
-use crate::verdict::{FailMode, FlowCommand, FlowControl, FrameHandler};
+use crate::flow::FlowKey;
+use crate::verdict::{FailMode, FlowCommand, FlowControl, FrameHandler, KernelFlow};
 
 /// Everything the live datapath needs to start.
 #[derive(Debug, Clone)]
@@ -73,6 +74,8 @@ pub struct FlowControlStats {
     pub blocks: u64,
     pub bypasses: u64,
     pub forgets: u64,
+    /// Lookups of bypass entries (a bypassed flow's idle check or end).
+    pub kernel_reads: u64,
     /// Map updates that failed (logged once each; the worker goes on).
     pub errors: u64,
 }
@@ -103,6 +106,8 @@ impl FlowControl for LiveFlowControl {
             }
             FlowCommand::Bypass { key, .. } => {
                 self.stats.bypasses += 1;
+                // A re-bypass (the entry expired while the flow went on) starts its counters
+                // again; the engine accounts by difference and notices the restart.
                 self.maps.insert(FlowMap::Bypass, key, self.bypass_ttl_ns)
             }
             FlowCommand::Forget { key } => {
@@ -118,6 +123,26 @@ impl FlowControl for LiveFlowControl {
                 eprintln!("unmask: flow command failed: {e}");
             }
         }
+    }
+
+    fn kernel_flow(&mut self, key: &FlowKey) -> Option<KernelFlow> {
+        self.stats.kernel_reads += 1;
+        let e = match self.maps.get(FlowMap::Bypass, key) {
+            Ok(e) => e?,
+            Err(e) => {
+                self.stats.errors += 1;
+                if self.stats.errors == 1 {
+                    eprintln!("unmask: reading a bypass entry failed: {e}");
+                }
+                return None;
+            }
+        };
+        Some(KernelFlow {
+            pkts: e.pkts,
+            bytes: e.bytes,
+            tcp_flags: e.tcp_flags,
+            idle_ns: (e.last_ns != 0).then(|| monotonic_ns().saturating_sub(e.last_ns)),
+        })
     }
 }
 

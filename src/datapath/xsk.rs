@@ -113,7 +113,7 @@ impl Default for XskConfig {
             first_core: 0,
             xdp_mode: XdpMode::Native,
             block_ttl_secs: 600,
-            bypass_ttl_secs: 600,
+            bypass_ttl_secs: 0,
             flow_map_entries: super::bpf::FLOW_MAP_ENTRIES,
         }
     }

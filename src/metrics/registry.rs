@@ -403,6 +403,14 @@ fn worker_families(out: &mut Families, t: &WorkerTotals, polling: bool, depth: u
     out.counter("unmask_flow_refused_packets_total", &wl, tb.refused);
     out.counter("unmask_flow_reused_total", &wl, tb.reused);
     out.counter("unmask_flow_blocked_total", &wl, c.flows_blocked);
+    out.counter("unmask_flow_bypassed_total", &wl, c.flows_bypassed);
+    out.counter("unmask_flow_bypass_renewed_total", &wl, c.bypass_renewed);
+    out.counter("unmask_flow_bypass_rechecks_total", &wl, c.bypass_rechecks);
+    out.counter(
+        "unmask_flow_bypass_kernel_packets_total",
+        &wl,
+        c.bypass_kernel_packets,
+    );
     for (p, n) in AppProto::ALL.iter().zip(c.flows_by_app) {
         out.counter(
             "unmask_flow_app_proto_total",
@@ -653,6 +661,10 @@ pub const SPECS: &[Spec] = &[
     spec("unmask_flow_refused_packets_total", C, W, "Packets handled without a flow because the table was full and nothing could be evicted."),
     spec("unmask_flow_reused_total", C, W, "Closing or closed flows replaced by a new connection on the same ports."),
     spec("unmask_flow_blocked_total", C, W, "Flows blocked (block mode)."),
+    spec("unmask_flow_bypassed_total", C, W, "Flows handed to the kernel's bypass map once judged (verdict.bypass)."),
+    spec("unmask_flow_bypass_renewed_total", C, W, "Bypassed flows handed over again after their kernel entry expired or was evicted."),
+    spec("unmask_flow_bypass_rechecks_total", C, W, "Reads of bypassed flows' kernel counters (idle rechecks and flow ends)."),
+    spec("unmask_flow_bypass_kernel_packets_total", C, W, "Packets of bypassed flows the kernel forwarded without a worker, as read back at rechecks."),
     spec("unmask_flow_app_proto_total", C, &["worker", "app_proto"], "Ended flows by identified application protocol."),
     spec("unmask_stream_active_windows", G, W, "Stream windows held by flows under inspection."),
     spec("unmask_stream_buffer_bytes", G, W, "Bytes of stream window memory held by flows under inspection (windows x 2 x stream.depth)."),
@@ -661,7 +673,7 @@ pub const SPECS: &[Spec] = &[
     spec("unmask_detect_findings_total", C, &["worker", "kind", "action"], "Findings by check kind and action (blocked: the flow was dropped; allowed: alert only)."),
     spec("unmask_detect_findings_overflow_total", C, W, "Findings lost because one event raised more than a finding set holds."),
     spec("unmask_tls_anomalies_total", C, &["worker", "kind"], "TLS protocol anomalies, by kind."),
-    spec("unmask_verdict_commands_dropped_total", C, W, "Block/forget commands for the kernel maps lost to a full command queue."),
+    spec("unmask_verdict_commands_dropped_total", C, W, "Block/bypass/forget commands for the kernel maps lost to a full command queue."),
     spec("unmask_eve_records_written_total", C, &["type"], "EVE records written, by event type (alert, flow, anomaly, drop, tls)."),
     spec("unmask_eve_records_dropped_total", C, W, "EVE records dropped because the writer's queue was full."),
     spec("unmask_worker_batches_total", C, W, "Non-empty batches handled."),
