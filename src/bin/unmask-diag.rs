@@ -120,6 +120,10 @@ enum Cmd {
         /// Destination MAC (default broadcast).
         #[arg(long)]
         dst_mac: Option<String>,
+        /// Repeat each flow's segment instead of moving its sequence number on (a flood of
+        /// retransmissions rather than a stream of tiny segments).
+        #[arg(long)]
+        repeat_seq: bool,
         #[arg(long)]
         core: Option<usize>,
     },
@@ -312,6 +316,7 @@ fn main() -> Result<()> {
             flows,
             size,
             dst_mac,
+            repeat_seq,
             core,
         } => {
             let dst = match dst_mac {
@@ -324,7 +329,12 @@ fn main() -> Result<()> {
             let frames = xsk::test_frames(flows.max(1), size.max(54), dst);
             let stop = live::stop_on_signals();
             let stop_at = Instant::now() + Duration::from_secs_f64(seconds);
-            let r = xsk::generate(&iface, queue, &frames, &|| {
+            let seq = if repeat_seq {
+                xsk::GenSeq::Repeat
+            } else {
+                xsk::GenSeq::Stream
+            };
+            let r = xsk::generate(&iface, queue, &frames, seq, &|| {
                 stop.load(Ordering::Relaxed) || Instant::now() >= stop_at
             })?;
             eprintln!(

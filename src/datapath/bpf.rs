@@ -410,7 +410,7 @@ fn earlier_flow_maps(ports: &[Port], entries: u32) -> Vec<MapHandle> {
             let wanted = m.name() == "unmask_block" || m.name() == "unmask_bypass";
             if wanted
                 && m.key_size() == 40
-                && m.value_size() == 16
+                && m.value_size() as usize == ENTRY_BYTES
                 && m.max_entries() == entries
                 && m.map_type() == libbpf_rs::MapType::LruHash
             {

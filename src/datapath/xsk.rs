@@ -1053,12 +1053,23 @@ pub fn test_frames(flows: u16, size: usize, dst_mac: [u8; 6]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// How the generator numbers the TCP segments of each flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GenSeq {
+    /// Each frame carries the next bytes of its flow (sequence number moves on by the payload
+    /// length): a stream of tiny segments, as a receiver sees a real connection.
+    Stream,
+    /// Every frame of a flow repeats the same segment: a flood of retransmissions.
+    Repeat,
+}
+
 /// Sends `frames` round-robin from an AF_XDP socket on (iface, queue) until `done()` says so.
 /// The socket needs no XDP program: it only transmits.
 pub fn generate(
     iface: &str,
     queue: u32,
     frames: &[Vec<u8>],
+    seq: GenSeq,
     done: &dyn Fn() -> bool,
 ) -> Result<GenReport, XskError> {
     let cfg = XskConfig {
@@ -1078,7 +1089,16 @@ pub fn generate(
     if frames.is_empty() {
         return Ok(GenReport::default());
     }
+    // Which flow each UMEM frame carries (by frame number), and each flow's next sequence
+    // number, for GenSeq::Stream.
+    let frame_size = cfg.frame_size as usize;
+    let mut flow_of = vec![0usize; cfg.frame_count as usize + 1];
+    let mut next_seq = vec![0u32; frames.len()];
+    let payload = frames[0].len().saturating_sub(54) as u32;
     for (i, d) in free.iter_mut().enumerate() {
+        if let Some(slot) = flow_of.get_mut(d.addr() / frame_size) {
+            *slot = i % frames.len();
+        }
         let src = &frames[i % frames.len()];
         // SAFETY: every descriptor is a distinct frame of this UMEM in no ring yet.
         let mut data = unsafe { umem.data_mut(d) };
@@ -1114,6 +1134,20 @@ pub fn generate(
             let k = (s.tx.nb_free(want as u32) as usize).min(want);
             if k > 0 {
                 let from = free.len() - k;
+                if seq == GenSeq::Stream {
+                    for d in &mut free[from..] {
+                        let flow = flow_of.get(d.addr() / frame_size).copied().unwrap_or(0);
+                        let Some(n) = next_seq.get_mut(flow) else {
+                            continue;
+                        };
+                        // SAFETY: the frame is on the free list: in no ring, ours to write.
+                        let mut data = unsafe { umem.data_mut(d) };
+                        if let Some(b) = data.contents_mut().get_mut(38..42) {
+                            b.copy_from_slice(&n.to_be_bytes());
+                        }
+                        *n = n.wrapping_add(payload);
+                    }
+                }
                 // SAFETY: frames from the free list are in no ring.
                 let put = unsafe { s.tx.produce(&free[from..]) };
                 if put == k {
