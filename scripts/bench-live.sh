@@ -9,7 +9,9 @@
 #           vs `unmask run`, inline between A and B, monitor mode            target >= 0.85
 #
 # for two kinds of traffic:
-#   tcp64   `unmask-diag gen`: 60-byte TCP frames (64 on the wire) over 64 flows, AF_XDP TX
+#   tcp64   `unmask-diag gen`: 60-byte TCP frames (64 on the wire) over 64 flows, AF_XDP TX;
+#           each flow a stream of 6-byte segments (--repeat-seq: the same segment again and
+#           again, a retransmission flood)
 #   mixed   the fixture capture (`unmask fixtures --out`: benign and impersonating flows),
 #           looped by `tcpreplay --topspeed --preload-pcap --loop 0 --unique-ip` (new flows
 #           every loop, so the engine keeps inspecting rather than forwarding decided flows)
@@ -32,6 +34,7 @@
 #
 #   scripts/bench-live.sh [--pairs N] [--seconds S] [--kinds tcp64,mixed] [--modes tap,inline]
 #                         [--strict] [--pause-fuzzer] [--idle-timeout S] [--no-build]
+#                         [--bypass off|clean|decided] [--repeat-seq]
 #
 #   --pairs N          raw/unmask pairs per case (default 5)
 #   --seconds S        measurement window per run (default 10)
@@ -42,6 +45,10 @@
 #                      'fuzz/target/') while measuring, SIGCONT them at the end (also on failure)
 #   --idle-timeout S   longest wait for an idle machine before each run (default 30)
 #   --no-build         use the binaries in place (default: cargo build --release --bins)
+#   --bypass MODE      verdict.bypass of the unmask runs (default off: every packet of every
+#                      flow reaches the engine, the like-for-like comparison with the raw loop;
+#                      clean/decided: judged flows go by the kernel, as deployed for throughput)
+#   --repeat-seq       tcp64 repeats each flow's segment instead of moving its sequence on
 # Env: LAB_PREFIX (default bl), IDLE_BUSY (largest busy share of the machine counted as idle,
 #      percent, default 15), NAPI=threaded|softirq, KEEP=1 keeps the work directory,
 #      CARGO_TARGET_DIR (binaries from $CARGO_TARGET_DIR/release).
@@ -57,6 +64,8 @@ STRICT=""
 PAUSE=""
 IDLE_TIMEOUT=30
 BUILD=1
+BYPASS=off
+REPEAT=""
 usage() { sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//; /^set -euo/d' >&2; exit 2; }
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -68,6 +77,8 @@ while [ $# -gt 0 ]; do
 	--pause-fuzzer) PAUSE=1 ;;
 	--idle-timeout) IDLE_TIMEOUT="${2:?}"; shift ;;
 	--no-build) BUILD="" ;;
+	--bypass) BYPASS="${2:?}"; shift ;;
+	--repeat-seq) REPEAT=--repeat-seq ;;
 	-h | --help) usage ;;
 	*) echo "bench-live.sh: unknown argument '$1'" >&2; usage ;;
 	esac
@@ -76,6 +87,7 @@ done
 case "$PAIRS" in *[!0-9]* | "" | 0) echo "bench-live.sh: --pairs $PAIRS: a positive integer" >&2; exit 2 ;; esac
 case "$SECS" in *[!0-9]* | "" | 0) echo "bench-live.sh: --seconds $SECS: whole seconds, at least 1" >&2; exit 2 ;; esac
 case "$IDLE_TIMEOUT" in *[!0-9]* | "") echo "bench-live.sh: --idle-timeout $IDLE_TIMEOUT: whole seconds" >&2; exit 2 ;; esac
+case "$BYPASS" in off | clean | decided) ;; *) echo "bench-live.sh: --bypass $BYPASS: accepted: off, clean, decided" >&2; exit 2 ;; esac
 for k in ${KINDS//,/ }; do
 	case "$k" in tcp64 | mixed) ;; *) echo "bench-live.sh: --kinds $k: accepted: tcp64, mixed" >&2; exit 2 ;; esac
 done
@@ -164,6 +176,7 @@ for mode in tap inline; do
 	cat >"$W/$mode.toml" <<TOML
 [verdict]
 mode = "monitor"
+bypass = "$BYPASS"
 [live]
 topology = "$mode"
 ports = $ports
@@ -219,7 +232,7 @@ measure() {
 	sleep 0.3
 	if [ "$kind" = tcp64 ]; then
 		ip netns exec "$P-client" "$DIAG" gen --iface "${P}c" --seconds "$SECS" --core 0 \
-			--dst-mac "$SMAC" >"$W/$tag.gen" 2>"$W/$tag.gen.err" ||
+			--dst-mac "$SMAC" $REPEAT >"$W/$tag.gen" 2>"$W/$tag.gen.err" ||
 			{ echo "bench-live.sh: the generator failed:" >&2; cat "$W/$tag.gen.err" >&2; exit 1; }
 	else
 		# --loop 0 repeats until --duration; --no-flow-stats keeps tcpreplay's own flow
@@ -266,7 +279,7 @@ PY
 printf 'pair\tkind\tmode\tside\tsent\tsecs\trx\tkernel\tring_drop\tfill_empty\tbusy\n' >"$W/runs.tsv"
 total=0
 for kind in ${KINDS//,/ }; do for mode in ${MODES//,/ }; do total=$((total + 2 * PAIRS)); done; done
-echo "bench-live.sh: $total runs of ${SECS} s (${PAIRS} pairs x kinds {$KINDS} x modes {$MODES}), lab $P, NAPI $NAPI" >&2
+echo "bench-live.sh: $total runs of ${SECS} s (${PAIRS} pairs x kinds {$KINDS} x modes {$MODES}), lab $P, NAPI $NAPI, unmask bypass $BYPASS${REPEAT:+, tcp64 $REPEAT}" >&2
 n=0
 for pair in $(seq "$PAIRS"); do
 	for kind in ${KINDS//,/ }; do
@@ -287,9 +300,9 @@ REPRO="scripts/bench-live.sh${ARGS[*]:+ ${ARGS[*]}}"
 [ -n "${LAB_PREFIX:-}" ] && REPRO="LAB_PREFIX=$LAB_PREFIX $REPRO"
 [ "$NAPI" != threaded ] && REPRO="NAPI=$NAPI $REPRO"
 python3 - "$W/runs.tsv" "$STRICT" "$REPRO" "$(git rev-parse --short HEAD 2>/dev/null || echo '?')" \
-	"$(uname -r)" "$IDLE_BUSY" <<'PY'
+	"$(uname -r)" "$IDLE_BUSY" "$BYPASS" <<'PY'
 import statistics, sys
-path, strict, repro, commit, kernel, idle_busy = sys.argv[1:7]
+path, strict, repro, commit, kernel, idle_busy, bypass = sys.argv[1:8]
 rows = [l.split("\t") for l in open(path).read().splitlines()[1:]]
 runs = {}
 for pair, kind, mode, side, sent, secs, rx, kern, ring, fill, busy in rows:
@@ -301,7 +314,8 @@ for pair, kind, mode, side, sent, secs, rx, kern, ring, fill, busy in rows:
 TARGET = {"tap": 0.95, "inline": 0.85}
 LOSSLESS = 0.01
 RAW = {"tap": "unmask-diag rx-drop", "inline": "unmask-diag forward"}
-UNM = {"tap": "unmask run (tap)", "inline": "unmask run (inline, monitor)"}
+UNM = {"tap": f"unmask run (tap, bypass {bypass})",
+       "inline": f"unmask run (inline, monitor, bypass {bypass})"}
 
 print()
 print("runs (pps = frames handled by the receiver / generator window; kernel = settled by XDP "
