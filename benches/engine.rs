@@ -17,7 +17,7 @@ use unmask::config::Config;
 use unmask::engine::{Engine, EngineOptions};
 use unmask::fixtures::{self, workloads, TimedFrame};
 use unmask::metrics::{Hub, HubOptions, Metered, RunMode};
-use unmask::source::{Frame, LinkType, Timestamp};
+use unmask::source::{Frame, Timestamp};
 use unmask::verdict::{FrameHandler, NoFlowControl};
 
 fn engine(capacity: u32) -> Engine {
@@ -76,14 +76,7 @@ impl Drop for Collector {
 fn feed(engine: &mut impl FrameHandler, frames: &[TimedFrame]) {
     let mut ctl = NoFlowControl::default();
     for (i, (ts, data)) in frames.iter().enumerate() {
-        let frame = Frame {
-            data,
-            ts: *ts,
-            link: LinkType::Ethernet,
-            wire_len: data.len() as u32,
-            port: 0,
-            queue: 0,
-        };
+        let frame = Frame::ethernet(data, *ts);
         criterion::black_box(engine.handle(&frame));
         if i % 256 == 255 {
             engine.after_batch(Timestamp(0), &mut ctl);

@@ -10,21 +10,14 @@
 use unmask::config::Config;
 use unmask::engine::{Engine, EngineOptions};
 use unmask::fixtures::{self, workloads, TimedFrame};
-use unmask::source::{Frame, LinkType, Timestamp};
+use unmask::source::{Frame, Timestamp};
 use unmask::verdict::{FrameHandler, NoFlowControl};
 
 fn feed(engine: &mut Engine, frames: &[TimedFrame]) -> u64 {
     let mut ctl = NoFlowControl::default();
     let mut dropped = 0;
     for (i, (ts, data)) in frames.iter().enumerate() {
-        let frame = Frame {
-            data,
-            ts: *ts,
-            link: LinkType::Ethernet,
-            wire_len: data.len() as u32,
-            port: 0,
-            queue: 0,
-        };
+        let frame = Frame::ethernet(data, *ts);
         dropped += (engine.handle(&frame) == unmask::source::Action::Drop) as u64;
         if i % 256 == 255 {
             engine.after_batch(Timestamp(0), &mut ctl);

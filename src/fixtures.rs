@@ -1132,7 +1132,7 @@ pub mod flood {
     use crate::config::Config;
     use crate::flow::{FlowTable, StreamPool};
     use crate::inspect::InspectState;
-    use crate::source::{Action, Frame, LinkType, PacketSource, Polled, SourceError, Timestamp};
+    use crate::source::{Action, Frame, PacketSource, Polled, SourceError, Timestamp};
 
     /// Every flood frame is this long: Ethernet, IPv4 and TCP headers and 10 bytes of padding.
     pub const FRAME_LEN: usize = 64;
@@ -1467,14 +1467,7 @@ pub mod flood {
                 let Some((ts, data)) = self.next_frame() else {
                     break;
                 };
-                let frame = Frame {
-                    data,
-                    ts,
-                    link: LinkType::Ethernet,
-                    wire_len: data.len() as u32,
-                    port: 0,
-                    queue: 0,
-                };
+                let frame = Frame::ethernet(data, ts);
                 handle(&frame);
                 n += 1;
             }
@@ -1517,14 +1510,7 @@ pub mod flood {
     /// Client port of a fixture flow (its first frame is the client's SYN).
     pub fn client_port(flow: &FixtureFlow) -> Option<u16> {
         let (ts, data) = flow.frames.first()?;
-        let frame = Frame {
-            data,
-            ts: *ts,
-            link: LinkType::Ethernet,
-            wire_len: data.len() as u32,
-            port: 0,
-            queue: 0,
-        };
+        let frame = Frame::ethernet(data, *ts);
         match crate::wire::parse_frame(&frame) {
             crate::wire::Parsed::Tcp(p) if p.dport == flow.server_port => Some(p.sport),
             crate::wire::Parsed::Tcp(p) => Some(p.dport),
@@ -1695,7 +1681,7 @@ pub mod flood {
 mod flood_tests {
     use super::flood::*;
     use super::*;
-    use crate::source::{Frame, LinkType};
+    use crate::source::Frame;
     use crate::wire::{self, Parsed};
 
     fn collect(spec: FloodSpec) -> (Vec<(Timestamp, Vec<u8>)>, FloodCounts) {
@@ -1738,14 +1724,7 @@ mod flood_tests {
         let mut positions = vec![Vec::new(); flows.len()];
         let (mut syn, mut rst) = (0, 0);
         for (i, (ts, d)) in frames.iter().enumerate() {
-            let frame = Frame {
-                data: d,
-                ts: *ts,
-                link: LinkType::Ethernet,
-                wire_len: d.len() as u32,
-                port: 0,
-                queue: 0,
-            };
+            let frame = Frame::ethernet(d, *ts);
             let Parsed::Tcp(p) = wire::parse_frame(&frame) else {
                 panic!("frame {i} is not TCP");
             };

@@ -111,6 +111,21 @@ pub struct Frame<'a> {
     pub queue: u16,
 }
 
+impl<'a> Frame<'a> {
+    /// A whole Ethernet frame received at `ts` on port 0, queue 0: how fixtures, tests and
+    /// benchmarks feed an engine directly.
+    pub fn ethernet(data: &'a [u8], ts: Timestamp) -> Frame<'a> {
+        Frame {
+            data,
+            ts,
+            link: LinkType::Ethernet,
+            wire_len: data.len() as u32,
+            port: 0,
+            queue: 0,
+        }
+    }
+}
+
 /// What the source must do with a frame after the engine has seen it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {

@@ -11,7 +11,7 @@ use unmask::config::Config;
 use unmask::engine::{Counters, Engine, EngineOptions};
 use unmask::fixtures::{self, tls, Conversation, TimedFrame, FIXTURE_EPOCH};
 use unmask::flow::FlowKey;
-use unmask::source::{Frame, LinkType, Timestamp};
+use unmask::source::{Frame, Timestamp};
 use unmask::verdict::{Bypass, FlowCommand, FlowControl, FrameHandler, KernelFlow, Mode};
 use unmask::wire::{self, Parsed};
 
@@ -133,14 +133,7 @@ fn drive(
             engine.after_batch(next_tick, &mut kernel);
             next_tick = next_tick.add_nanos(tick_ns);
         }
-        let frame = Frame {
-            data,
-            ts: *ts,
-            link: LinkType::Ethernet,
-            wire_len: data.len() as u32,
-            port: 0,
-            queue: 0,
-        };
+        let frame = Frame::ethernet(data, *ts);
         let taken = match wire::parse_frame(&frame) {
             Parsed::Tcp(p) => {
                 let (key, side) = FlowKey::from_tcp(&p);

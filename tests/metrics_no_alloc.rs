@@ -12,7 +12,7 @@ use unmask::config::Config;
 use unmask::engine::{Engine, EngineOptions};
 use unmask::fixtures::{self, tls, Conversation, TimedFrame};
 use unmask::metrics::{Hub, HubOptions, Metered, RunMode};
-use unmask::source::{Frame, LinkType, Timestamp};
+use unmask::source::{Frame, Timestamp};
 use unmask::verdict::{FrameHandler, Mode, NoFlowControl};
 
 struct Counting;
@@ -56,14 +56,7 @@ fn feed<H: FrameHandler>(h: &mut H, frames: &[TimedFrame], batch: usize) {
     let mut ctl = NoFlowControl::default();
     for chunk in frames.chunks(batch) {
         for (ts, data) in chunk {
-            h.handle(&Frame {
-                data,
-                ts: *ts,
-                link: LinkType::Ethernet,
-                wire_len: data.len() as u32,
-                port: 0,
-                queue: 0,
-            });
+            h.handle(&Frame::ethernet(data, *ts));
         }
         h.after_batch(Timestamp(0), &mut ctl);
     }

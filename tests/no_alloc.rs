@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use unmask::config::Config;
 use unmask::engine::{Engine, EngineOptions};
 use unmask::fixtures::workloads;
-use unmask::source::{Frame, LinkType, Timestamp};
+use unmask::source::{Frame, Timestamp};
 use unmask::verdict::{FrameHandler, NoFlowControl};
 
 struct Counting;
@@ -40,14 +40,7 @@ static GLOBAL: Counting = Counting;
 fn feed(engine: &mut Engine, frames: &[(Timestamp, Vec<u8>)]) {
     let mut ctl = NoFlowControl::default();
     for (i, (ts, data)) in frames.iter().enumerate() {
-        let frame = Frame {
-            data,
-            ts: *ts,
-            link: LinkType::Ethernet,
-            wire_len: data.len() as u32,
-            port: 0,
-            queue: 0,
-        };
+        let frame = Frame::ethernet(data, *ts);
         engine.handle(&frame);
         if i % 64 == 63 {
             engine.after_batch(Timestamp(0), &mut ctl);

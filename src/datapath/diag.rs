@@ -140,18 +140,11 @@ impl FrameHandler for BypassPort {
 mod tests {
     use super::*;
     use crate::datapath::steer::tests::tcp4;
-    use crate::source::LinkType;
+
     use crate::verdict::NoFlowControl;
 
     fn frame(data: &[u8]) -> Frame<'_> {
-        Frame {
-            data,
-            ts: Timestamp(0),
-            link: LinkType::Ethernet,
-            wire_len: data.len() as u32,
-            port: 0,
-            queue: 0,
-        }
+        Frame::ethernet(data, Timestamp(0))
     }
 
     #[test]
