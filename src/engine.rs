@@ -436,7 +436,8 @@ impl Engine {
         eve: Option<Sender<EveRecord>>,
         detector: Arc<Detector>,
     ) -> Engine {
-        let flows = FlowTable::new(config.flow.table(), opts.worker);
+        let table = config.flow.table();
+        let flows = FlowTable::new(table, opts.worker);
         let pool = InspectPool::new(config.stream.depth as usize, config.stream.memcap as usize);
         Engine {
             flows,
@@ -459,7 +460,7 @@ impl Engine {
                 clock: Timestamp(0),
                 bypass: Bypass::Off,
                 refile: false,
-                established_timeout_ns: config.flow.table().established_timeout_ns,
+                established_timeout_ns: table.established_timeout_ns,
             },
         }
     }

@@ -505,6 +505,7 @@ fn entry_from_bytes(b: &[u8]) -> Option<unmask_flow_entry> {
     })
 }
 
+#[cfg(test)]
 impl unmask_flow_entry {
     /// Packets the program matched, both sides.
     pub fn hits(&self) -> u64 {

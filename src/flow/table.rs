@@ -21,9 +21,9 @@
 //! rest of it without the worker). Each list has its own idle timeout, so expiry pops list
 //! heads and costs O(expired). A bypassed flow past its timeout is not simply ended: the owner
 //! is asked ([`Expiry::recheck`]) whether the kernel still sees it, and a flow still alive goes
-//! back to the tail, checked again one timeout later. Time is packet time; the table keeps the newest time it has seen
-//! and takes an older packet time (captures reorder) as that newest time, so the lists stay
-//! sorted and nothing panics or underflows.
+//! back to the tail, checked again one timeout later. Time is packet time; the table keeps the
+//! newest time it has seen and takes an older packet time (captures reorder) as that newest
+//! time, so the lists stay sorted and nothing panics or underflows.
 //!
 //! # When full
 //!
