@@ -25,7 +25,7 @@ use crate::source::{Action, Frame, Timestamp};
 use crate::verdict::{
     Bypass, FlowCommand, FlowControl, FlowVerdict, FrameHandler, KernelFlow, Mode,
 };
-use crate::wire::{self, Malformed, OtherKind, Parsed, TcpFlags, TcpPacket, WireAnomalies};
+use crate::wire::{self, Malformed, OtherKind, Parsed, TcpPacket, WireAnomalies};
 
 /// `FlowExt::inspect` when the flow has no inspection slot (the table's default).
 const NO_SLOT: u32 = u32::MAX;
@@ -850,8 +850,7 @@ impl Core {
         }
         if k.closed() && !matches!(flow.state, TcpState::Closed | TcpState::Reset) {
             // The close went by the kernel; the record says how the connection ended.
-            let rst = (k.tcp_flags[0] | k.tcp_flags[1]) & TcpFlags::RST != 0;
-            flow.state = if rst {
+            flow.state = if k.reset() {
                 TcpState::Reset
             } else {
                 TcpState::Closed

@@ -3,6 +3,7 @@
 
 use crate::flow::FlowKey;
 use crate::source::{Action, Frame, Timestamp};
+use crate::wire::TcpFlags;
 
 /// Whether findings only alert, or also drop.
 #[derive(
@@ -141,9 +142,12 @@ pub struct KernelFlow {
 impl KernelFlow {
     /// FIN from both ends, or a RST from either: the connection is over.
     pub fn closed(&self) -> bool {
-        use crate::wire::TcpFlags;
-        (self.tcp_flags[0] & self.tcp_flags[1] & TcpFlags::FIN) != 0
-            || ((self.tcp_flags[0] | self.tcp_flags[1]) & TcpFlags::RST) != 0
+        (self.tcp_flags[0] & self.tcp_flags[1] & TcpFlags::FIN) != 0 || self.reset()
+    }
+
+    /// A RST from either end.
+    pub fn reset(&self) -> bool {
+        (self.tcp_flags[0] | self.tcp_flags[1]) & TcpFlags::RST != 0
     }
 }
 

@@ -107,7 +107,7 @@ impl FlowControl for LiveFlowControl {
             FlowCommand::Bypass { key, .. } => {
                 self.stats.bypasses += 1;
                 // A re-bypass (the entry expired while the flow went on) starts its counters
-                // again; the engine accounts by difference and notices the restart.
+                // again; the engine resets its read-back when it hands the flow over.
                 self.maps.insert(FlowMap::Bypass, key, self.bypass_ttl_ns)
             }
             FlowCommand::Forget { key } => {
