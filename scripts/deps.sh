@@ -13,7 +13,59 @@
 #   prometheus                                                           a real scrape in the metrics tests
 #   time util-linux                                                      peak RSS (GNU time) in flood.sh and
 #                                                                        soak.sh; setpriv for the unit's caps
+#
+# `bash scripts/deps.sh proxylab` installs, instead, the optional group for scripts/proxylab.sh
+# (proxy servers and clients, the inner site, nDPI for the comparison); see proxylab_deps below.
 set -euo pipefail
+
+# The proxy lab's packages: only on request, never in the default call.
+#   shadowsocks-libev simple-obfs shadowsocks-v2ray-plugin v2ray trojan obfs4proxy  the proxies
+#   stunnel4 tinyproxy                                            an HTTPS CONNECT proxy
+#   nginx fcgiwrap git openssh-server openssh-client              the inner site and benign services
+#   tcpdump iproute2 openssl curl python3 procps                  the lab itself and its captures
+#   libndpi-bin                                                   ndpiReader for `proxylab.sh compare`
+# Package scripts must not start these services on the host: a policy-rc.d that refuses every
+# start is put in place for the install when none exists, and removed afterwards.
+proxylab_deps() {
+	local pkgs=(shadowsocks-libev simple-obfs shadowsocks-v2ray-plugin v2ray trojan obfs4proxy
+		stunnel4 tinyproxy nginx fcgiwrap git openssh-server openssh-client
+		tcpdump iproute2 openssl curl python3 procps libndpi-bin)
+	local want=() p
+	for p in "${pkgs[@]}"; do
+		if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+			want+=("$p")
+		fi
+	done
+	if [ "${#want[@]}" -eq 0 ]; then
+		return 0
+	fi
+	local sudo="" made_policy=0
+	if [ "$(id -u)" -ne 0 ]; then
+		sudo="sudo"
+	fi
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+		$sudo chmod 755 /usr/sbin/policy-rc.d
+		made_policy=1
+	fi
+	echo "deps.sh: installing (proxylab) ${want[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	local rc=0
+	{ $sudo apt-get update -q && $sudo apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=600 "${want[@]}"; } || rc=$?
+	if [ "$made_policy" -eq 1 ]; then
+		$sudo rm -f /usr/sbin/policy-rc.d
+	fi
+	# Whatever a package script started anyway (no policy-rc.d honoured, a systemd unit) stops.
+	for p in nginx ssh shadowsocks-libev v2ray trojan stunnel4 tinyproxy fcgiwrap; do
+		$sudo systemctl stop "$p" >/dev/null 2>&1 || $sudo service "$p" stop >/dev/null 2>&1 || true
+	done
+	return "$rc"
+}
+
+if [ "${1:-}" = "proxylab" ]; then
+	proxylab_deps
+	exit $?
+fi
 
 PKGS=(clang llvm m4 make pkg-config libelf-dev zlib1g-dev linux-libc-dev
 	libpcap-dev
