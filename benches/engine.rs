@@ -13,18 +13,18 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
+use unmask::capture::{Frame, Timestamp};
 use unmask::config::Config;
 use unmask::engine::{Engine, EngineOptions};
 use unmask::fixtures::{self, workloads, TimedFrame};
-use unmask::metrics::{Hub, HubOptions, Metered, RunMode};
-use unmask::source::{Frame, Timestamp};
+use unmask::output::metrics::{Hub, HubOptions, Metered, RunMode};
 use unmask::verdict::{FrameHandler, NoFlowControl};
 
 fn engine(capacity: u32) -> Engine {
     let mut c = Config::default();
     c.flow.capacity = capacity;
     Engine::new(
-        &c,
+        &c.engine(),
         EngineOptions {
             worker: 0,
             packet_numbers: false,

@@ -7,10 +7,10 @@
 //! Workloads: `established` (data packets of decided HTTPS flows), `syn` (a SYN flood over
 //! distinct 5-tuples), `mixed` (the fixture capture). The count is how many passes to make.
 
+use unmask::capture::{Frame, Timestamp};
 use unmask::config::Config;
 use unmask::engine::{Engine, EngineOptions};
 use unmask::fixtures::{self, workloads, TimedFrame};
-use unmask::source::{Frame, Timestamp};
 use unmask::verdict::{FrameHandler, NoFlowControl};
 
 fn feed(engine: &mut Engine, frames: &[TimedFrame]) -> u64 {
@@ -18,7 +18,7 @@ fn feed(engine: &mut Engine, frames: &[TimedFrame]) -> u64 {
     let mut dropped = 0;
     for (i, (ts, data)) in frames.iter().enumerate() {
         let frame = Frame::ethernet(data, *ts);
-        dropped += (engine.handle(&frame) == unmask::source::Action::Drop) as u64;
+        dropped += (engine.handle(&frame) == unmask::capture::Action::Drop) as u64;
         if i % 256 == 255 {
             engine.after_batch(Timestamp(0), &mut ctl);
         }
@@ -30,7 +30,7 @@ fn engine() -> Engine {
     let mut c = Config::default();
     c.flow.capacity = 1 << 20;
     Engine::new(
-        &c,
+        &c.engine(),
         EngineOptions {
             worker: 0,
             packet_numbers: false,

@@ -15,11 +15,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use harness::{EngineRecord, StreamOp};
-use unmask::datapath::pcap::CaptureSource;
+use unmask::capture::pcap::CaptureSource;
+use unmask::capture::{Action, LinkType, PacketSource, Polled, Timestamp};
 use unmask::fixtures::{self, fake_tls, tls, Flags};
 use unmask::flow::{Dir, FlowKey, StreamDir};
 use unmask::proto::tls::{TlsDir, TlsEvent, TlsScratch};
-use unmask::source::{Action, LinkType, PacketSource, Polled, Timestamp};
 use unmask::wire::{self, Parsed};
 
 /// Per capture file: frames offered to the `wire` corpus, flows to the `engine` corpus.

@@ -4,14 +4,16 @@
 //! operator can fix a config without reading the source. `configs/unmask.toml` documents every
 //! key; a test keeps it identical to [`Config::default`].
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::detect::config::DetectConfig;
+use crate::detect::KeyError;
+use crate::engine::EngineConfig;
 use crate::flow::table::TableConfig;
-use crate::proto::AppProto;
+use crate::proto::{known_protocol_names, AppProto};
 use crate::verdict::{Bypass, FailMode, Mode};
 
 /// A configuration problem, phrased for the operator.
@@ -36,6 +38,16 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
+}
+
+impl From<KeyError> for ConfigError {
+    fn from(e: KeyError) -> Self {
+        ConfigError::Key {
+            path: e.path,
+            key: e.key,
+            message: e.message,
+        }
+    }
 }
 
 /// The whole configuration. Missing keys take their defaults; unknown keys are errors.
@@ -158,77 +170,6 @@ impl Default for ProtoConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct DetectConfig {
-    pub protocol_port: ProtocolPortConfig,
-    pub tls_handshake: crate::detect::tls_handshake::TlsHandshakeConfig,
-    pub fingerprint: crate::detect::fingerprint::FingerprintConfig,
-    pub certificate: crate::detect::certificate::CertificateConfig,
-    pub sni: crate::detect::sni::SniConfig,
-    pub service: crate::detect::service::ServiceConfig,
-    pub http: crate::detect::http::HttpConfig,
-    pub asymmetry: crate::detect::asymmetry::AsymmetryConfig,
-}
-
-/// DET0470 AllowedServicePorts and ProtocolMatchConfidence.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ProtocolPortConfig {
-    pub enabled: bool,
-    pub block: bool,
-    pub min_confidence: u8,
-    pub alert_nonstandard_port: bool,
-    /// Unidentified data on a port reserved for TLS.
-    pub non_tls_on_tls_port: bool,
-    /// Unidentified data on a port reserved for a cleartext protocol.
-    pub opaque_on_cleartext_port: bool,
-    /// Both directions identified as different protocols.
-    pub direction_mismatch: bool,
-    /// Entropy, as a percentage of the most a sample of its length can show, from which
-    /// unidentified bytes look encrypted or compressed.
-    pub high_entropy_percent: u8,
-    pub allowed_ports: BTreeMap<String, Vec<u16>>,
-}
-
-impl Default for ProtocolPortConfig {
-    fn default() -> Self {
-        let ports: &[(&str, &[u16])] = &[
-            (
-                "tls",
-                &[
-                    443, 465, 563, 636, 853, 989, 990, 992, 993, 994, 995, 5061, 8443,
-                ],
-            ),
-            ("http", &[80, 591, 8000, 8008, 8080, 8081, 8888, 3128]),
-            ("ssh", &[22]),
-            ("smtp", &[25, 587, 2525]),
-            ("pop3", &[110]),
-            ("imap", &[143]),
-            ("ftp", &[21]),
-            ("rdp", &[3389]),
-            ("dns", &[53]),
-            ("socks4", &[1080]),
-            ("socks5", &[1080]),
-            ("openvpn", &[1194]),
-        ];
-        ProtocolPortConfig {
-            enabled: true,
-            block: true,
-            min_confidence: 80,
-            alert_nonstandard_port: false,
-            non_tls_on_tls_port: true,
-            opaque_on_cleartext_port: true,
-            direction_mismatch: true,
-            high_entropy_percent: 85,
-            allowed_ports: ports
-                .iter()
-                .map(|(p, list)| (p.to_string(), list.to_vec()))
-                .collect(),
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutputConfig {
@@ -276,6 +217,19 @@ impl MetricsConfig {
 }
 
 impl Config {
+    /// The engine's share of the configuration.
+    pub fn engine(&self) -> EngineConfig {
+        EngineConfig {
+            table: self.flow.table(),
+            stream_depth: self.stream.depth as usize,
+            stream_memcap: self.stream.memcap as usize,
+            flow_records: self.output.flow_records,
+            unknown_after: self.proto.unknown_after_bytes as usize,
+            mode: self.verdict.mode,
+            detect: self.detect.clone(),
+        }
+    }
+
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let shown = path.display().to_string();
@@ -536,15 +490,6 @@ impl Config {
         // Serializing plain data with string keys cannot fail.
         toml::to_string(self).unwrap_or_default()
     }
-}
-
-/// Names of the protocols a config may name (everything but `unknown`).
-pub fn known_protocol_names() -> Vec<&'static str> {
-    AppProto::ALL
-        .iter()
-        .filter(|p| **p != AppProto::Unknown)
-        .map(|p| p.name())
-        .collect()
 }
 
 fn in_range(path: &str, key: &str, value: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {

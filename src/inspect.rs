@@ -7,20 +7,88 @@
 //! stops at the first decision worth keeping: the state lives in a pool slot that is freed as
 //! soon as [`InspectState::done`] says there is nothing more to learn.
 
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use crate::alert::TlsRecord;
-use crate::detect::{Event, FlowView};
+use crate::capture::Timestamp;
 use crate::flow::{Dir, StreamDir};
 use crate::proto::fingerprint::{self, Ja3};
-use crate::proto::http::{self, HeadError};
-use crate::proto::ssh;
-use crate::proto::tls::{self, FixedList, TlsDir, TlsEvent, TlsScratch, TlsSummary, ALPN_TEXT_LEN};
+use crate::proto::http::{self, HeadError, HttpHead};
+use crate::proto::ssh::{self, SshBanner};
+use crate::proto::summary::TlsSummary;
+use crate::proto::tls::{
+    self, ClientHello, FixedList, ServerHello, TlsAnomaly, TlsDir, TlsEvent, TlsScratch,
+    ALPN_TEXT_LEN,
+};
 use crate::proto::x509::{CertError, CertInfo, KeyKind, NameMatch, NAME_TEXT_LEN};
 use crate::proto::{self, AppProto, DirIdent};
-use crate::source::Timestamp;
 use crate::text::InlineStr;
+
+/// What a check is shown about a flow when an event happens. Everything is borrowed from the
+/// engine's per-flow state for the duration of the call; checks keep nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct FlowView<'a> {
+    pub client_addr: IpAddr,
+    pub server_addr: IpAddr,
+    pub client_port: u16,
+    pub server_port: u16,
+    /// Identification per direction, indexed by [`Dir::index`].
+    pub ident: [DirIdent; 2],
+    /// TLS facts folded so far, when the flow carries TLS.
+    pub tls: Option<&'a TlsFacts>,
+    /// HTTP facts so far, when the flow carries HTTP.
+    pub http: Option<&'a HttpFacts>,
+    /// Packets and bytes per direction so far.
+    pub pkts: [u64; 2],
+    pub bytes: [u64; 2],
+    /// Per direction: its SYN was seen, so the inspected bytes start at the first byte it sent.
+    /// False for a flow picked up mid-stream, whose first bytes may be the middle of anything
+    /// (a TLS record, a compressed body), so checks that judge how a stream opens skip it.
+    pub seen_from_start: [bool; 2],
+    pub first_ts: Timestamp,
+    /// Packet time of the event.
+    pub now: Timestamp,
+}
+
+/// The moments at which checks run, with what was just parsed.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// Identification of this direction just finished; `data` is what the probes saw.
+    Identified {
+        dir: Dir,
+        data: &'a [u8],
+    },
+    TlsClientHello(&'a ClientHello),
+    TlsServerHello(&'a ServerHello),
+    /// The leaf certificate, parsed (with the SNI matched against it when there was one).
+    TlsLeafCertificate(&'a CertInfo),
+    /// The leaf certificate's DER could not be parsed.
+    TlsCertificateInvalid(CertError),
+    TlsAnomaly {
+        dir: Dir,
+        anomaly: TlsAnomaly,
+    },
+    TlsAlert {
+        dir: Dir,
+        level: u8,
+        description: u8,
+    },
+    /// The handshake is over (or stopped); fired once.
+    TlsHandshakeDone,
+    HttpRequest(&'a HttpHead<'a>),
+    HttpResponse(&'a HttpHead<'a>),
+    /// After a request, the server answered with bytes that are not an HTTP response.
+    HttpResponseNotHttp {
+        data: &'a [u8],
+    },
+    SshBanner {
+        dir: Dir,
+        banner: &'a SshBanner<'a>,
+    },
+    /// Every few thousand packets of a long flow, inspected or not.
+    Periodic,
+    /// The flow is ending.
+    FlowEnd,
+}
 
 /// HTTP messages parsed per direction: enough to judge a client, bounded for pipelines.
 pub const MAX_HTTP_MESSAGES: u8 = 4;
@@ -128,61 +196,6 @@ impl TlsFacts {
         };
         stopped || keys_in_use || s.fatal_alert
     }
-
-    /// The EVE `tls` record of this handshake.
-    pub fn record(&self) -> TlsRecord {
-        let s = &self.summary;
-        let version = if s.server_hello_seen {
-            s.negotiated_version
-        } else {
-            s.client_max_version
-        };
-        let mut r = TlsRecord {
-            sni: s.has_sni.then(|| s.sni.as_str().to_string()),
-            version: version_name(version, s.sslv2_hello && !s.server_hello_seen),
-            ja3: self
-                .ja3
-                .map(|j| (j.md5.as_str().to_string(), j.text.as_str().to_string())),
-            ja3s: self
-                .ja3s
-                .map(|j| (j.md5.as_str().to_string(), j.text.as_str().to_string())),
-            ja4: s.ja4.map(|j| j.as_str().to_string()),
-            ja3n: s.ja3n.map(|j| j.as_str().to_string()),
-            client_alpns: self
-                .client_alpns
-                .as_slice()
-                .iter()
-                .map(|a| a.as_str().to_string())
-                .collect(),
-            server_alpns: s
-                .alpn_selected
-                .iter()
-                .map(|a| a.as_str().to_string())
-                .collect(),
-            certificates: s.certificates,
-            anomalies: s
-                .anomalies_client
-                .union(s.anomalies_server)
-                .names()
-                .collect(),
-            ..TlsRecord::default()
-        };
-        if let Some(c) = &self.leaf {
-            r.subject = Some(c.subject.as_str().to_string());
-            r.issuerdn = Some(c.issuer.as_str().to_string());
-            r.serial = Some(c.serial.as_str().to_string());
-            r.fingerprint = Some(sha1_colon(&c.sha1));
-            r.notbefore = Some(c.not_before);
-            r.notafter = Some(c.not_after);
-            r.subjectaltname = c
-                .san_dns
-                .as_slice()
-                .iter()
-                .map(|n| n.as_str().to_string())
-                .collect();
-        }
-        r
-    }
 }
 
 /// Suricata's version names.
@@ -198,17 +211,6 @@ pub fn version_name(v: u16, sslv2: bool) -> &'static str {
         0x0304 => "TLS 1.3",
         _ => "UNDETERMINED",
     }
-}
-
-fn sha1_colon(sha1: &[u8; 20]) -> String {
-    let mut s = String::with_capacity(59);
-    for (i, b) in sha1.iter().enumerate() {
-        if i > 0 {
-            s.push(':');
-        }
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }
 
 /// What is known about a flow's HTTP so far.

@@ -13,11 +13,12 @@
 //! ```
 //!
 //! The same [`engine::Engine`] runs on capture files (`unmask replay`) and on AF_XDP rings
-//! (`unmask run`): the packet source is a trait ([`source::PacketSource`]).
+//! (`unmask run`): the packet source is a trait ([`capture::PacketSource`]).
 
 #![deny(unsafe_code)]
 
-pub mod alert;
+pub mod app;
+pub mod capture;
 pub mod config;
 pub mod datapath;
 pub mod detect;
@@ -25,13 +26,8 @@ pub mod engine;
 pub mod fixtures;
 pub mod flow;
 pub mod inspect;
-pub mod metrics;
+pub mod output;
 pub mod proto;
-pub mod reload;
-pub mod replay;
-pub mod runtime;
-pub mod source;
 pub mod text;
 pub mod verdict;
 pub mod wire;
-pub mod worker;

@@ -10,10 +10,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use unmask::alert::EveTarget;
+use unmask::app::replay::{self, ReplayOptions};
 use unmask::config::Config;
-use unmask::metrics::{Exporter, Hub, HubOptions, RunMode};
-use unmask::replay::{self, ReplayOptions};
+use unmask::output::eve::EveTarget;
+use unmask::output::metrics::{Exporter, Hub, HubOptions, RunMode};
 use unmask::verdict::Mode;
 
 #[derive(Parser)]
@@ -166,7 +166,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let hub = Hub::new(HubOptions::from_config(&cfg, RunMode::Live));
             // Bound before the program attaches: a taken port fails the start cleanly.
             let exporter = metrics_exporter(&cfg, metrics, &hub)?;
-            let summary = unmask::runtime::run_metered(
+            let summary = unmask::app::runtime::run_metered(
                 &cfg,
                 &config.display().to_string(),
                 eve,
@@ -211,7 +211,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Fixtures { out, .. } => {
-            let mut w = unmask::datapath::pcapwrite::PcapWriter::create_ethernet(&out)?;
+            let mut w = unmask::capture::pcapwrite::PcapWriter::create_ethernet(&out)?;
             let frames = unmask::fixtures::standard_capture();
             for (ts, frame) in &frames {
                 w.write(*ts, frame)
@@ -232,7 +232,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 CtlCommand::Reload => "reload",
                 CtlCommand::Status => "status",
             };
-            let reply = unmask::reload::request(&socket, verb).map_err(anyhow::Error::msg)?;
+            let reply = unmask::app::reload::request(&socket, verb).map_err(anyhow::Error::msg)?;
             println!("{reply}");
             if let Some(m) = reply["message"].as_str() {
                 eprintln!("unmask: {m}");

@@ -1,8 +1,8 @@
 //! Verdicts: what the appliance does about a flow, and the commands the engine hands to the
 //! datapath so the kernel can act on whole flows.
 
+use crate::capture::{Action, Frame, Timestamp};
 use crate::flow::FlowKey;
-use crate::source::{Action, Frame, Timestamp};
 use crate::wire::TcpFlags;
 
 /// Whether findings only alert, or also drop.

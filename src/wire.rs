@@ -3,7 +3,7 @@
 //! Once [`parse`] has returned a [`TcpPacket`], every field is plain data that was bounds-checked
 //! during the parse; nothing downstream indexes into the frame again.
 //!
-//! [`parse_frame`] is the entry point for frames from a [`crate::source::PacketSource`]: it knows
+//! [`parse_frame`] is the entry point for frames from a [`crate::capture::PacketSource`]: it knows
 //! the original length, so a capture cut (snaplen) is told apart from a length field that lies.
 //! Tunnels (GRE, IP-in-IP, GTP-U, VXLAN) are not opened: their outer protocol is what counts.
 
@@ -13,7 +13,7 @@ use etherparse::{
     TcpOptionReadError, TcpOptionsIterator,
 };
 
-use crate::source::{Frame, LinkType};
+use crate::capture::{Frame, LinkType};
 
 /// IP version of a packet or flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

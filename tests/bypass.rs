@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use serde_json::Value;
-use unmask::alert::EveRecord;
+use unmask::capture::{Frame, Timestamp};
 use unmask::config::Config;
+use unmask::engine::record::EveRecord;
 use unmask::engine::{Counters, Engine, EngineOptions};
 use unmask::fixtures::{self, tls, Conversation, TimedFrame, FIXTURE_EPOCH};
 use unmask::flow::FlowKey;
-use unmask::source::{Frame, Timestamp};
 use unmask::verdict::{Bypass, FlowCommand, FlowControl, FrameHandler, KernelFlow, Mode};
 use unmask::wire::{self, Parsed};
 
@@ -115,7 +115,7 @@ fn drive(
 ) -> Driven {
     let (tx, rx) = crossbeam_channel::unbounded();
     let mut engine = Engine::new(
-        config,
+        &config.engine(),
         EngineOptions {
             worker: 0,
             packet_numbers: false,

@@ -8,8 +8,8 @@ use std::path::Path;
 mod common;
 
 use common::{captures, pcaps_dir, DAMAGED};
-use unmask::datapath::pcap::CaptureSource;
-use unmask::source::{Action, PacketSource, Polled, SourceError};
+use unmask::capture::pcap::CaptureSource;
+use unmask::capture::{Action, PacketSource, Polled, SourceError};
 use unmask::wire::{self, Malformed, OtherKind, Parsed, WireAnomalies};
 
 #[derive(Default)]

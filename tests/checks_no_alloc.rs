@@ -4,13 +4,13 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use unmask::capture::Timestamp;
 use unmask::config::Config;
 use unmask::detect::{Detector, Event, Findings, FlowView};
 use unmask::fixtures::{self, CHROME_UA};
 use unmask::flow::Dir;
 use unmask::proto::http::{parse_request, parse_response};
 use unmask::proto::{AppProto, DirIdent, Probe};
-use unmask::source::Timestamp;
 
 struct Counting;
 

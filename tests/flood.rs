@@ -10,13 +10,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 
-use unmask::alert::EveRecord;
 use unmask::config::Config;
+use unmask::engine::record::EveRecord;
+use unmask::engine::worker::{self, Clock};
 use unmask::engine::{Counters, Engine, EngineOptions};
 use unmask::fixtures::flood::{self, Flood, FloodCounts, FloodSpec, MemoryBound};
 use unmask::flow::table::TableStats;
 use unmask::verdict::NoFlowControl;
-use unmask::worker::{self, Clock};
 
 /// Memory figures are per process: one test of this file at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -86,7 +86,7 @@ fn run(config: &Config, mut source: Flood) -> Outcome {
         (findings, other)
     });
     let mut engine = Engine::new(
-        config,
+        &config.engine(),
         EngineOptions {
             worker: 0,
             packet_numbers: true,

@@ -6,9 +6,9 @@
 mod harness;
 
 use harness::{EngineRecord, StreamOp};
+use unmask::capture::LinkType;
 use unmask::fixtures::{self, tls};
 use unmask::flow::Dir;
-use unmask::source::LinkType;
 
 // --- harness smoke: a valid input of each format passes every invariant ---
 

@@ -10,9 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{run_engine, Run};
+use unmask::capture::Action;
 use unmask::config::Config;
 use unmask::fixtures::{self, Conversation, FixtureFlow};
-use unmask::source::Action;
 use unmask::verdict::Mode;
 
 fn flow(name: &str) -> FixtureFlow {

@@ -9,11 +9,11 @@ mod common;
 use std::net::SocketAddr;
 
 use common::run_engine;
+use unmask::capture::Timestamp;
 use unmask::config::Config;
 use unmask::detect::FindingKind;
 use unmask::fixtures::{self, fake_tls, tls, Conversation, Flags, TimedFrame, FIXTURE_EPOCH};
 use unmask::proto::tls::TlsAnomaly;
-use unmask::source::Timestamp;
 use unmask::wire::Malformed;
 
 fn addr(s: &str) -> SocketAddr {

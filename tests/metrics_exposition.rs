@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use metrics_util::*;
 use unmask::detect::FindingKind;
-use unmask::metrics::registry::{spec_of, Kind, SPECS};
+use unmask::output::metrics::registry::{spec_of, Kind, SPECS};
 
 #[test]
 fn exposition_values_equal_what_the_replay_produced() {
@@ -18,9 +18,10 @@ fn exposition_values_equal_what_the_replay_produced() {
     let config = block_config();
     let hub = replay_hub(&config);
     let (summary, eve) = replay_into(&hub, config, &pcap);
-    let text =
-        unmask::metrics::registry::encode(&unmask::metrics::registry::registry(&hub).unwrap())
-            .unwrap();
+    let text = unmask::output::metrics::registry::encode(
+        &unmask::output::metrics::registry::registry(&hub).unwrap(),
+    )
+    .unwrap();
     let s = parse_exposition(&text);
     let c = &summary.counters;
     let frames = unmask::fixtures::standard_capture().len() as u64 + EXTRA_MALFORMED;

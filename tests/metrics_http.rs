@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use metrics_util::*;
 use unmask::config::Config;
-use unmask::metrics::{Exporter, ExporterError, Hub, HubOptions, Metered, RunMode};
+use unmask::output::metrics::{Exporter, ExporterError, Hub, HubOptions, Metered, RunMode};
 use unmask::verdict::{FrameHandler, NoFlowControl};
 
 fn loopback0() -> SocketAddr {
@@ -19,7 +19,7 @@ fn loopback0() -> SocketAddr {
 
 fn engine(config: &Config) -> unmask::engine::Engine {
     unmask::engine::Engine::new(
-        config,
+        &config.engine(),
         unmask::engine::EngineOptions {
             worker: 0,
             packet_numbers: false,
@@ -53,7 +53,7 @@ fn endpoints_answer_health_readiness_and_metrics() {
     assert_eq!(status, 503);
     assert!(body.contains("worker 0 not polling"), "{body}");
     let mut ctl = NoFlowControl::default();
-    worker.after_batch(unmask::source::Timestamp(0), &mut ctl);
+    worker.after_batch(unmask::capture::Timestamp(0), &mut ctl);
     let (status, _, body) = http_get(addr, "/readyz").unwrap();
     assert_eq!((status, body.as_str()), (200, "ready\n"));
 
@@ -69,7 +69,7 @@ fn endpoints_answer_health_readiness_and_metrics() {
     assert_eq!(sum_of(&s, "unmask_worker_polling", &["worker=\"0\""]), 1.0);
     assert_eq!(sum_of(&s, "unmask_build_info", &["mode=\"live\""]), 1.0);
 
-    worker.finish(unmask::source::Timestamp(0), &mut ctl);
+    worker.finish(unmask::capture::Timestamp(0), &mut ctl);
     let (status, _, body) = http_get(addr, "/readyz").unwrap();
     assert_eq!(status, 503, "{body}");
 

@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use unmask::capture::{Frame, Timestamp};
 use unmask::config::Config;
 use unmask::engine::{Engine, EngineOptions};
 use unmask::fixtures::{self, tls, Conversation, TimedFrame};
-use unmask::metrics::{Hub, HubOptions, Metered, RunMode};
-use unmask::source::{Frame, Timestamp};
+use unmask::output::metrics::{Hub, HubOptions, Metered, RunMode};
 use unmask::verdict::{FrameHandler, Mode, NoFlowControl};
 
 struct Counting;
@@ -106,7 +106,7 @@ fn metering_and_publishing_allocate_nothing_on_the_worker() {
     opts.sample_every = 1;
     let hub = Hub::new(opts);
     let engine = Engine::new(
-        &config,
+        &config.engine(),
         EngineOptions {
             worker: 0,
             packet_numbers: false,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use metrics_util::*;
 use serde_json::Value;
-use unmask::metrics::registry::{Kind, SPECS};
+use unmask::output::metrics::registry::{Kind, SPECS};
 
 const TEST: &str = "a_real_prometheus_scrapes_the_replay";
 

@@ -6,10 +6,10 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use unmask::capture::{Frame, Timestamp};
 use unmask::config::Config;
 use unmask::engine::{Engine, EngineOptions};
 use unmask::fixtures::workloads;
-use unmask::source::{Frame, Timestamp};
 use unmask::verdict::{FrameHandler, NoFlowControl};
 
 struct Counting;
@@ -54,7 +54,7 @@ fn decided_flows_cost_no_allocation_per_packet() {
     config.flow.capacity = 4096;
     let (tx, rx) = crossbeam_channel::bounded(1 << 16);
     let mut engine = Engine::new(
-        &config,
+        &config.engine(),
         EngineOptions {
             worker: 0,
             packet_numbers: false,

@@ -4,9 +4,9 @@
 mod common;
 
 use common::{run_engine, Run};
+use unmask::capture::Action;
 use unmask::config::Config;
 use unmask::fixtures::{self, Conversation, FixtureFlow};
-use unmask::source::Action;
 use unmask::verdict::Mode;
 
 fn config(mode: Mode) -> Config {
@@ -223,4 +223,72 @@ fn a_blocking_finding_blocks_even_after_an_alert_only_one_of_its_kind() {
     assert_eq!(alerts[0]["alert"]["action"], "allowed");
     assert_eq!(alerts[1]["alert"]["action"], "blocked");
     assert!(run.actions.contains(&Action::Drop));
+}
+
+#[test]
+fn flow_records_never_crowd_alerts_out_of_a_full_eve_queue() {
+    use unmask::capture::{LinkType, VecSource};
+    use unmask::engine::record::EveRecord;
+    use unmask::engine::worker::{self, Clock};
+    use unmask::engine::{Engine, EngineOptions};
+    use unmask::fixtures::{standard_flows, workloads::syn_flood};
+    let mut config = Config::default();
+    // Every flood SYN evicts the flow before it: one flow record per frame.
+    config.flow.capacity = 1;
+    let flagged = standard_flows()
+        .into_iter()
+        .find(|f| f.name == "http_on_443")
+        .expect("fixture");
+    let mut frames = syn_flood(100);
+    let after = frames.last().map(|f| f.0).unwrap_or_default();
+    frames.extend(flagged.frames.iter().map(|(ts, d)| {
+        (
+            after.add_nanos(ts.0 - flagged.frames[0].0 .0 + 1),
+            d.clone(),
+        )
+    }));
+    // Nobody reads the queue: the writer has fallen behind for good.
+    let (tx, rx) = crossbeam_channel::bounded(16);
+    let mut engine = Engine::new(
+        &config.engine(),
+        EngineOptions {
+            worker: 0,
+            packet_numbers: false,
+        },
+        Some(tx),
+    );
+    let mut source = VecSource::new(LinkType::Ethernet, frames, 32);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let mut ctl = unmask::verdict::NoFlowControl::default();
+    worker::run(
+        &mut source,
+        &mut engine,
+        &mut ctl,
+        Clock::PacketTime,
+        &stop,
+        |_, _| {},
+    )
+    .expect("in-memory source");
+    let records: Vec<EveRecord> = rx.try_iter().collect();
+    let flows = records
+        .iter()
+        .filter(|r| matches!(r, EveRecord::Flow(_)))
+        .count();
+    let alerts: Vec<&str> = records
+        .iter()
+        .filter_map(|r| match r {
+            EveRecord::Alert(a) => Some(a.finding.kind.name()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        flows, 12,
+        "flow records stop at three quarters of the queue"
+    );
+    assert_eq!(alerts.len(), flagged.expect_findings.len(), "{alerts:?}");
+    for f in flagged.expect_findings {
+        assert!(alerts.contains(f), "{f} missing from {alerts:?}");
+    }
+    let c = engine.counters();
+    assert_eq!(c.eve_dropped, c.flows_ended - 12);
 }

@@ -14,6 +14,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
 
+use unmask::capture::{Action, Frame, LinkType, Timestamp};
 use unmask::config::Config;
 use unmask::engine::{Counters, Engine, EngineOptions};
 use unmask::fixtures;
@@ -21,13 +22,13 @@ use unmask::flow::stream::{StreamDir, MAX_AHEAD, MAX_GAPS};
 use unmask::flow::{Dir, FlowHasher, FlowKey};
 use unmask::proto::fingerprint::{ja3, ja3n, ja3s, ja4, ja4_raw};
 use unmask::proto::http::{parse_head, parse_request, parse_response, HttpHead};
+use unmask::proto::summary::TlsSummary;
 use unmask::proto::tls::{
     find_hello, parse_client_hello, parse_server_hello, parse_sslv2_client_hello, ClientHello,
-    ServerHello, TlsDir, TlsEvent, TlsScratch, TlsSummary, DEFAULT_SCRATCH_LEN,
+    ServerHello, TlsDir, TlsEvent, TlsScratch, DEFAULT_SCRATCH_LEN,
 };
 use unmask::proto::x509::{dns_name_matches, match_host, CertInfo, NameMatch};
 use unmask::proto::{self, ssh, AppProto, ByteStats};
-use unmask::source::{Action, Frame, LinkType, Timestamp};
 use unmask::verdict::{FrameHandler, Mode, NoFlowControl};
 use unmask::wire::{self, Parsed, TcpPacket, WireAnomalies};
 
@@ -946,7 +947,7 @@ pub fn run_engine(input: &[u8]) -> Counters {
     // A small queue: the engine must count what it cannot hand over, never block or grow.
     let (tx, rx) = crossbeam_channel::bounded(64);
     let mut engine = Engine::new(
-        &config,
+        &config.engine(),
         EngineOptions {
             worker: 0,
             packet_numbers: true,
@@ -963,7 +964,7 @@ pub fn run_engine(input: &[u8]) -> Counters {
     // only count the rest. The records are built (unmask's code) but not serialised to text:
     // that part is serde_json's and cost a third of the rendering time.
     let mut rendered = 0;
-    let mut drain = |rx: &crossbeam_channel::Receiver<unmask::alert::EveRecord>| {
+    let mut drain = |rx: &crossbeam_channel::Receiver<unmask::engine::record::EveRecord>| {
         for record in rx.try_iter() {
             if rendered < EVE_RENDERED {
                 rendered += 1;

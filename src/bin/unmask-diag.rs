@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+use unmask::capture::{Action, Frame, Timestamp};
 use unmask::datapath::bpf::{self, Topology};
 use unmask::datapath::diag::{BlockPort, BypassPort, DropAll, ForwardAll};
 use unmask::datapath::live::{self, LiveSetup, LiveStats};
 use unmask::datapath::xsk::{self, PollMode, ZeroCopy};
-use unmask::source::{Action, Frame, Timestamp};
 use unmask::verdict::{FailMode, FlowControl, FrameHandler};
 
 #[derive(Parser)]

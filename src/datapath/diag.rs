@@ -2,8 +2,8 @@
 //! diagnostics, benchmarks and the namespace tests.
 
 use super::steer;
+use crate::capture::{Action, Frame, Timestamp};
 use crate::flow::FlowKey;
-use crate::source::{Action, Frame, Timestamp};
 use crate::verdict::{FlowCommand, FlowControl, FrameHandler};
 
 /// Forwards every frame.

@@ -367,11 +367,11 @@ where
     let mut handler = make(i);
     // The source ends itself when the run is stopped; this flag is never set.
     let never = AtomicBool::new(false);
-    if let Err(e) = crate::worker::run(
+    if let Err(e) = crate::engine::worker::run(
         &mut src,
         &mut handler,
         &mut ctl,
-        crate::worker::Clock::Wall,
+        crate::engine::worker::Clock::Wall,
         &never,
         |_, _| {},
     ) {

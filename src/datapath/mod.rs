@@ -2,7 +2,7 @@
 //! The only module allowed to use `unsafe`.
 //!
 //! - [`bpf`]: load / attach / detach the XDP program, its maps and counters.
-//! - [`xsk`]: one worker's AF_XDP sockets (shared UMEM) as a [`crate::source::PacketSource`].
+//! - [`xsk`]: one worker's AF_XDP sockets (shared UMEM) as a [`crate::capture::PacketSource`].
 //! - [`steer`]: which worker owns a flow (handoffs when RSS is not symmetric).
 //! - [`live`]: the runtime that ties them together ([`live::run`]).
 //! - [`diag`]: trivial frame handlers for diagnostics and namespace tests.
@@ -60,8 +60,6 @@
 pub mod bpf;
 pub mod diag;
 pub mod live;
-pub mod pcap;
-pub mod pcapwrite;
 pub mod privilege;
 pub mod steer;
 pub mod xsk;

@@ -22,7 +22,7 @@ use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
 use super::bpf::XdpMode;
 use super::steer;
-use crate::source::{Action, Frame, LinkType, PacketSource, Polled, SourceError, Timestamp};
+use crate::capture::{Action, Frame, LinkType, PacketSource, Polled, SourceError, Timestamp};
 
 /// How a worker waits for frames.
 #[derive(

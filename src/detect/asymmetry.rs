@@ -12,8 +12,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Check, Event, Finding, FindingKind, Findings, FlowView};
-use crate::config::ConfigError;
+use super::check::KeyError;
+use super::check::{Check, Event, Finding, FindingKind, Findings, FlowView};
 use crate::flow::Dir;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -40,12 +40,12 @@ impl Default for AsymmetryConfig {
 
 impl AsymmetryConfig {
     /// Range and consistency checks; `path` names the config file in errors.
-    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
+    pub fn validate(&self, path: &str) -> Result<(), KeyError> {
         let range = |key: &str, value: u64, lo: u64, hi: u64| {
             if (lo..=hi).contains(&value) {
                 Ok(())
             } else {
-                Err(ConfigError::Key {
+                Err(KeyError {
                     path: path.into(),
                     key: format!("detect.asymmetry.{key}"),
                     message: format!("invalid value {value}; accepted: {lo} to {hi}"),
@@ -130,8 +130,8 @@ impl Check for AsymmetryCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::Timestamp;
     use crate::proto::DirIdent;
-    use crate::source::Timestamp;
 
     fn view(pkts: [u64; 2], bytes: [u64; 2]) -> FlowView<'static> {
         FlowView {

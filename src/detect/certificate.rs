@@ -29,12 +29,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Check, Event, Evidence, Finding, FindingKind, Findings, FlowView};
-use crate::alert::TlsDate;
-use crate::config::ConfigError;
+use super::check::KeyError;
+use super::check::{Check, Event, Evidence, Finding, FindingKind, Findings, FlowView};
 use crate::flow::Dir;
 use crate::inspect::TlsFacts;
 use crate::proto::x509::{CertInfo, NameMatch};
+use crate::text::TlsDate;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -82,8 +82,8 @@ const ORG_MAX_LEN: usize = crate::proto::x509::NAME_TEXT_LEN;
 
 impl CertificateConfig {
     /// Range and consistency checks; `path` names the config file in errors.
-    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
-        let err = |key: String, message: String| ConfigError::Key {
+    pub fn validate(&self, path: &str) -> Result<(), KeyError> {
+        let err = |key: String, message: String| KeyError {
             path: path.into(),
             key,
             message,
@@ -403,11 +403,11 @@ impl Check for CertificateCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::Timestamp;
     use crate::fixtures::{CERT_FIXTURE_ROOT_CA, CERT_WWW_EXAMPLE_COM, FIXTURE_EPOCH};
     use crate::proto::tls::{ClientHello, TlsEvent};
     use crate::proto::x509::CertError;
     use crate::proto::DirIdent;
-    use crate::source::Timestamp;
     use crate::text::InlineStr;
 
     fn facts(sni: Option<&str>) -> TlsFacts {
@@ -618,7 +618,7 @@ mod tests {
             ..CertificateConfig::default()
         };
         match bad.validate("x.toml") {
-            Err(ConfigError::Key { key, message, .. }) => {
+            Err(KeyError { key, message, .. }) => {
                 assert_eq!(key, "detect.certificate.issuer_org_watch[0]");
                 assert!(message.contains("non-empty"), "{message}");
             }
@@ -629,7 +629,7 @@ mod tests {
             ..CertificateConfig::default()
         };
         assert!(
-            matches!(bad.validate("x"), Err(ConfigError::Key { key, .. }) if key == "detect.certificate.clock_skew_secs")
+            matches!(bad.validate("x"), Err(KeyError { key, .. }) if key == "detect.certificate.clock_skew_secs")
         );
         assert!(CertificateConfig::default().validate("x").is_ok());
     }

@@ -28,8 +28,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Check, Event, Evidence, Finding, FindingKind, Findings, FlowView};
-use crate::config::ConfigError;
+use super::check::KeyError;
+use super::check::{Check, Event, Evidence, Finding, FindingKind, Findings, FlowView};
 use crate::flow::Dir;
 use crate::inspect::TlsFacts;
 
@@ -74,7 +74,7 @@ impl Default for FingerprintConfig {
 impl FingerprintConfig {
     /// Range and consistency checks, and a full load of every list file; `path` names the
     /// config file in errors.
-    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
+    pub fn validate(&self, path: &str) -> Result<(), KeyError> {
         load_lists(self, path).map(|_| ())
     }
 }
@@ -348,8 +348,8 @@ fn read_list(
     file: &str,
     config_path: &str,
     key: String,
-) -> Result<(), ConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|e| ConfigError::Key {
+) -> Result<(), KeyError> {
+    let text = std::fs::read_to_string(file).map_err(|e| KeyError {
         path: config_path.into(),
         key: key.clone(),
         message: format!(
@@ -357,7 +357,7 @@ fn read_list(
              relative to the working directory)"
         ),
     })?;
-    set.parse_into(&text, file).map_err(|e| ConfigError::Key {
+    set.parse_into(&text, file).map_err(|e| KeyError {
         path: config_path.into(),
         key,
         message: e.to_string(),
@@ -368,8 +368,8 @@ fn read_list(
 pub fn load_lists(
     cfg: &FingerprintConfig,
     config_path: &str,
-) -> Result<FingerprintLists, ConfigError> {
-    let err = |key: String, message: String| ConfigError::Key {
+) -> Result<FingerprintLists, KeyError> {
+    let err = |key: String, message: String| KeyError {
         path: config_path.into(),
         key,
         message,
@@ -577,10 +577,10 @@ impl Check for FingerprintCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::Timestamp;
     use crate::fixtures::tls as build;
     use crate::proto::tls::{TlsEvent, TlsScratch};
     use crate::proto::DirIdent;
-    use crate::source::Timestamp;
 
     const CHROME_JA4: &str = "t13d1516h2_8daaf6152771_e5627efa2ab1";
 
@@ -774,7 +774,7 @@ mod tests {
             ..FingerprintConfig::default()
         };
         match load_lists(&cfg, "u.toml") {
-            Err(ConfigError::Key {
+            Err(KeyError {
                 path: p,
                 key,
                 message,

@@ -36,8 +36,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Check, Event, Finding, FindingKind, Findings, FlowView};
-use crate::config::ConfigError;
+use super::check::KeyError;
+use super::check::{Check, Event, Finding, FindingKind, Findings, FlowView};
 use crate::flow::Dir;
 use crate::proto::http::{HeadKind, HttpHead, Version};
 use crate::proto::shannon_entropy;
@@ -240,8 +240,8 @@ fn is_tchar(b: u8) -> bool {
 
 impl HttpConfig {
     /// Range and consistency checks; `path` names the config file in errors.
-    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
-        let err = |key: String, message: String| ConfigError::Key {
+    pub fn validate(&self, path: &str) -> Result<(), KeyError> {
+        let err = |key: String, message: String| KeyError {
             path: path.into(),
             key,
             message,

@@ -21,12 +21,73 @@
 //! Directions picked up mid-stream (no SYN seen) are never judged as unidentified: their first
 //! bytes may sit inside a TLS record or a compressed body.
 
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
 use std::fmt;
 
-use super::{Check, Event, Finding, FindingKind, Findings, FlowView};
-use crate::config::ProtocolPortConfig;
+use super::check::{Check, Event, Finding, FindingKind, Findings, FlowView};
 use crate::flow::Dir;
 use crate::proto::{self, AppProto, ByteStats, DirIdent};
+
+/// DET0470 AllowedServicePorts and ProtocolMatchConfidence.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProtocolPortConfig {
+    pub enabled: bool,
+    pub block: bool,
+    pub min_confidence: u8,
+    pub alert_nonstandard_port: bool,
+    /// Unidentified data on a port reserved for TLS.
+    pub non_tls_on_tls_port: bool,
+    /// Unidentified data on a port reserved for a cleartext protocol.
+    pub opaque_on_cleartext_port: bool,
+    /// Both directions identified as different protocols.
+    pub direction_mismatch: bool,
+    /// Entropy, as a percentage of the most a sample of its length can show, from which
+    /// unidentified bytes look encrypted or compressed.
+    pub high_entropy_percent: u8,
+    pub allowed_ports: BTreeMap<String, Vec<u16>>,
+}
+
+impl Default for ProtocolPortConfig {
+    fn default() -> Self {
+        let ports: &[(&str, &[u16])] = &[
+            (
+                "tls",
+                &[
+                    443, 465, 563, 636, 853, 989, 990, 992, 993, 994, 995, 5061, 8443,
+                ],
+            ),
+            ("http", &[80, 591, 8000, 8008, 8080, 8081, 8888, 3128]),
+            ("ssh", &[22]),
+            ("smtp", &[25, 587, 2525]),
+            ("pop3", &[110]),
+            ("imap", &[143]),
+            ("ftp", &[21]),
+            ("rdp", &[3389]),
+            ("dns", &[53]),
+            ("socks4", &[1080]),
+            ("socks5", &[1080]),
+            ("openvpn", &[1194]),
+        ];
+        ProtocolPortConfig {
+            enabled: true,
+            block: true,
+            min_confidence: 80,
+            alert_nonstandard_port: false,
+            non_tls_on_tls_port: true,
+            opaque_on_cleartext_port: true,
+            direction_mismatch: true,
+            high_entropy_percent: 85,
+            allowed_ports: ports
+                .iter()
+                .map(|(p, list)| (p.to_string(), list.to_vec()))
+                .collect(),
+        }
+    }
+}
 
 /// Fewer bytes than a TLS record header and a handshake header cannot show a stream is not
 /// TLS, nor that it is opaque: the unidentified-data rules wait for at least this many.
@@ -323,9 +384,9 @@ impl Check for ProtocolPortCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::Timestamp;
     use crate::flow::Dir;
     use crate::proto::{DirIdent, Probe};
-    use crate::source::Timestamp;
 
     fn view(server_port: u16, dir: Dir, proto: AppProto, confidence: u8) -> FlowView<'static> {
         let mut ident = [DirIdent::default(); 2];

@@ -9,9 +9,10 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Check, Event, Finding, FindingKind, Findings, FlowView};
-use crate::config::{known_protocol_names, ConfigError};
+use super::check::KeyError;
+use super::check::{Check, Event, Finding, FindingKind, Findings, FlowView};
 use crate::flow::Dir;
+use crate::proto::known_protocol_names;
 use crate::proto::AppProto;
 
 /// One well-known service as the network should see it.
@@ -182,8 +183,8 @@ struct Compiled {
 
 impl ServiceConfig {
     /// Every host pattern, prefix and protocol name must parse.
-    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
-        let err = |key: String, message: String| ConfigError::Key {
+    pub fn validate(&self, path: &str) -> Result<(), KeyError> {
+        let err = |key: String, message: String| KeyError {
             path: path.into(),
             key,
             message,

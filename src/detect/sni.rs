@@ -22,8 +22,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Check, Event, Evidence, Finding, FindingKind, Findings, FlowView};
-use crate::config::ConfigError;
+use super::check::KeyError;
+use super::check::{Check, Event, Evidence, Finding, FindingKind, Findings, FlowView};
 use crate::flow::Dir;
 use crate::inspect::TlsFacts;
 use crate::proto::tls::{ext, ClientHello};
@@ -60,8 +60,8 @@ const ESNI: u16 = 0xffce;
 
 impl SniConfig {
     /// Range and consistency checks; `path` names the config file in errors.
-    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
-        let err = |key: String, message: String| ConfigError::Key {
+    pub fn validate(&self, path: &str) -> Result<(), KeyError> {
+        let err = |key: String, message: String| KeyError {
             path: path.into(),
             key,
             message,
@@ -208,10 +208,10 @@ impl Check for SniCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::Timestamp;
     use crate::fixtures::tls as build;
     use crate::proto::tls::{TlsEvent, TlsScratch};
     use crate::proto::DirIdent;
-    use crate::source::Timestamp;
 
     /// Parses a ClientHello record as inspection does and runs the check on it.
     fn run(cfg: &SniConfig, hello: &[u8], server_port: u16) -> Vec<Finding> {
@@ -331,14 +331,14 @@ mod tests {
             ..SniConfig::default()
         };
         assert!(
-            matches!(bad.validate("x"), Err(ConfigError::Key { key, .. }) if key == "detect.sni.missing_sni_ports[1]")
+            matches!(bad.validate("x"), Err(KeyError { key, .. }) if key == "detect.sni.missing_sni_ports[1]")
         );
         let bad = SniConfig {
             web_alpns: vec![String::new()],
             ..SniConfig::default()
         };
         match bad.validate("x") {
-            Err(ConfigError::Key { key, message, .. }) => {
+            Err(KeyError { key, message, .. }) => {
                 assert_eq!(key, "detect.sni.web_alpns[0]");
                 assert!(message.contains("accepted"), "{message}");
             }

@@ -25,8 +25,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Check, Event, Evidence, Finding, FindingKind, Findings, FlowView};
-use crate::config::ConfigError;
+use super::check::KeyError;
+use super::check::{Check, Event, Evidence, Finding, FindingKind, Findings, FlowView};
 use crate::flow::Dir;
 use crate::inspect::TlsFacts;
 use crate::proto::tls::{is_grease, is_known_version, AnomalySet, ClientHello, TlsAnomaly};
@@ -78,8 +78,8 @@ const HANDSHAKE_SKIPPED: u8 = 1 << 3;
 
 impl TlsHandshakeConfig {
     /// Range and consistency checks; `path` names the config file in errors.
-    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
-        let key_err = |key: String, message: String| ConfigError::Key {
+    pub fn validate(&self, path: &str) -> Result<(), KeyError> {
+        let key_err = |key: String, message: String| KeyError {
             path: path.into(),
             key,
             message,
@@ -654,10 +654,10 @@ impl Check for TlsHandshakeCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::Timestamp;
     use crate::fixtures::tls as build;
     use crate::proto::tls::{TlsEvent, TlsScratch};
     use crate::proto::{DirIdent, Probe};
-    use crate::source::Timestamp;
 
     fn view<'a>(t: &'a TlsFacts) -> FlowView<'a> {
         let mut ident = [DirIdent::default(); 2];
@@ -1151,7 +1151,7 @@ mod tests {
             ..TlsHandshakeConfig::default()
         };
         match bad.validate("x.toml") {
-            Err(ConfigError::Key { key, message, .. }) => {
+            Err(KeyError { key, message, .. }) => {
                 assert_eq!(key, "detect.tls_handshake.ignore_anomalies[0]");
                 assert!(message.contains("no_such_thing") && message.contains("cipher_list_empty"));
             }
@@ -1162,7 +1162,7 @@ mod tests {
             ..TlsHandshakeConfig::default()
         };
         assert!(
-            matches!(bad.validate("x.toml"), Err(ConfigError::Key { key, .. }) if key == "detect.tls_handshake.min_confidence")
+            matches!(bad.validate("x.toml"), Err(KeyError { key, .. }) if key == "detect.tls_handshake.min_confidence")
         );
         assert!(TlsHandshakeConfig::default().validate("x.toml").is_ok());
     }

@@ -36,7 +36,7 @@
 
 use super::key::{FlowKey, Side};
 use super::Dir;
-use crate::source::Timestamp;
+use crate::capture::Timestamp;
 use crate::wire::TcpFlags;
 
 /// Index of a flow slot; stable for the life of the flow.

@@ -61,9 +61,7 @@ pub use hello::{
 };
 
 use crate::flow::Dir;
-use crate::proto::fingerprint::{self, Ja3, Ja4};
 use crate::proto::{AppProto, Probe};
-use crate::text::InlineStr;
 use hello::Rd;
 use tls_parser::{TlsHandshakeType, TlsRecordType};
 
@@ -1053,118 +1051,6 @@ fn is_known_handshake_type(t: u8) -> bool {
         t,
         0..=6 | 8 | 11..=17 | 20..=26 | 67 | 254
     )
-}
-
-/// What the checks and the EVE log need about a TLS flow, folded from both directions'
-/// events. Fixed size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct TlsSummary {
-    pub client_hello_seen: bool,
-    pub server_hello_seen: bool,
-    pub client_hellos: u8,
-    pub server_hellos: u8,
-    pub hello_retry: bool,
-    pub sslv2_hello: bool,
-    /// Record version of the ClientHello and its legacy_version.
-    pub client_record_version: u16,
-    pub client_legacy_version: u16,
-    /// Highest version offered by the client (supported_versions when present).
-    pub client_max_version: u16,
-    /// Version chosen by the server (supported_versions when present).
-    pub negotiated_version: u16,
-    pub cipher: u16,
-    pub has_sni: bool,
-    pub sni: InlineStr<SNI_TEXT_LEN>,
-    /// First ALPN offered, and the one the server selected.
-    pub alpn_offered: Option<InlineStr<ALPN_TEXT_LEN>>,
-    pub alpn_selected: Option<InlineStr<ALPN_TEXT_LEN>>,
-    pub ja3: Option<fingerprint::Md5Hex>,
-    pub ja3n: Option<fingerprint::Md5Hex>,
-    pub ja3s: Option<fingerprint::Md5Hex>,
-    pub ja4: Option<Ja4>,
-    /// Certificates seen in the server's Certificate message(s).
-    pub certificates: u16,
-    /// SHA-1 of the leaf certificate's DER (Suricata's `fingerprint`).
-    pub leaf_sha1: Option<[u8; 20]>,
-    pub ccs_client: bool,
-    pub ccs_server: bool,
-    pub app_data_client: u32,
-    pub app_data_server: u32,
-    pub last_alert: Option<(u8, u8)>,
-    pub fatal_alert: bool,
-    pub anomalies_client: AnomalySet,
-    pub anomalies_server: AnomalySet,
-}
-
-impl TlsSummary {
-    /// Folds one event seen in direction `dir`.
-    pub fn observe(&mut self, dir: Dir, event: &TlsEvent<'_>) {
-        match *event {
-            TlsEvent::ClientHello(ch) => {
-                self.client_hellos = self.client_hellos.saturating_add(1);
-                // The first hello from the client names the flow; a second one, or one the
-                // server sent (an anomaly of its own), does not overwrite it.
-                if self.client_hello_seen || dir != Dir::ToServer {
-                    return;
-                }
-                self.client_hello_seen = true;
-                self.sslv2_hello = ch.sslv2_format;
-                self.client_record_version = ch.record_version;
-                self.client_legacy_version = ch.legacy_version;
-                self.client_max_version = ch.max_offered_version();
-                self.has_sni = ch.has_sni;
-                self.sni = ch.sni;
-                self.alpn_offered = ch.alpn.as_slice().first().copied();
-                if !ch.sslv2_format {
-                    let ja3: Ja3 = fingerprint::ja3(ch);
-                    self.ja3 = Some(ja3.md5);
-                    self.ja3n = Some(fingerprint::ja3n(ch).md5);
-                }
-                self.ja4 = Some(fingerprint::ja4(ch));
-            }
-            TlsEvent::ServerHello(sh) => {
-                self.server_hellos = self.server_hellos.saturating_add(1);
-                if dir != Dir::ToClient {
-                    return;
-                }
-                self.hello_retry |= sh.is_hello_retry;
-                self.server_hello_seen = true;
-                self.negotiated_version = sh.negotiated_version();
-                self.cipher = sh.cipher;
-                self.alpn_selected = sh.alpn;
-                self.ja3s = Some(fingerprint::ja3s(sh).md5);
-            }
-            TlsEvent::Certificate { index, der } => {
-                if index == 0 && self.leaf_sha1.is_none() {
-                    self.leaf_sha1 = Some(crate::proto::x509::sha1_of(der));
-                }
-                self.certificates = self.certificates.saturating_add(1);
-            }
-            TlsEvent::ChangeCipherSpec => match dir {
-                Dir::ToServer => self.ccs_client = true,
-                Dir::ToClient => self.ccs_server = true,
-            },
-            TlsEvent::ApplicationData { .. } => match dir {
-                Dir::ToServer => self.app_data_client = self.app_data_client.saturating_add(1),
-                Dir::ToClient => self.app_data_server = self.app_data_server.saturating_add(1),
-            },
-            TlsEvent::Alert { level, description } => {
-                self.last_alert = Some((level, description));
-                self.fatal_alert |= level == 2;
-            }
-            TlsEvent::Anomaly(a) => {
-                match dir {
-                    Dir::ToServer => self.anomalies_client.insert(a),
-                    Dir::ToClient => self.anomalies_server.insert(a),
-                };
-            }
-            TlsEvent::ServerHelloDone
-            | TlsEvent::Handshake { .. }
-            | TlsEvent::EncryptedAlert { .. }
-            | TlsEvent::EncryptedHandshake { .. }
-            | TlsEvent::Heartbeat { .. } => {}
-        }
-    }
 }
 
 #[cfg(test)]

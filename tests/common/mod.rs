@@ -7,14 +7,15 @@ use std::path::{Path, PathBuf};
 
 use crossbeam_channel::Receiver;
 use serde_json::Value;
-use unmask::alert::{EveRecord, EveTarget};
+use unmask::app::replay::{replay, ReplayOptions};
+use unmask::capture::{Action, LinkType, VecSource};
 use unmask::config::Config;
+use unmask::engine::record::EveRecord;
+use unmask::engine::worker::{self, Clock};
 use unmask::engine::{Counters, Engine, EngineOptions};
 use unmask::fixtures::TimedFrame;
-use unmask::replay::{replay, ReplayOptions};
-use unmask::source::{Action, LinkType, VecSource};
+use unmask::output::eve::EveTarget;
 use unmask::verdict::NoFlowControl;
-use unmask::worker::{self, Clock};
 
 /// What one run of the engine over some frames produced.
 pub struct Run {
@@ -47,7 +48,7 @@ impl Run {
 pub fn run_engine(config: &Config, frames: Vec<TimedFrame>) -> Run {
     let (tx, rx) = crossbeam_channel::unbounded();
     let mut engine = Engine::new(
-        config,
+        &config.engine(),
         EngineOptions {
             worker: 0,
             packet_numbers: true,

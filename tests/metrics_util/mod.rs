@@ -10,14 +10,14 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use unmask::alert::EveTarget;
+use unmask::app::replay::{replay, ReplayOptions, ReplaySummary};
+use unmask::capture::pcapwrite::PcapWriter;
 use unmask::config::Config;
-use unmask::datapath::pcapwrite::PcapWriter;
-use unmask::metrics::live::{
+use unmask::output::eve::EveTarget;
+use unmask::output::metrics::live::{
     HandoffCounts, LiveSnapshot, LiveWorker, PacketsBytes, RingCounts, SocketCounts, XdpCounts,
 };
-use unmask::metrics::{Hub, HubOptions, RunMode};
-use unmask::replay::{replay, ReplayOptions, ReplaySummary};
+use unmask::output::metrics::{Hub, HubOptions, RunMode};
 use unmask::verdict::Mode;
 
 /// Frames the fixture capture gets on top of the standard flows: a frame too short for
@@ -289,8 +289,8 @@ pub fn full_exposition() -> String {
     let hub = replay_hub(&config);
     replay_into(&hub, config, &pcap);
     hub.set_live_source(live_stub());
-    let registry = unmask::metrics::registry::registry(&hub).unwrap();
-    unmask::metrics::registry::encode(&registry).unwrap()
+    let registry = unmask::output::metrics::registry::registry(&hub).unwrap();
+    unmask::output::metrics::registry::encode(&registry).unwrap()
 }
 
 /// Kills the child when the test ends, passing or not.

@@ -1,7 +1,7 @@
 use super::*;
+use crate::capture::Timestamp;
 use crate::proto::http::{parse_request, parse_response, HeadAnomalies};
 use crate::proto::DirIdent;
-use crate::source::Timestamp;
 
 fn view() -> FlowView<'static> {
     FlowView {

@@ -1,5 +1,6 @@
 use super::testdata::{self, bytes};
 use super::*;
+use crate::proto::summary::TlsSummary;
 
 /// An owned, comparable copy of an event (events borrow the stream and the scratch).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
 
-use crate::alert::EveCounters;
 use crate::config::Config;
 use crate::detect::FindingKind;
+use crate::output::eve::EveCounters;
 use crate::proto::tls::TlsAnomaly;
 use crate::proto::AppProto;
 use crate::verdict::Mode;
@@ -846,18 +846,18 @@ pub fn registry(hub: &Arc<Hub>) -> Result<prometheus::Registry, prometheus::Erro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::live::{LiveWorker, XdpCounts};
+    use crate::output::metrics::live::{LiveWorker, XdpCounts};
     use crate::verdict::{FlowControl, FrameHandler, NoFlowControl};
 
     struct Nothing;
     impl FrameHandler for Nothing {
-        fn handle(&mut self, _: &crate::source::Frame<'_>) -> crate::source::Action {
-            crate::source::Action::Forward
+        fn handle(&mut self, _: &crate::capture::Frame<'_>) -> crate::capture::Action {
+            crate::capture::Action::Forward
         }
-        fn after_batch(&mut self, _: crate::source::Timestamp, _: &mut dyn FlowControl) {}
-        fn finish(&mut self, _: crate::source::Timestamp, _: &mut dyn FlowControl) {}
+        fn after_batch(&mut self, _: crate::capture::Timestamp, _: &mut dyn FlowControl) {}
+        fn finish(&mut self, _: crate::capture::Timestamp, _: &mut dyn FlowControl) {}
     }
-    impl crate::metrics::Observe for Nothing {
+    impl crate::output::metrics::Observe for Nothing {
         fn observe(&self, out: &mut EngineView) {
             out.counters.packets = 5;
         }
@@ -871,8 +871,8 @@ mod tests {
             publish_interval: Duration::from_millis(100),
             sample_every: 64,
         });
-        let mut m = crate::metrics::Metered::new(Nothing, hub.register_worker(0));
-        m.finish(crate::source::Timestamp(0), &mut NoFlowControl::default());
+        let mut m = crate::output::metrics::Metered::new(Nothing, hub.register_worker(0));
+        m.finish(crate::capture::Timestamp(0), &mut NoFlowControl::default());
         hub.set_eve_counters(Arc::new(EveCounters::default()));
         let pb = PacketsBytes {
             packets: 1,

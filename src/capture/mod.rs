@@ -5,6 +5,13 @@
 
 use std::fmt;
 
+pub mod pcap;
+pub mod pcapwrite;
+
+/// The largest captured length accepted for one record. libpcap and Wireshark cap snaplen at
+/// 256 KiB too; anything larger is a damaged length field, not a packet.
+pub const MAX_RECORD_LEN: usize = 256 * 1024;
+
 /// Nanoseconds since the Unix epoch, taken from the capture record or the receive clock.
 ///
 /// Every timeout in the engine runs on this packet time, so a replay is deterministic.

@@ -5,15 +5,15 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::alert::{EveError, EveStats, EveTarget, EveWriter};
+use crate::capture::pcap::CaptureSource;
+use crate::capture::SourceError;
 use crate::config::Config;
-use crate::datapath::pcap::CaptureSource;
+use crate::engine::worker::{self, Clock};
 use crate::engine::{Counters, Engine, EngineOptions};
 use crate::flow::table::TableStats;
-use crate::metrics::{Hub, HubOptions, Metered, RunMode, TimingSummary};
-use crate::source::SourceError;
+use crate::output::eve::{EveError, EveStats, EveTarget, EveWriter};
+use crate::output::metrics::{Hub, HubOptions, Metered, RunMode, TimingSummary};
 use crate::verdict::{Mode, NoFlowControl};
-use crate::worker::{self, Clock};
 
 /// Frames per batch when reading captures: large enough to amortise the per-batch timer work,
 /// small enough to keep timeouts close to packet time.
@@ -87,7 +87,7 @@ pub fn replay(opts: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
     let (tx, writer) = EveWriter::spawn(eve, config.output.queue_capacity as usize)?;
     hub.set_eve_counters(writer.counters());
     let engine = Engine::new(
-        &config,
+        &config.engine(),
         EngineOptions {
             worker: 0,
             packet_numbers: true,

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::source::{PacketSource, Polled, SourceError, Timestamp};
+use crate::capture::{PacketSource, Polled, SourceError, Timestamp};
 use crate::verdict::{FlowControl, FrameHandler};
 
 /// Which clock drives timeouts.

@@ -4,28 +4,31 @@
 //! here is shared or locked. It does no I/O of its own except handing fixed-size EVE records to
 //! the writer thread's channel (never blocking) and queueing flow commands for the datapath.
 
+pub mod record;
+pub mod worker;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use crossbeam_channel::{Sender, TrySendError};
 
-use crate::alert::{
-    AlertAction, AlertRecord, AnomalyRecord, DropRecord, EveRecord, FlowMeta, FlowRecord,
-    KernelShare, TlsEveRecord,
-};
-use crate::config::Config;
+use crate::capture::{Action, Frame, Timestamp};
+use crate::detect::config::DetectConfig;
 use crate::detect::{Detector, Event, FindingKind, Findings, FlowView};
-use crate::flow::table::TableStats;
 use crate::flow::table::{Expiry, Recheck, SegmentMeta, TcpState, Track};
+use crate::flow::table::{TableConfig, TableStats};
 use crate::flow::{Dir, EndReason, Flow, FlowKey, FlowTable, Side, StreamPool};
 use crate::inspect::{FlowBase, InspectConfig, InspectState, Report, TlsFacts};
 use crate::proto::tls::TlsScratch;
 use crate::proto::{self, AppProto, DirIdent, Probe};
-use crate::source::{Action, Frame, Timestamp};
 use crate::verdict::{
     Bypass, FlowCommand, FlowControl, FlowVerdict, FrameHandler, KernelFlow, Mode,
 };
 use crate::wire::{self, Malformed, OtherKind, Parsed, TcpPacket, WireAnomalies};
+use record::{
+    AlertAction, AlertRecord, AnomalyRecord, DropRecord, EveRecord, FlowMeta, FlowRecord,
+    KernelShare, TlsEveRecord, TlsRecord,
+};
 
 /// `FlowExt::inspect` when the flow has no inspection slot (the table's default).
 const NO_SLOT: u32 = u32::MAX;
@@ -34,7 +37,22 @@ fn slot_of(flow: &Flow) -> Option<u32> {
     (flow.ext.inspect != NO_SLOT).then_some(flow.ext.inspect)
 }
 
-/// Engine settings derived from [`Config`] plus how the engine is being run.
+/// What the engine takes from the configuration; `crate::config::Config::engine` composes it,
+/// so the engine never imports the config file layer.
+#[derive(Debug, Clone, Default)]
+pub struct EngineConfig {
+    pub table: TableConfig,
+    pub stream_depth: usize,
+    pub stream_memcap: usize,
+    /// Write a `flow` record at each flow's end.
+    pub flow_records: bool,
+    /// Bytes after which an unidentified direction is final as unknown.
+    pub unknown_after: usize,
+    pub mode: Mode,
+    pub detect: DetectConfig,
+}
+
+/// How the engine is being run.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
     pub worker: u8,
@@ -359,7 +377,7 @@ impl Report for FlowReport<'_> {
         let rec = TlsEveRecord {
             ts: self.ts,
             meta: flow_meta(self.flow),
-            tls: facts.record(),
+            tls: TlsRecord::from_facts(facts),
         };
         self.sink.send(EveRecord::Tls(Box::new(rec)));
     }
@@ -424,34 +442,38 @@ const PERIODIC_PACKETS: u64 = 4096;
 
 impl Engine {
     /// Builds an engine. `eve` receives records; `None` discards them (benches).
-    pub fn new(config: &Config, opts: EngineOptions, eve: Option<Sender<EveRecord>>) -> Engine {
+    pub fn new(
+        config: &EngineConfig,
+        opts: EngineOptions,
+        eve: Option<Sender<EveRecord>>,
+    ) -> Engine {
         Self::with_detector(config, opts, eve, Arc::new(Detector::new(&config.detect)))
     }
 
     /// Builds an engine around a detector built once for all workers (`config.detect` is not
     /// read again).
     pub fn with_detector(
-        config: &Config,
+        config: &EngineConfig,
         opts: EngineOptions,
         eve: Option<Sender<EveRecord>>,
         detector: Arc<Detector>,
     ) -> Engine {
-        let table = config.flow.table();
+        let table = config.table;
         let flows = FlowTable::new(table, opts.worker);
-        let pool = InspectPool::new(config.stream.depth as usize, config.stream.memcap as usize);
+        let pool = InspectPool::new(config.stream_depth, config.stream_memcap);
         Engine {
             flows,
             core: Core {
-                flow_records: config.output.flow_records,
+                flow_records: config.flow_records,
                 inspect: InspectConfig {
-                    unknown_after: config.proto.unknown_after_bytes as usize,
+                    unknown_after: config.unknown_after,
                 },
                 pool,
                 detector,
                 findings: Findings::default(),
                 scratch: TlsScratch::default(),
                 sink: Sink {
-                    mode: config.verdict.mode,
+                    mode: config.mode,
                     packet_numbers: opts.packet_numbers,
                     eve,
                     commands: CommandQueue::new(),
@@ -1049,72 +1071,6 @@ mod tests {
             serde_json::Value::Object(o) => o.values_mut().for_each(|x| renumber(x, next)),
             _ => {}
         }
-    }
-
-    #[test]
-    fn flow_records_never_crowd_alerts_out_of_a_full_eve_queue() {
-        use crate::fixtures::{standard_flows, workloads::syn_flood};
-        use crate::source::{LinkType, VecSource};
-        use crate::worker::{self, Clock};
-        let mut config = Config::default();
-        // Every flood SYN evicts the flow before it: one flow record per frame.
-        config.flow.capacity = 1;
-        let flagged = standard_flows()
-            .into_iter()
-            .find(|f| f.name == "http_on_443")
-            .expect("fixture");
-        let mut frames = syn_flood(100);
-        let after = frames.last().map(|f| f.0).unwrap_or_default();
-        frames.extend(flagged.frames.iter().map(|(ts, d)| {
-            (
-                after.add_nanos(ts.0 - flagged.frames[0].0 .0 + 1),
-                d.clone(),
-            )
-        }));
-        // Nobody reads the queue: the writer has fallen behind for good.
-        let (tx, rx) = crossbeam_channel::bounded(16);
-        let mut engine = Engine::new(
-            &config,
-            EngineOptions {
-                worker: 0,
-                packet_numbers: false,
-            },
-            Some(tx),
-        );
-        let mut source = VecSource::new(LinkType::Ethernet, frames, 32);
-        let stop = std::sync::atomic::AtomicBool::new(false);
-        let mut ctl = crate::verdict::NoFlowControl::default();
-        worker::run(
-            &mut source,
-            &mut engine,
-            &mut ctl,
-            Clock::PacketTime,
-            &stop,
-            |_, _| {},
-        )
-        .expect("in-memory source");
-        let records: Vec<EveRecord> = rx.try_iter().collect();
-        let flows = records
-            .iter()
-            .filter(|r| matches!(r, EveRecord::Flow(_)))
-            .count();
-        let alerts: Vec<&str> = records
-            .iter()
-            .filter_map(|r| match r {
-                EveRecord::Alert(a) => Some(a.finding.kind.name()),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(
-            flows, 12,
-            "flow records stop at three quarters of the queue"
-        );
-        assert_eq!(alerts.len(), flagged.expect_findings.len(), "{alerts:?}");
-        for f in flagged.expect_findings {
-            assert!(alerts.contains(f), "{f} missing from {alerts:?}");
-        }
-        let c = engine.counters();
-        assert_eq!(c.eve_dropped, c.flows_ended - 12);
     }
 
     #[test]

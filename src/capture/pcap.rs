@@ -8,11 +8,9 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use crate::source::{Action, Frame, LinkType, PacketSource, Polled, SourceError, Timestamp};
-
-/// The largest captured length accepted for one record. libpcap and Wireshark cap snaplen at
-/// 256 KiB too; anything larger is a damaged length field, not a packet.
-pub const MAX_RECORD_LEN: usize = 256 * 1024;
+use crate::capture::{
+    Action, Frame, LinkType, PacketSource, Polled, SourceError, Timestamp, MAX_RECORD_LEN,
+};
 
 /// Known pcapng blocks carry options beside the packet; allow them room beyond the record cap.
 const MAX_BLOCK_LEN: usize = MAX_RECORD_LEN + 64 * 1024;
@@ -954,7 +952,7 @@ impl PacketSource for CaptureSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datapath::pcapwrite::{PcapWriter, LINKTYPE_ETHERNET};
+    use crate::capture::pcapwrite::{PcapWriter, LINKTYPE_ETHERNET};
 
     #[derive(Debug, Clone, PartialEq, Eq)]
     struct Got {

@@ -4,8 +4,8 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use super::pcap::MAX_RECORD_LEN;
-use crate::source::{LinkType, SourceError, Timestamp};
+use crate::capture::MAX_RECORD_LEN;
+use crate::capture::{LinkType, SourceError, Timestamp};
 
 /// LINKTYPE_ETHERNET, the default link type of written captures.
 pub const LINKTYPE_ETHERNET: u32 = 1;

@@ -4,7 +4,8 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use crate::alert::{EveError, EveStats, EveTarget, EveWriter};
+use crate::app::reload::{self, PolicyInbox, Reloader};
+use crate::capture::{Action, Frame, Timestamp};
 use crate::config::Config;
 use crate::datapath::live::{self, LiveError, LiveSetup, RunReport};
 use crate::datapath::privilege::{self, PrivilegeError};
@@ -12,10 +13,9 @@ use crate::datapath::Topology;
 use crate::detect::Detector;
 use crate::engine::{Counters, Engine, EngineOptions};
 use crate::flow::table::TableStats;
-use crate::metrics::live::DatapathSource;
-use crate::metrics::{EngineView, Hub, HubOptions, Metered, Observe, RunMode};
-use crate::reload::{self, PolicyInbox, Reloader};
-use crate::source::{Action, Frame, Timestamp};
+use crate::output::eve::{EveError, EveStats, EveTarget, EveWriter};
+use crate::output::metrics::live::DatapathSource;
+use crate::output::metrics::{EngineView, Hub, HubOptions, Metered, Observe, RunMode};
 use crate::verdict::{FlowControl, FrameHandler, Mode};
 
 #[derive(Debug, thiserror::Error)]
@@ -173,7 +173,7 @@ pub fn run_metered(
         &setup,
         |i| {
             let mut engine = Engine::with_detector(
-                config,
+                &config.engine(),
                 EngineOptions {
                     worker: i as u8,
                     packet_numbers: false,

@@ -18,10 +18,15 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde_json::{json, Map, Value};
 
-use crate::detect::{Finding, MITRE_ANALYTIC, MITRE_TACTIC, MITRE_TECHNIQUE, MITRE_TECHNIQUE_NAME};
+use crate::capture::Timestamp;
+use crate::detect::{MITRE_ANALYTIC, MITRE_TACTIC, MITRE_TECHNIQUE, MITRE_TECHNIQUE_NAME};
+use crate::engine::record::{
+    AlertAction, AlertRecord, AnomalyRecord, DropRecord, EveRecord, FlowMeta, FlowRecord,
+    TlsEveRecord,
+};
 use crate::flow::Dir;
 use crate::proto::AppProto;
-use crate::source::Timestamp;
+use crate::text::{civil_from_days, TlsDate};
 use crate::wire::{Family, TcpFlags};
 
 /// Suricata's timestamp layout, always UTC: `2024-05-01T12:00:00.123456+0000`.
@@ -45,21 +50,6 @@ impl fmt::Display for EveTime {
     }
 }
 
-/// Proleptic Gregorian date of a day count since 1970-01-01 (days-from-civil inverted, using
-/// 400-year eras so the arithmetic stays in integers).
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 /// An address as EVE prints it.
 pub fn ip_string(family: Family, addr: &[u8; 16]) -> String {
     match family {
@@ -68,165 +58,7 @@ pub fn ip_string(family: Family, addr: &[u8; 16]) -> String {
     }
 }
 
-/// Who the flow's endpoints are and what it carries; shared by every record of a flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FlowMeta {
-    pub flow_id: u64,
-    pub family: Family,
-    pub client_addr: [u8; 16],
-    pub client_port: u16,
-    pub server_addr: [u8; 16],
-    pub server_port: u16,
-    pub app_proto: AppProto,
-    /// Per-direction protocols, shown as app_proto_ts / app_proto_tc when they disagree.
-    pub app_ts: AppProto,
-    pub app_tc: AppProto,
-}
-
-/// What the appliance did about an alert.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AlertAction {
-    Allowed,
-    Blocked,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct AlertRecord {
-    pub ts: Timestamp,
-    pub meta: FlowMeta,
-    pub dir: Dir,
-    pub action: AlertAction,
-    pub finding: Finding,
-    /// Packet number in the capture (replay only).
-    pub pcap_cnt: Option<u64>,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct FlowRecord {
-    pub meta: FlowMeta,
-    pub start: Timestamp,
-    pub end: Timestamp,
-    pub pkts: [u64; 2],
-    pub bytes: [u64; 2],
-    pub state: &'static str,
-    pub reason: &'static str,
-    pub alerted: bool,
-    pub blocked: bool,
-    /// Why inspection ended early, if it did (e.g. "stream_memcap").
-    pub uninspected: Option<&'static str>,
-    /// In-order bytes identification looked at, per direction: with `app_proto` absent, this
-    /// is "unknown after N bytes".
-    pub ident_bytes: [u32; 2],
-    /// Set when the flow was handed to the kernel's bypass map: what the kernel forwarded
-    /// without a worker (already included in `pkts` and `bytes`).
-    pub bypassed: Option<KernelShare>,
-}
-
-/// Packets and bytes per direction ([`Dir::index`]) that the kernel carried on its own.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct KernelShare {
-    pub pkts: [u64; 2],
-    pub bytes: [u64; 2],
-}
-
-/// A protocol or stream anomaly that is not itself an alert (Suricata's `anomaly` events).
-#[derive(Debug, Clone, Copy)]
-pub struct AnomalyRecord {
-    pub ts: Timestamp,
-    pub meta: FlowMeta,
-    pub dir: Dir,
-    /// Suricata's anomaly layer: "stream", "proto_detect", "applayer".
-    pub layer: &'static str,
-    pub event: &'static str,
-    pub pcap_cnt: Option<u64>,
-}
-
-/// The first packet a block verdict dropped in a flow (Suricata's `drop` events, flow start).
-#[derive(Debug, Clone, Copy)]
-pub struct DropRecord {
-    pub ts: Timestamp,
-    pub meta: FlowMeta,
-    pub dir: Dir,
-    pub len: u32,
-    pub seq: u32,
-    pub ack: u32,
-    pub flags: TcpFlags,
-    pub pcap_cnt: Option<u64>,
-}
-
-/// One TLS handshake, in Suricata's `tls` layout (whether or not anything was flagged), so
-/// analysts can hunt on it and the fingerprints can be checked against other tools.
-#[derive(Debug, Clone, Default)]
-pub struct TlsRecord {
-    pub sni: Option<String>,
-    /// Suricata's spelling: "TLS 1.2", "TLSv1", "SSLv3", ...
-    pub version: &'static str,
-    pub subject: Option<String>,
-    pub issuerdn: Option<String>,
-    pub serial: Option<String>,
-    pub fingerprint: Option<String>,
-    /// Unix seconds.
-    pub notbefore: Option<i64>,
-    pub notafter: Option<i64>,
-    pub subjectaltname: Vec<String>,
-    pub ja3: Option<(String, String)>,
-    pub ja3s: Option<(String, String)>,
-    pub ja4: Option<String>,
-    pub ja3n: Option<String>,
-    pub client_alpns: Vec<String>,
-    pub server_alpns: Vec<String>,
-    pub certificates: u16,
-    pub anomalies: Vec<&'static str>,
-}
-
-/// A TLS record with the flow it belongs to.
-#[derive(Debug, Clone)]
-pub struct TlsEveRecord {
-    pub ts: Timestamp,
-    pub meta: FlowMeta,
-    pub tls: TlsRecord,
-}
-
-/// Suricata's TLS date layout: `2016-01-01T00:00:00`, UTC, no zone.
-pub struct TlsDate(pub i64);
-
-impl fmt::Display for TlsDate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let days = self.0.div_euclid(86_400);
-        let sod = self.0.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-            sod / 3600,
-            (sod / 60) % 60,
-            sod % 60
-        )
-    }
-}
-
-/// Everything a worker can send to the writer. Large, rare records are boxed so the channel's
-/// preallocated slots stay small.
-#[derive(Debug, Clone)]
-pub enum EveRecord {
-    Alert(Box<AlertRecord>),
-    Flow(FlowRecord),
-    Anomaly(AnomalyRecord),
-    Drop(DropRecord),
-    Tls(Box<TlsEveRecord>),
-}
-
 impl EveRecord {
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            EveRecord::Alert(_) => "alert",
-            EveRecord::Flow(_) => "flow",
-            EveRecord::Anomaly(_) => "anomaly",
-            EveRecord::Drop(_) => "drop",
-            EveRecord::Tls(_) => "tls",
-        }
-    }
-
     /// The record as one EVE JSON object.
     pub fn to_json(&self) -> Value {
         match self {
@@ -663,7 +495,7 @@ fn write_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::{Evidence, FindingKind};
+    use crate::detect::{Evidence, Finding, FindingKind};
 
     #[test]
     fn eve_time_matches_suricata_layout() {

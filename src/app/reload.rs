@@ -26,7 +26,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use crate::config::Config;
 use crate::detect::Detector;
 use crate::engine::Engine;
-use crate::metrics::Hub;
+use crate::output::metrics::Hub;
 use crate::verdict::Mode;
 
 /// A policy on its way to a worker.
@@ -439,7 +439,7 @@ mod tests {
         let mut engines: Vec<Engine> = (0..2)
             .map(|i| {
                 Engine::new(
-                    &start,
+                    &start.engine(),
                     crate::engine::EngineOptions {
                         worker: i,
                         packet_numbers: false,

@@ -1,0 +1,22 @@
+//! The `[detect]` section: each check's own config type, composed here, and the error every
+//! check's validation returns. `crate::config` embeds [`DetectConfig`] and turns a
+//! [`super::check::KeyError`] into its own error; nothing here imports the config file layer back.
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    asymmetry, certificate, fingerprint, http, protocol_port, service, sni, tls_handshake,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectConfig {
+    pub protocol_port: protocol_port::ProtocolPortConfig,
+    pub tls_handshake: tls_handshake::TlsHandshakeConfig,
+    pub fingerprint: fingerprint::FingerprintConfig,
+    pub certificate: certificate::CertificateConfig,
+    pub sni: sni::SniConfig,
+    pub service: service::ServiceConfig,
+    pub http: http::HttpConfig,
+    pub asymmetry: asymmetry::AsymmetryConfig,
+}

@@ -1,0 +1,6 @@
+//! Where the engine's results leave the process: EVE JSON records (`eve`) and Prometheus
+//! metrics (`metrics`). Nothing here runs on the packet path except the metrics countdown that
+//! `metrics::Metered` wraps around a handler; records arrive over a channel.
+
+pub mod eve;
+pub mod metrics;
