@@ -150,6 +150,11 @@ class Lab:
                            (self.ns_p, self.veth_p, PROXY_INNER_IP), (self.ns_s, self.veth_s, SITE_IP)):
             sh(["ip", "-n", ns, "addr", "add", a + "/24", "dev", dev])
             sh(["ip", "-n", ns, "link", "set", dev, "up"])
+        # Permanent neighbour entries across the delay line: an ARP exchange in the middle of a
+        # handshake would add a whole round trip to it (a router's gateway entry is always warm).
+        mac_c, mac_p = self.mac(self.ns_c, self.tap_c), self.mac(self.ns_p, self.tap_p)
+        sh(["ip", "-n", self.ns_c, "neigh", "replace", PROXY_IP, "lladdr", mac_p, "dev", self.tap_c, "nud", "permanent"])
+        sh(["ip", "-n", self.ns_p, "neigh", "replace", CLIENT_IP, "lladdr", mac_c, "dev", self.tap_p, "nud", "permanent"])
         sh(["ip", "-n", self.ns_c, "route", "add", "default", "via", PROXY_IP])
         sh(["ip", "-n", self.ns_s, "route", "add", "default", "via", PROXY_INNER_IP])
         sh(["ip", "netns", "exec", self.ns_p, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
@@ -159,6 +164,9 @@ class Lab:
         if r.returncode != 0:
             raise RuntimeError("client cannot reach the site across the delay link: %s" % r.stdout.decode())
         log("topology up: %s -> %s -> %s, one-way delay %s ms" % (self.ns_c, self.ns_p, self.ns_s, self.delay_ms))
+
+    def mac(self, ns, dev):
+        return json.loads(sh(["ip", "-j", "-n", ns, "link", "show", "dev", dev]).stdout)[0]["address"]
 
     def down(self, quiet=False):
         for p in list(reversed(self.procs)):
@@ -394,7 +402,7 @@ class Ctx:
         self.scratch = os.path.join(lab.work, "scratch")
         os.makedirs(self.scratch, exist_ok=True)
 
-    def curl_probe(self, tls, proxy_args, url="https://%s/probe" % SITE, expect_http=None, timeout=30):
+    def curl_probe(self, tls, proxy_args, url="https://%s/probe" % SITE, expect_http=None, timeout=15):
         argv = ["curl", "-sS", "--max-time", str(timeout), "--cacert", self.pki["ca"], "--no-keepalive"]
         if tls:
             argv += tls_flags(tls)
@@ -679,7 +687,9 @@ SCENARIOS = [
     ("ss-v2ray-plugin-tls", "tls_in_tls", True,
      ss_setup("chacha20-ietf-poly1305", 443, plugin=("ss-v2ray-plugin", "ss-v2ray-plugin"),
               splugin_opts=v2plugin_server_opts, cplugin_opts=v2plugin_client_opts),
-     "shadowsocks-libev + v2ray-plugin websocket over TLS (plugin default mux=1)"),
+     "shadowsocks-libev + v2ray-plugin websocket over TLS; the plugin's default mux=1 carries every "
+     "connection of a capture over one TCP connection (its server always expects mux framing: "
+     "a client with mux=0 gets no answer, so mux cannot be turned off)"),
     ("https-direct", "benign", True, direct("https://%s/probe" % SITE, "HTTP/1.1", ["--http1.1"]),
      "curl HTTPS HTTP/1.1 straight to nginx"),
     ("h2-direct", "benign", True, direct("https://%s/probe" % SITE, "HTTP/2.0", ["--http2"]),
@@ -752,6 +762,9 @@ def write_manifest(out, manifest, args, t0):
 
 
 def run_scenario(ctx, out, name, klass, has_tls, setup, note, n):
+    """One capture per inner TLS version. The scenario's servers and clients are started afresh
+    for each capture, so a client that keeps (or multiplexes over) a connection to its server
+    starts every capture with a new one, and each pcap stands on its own."""
     lab = ctx.lab
     versions = ["1.2", "1.3"] if has_tls else [None]
     n_conns = n
@@ -759,48 +772,55 @@ def run_scenario(ctx, out, name, klass, has_tls, setup, note, n):
         n_conns = max(1, n // 5)
     ctx.n_conns = n_conns
     entries = []
-    t_start = time.monotonic()
-    started = list(lab.procs)
-    info, setup_err = None, None
-    try:
-        info = setup(ctx)
-    except Exception as e:  # a scenario that cannot start is recorded, not dropped
-        setup_err = "setup failed: %s" % e
-        log("%s: %s" % (name, setup_err))
     for tls in versions:
+        t_start = time.monotonic()
         fname = "%s-tls%s.pcap" % (name, tls.replace(".", "")) if tls else "%s.pcap" % name
         pcap = os.path.join(out, fname)
+        if os.path.exists(pcap):
+            os.unlink(pcap)
         entry = {"scenario": name, "class": klass, "inner_tls": tls, "pcap": fname,
                  "connections_attempted": 0, "connections_ok": 0, "proxy_addr": None, "rtt_ms": None,
-                 "flows_to_proxy": 0, "status": "failed", "note": note}
-        if setup_err:
-            entry["note"] = note + "; " + setup_err
-            if os.path.exists(pcap):
-                os.unlink(pcap)
-            entry["pcap"] = None
-            entries.append(entry)
-            continue
-        proxy_addr = info["proxy_addr"]
-        if tls == "1.2" and info.get("proxy_addr_tls12"):
-            proxy_addr = info["proxy_addr_tls12"]
-        entry["proxy_addr"] = proxy_addr
-        cap = lab.capture_start(pcap, "tcpdump-%s" % fname[:-5])
-        errors = []
+                 "rtt_ms_range": None, "flows_to_proxy": 0, "status": "failed", "note": note}
+        entries.append(entry)
+        started = list(lab.procs)
         try:
-            for i in range(n_conns):
-                entry["connections_attempted"] += 1
-                try:
-                    ok, err = info["conn"](ctx, tls, i)
-                except Exception as e:
-                    ok, err = False, "client error: %s" % e
-                if ok:
-                    entry["connections_ok"] += 1
-                else:
-                    errors.append(err)
-                time.sleep(0.15)
-            time.sleep(1.0)  # the closing handshakes cross the delay line
+            try:
+                info = setup(ctx)
+            except Exception as e:  # a scenario that cannot start is recorded, not dropped
+                entry["note"] = "%s; setup failed: %s" % (note, e)
+                entry["pcap"] = None
+                log("%s tls=%s: setup failed: %s" % (name, tls, e))
+                continue
+            proxy_addr = info["proxy_addr"]
+            if tls == "1.2" and info.get("proxy_addr_tls12"):
+                proxy_addr = info["proxy_addr_tls12"]
+            entry["proxy_addr"] = proxy_addr
+            cap = lab.capture_start(pcap, "tcpdump-%s" % fname[:-5])
+            errors = []
+            try:
+                for i in range(n_conns):
+                    entry["connections_attempted"] += 1
+                    try:
+                        ok, err = info["conn"](ctx, tls, i)
+                    except Exception as e:
+                        ok, err = False, "client error: %s" % e
+                    if ok:
+                        entry["connections_ok"] += 1
+                    else:
+                        errors.append(err)
+                        if i == 1 and entry["connections_ok"] == 0:
+                            # Two failures and no success: the rest would only burn time-outs.
+                            entry["note"] += "; stopped after the first two connections failed"
+                            break
+                    time.sleep(0.15)
+                time.sleep(1.0)  # the closing handshakes cross the delay line
+            finally:
+                lab.capture_stop(cap)
         finally:
-            lab.capture_stop(cap)
+            # Stop everything this capture's setup started.
+            for p in list(lab.procs):
+                if p not in started:
+                    lab.stop(p)
         st = pcapstat.summary(pcap, proxy_addr)
         entry["rtt_ms"] = st["rtt_ms"]
         entry["rtt_ms_range"] = [st["rtt_ms_min"], st["rtt_ms_max"]]
@@ -811,16 +831,10 @@ def run_scenario(ctx, out, name, klass, has_tls, setup, note, n):
             entry["status"] = "partial"
         if errors:
             entry["errors"] = sorted(set(errors))[:5]
-        log("%-20s tls=%-4s ok %d/%d flows=%d rtt=%s ms %s" % (name, tls or "-", entry["connections_ok"],
+        entry["seconds"] = round(time.monotonic() - t_start, 1)
+        log("%-22s tls=%-4s ok %d/%d flows=%d rtt=%s ms %s" % (name, tls or "-", entry["connections_ok"],
                                                                entry["connections_attempted"], st["flows"],
                                                                entry["rtt_ms"], entry["status"]))
-        entries.append(entry)
-    # Stop everything this scenario started.
-    for p in list(lab.procs):
-        if p not in started:
-            lab.stop(p)
-    for e in entries:
-        e["seconds"] = round(time.monotonic() - t_start, 1)
     return entries
 
 
