@@ -40,6 +40,7 @@ CLIENT_IP = "10.99.1.1"
 PROXY_IP = "10.99.1.2"
 PROXY_INNER_IP = "10.99.2.1"
 SITE_IP = "10.99.2.2"
+SITE12_IP = "10.99.2.3"  # a second site address whose port 443 speaks TLS 1.2 only
 SITE = "site.lab"
 PROXY = "proxy.lab"
 SOCKS = "127.0.0.1:1080"
@@ -150,6 +151,7 @@ class Lab:
                            (self.ns_p, self.veth_p, PROXY_INNER_IP), (self.ns_s, self.veth_s, SITE_IP)):
             sh(["ip", "-n", ns, "addr", "add", a + "/24", "dev", dev])
             sh(["ip", "-n", ns, "link", "set", dev, "up"])
+        sh(["ip", "-n", self.ns_s, "addr", "add", SITE12_IP + "/24", "dev", self.veth_s])
         # Permanent neighbour entries across the delay line: an ARP exchange in the middle of a
         # handshake would add a whole round trip to it (a router's gateway entry is always warm).
         mac_c, mac_p = self.mac(self.ns_c, self.tap_c), self.mac(self.ns_p, self.tap_p)
@@ -211,7 +213,7 @@ def make_pki(work):
     d = os.path.join(work, "pki")
     os.makedirs(d, exist_ok=True)
     ca_key, ca = os.path.join(d, "ca.key"), os.path.join(d, "ca.pem")
-    sh(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "30",
+    sh(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "3650",
         "-subj", "/O=proxylab/CN=proxylab test CA", "-addext", "basicConstraints=critical,CA:TRUE",
         "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
     out = {"ca": ca, "ca_key": ca_key}
@@ -223,8 +225,9 @@ def make_pki(work):
                     "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:%s,DNS:www.%s,IP:%s\n" % (host, host, ip))
         sh(["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
             "-subj", "/O=proxylab/CN=" + host])
+        # A year's validity, as public CAs issue (nDPI flags a certificate expiring within 30 days).
         sh(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", crt,
-            "-days", "30", "-sha256", "-extfile", ext])
+            "-days", "365", "-sha256", "-extfile", ext])
         out[name + "_key"], out[name + "_crt"] = key, crt
     return out
 
@@ -314,8 +317,9 @@ http {
 %(locations)s
     }
     server {
-        # TLS 1.2 only, for clients that cannot cap the version themselves (git over GnuTLS).
-        listen %(ip)s:8443 ssl http2;
+        # TLS 1.2 only, for clients that cannot cap the version themselves (git over GnuTLS):
+        # a second address, so that it is still port 443.
+        listen %(ip12)s:443 ssl http2;
         server_name %(site)s;
         ssl_protocols TLSv1.2;
 %(locations)s
@@ -356,7 +360,7 @@ def start_site(lab, pki, token):
     conf = os.path.join(work, "nginx.conf")
     with open(conf, "w") as f:
         f.write(NGINX_CONF % {"work": work, "logs": lab.logs, "crt": pki["site_crt"], "key": pki["site_key"],
-                              "ip": SITE_IP, "site": SITE, "locations": locs})
+                              "ip": SITE_IP, "ip12": SITE12_IP, "site": SITE, "locations": locs})
     r = lab.run(lab.ns_s, ["nginx", "-t", "-c", conf, "-e", os.path.join(lab.logs, "nginx-error.log")])
     if r.returncode != 0:
         raise RuntimeError("nginx config: %s" % r.stderr.decode())
@@ -376,14 +380,15 @@ def start_site(lab, pki, token):
     with open(sconf, "w") as f:
         f.write(SSHD_CONF % {"ip": SITE_IP, "hostkey": hostkey, "work": work, "authkeys": authkeys})
     sd = lab.spawn(lab.ns_s, ["/usr/sbin/sshd", "-D", "-e", "-f", sconf], "sshd")
-    for port, p in ((443, ng), (8443, ng), (80, ng), (22, sd), (8081, ws)):
+    for port, p in ((443, ng), (80, ng), (22, sd), (8081, ws)):
         lab.wait_listen(lab.ns_s, port, p)
     deadline = time.monotonic() + 10
     while not os.path.exists(fcgi):
         if fc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError("fcgiwrap did not start")
         time.sleep(0.05)
-    log("site up: nginx (443 TLS1.2+1.3 h2, 8443 TLS1.2, 80), sshd, wss echo, git http-backend")
+    log("site up: nginx (%s:443 TLS1.2+1.3 h2, %s:443 TLS1.2, :80), sshd, wss echo, git http-backend"
+        % (SITE_IP, SITE12_IP))
     return {"client_key": ckey}
 
 
@@ -633,13 +638,16 @@ def git_setup(ctx):
     def conn(ctx, tls_v, i):
         dest = os.path.join(ctx.scratch, "clone")
         shutil.rmtree(dest, ignore_errors=True)
-        # git's libcurl here is GnuTLS: no TLS ceiling of its own, so TLS 1.2 goes to the
-        # site's TLS-1.2-only port and TLS 1.3 to 443 with a 1.3 floor.
-        port = 8443 if tls_v == "1.2" else 443
+        # git's libcurl here is GnuTLS: no TLS ceiling of its own, so for TLS 1.2 site.lab
+        # resolves to the site's TLS-1.2-only address, and TLS 1.3 gets a 1.3 floor.
+        ip = SITE12_IP if tls_v == "1.2" else SITE_IP
+        # A committer identity of its own: without one git looks the host name up in DNS for the
+        # clone's reflog, and the lab has no DNS (a 5 s time-out per clone).
         env = {"HOME": ctx.scratch, "GIT_CONFIG_NOSYSTEM": "1", "GIT_SSL_CAINFO": ctx.pki["ca"],
-               "GIT_TERMINAL_PROMPT": "0"}
-        argv = ["git", "-c", "http.sslVersion=tlsv1.%s" % tls_v[-1], "clone", "-q",
-                "https://%s:%d/git/small.git" % (SITE, port), dest]
+               "GIT_TERMINAL_PROMPT": "0", "GIT_COMMITTER_NAME": "proxylab", "GIT_COMMITTER_EMAIL": "lab@proxylab",
+               "GIT_AUTHOR_NAME": "proxylab", "GIT_AUTHOR_EMAIL": "lab@proxylab"}
+        argv = ["git", "-c", "http.sslVersion=tlsv1.%s" % tls_v[-1], "-c", "http.curloptResolve=%s:443:%s" % (SITE, ip),
+                "clone", "-q", "https://%s/git/small.git" % SITE, dest]
         r = ctx.lab.run(ctx.lab.ns_c, argv, timeout=60, env=env)
         ok = r.returncode == 0 and os.path.exists(os.path.join(dest, "file2.txt"))
         if ok:
@@ -647,7 +655,7 @@ def git_setup(ctx):
                 ok = ctx.token in f.readline()
         shutil.rmtree(dest, ignore_errors=True)
         return ok, "" if ok else "git rc=%d %s" % (r.returncode, r.stderr.decode()[:200])
-    return {"proxy_addr": "%s:443" % SITE_IP, "conn": conn, "proxy_addr_tls12": "%s:8443" % SITE_IP}
+    return {"proxy_addr": "%s:443" % SITE_IP, "conn": conn, "proxy_addr_tls12": "%s:443" % SITE12_IP}
 
 
 def v2plugin_server_opts(pki):
@@ -698,7 +706,7 @@ SCENARIOS = [
     ("ssh", "benign", False, ssh_setup, "OpenSSH: commands on each connection, the last one an scp of 4 MiB"),
     ("large-download", "benign", True, large_download_setup, "curl HTTPS download of a 20 MiB file"),
     ("git-https", "benign", True, git_setup,
-     "git clone over HTTPS (git http-backend via fcgiwrap); TLS 1.2 through the site's 1.2-only port 8443"),
+     "git clone over HTTPS (git http-backend via fcgiwrap); TLS 1.2 through the site's 1.2-only address"),
     ("http-plain", "benign", False, direct("http://%s/probe" % SITE, "HTTP/1.1", ["--http1.1"]),
      "curl plain HTTP/1.1"),
 ]
