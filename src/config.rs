@@ -391,6 +391,7 @@ impl Config {
         d.service.validate(path)?;
         d.http.validate(path)?;
         d.asymmetry.validate(path)?;
+        d.fully_encrypted.validate(path)?;
 
         let l = &self.live;
         in_range(path, "live.workers", l.workers as u64, 1, 64)?;

@@ -11,6 +11,7 @@ use std::net::IpAddr;
 
 use crate::capture::Timestamp;
 use crate::flow::{Dir, StreamDir};
+use crate::proto::entropy::PayloadFigures;
 use crate::proto::fingerprint::{self, Ja3};
 use crate::proto::http::{self, HeadError, HttpHead};
 use crate::proto::ssh::{self, SshBanner};
@@ -84,10 +85,25 @@ pub enum Event<'a> {
         dir: Dir,
         banner: &'a SshBanner<'a>,
     },
+    /// The client's first data, on a flow whose handshake was seen, matched no protocol: its
+    /// randomness figures, and what this worker saw of the same server before (this flow
+    /// included). Raised by the engine right after `Identified`.
+    OpaqueFirstPayload {
+        figures: &'a PayloadFigures,
+        server: ServerTally,
+    },
     /// Every few thousand packets of a long flow, inspected or not.
     Periodic,
     /// The flow is ending.
     FlowEnd,
+}
+
+/// A server's recent history on this worker: flows whose first client payload was judged,
+/// and how many of those the published fully-encrypted rules matched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerTally {
+    pub judged: u32,
+    pub fully_encrypted: u32,
 }
 
 /// HTTP messages parsed per direction: enough to judge a client, bounded for pipelines.

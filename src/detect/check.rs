@@ -105,6 +105,9 @@ pub enum FindingKind {
     HttpHeaderAnomaly = 24,
     /// Client-to-server bytes dwarf server-to-client bytes.
     AsymmetricFlow = 25,
+    /// The client's first payload matched no protocol and looks uniformly random (Shadowsocks,
+    /// VMess, obfs4): the published fully-encrypted rules, entropy and the server's history.
+    FullyEncryptedFirstPayload = 26,
 }
 
 /// Static facts about a finding kind: its EVE signature and classification.
@@ -123,7 +126,7 @@ pub struct KindInfo {
 const SID_BASE: u32 = 9_470_000;
 
 impl FindingKind {
-    pub const COUNT: usize = 26;
+    pub const COUNT: usize = 27;
     pub const ALL: [FindingKind; Self::COUNT] = [
         FindingKind::ProtocolPortMismatch,
         FindingKind::NonStandardPort,
@@ -151,6 +154,7 @@ impl FindingKind {
         FindingKind::HttpHeaderSignature,
         FindingKind::HttpHeaderAnomaly,
         FindingKind::AsymmetricFlow,
+        FindingKind::FullyEncryptedFirstPayload,
     ];
 
     pub fn index(self) -> usize {
@@ -367,6 +371,14 @@ impl FindingKind {
                 signature: "UNMASK upload-heavy flow",
                 category: "Potentially Bad Traffic",
                 severity: 3,
+                tunable: Tunable::ProtocolMatchConfidence,
+            },
+            FindingKind::FullyEncryptedFirstPayload => KindInfo {
+                name: "fully_encrypted",
+                signature_id: SID_BASE + 27,
+                signature: "UNMASK fully encrypted first payload (no protocol, random bytes)",
+                category: "Potential Corporate Privacy Violation",
+                severity: 2,
                 tunable: Tunable::ProtocolMatchConfidence,
             },
         }

@@ -5,7 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    asymmetry, certificate, fingerprint, http, protocol_port, service, sni, tls_handshake,
+    asymmetry, certificate, fingerprint, fully_encrypted, http, protocol_port, service, sni,
+    tls_handshake,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -19,4 +20,5 @@ pub struct DetectConfig {
     pub service: service::ServiceConfig,
     pub http: http::HttpConfig,
     pub asymmetry: asymmetry::AsymmetryConfig,
+    pub fully_encrypted: fully_encrypted::FullyEncryptedConfig,
 }

@@ -9,6 +9,7 @@ pub mod certificate;
 pub mod check;
 pub mod config;
 pub mod fingerprint;
+pub mod fully_encrypted;
 pub mod http;
 pub mod protocol_port;
 pub mod service;
@@ -31,6 +32,7 @@ pub struct Detector {
     service: Option<service::ServiceCheck>,
     http: Option<http::HttpCheck>,
     asymmetry: Option<asymmetry::AsymmetryCheck>,
+    fully_encrypted: Option<fully_encrypted::FullyEncryptedCheck>,
 }
 
 impl Detector {
@@ -87,6 +89,10 @@ impl Detector {
                 .asymmetry
                 .enabled
                 .then(|| asymmetry::AsymmetryCheck::new(&cfg.asymmetry)),
+            fully_encrypted: cfg
+                .fully_encrypted
+                .enabled
+                .then(|| fully_encrypted::FullyEncryptedCheck::new(&cfg.fully_encrypted)),
         }
     }
 
@@ -104,5 +110,6 @@ impl Detector {
         run(&self.service, view, event, out);
         run(&self.http, view, event, out);
         run(&self.asymmetry, view, event, out);
+        run(&self.fully_encrypted, view, event, out);
     }
 }

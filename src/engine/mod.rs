@@ -5,6 +5,7 @@
 //! the writer thread's channel (never blocking) and queueing flow commands for the datapath.
 
 pub mod record;
+pub mod servers;
 pub mod worker;
 
 use std::net::IpAddr;
@@ -19,6 +20,7 @@ use crate::flow::table::{Expiry, Recheck, SegmentMeta, TcpState, Track};
 use crate::flow::table::{TableConfig, TableStats};
 use crate::flow::{Dir, EndReason, Flow, FlowKey, FlowTable, Side, StreamPool};
 use crate::inspect::{FlowBase, InspectConfig, InspectState, Report, TlsFacts};
+use crate::proto::entropy::PayloadFigures;
 use crate::proto::tls::TlsScratch;
 use crate::proto::{self, AppProto, DirIdent, Probe};
 use crate::verdict::{
@@ -29,6 +31,7 @@ use record::{
     AlertAction, AlertRecord, AnomalyRecord, DropRecord, EveRecord, FlowMeta, FlowRecord,
     KernelShare, TlsEveRecord, TlsRecord,
 };
+use servers::ServerHistory;
 
 /// `FlowExt::inspect` when the flow has no inspection slot (the table's default).
 const NO_SLOT: u32 = u32::MAX;
@@ -350,6 +353,7 @@ struct FlowReport<'a> {
     detector: &'a Detector,
     findings: &'a mut Findings,
     sink: &'a mut Sink,
+    servers: &'a mut ServerHistory,
     flow: &'a mut Flow,
     ts: Timestamp,
 }
@@ -358,11 +362,31 @@ impl Report for FlowReport<'_> {
     fn event(&mut self, view: &FlowView<'_>, event: &Event<'_>) {
         self.findings.clear();
         self.detector.on_event(view, event, self.findings);
-        if let Event::Identified { dir, .. } = *event {
+        if let Event::Identified { dir, data } = *event {
             let ident = view.ident[dir.index()];
             self.flow.ext.app[dir.index()] = ident.proto() as u8;
             self.flow.ext.app_confidence[dir.index()] = ident.confidence();
             self.flow.ext.ident_bytes[dir.index()] = ident.bytes_seen;
+            // The client's opening bytes matched no protocol on a connection seen from its
+            // handshake: judge their randomness once, and remember it for the server.
+            if dir == Dir::ToServer
+                && ident.proto() == AppProto::Unknown
+                && view.seen_from_start == [true, true]
+                && !data.is_empty()
+            {
+                let figures = PayloadFigures::of(data);
+                let server = self.servers.record(
+                    view.server_addr,
+                    view.server_port,
+                    figures.exemption().is_none(),
+                    view.now,
+                );
+                let opaque = Event::OpaqueFirstPayload {
+                    figures: &figures,
+                    server,
+                };
+                self.detector.on_event(view, &opaque, self.findings);
+            }
         }
         if let Event::TlsAnomaly { dir, anomaly } = *event {
             self.sink.counters.tls_anomalies[anomaly.kind_index()] += 1;
@@ -401,6 +425,8 @@ struct Core {
     refile: bool,
     /// A bypassed flow the kernel has not seen for this long is over.
     established_timeout_ns: u64,
+    /// Recent servers and how their flows opened (fully encrypted or not).
+    servers: ServerHistory,
 }
 
 /// A bypassed flow that still sends packets to the worker this long after it was handed to
@@ -483,6 +509,10 @@ impl Engine {
                 bypass: Bypass::Off,
                 refile: false,
                 established_timeout_ns: table.established_timeout_ns,
+                servers: ServerHistory::new(
+                    config.detect.fully_encrypted.server_slots as usize,
+                    u64::from(config.detect.fully_encrypted.server_window_secs),
+                ),
             },
         }
     }
@@ -674,6 +704,7 @@ impl Core {
             detector: &self.detector,
             findings: &mut self.findings,
             sink: &mut self.sink,
+            servers: &mut self.servers,
             flow,
             ts,
         };
@@ -693,6 +724,7 @@ impl Core {
             scratch,
             sink,
             inspect,
+            servers,
             ..
         } = self;
         let InspectPool { streams, states } = pool;
@@ -731,6 +763,7 @@ impl Core {
                 detector,
                 findings,
                 sink,
+                servers,
                 flow,
                 ts: frame.ts,
             };
@@ -795,6 +828,7 @@ impl Core {
                     detector: &self.detector,
                     findings: &mut self.findings,
                     sink: &mut self.sink,
+                    servers: &mut self.servers,
                     flow,
                     ts: self.clock,
                 };
@@ -929,6 +963,7 @@ impl Core {
                 detector: &self.detector,
                 findings: &mut self.findings,
                 sink: &mut self.sink,
+                servers: &mut self.servers,
                 flow,
                 ts: clock,
             };
