@@ -8,6 +8,7 @@ three-way handshake completed, and the payload bytes each way.
 
     pcapstat.py FILE.pcap [--server IP:PORT]      prints one JSON line per flow
 """
+import ipaddress
 import json
 import statistics
 import struct
@@ -89,7 +90,6 @@ def _tcp(ip):
         if ip[6] != 6 or len(ip) < 60:
             return None
         plen = struct.unpack("!H", ip[4:6])[0]
-        import ipaddress
         src = str(ipaddress.IPv6Address(ip[8:24]))
         dst = str(ipaddress.IPv6Address(ip[24:40]))
         tcp = ip[40:40 + plen]
