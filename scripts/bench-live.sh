@@ -49,8 +49,9 @@
 #                      flow reaches the engine, the like-for-like comparison with the raw loop;
 #                      clean/decided: judged flows go by the kernel, as deployed for throughput)
 #   --repeat-seq       tcp64 repeats each flow's segment instead of moving its sequence on
-# Env: LAB_PREFIX (default bl), IDLE_BUSY (largest busy share of the machine counted as idle,
-#      percent, default 15), NAPI=threaded|softirq, KEEP=1 keeps the work directory,
+# Env: LAB_PREFIX (default bl, or bl<N> while another bench-live runs), IDLE_BUSY (largest
+#      busy share of the machine counted as idle, percent, default 15), NAPI=threaded|softirq,
+#      KEEP=1 keeps the work directory,
 #      CARGO_TARGET_DIR (binaries from $CARGO_TARGET_DIR/release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -96,10 +97,26 @@ for m in ${MODES//,/ }; do
 done
 [ "$(nproc)" -ge 2 ] || echo "bench-live.sh: warning: $(nproc) CPU: generator and receiver share it" >&2
 
-P="${LAB_PREFIX:-bl}"
 IDLE_BUSY="${IDLE_BUSY:-15}"
 PAUSE_PATTERN="${PAUSE_PATTERN:-fuzz/target/}"
 NAPI="${NAPI:-threaded}"
+
+# shellcheck source=scripts/lib/lab.sh
+. scripts/lib/lab.sh
+W=""
+rcv_pid=""
+paused=()
+lab_cleanup_on_exit
+lab_kill_at_exit rcv_pid
+# shellcheck disable=SC2016 # expanded at exit
+lab_at_exit 'if [ "${#paused[@]}" -gt 0 ]; then
+	kill -CONT "${paused[@]}" 2>/dev/null || true
+	echo "bench-live.sh: resumed ${#paused[@]} paused process(es)" >&2
+fi'
+# shellcheck disable=SC2016 # expanded at exit
+lab_at_exit '[ -z "$W" ] || { [ "${KEEP:-0}" = 1 ] && echo "bench-live.sh: work directory kept: $W" >&2 || rm -rf "$W"; }'
+lab_claim bl 1
+P="$LAB_P"
 
 bash scripts/deps.sh
 if [ -n "$BUILD" ]; then
@@ -114,19 +131,6 @@ for b in "$UNMASK" "$DIAG"; do
 done
 
 W=$(mktemp -d /tmp/unmask-bench-live.XXXXXX)
-rcv_pid=""
-paused=()
-cleanup() {
-	[ -n "$rcv_pid" ] && kill -9 "$rcv_pid" 2>/dev/null || true
-	if [ "${#paused[@]}" -gt 0 ]; then
-		kill -CONT "${paused[@]}" 2>/dev/null || true
-		echo "bench-live.sh: resumed ${#paused[@]} paused process(es)" >&2
-	fi
-	LAB_PREFIX="$P" bash scripts/lab.sh down >/dev/null 2>&1 || true
-	[ "${KEEP:-0}" = 1 ] && echo "bench-live.sh: work directory kept: $W" >&2 || rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 if [ -n "$PAUSE" ]; then
 	# Only the processes running now, by id: whatever starts later is not touched.
@@ -168,18 +172,17 @@ wait_idle() {
 	done
 }
 
-LAB_PREFIX="$P" LAB_QUEUES=1 bash scripts/lab.sh up >/dev/null
-SMAC=$(ip netns exec "$P-server" cat "/sys/class/net/${P}s/address")
+lab_up >/dev/null
+SMAC=$(lab_server_mac)
 "$UNMASK" fixtures --out "$W/fixtures.pcap" >/dev/null 2>"$W/fixtures.log"
 for mode in tap inline; do
-	if [ "$mode" = tap ]; then ports="[\"${P}a\"]"; else ports="[\"${P}a\", \"${P}b\"]"; fi
 	cat >"$W/$mode.toml" <<TOML
 [verdict]
 mode = "monitor"
 bypass = "$BYPASS"
 [live]
 topology = "$mode"
-ports = $ports
+ports = $(lab_ports "$mode")
 workers = 1
 control_socket = "$W/control.sock"
 [datapath]
@@ -204,7 +207,7 @@ pin_napi() {
 
 # measure PAIR KIND MODE SIDE: one run; appends a line to $W/runs.tsv.
 measure() {
-	local pair=$1 kind=$2 mode=$3 side=$4 busy ready log out
+	local pair=$1 kind=$2 mode=$3 side=$4 busy log out
 	local tag="$pair-$kind-$mode-$side"
 	out="$W/$tag.out"
 	log="$W/$tag.err"
@@ -217,13 +220,7 @@ measure() {
 	rm -f "$W/eve.json"
 	ip netns exec "$P-appliance" "${cmd[@]}" >"$out" 2>"$log" &
 	rcv_pid=$!
-	ready=""
-	for _ in $(seq 150); do
-		if grep -q READY "$out" "$log" 2>/dev/null; then ready=1; break; fi
-		kill -0 "$rcv_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if [ -z "$ready" ]; then
+	if ! lab_wait_ready "$rcv_pid" 150 "$out" "$log"; then
 		echo "bench-live.sh: ${cmd[*]} did not get ready:" >&2
 		cat "$log" >&2
 		exit 1

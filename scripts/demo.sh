@@ -12,25 +12,30 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# shellcheck source=scripts/lib/lab.sh
+. scripts/lib/lab.sh
+
+work=""
+unmask_pid=""
+lab_cleanup_on_exit
+lab_kill_at_exit unmask_pid
+# shellcheck disable=SC2016 # expanded at exit
+lab_at_exit '[ -z "$work" ] || rm -rf "$work"'
+# LAB_PREFIX, else unmask (configs/lab.toml's ports), else a numbered one while another
+# demo runs.
+lab_claim unmask
+P="$LAB_P"
+
 bash scripts/deps.sh
 cargo build --release --locked --quiet --bin unmask
 bin=$(readlink -f "${CARGO_TARGET_DIR:-$PWD/target}")/release/unmask
-P="${LAB_PREFIX:-unmask}"
 work=$(mktemp -d /tmp/unmask-demo.XXXXXX)
-unmask_pid=""
-
-cleanup() {
-	[ -n "$unmask_pid" ] && kill -9 "$unmask_pid" 2>/dev/null || true
-	LAB_PREFIX="$P" bash scripts/lab.sh down >/dev/null 2>&1 || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
 
 in_ns() { local ns="$1"; shift; ip netns exec "$P-$ns" "$@"; }
 
 echo "== lab"
-LAB_PREFIX="$P" bash scripts/lab.sh up
-ip -n "$P-server" addr add 10.77.0.3/24 dev "${P}s"
+lab_up
+ip -n "$LAB_NS_SERVER" addr add 10.77.0.3/24 dev "$LAB_IF_SERVER"
 
 # A private CA and a certificate for www.lab.example, so benign HTTPS is really benign.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/ca.key" \
@@ -45,13 +50,13 @@ mkdir -p "$work/www"
 echo "<html><body>unmask lab</body></html>" >"$work/www/index.html"
 head -c 5000000 /dev/urandom >"$work/www/big"
 
-peer="python3 $PWD/scripts/peer.py"
+peer=(python3 "$PWD/scripts/peer.py")
 (cd "$work/www" && in_ns server openssl s_server -quiet -accept 10.77.0.2:443 \
 	-cert "$work/leaf.pem" -key "$work/leaf.key" -WWW >/dev/null 2>&1 &)
 (cd "$work/www" && in_ns server python3 -m http.server 80 --bind 10.77.0.2 >/dev/null 2>&1 &)
-in_ns server $peer sink --listen 10.77.0.3:443 --out "$work/ssh.txt" --banner 'SSH-2.0-OpenSSH_9.2p1\r\n' &
-in_ns server $peer sink --listen 10.77.0.2:8443 --out "$work/faketls.txt" &
-in_ns server $peer sink --listen 10.77.0.2:9000 --out "$work/upload.txt" &
+in_ns server "${peer[@]}" sink --listen 10.77.0.3:443 --out "$work/ssh.txt" --banner 'SSH-2.0-OpenSSH_9.2p1\r\n' &
+in_ns server "${peer[@]}" sink --listen 10.77.0.2:8443 --out "$work/faketls.txt" &
+in_ns server "${peer[@]}" sink --listen 10.77.0.2:9000 --out "$work/upload.txt" &
 sleep 1
 
 config="$PWD/configs/lab.toml"
@@ -65,10 +70,7 @@ echo "== unmask run --config $config (inline, block mode, fail-open, bypass of c
 ip netns exec "$P-appliance" "$bin" run --config "$config" --eve "$work/eve.json" \
 	--report "$work/report.json" 2>"$work/unmask.log" &
 unmask_pid=$!
-for _ in $(seq 100); do
-	grep -q "READY" "$work/unmask.log" 2>/dev/null && break
-	sleep 0.1
-done
+lab_wait_ready "$unmask_pid" 100 "$work/unmask.log" || true
 grep "READY" "$work/unmask.log" || { cat "$work/unmask.log"; exit 1; }
 
 echo "== traffic"
@@ -79,13 +81,13 @@ same=$(cmp -s "$work/big.out" "$work/www/big" && echo "intact" || echo "DIFFERS"
 result "benign HTTPS download (5 MB)" "HTTP $code, $same"
 code=$(in_ns client curl -s -o /dev/null -w '%{http_code}' http://10.77.0.2/ || true)
 result "plain HTTP" "HTTP $code"
-in_ns client $peer send --to 10.77.0.2:8443 --hello-hex 1603010040010000ff0303 --chunks 10 >/dev/null 2>&1
+in_ns client "${peer[@]}" send --to 10.77.0.2:8443 --hello-hex 1603010040010000ff0303 --chunks 10 >/dev/null 2>&1
 result "fake TLS handshake -> :8443" "server received $(cat "$work/faketls.txt") of 10000 bytes"
-in_ns client $peer send --to 10.77.0.3:443 --hello 'SSH-2.0-OpenSSH_9.2p1\r\n' --chunks 10 >/dev/null 2>&1
+in_ns client "${peer[@]}" send --to 10.77.0.3:443 --hello 'SSH-2.0-OpenSSH_9.2p1\r\n' --chunks 10 >/dev/null 2>&1
 result "SSH on port 443" "server received $(cat "$work/ssh.txt") of 10000 bytes"
 code=$(in_ns client curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H 'User-Agent:' http://10.77.0.2/ || true)
 result "HTTP without User-Agent" "HTTP $code"
-in_ns client $peer send --to 10.77.0.2:9000 --chunks 200 --chunk-size 10000 --pause 0.002 >/dev/null 2>&1
+in_ns client "${peer[@]}" send --to 10.77.0.2:9000 --chunks 200 --chunk-size 10000 --pause 0.002 >/dev/null 2>&1
 result "upload-heavy flow (2 MB up)" "server received $(cat "$work/upload.txt") bytes"
 ping_ok=$(in_ns client ping -c 2 -W 2 10.77.0.2 >/dev/null 2>&1 && echo passes || echo FAILS)
 result "ping" "$ping_ok"

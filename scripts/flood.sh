@@ -18,8 +18,8 @@
 #   --no-replay  skip the offline replay
 # Env: CAPACITY (flow.capacity, default 65536), MEMCAP (stream.memcap, default 32 MiB),
 #      QUEUE (output.queue_capacity, default 65536), WORK (default /tmp/unmask-flood; the
-#      captures are written there, never in the repository), LAB_PREFIX (default ufl),
-#      KEEP=1 keeps WORK afterwards.
+#      captures are written there, never in the repository), LAB_PREFIX (default ufl, or
+#      ufl<N> while another live flood runs), KEEP=1 keeps WORK afterwards.
 # Exits non-zero when a peak exceeds its bound, a flagged flow goes uncaught or a benign one
 # is flagged.
 set -euo pipefail
@@ -44,19 +44,23 @@ CAPACITY="${CAPACITY:-65536}"
 MEMCAP="${MEMCAP:-33554432}"
 QUEUE="${QUEUE:-65536}"
 WORK="${WORK:-/tmp/unmask-flood}"
-P="${LAB_PREFIX:-ufl}"
+
+# shellcheck source=scripts/lib/lab.sh
+. scripts/lib/lab.sh
+unmask_pid=""
+lab_cleanup_on_exit
+lab_kill_at_exit unmask_pid
+if [ -n "$LIVE" ]; then
+	lab_claim ufl
+	P="$LAB_P"
+fi
 
 bash scripts/deps.sh
 cargo build --release --locked --quiet --bin unmask
 bin=$(readlink -f "${CARGO_TARGET_DIR:-$PWD/target}")/release/unmask
 mkdir -p "$WORK"
-unmask_pid=""
-cleanup() {
-	[ -n "$unmask_pid" ] && kill -9 "$unmask_pid" 2>/dev/null || true
-	[ -n "$LIVE" ] && LAB_PREFIX="$P" bash scripts/lab.sh down >/dev/null 2>&1 || true
-	[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck disable=SC2016 # expanded at exit
+lab_at_exit '[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"'
 
 cat >"$WORK/flood.toml" <<TOML
 [flow]
@@ -106,7 +110,7 @@ live() {
 	ip netns exec "$P-appliance" /usr/bin/time -v -o "$WORK/$1.time" "$bin" run --config "$2" \
 		--eve "$WORK/$1.eve.json" --report "$WORK/$1.report.json" 2>"$WORK/$1.log" &
 	local time_pid=$!
-	for _ in $(seq 100); do grep -q READY "$WORK/$1.log" 2>/dev/null && break; sleep 0.1; done
+	lab_wait_ready "$time_pid" 100 "$WORK/$1.log" || true
 	grep -q READY "$WORK/$1.log" || { cat "$WORK/$1.log" >&2; exit 1; }
 	unmask_pid=$(pgrep -P "$time_pid" -x unmask)
 	if [ -n "${3:-}" ]; then
@@ -124,13 +128,12 @@ live() {
 
 if [ -n "$LIVE" ]; then
 	echo "flood.sh: live through the lab ($LIVE mode; baseline, fixture flows alone, flood)" >&2
-	LAB_PREFIX="$P" bash scripts/lab.sh up >/dev/null
-	if [ "$LIVE" = tap ]; then ports="[\"${P}a\"]"; else ports="[\"${P}a\", \"${P}b\"]"; fi
+	lab_up >/dev/null
 	for c in flood tiny; do
 		cat "$WORK/$c.toml" - >"$WORK/$c-live.toml" <<TOML
 [live]
 topology = "$LIVE"
-ports = $ports
+ports = $(lab_ports "$LIVE")
 workers = 1
 control_socket = "$WORK/control.sock"
 TOML

@@ -7,7 +7,7 @@
 # Env: MODE=tap|inline (default tap: the capture arrives on a mirror port; inline: it enters
 #      port A and leaves port B), VERDICT=monitor|block (default monitor),
 #      SPEED=topspeed|real|<Mbps> (default topspeed), EVE=path (default ./replay-eve.json),
-#      LAB_PREFIX (default umr), WORKERS (default 1).
+#      LAB_PREFIX (default umr, or umr<N> while another replay runs), WORKERS (default 1).
 # Prints unmask's end-of-run summary; EVE records land in $EVE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,6 @@ VERDICT="${VERDICT:-monitor}"
 SPEED="${SPEED:-topspeed}"
 EVE=$(readlink -f "${EVE:-replay-eve.json}")
 WORKERS="${WORKERS:-1}"
-P="${LAB_PREFIX:-umr}"
 case "$MODE" in tap | inline) ;; *) echo "replay.sh: MODE=$MODE: accepted: tap, inline" >&2; exit 2 ;; esac
 case "$VERDICT" in monitor | block) ;; *) echo "replay.sh: VERDICT=$VERDICT: accepted: monitor, block" >&2; exit 2 ;; esac
 case "$SPEED" in
@@ -30,32 +29,35 @@ real) speed=() ;;
 *) speed=(--mbps "$SPEED") ;;
 esac
 
+# shellcheck source=scripts/lib/lab.sh
+. scripts/lib/lab.sh
+work=""
+unmask_pid=""
+lab_cleanup_on_exit
+lab_kill_at_exit unmask_pid
+# shellcheck disable=SC2016 # expanded at exit
+lab_at_exit '[ -z "$work" ] || rm -rf "$work"'
+lab_claim umr "$WORKERS"
+P="$LAB_P"
+
 bash scripts/deps.sh
 cargo build --release --locked --quiet --bin unmask
 bin=$(readlink -f "${CARGO_TARGET_DIR:-$PWD/target}")/release/unmask
 work=$(mktemp -d /tmp/unmask-replay.XXXXXX)
-unmask_pid=""
-cleanup() {
-	[ -n "$unmask_pid" ] && kill -9 "$unmask_pid" 2>/dev/null || true
-	LAB_PREFIX="$P" LAB_QUEUES="$WORKERS" bash scripts/lab.sh down >/dev/null 2>&1 || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
 
-LAB_PREFIX="$P" LAB_QUEUES="$WORKERS" bash scripts/lab.sh up >/dev/null
-if [ "$MODE" = tap ]; then ports="[\"${P}a\"]"; else ports="[\"${P}a\", \"${P}b\"]"; fi
+lab_up >/dev/null
 cat >"$work/replay.toml" <<TOML
 [verdict]
 mode = "$VERDICT"
 [live]
 topology = "$MODE"
-ports = $ports
+ports = $(lab_ports "$MODE")
 workers = $WORKERS
 control_socket = "$work/control.sock"
 TOML
 ip netns exec "$P-appliance" "$bin" run --config "$work/replay.toml" --eve "$EVE" 2>"$work/unmask.log" &
 unmask_pid=$!
-for _ in $(seq 100); do grep -q READY "$work/unmask.log" 2>/dev/null && break; sleep 0.1; done
+lab_wait_ready "$unmask_pid" 100 "$work/unmask.log" || true
 grep -q READY "$work/unmask.log" || { cat "$work/unmask.log" >&2; exit 1; }
 
 echo "replay.sh: tcpreplay ${speed[*]:-(capture timing)} $capture -> ${P}c ($MODE mode, $VERDICT)" >&2

@@ -22,9 +22,9 @@
 #   --gen-every S   a one-second generator burst every S seconds (default 30); --no-gen: none
 # Flow timeouts are cut to half the warm-up (5-60 s) so the table reaches its steady state
 # (flows expiring as fast as they come) within it.
-# Env: LAB_PREFIX (default sk), CAPACITY (flow.capacity, default 65536), SOAK_PCAPS
-#      (space-separated captures to loop; default: a handful of ../shared/pcaps/ndpi ones
-#      that exist; folder override UNMASK_PCAPS),
+# Env: LAB_PREFIX (default sk, or sk<N> while another soak runs), CAPACITY (flow.capacity,
+#      default 65536), SOAK_PCAPS (space-separated captures to loop; default: a handful of
+#      ../shared/pcaps/ndpi ones that exist; folder override UNMASK_PCAPS),
 #      GROWTH_PCT (default 10) and GROWTH_MIB (default 16): the allowed growth after the
 #      warm-up is the larger of the two; KEEP=1 keeps the work directory (EVE, report, logs);
 #      CARGO_TARGET_DIR (binaries from $CARGO_TARGET_DIR/release).
@@ -64,7 +64,6 @@ if [ -z "$INTERVAL" ]; then
 fi
 case "$INTERVAL" in *[!0-9]* | "" | 0) echo "soak.sh: --interval $INTERVAL: whole seconds, at least 1" >&2; exit 2 ;; esac
 
-P="${LAB_PREFIX:-sk}"
 CAPACITY="${CAPACITY:-65536}"
 # Half the warm-up (the first 20% of the run), between 5 s and 60 s.
 EST_TIMEOUT=$((TOTAL / 10))
@@ -74,6 +73,19 @@ NEW_TIMEOUT=$((EST_TIMEOUT < 10 ? EST_TIMEOUT : 10))
 PCAP_DIR="${UNMASK_PCAPS:-$PWD/../shared/pcaps}"
 GROWTH_PCT="${GROWTH_PCT:-10}"
 GROWTH_MIB="${GROWTH_MIB:-16}"
+
+# shellcheck source=scripts/lib/lab.sh
+. scripts/lib/lab.sh
+W=""
+unmask_pid=""
+replay_pid=""
+gen_pid=""
+lab_cleanup_on_exit
+lab_kill_at_exit replay_pid gen_pid unmask_pid
+# shellcheck disable=SC2016 # expanded at exit
+lab_at_exit '[ -z "$W" ] || { [ "${KEEP:-0}" = 1 ] && echo "soak.sh: work directory kept: $W" >&2 || rm -rf "$W"; }'
+lab_claim sk 1
+P="$LAB_P"
 
 bash scripts/deps.sh
 if [ -n "$BUILD" ]; then
@@ -87,18 +99,6 @@ for b in "$UNMASK" "$DIAG"; do
 done
 
 W=$(mktemp -d /tmp/unmask-soak.XXXXXX)
-unmask_pid=""
-replay_pid=""
-gen_pid=""
-cleanup() {
-	for p in "$replay_pid" "$gen_pid" "$unmask_pid"; do
-		[ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
-	done
-	LAB_PREFIX="$P" bash scripts/lab.sh down >/dev/null 2>&1 || true
-	[ "${KEEP:-0}" = 1 ] && echo "soak.sh: work directory kept: $W" >&2 || rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # The captures: the fixtures, and real ones when the shared folder is there.
 "$UNMASK" fixtures --out "$W/fixtures.pcap" 2>"$W/fixtures.log"
@@ -136,7 +136,7 @@ closed_timeout_secs = $NEW_TIMEOUT
 memcap = 33554432
 [live]
 topology = "inline"
-ports = ["${P}a", "${P}b"]
+ports = $(lab_ports inline)
 workers = 1
 control_socket = "$W/control.sock"
 TOML
@@ -144,17 +144,13 @@ TOML
 bound=$("$UNMASK" fixtures --flood 1 --out "$W/bound.pcap" --config "$W/soak.toml" 2>/dev/null |
 	awk '/memory_bound_bytes/ {print $2}') || bound=""
 
-LAB_PREFIX="$P" LAB_QUEUES=1 bash scripts/lab.sh up >/dev/null
-SMAC=$(ip netns exec "$P-server" cat "/sys/class/net/${P}s/address")
+lab_up >/dev/null
+SMAC=$(lab_server_mac)
 
 ip netns exec "$P-appliance" "$UNMASK" run --config "$W/soak.toml" --eve "$W/eve.json" \
 	--report "$W/report.json" 2>"$W/unmask.log" &
 unmask_pid=$!
-for _ in $(seq 150); do
-	grep -q READY "$W/unmask.log" 2>/dev/null && break
-	kill -0 "$unmask_pid" 2>/dev/null || break
-	sleep 0.1
-done
+lab_wait_ready "$unmask_pid" 150 "$W/unmask.log" || true
 grep -q READY "$W/unmask.log" || { cat "$W/unmask.log" >&2; exit 1; }
 
 echo "soak.sh: ${TOTAL} s, unmask pid $unmask_pid inline (block mode, flow.capacity $CAPACITY," \
