@@ -62,10 +62,16 @@ run)
 		echo "proxylab.sh: missing ${missing[*]}; run: bash scripts/deps.sh proxylab" >&2
 		exit 1
 	fi
-	# The Python driver cleans up after itself; this trap covers a driver that was killed hard.
+	# The Python driver cleans up after itself (also on SIGTERM, which the trap below forwards);
+	# the EXIT trap covers a driver that was killed hard. The driver runs in the background so
+	# that a signal to this shell is handled at once, not after the whole run.
 	trap '"$PY" "$LABDIR/lab.py" cleanup --prefix "$PREFIX" >/dev/null 2>&1 || true' EXIT
-	trap 'exit 130' INT TERM HUP
-	"$PY" "$LABDIR/lab.py" run --prefix "$PREFIX" --out "$out" "${args[@]}"
+	"$PY" "$LABDIR/lab.py" run --prefix "$PREFIX" --out "$out" "${args[@]}" &
+	child=$!
+	trap 'kill -TERM "$child" 2>/dev/null || true; wait "$child" || true; exit 130' INT TERM HUP
+	rc=0
+	wait "$child" || rc=$?
+	exit "$rc"
 	;;
 compare)
 	[ $# -ge 1 ] || usage

@@ -874,7 +874,11 @@ def main():
     if os.geteuid() != 0 and args.cmd != "list":
         raise SystemExit("proxylab: needs root (network namespaces)")
     if args.cmd == "run":
-        return run(args)
+        try:
+            return run(args)
+        except KeyboardInterrupt as e:
+            log("interrupted (%s); the lab is cleaned up, the manifest has the captures so far" % (e or "SIGINT"))
+            return 130
     if args.cmd == "cleanup":
         return cleanup(args)
     for s in SCENARIOS:
