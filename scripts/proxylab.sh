@@ -7,8 +7,8 @@
 #   scripts/proxylab.sh list
 #   scripts/proxylab.sh cleanup            # remove a lab left by a killed run (same PROXYLAB_PREFIX)
 #
-# run: DIR (default proxylab-out) gets <scenario>-tls12.pcap / -tls13.pcap (<scenario>.pcap for
-# benign non-TLS scenarios), manifest.json and logs/. --delay-ms is the one-way delay of the
+# run: DIR (default ${TMPDIR:-/tmp}/proxylab-out) gets <scenario>-tls12.pcap and -tls13.pcap
+# (<scenario>.pcap for benign non-TLS scenarios), manifest.json and logs/. --delay-ms is the one-way delay of the
 # client <-> proxy link (default 15, so ~30 ms RTT). --quick: 3 connections per capture, else 10.
 # Env: PROXYLAB_PREFIX (default pl<pid>; at most 10 characters: interface names are
 # <prefix>tc, <prefix>vp, ...). Needs root and `bash scripts/deps.sh proxylab`.
@@ -39,7 +39,7 @@ run)
 		echo "proxylab.sh: PROXYLAB_PREFIX '$PREFIX' is longer than 10 characters" >&2
 		exit 2
 	fi
-	out="proxylab-out"
+	out="${TMPDIR:-/tmp}/proxylab-out"
 	args=()
 	while [ $# -gt 0 ]; do
 		case "$1" in
