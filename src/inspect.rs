@@ -75,6 +75,10 @@ pub enum Event<'a> {
     },
     /// The handshake is over (or stopped); fired once.
     TlsHandshakeDone,
+    /// An application-data record after the handshake joined `FlowView::tls`'s trail.
+    TlsRecord {
+        dir: Dir,
+    },
     HttpRequest(&'a HttpHead<'a>),
     HttpResponse(&'a HttpHead<'a>),
     /// After a request, the server answered with bytes that are not an HTTP response.
@@ -156,6 +160,59 @@ impl LeafCert {
     }
 }
 
+/// Application-data records followed after the handshake.
+pub const TRAIL_RECORDS: usize = 25;
+
+/// The sizes and directions of the first application-data records after the TLS handshake,
+/// each with the outer cipher's per-record overhead removed: what a TLS handshake tunnelled
+/// inside this one looks like from outside (Xue et al., USENIX Security 2024). Records are
+/// parsed, not guessed from packet sizes, so TLS 1.3's optional ChangeCipherSpec and records
+/// split over segments change nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecordTrail {
+    /// Direction ([`Dir::index`]) and inner length of each record, in arrival order.
+    pub records: [(u8, u16); TRAIL_RECORDS],
+    pub len: u8,
+    /// Records to follow (from the config); the trail is full at this many.
+    pub limit: u8,
+    /// Bytes removed from each record: the outer cipher's nonce, tag and content type.
+    pub overhead: u16,
+    /// TLS 1.3's client Finished (the first client record after its ChangeCipherSpec) was
+    /// skipped: it belongs to the outer handshake.
+    pub client_finished_skipped: bool,
+}
+
+impl RecordTrail {
+    pub fn as_slice(&self) -> &[(u8, u16)] {
+        &self.records[..usize::from(self.len).min(TRAIL_RECORDS)]
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.len >= self.limit || usize::from(self.len) >= TRAIL_RECORDS
+    }
+
+    fn push(&mut self, dir: Dir, record_len: u16) {
+        if let Some(slot) = self.records.get_mut(usize::from(self.len)) {
+            *slot = (dir.index() as u8, record_len.saturating_sub(self.overhead));
+            self.len += 1;
+        }
+    }
+}
+
+/// Bytes an outer record adds to what it carries: TLS 1.3 adds the content type and a
+/// 16-byte tag; TLS 1.2 AES-GCM/CCM an 8-byte explicit nonce and the tag; ChaCha20 only the
+/// tag. CBC suites pad to the block and add a MAC: about 40, never exact.
+pub fn record_overhead(version: u16, cipher: u16) -> u16 {
+    if version == 0x0304 {
+        return 17;
+    }
+    match cipher {
+        0xcca8..=0xccae => 16,
+        0x009c..=0x00a7 | 0xc02b..=0xc032 | 0xc09c..=0xc0af | 0xc050..=0xc05f => 24,
+        _ => 40,
+    }
+}
+
 /// What is known about a flow's TLS so far.
 #[derive(Debug, Clone, Copy)]
 pub struct TlsFacts {
@@ -177,6 +234,7 @@ pub struct TlsFacts {
     pub from_start: [bool; 2],
     pub handshake_done: bool,
     pub logged: bool,
+    pub trail: RecordTrail,
 }
 
 impl Default for TlsFacts {
@@ -195,6 +253,7 @@ impl Default for TlsFacts {
             from_start: [false; 2],
             handshake_done: false,
             logged: false,
+            trail: RecordTrail::default(),
         }
     }
 }
@@ -367,6 +426,9 @@ impl FlowBase {
 #[derive(Debug, Clone, Copy)]
 pub struct InspectConfig {
     pub unknown_after: usize,
+    /// Application-data records followed after a TLS handshake (at most [`TRAIL_RECORDS`]);
+    /// 0 ends inspection with the handshake.
+    pub trail_records: u8,
 }
 
 impl InspectState {
@@ -389,6 +451,13 @@ impl InspectState {
             return false;
         }
         if self.tls.active && !self.tls.handshake_done {
+            return false;
+        }
+        // After the handshake, the first records' sizes may show a handshake tunnelled inside.
+        if self.tls.active
+            && !self.tls.trail.is_full()
+            && !self.tls.dirs.iter().any(|d| d.stopped())
+        {
             return false;
         }
         // A cleartext prelude that may still turn into TLS keeps the flow under inspection
@@ -425,6 +494,7 @@ impl InspectState {
         report: &mut R,
     ) {
         let d = dir.index();
+        self.tls.trail.limit = cfg.trail_records;
         let readable = self.stream[d].readable().min(window.len());
         let data = &window[..readable];
         let other_readable = self.stream[1 - d].readable().min(other.len());
@@ -526,7 +596,10 @@ impl InspectState {
         if !self.tls.active || !self.tls.started[d] {
             self.find_upgrade(dir, data);
         }
-        if self.tls.active && self.tls.started[d] && !self.tls.handshake_done {
+        if self.tls.active
+            && self.tls.started[d]
+            && (!self.tls.handshake_done || !self.tls.trail.is_full())
+        {
             self.parse_tls(dir, data, base, now, scratch, report);
         }
     }
@@ -559,8 +632,27 @@ impl InspectState {
         let facts = &mut self.tls;
         let mut dir_state = facts.dirs[d];
         dir_state.feed(data, scratch, |ev| {
+            let was_over = facts.over();
             facts.summary.observe(dir, &ev);
             let event = match ev {
+                TlsEvent::ApplicationData { len } if was_over && !facts.trail.is_full() => {
+                    let s = &facts.summary;
+                    let trail = &mut facts.trail;
+                    if trail.len == 0 && !trail.client_finished_skipped {
+                        trail.overhead = record_overhead(s.negotiated_version, s.cipher);
+                    }
+                    if s.negotiated_version == 0x0304
+                        && dir == Dir::ToServer
+                        && s.ccs_client
+                        && !trail.client_finished_skipped
+                    {
+                        trail.client_finished_skipped = true;
+                        None
+                    } else {
+                        trail.push(dir, len);
+                        Some(Event::TlsRecord { dir })
+                    }
+                }
                 TlsEvent::ClientHello(ch) => {
                     if dir == Dir::ToServer && facts.ja3.is_none() && !ch.sslv2_format {
                         facts.ja3 = Some(fingerprint::ja3(ch));

@@ -108,6 +108,9 @@ pub enum FindingKind {
     /// The client's first payload matched no protocol and looks uniformly random (Shadowsocks,
     /// VMess, obfs4): the published fully-encrypted rules, entropy and the server's history.
     FullyEncryptedFirstPayload = 26,
+    /// The first records after the TLS handshake have the shape of a TLS handshake tunnelled
+    /// inside (Trojan, VLESS, VMess over TLS, HTTPS proxies).
+    TlsInTls = 27,
 }
 
 /// Static facts about a finding kind: its EVE signature and classification.
@@ -126,7 +129,7 @@ pub struct KindInfo {
 const SID_BASE: u32 = 9_470_000;
 
 impl FindingKind {
-    pub const COUNT: usize = 27;
+    pub const COUNT: usize = 28;
     pub const ALL: [FindingKind; Self::COUNT] = [
         FindingKind::ProtocolPortMismatch,
         FindingKind::NonStandardPort,
@@ -155,6 +158,7 @@ impl FindingKind {
         FindingKind::HttpHeaderAnomaly,
         FindingKind::AsymmetricFlow,
         FindingKind::FullyEncryptedFirstPayload,
+        FindingKind::TlsInTls,
     ];
 
     pub fn index(self) -> usize {
@@ -377,6 +381,14 @@ impl FindingKind {
                 name: "fully_encrypted",
                 signature_id: SID_BASE + 27,
                 signature: "UNMASK fully encrypted first payload (no protocol, random bytes)",
+                category: "Potential Corporate Privacy Violation",
+                severity: 2,
+                tunable: Tunable::ProtocolMatchConfidence,
+            },
+            FindingKind::TlsInTls => KindInfo {
+                name: "tls_in_tls",
+                signature_id: SID_BASE + 28,
+                signature: "UNMASK TLS handshake tunnelled inside TLS (record sizes)",
                 category: "Potential Corporate Privacy Violation",
                 severity: 2,
                 tunable: Tunable::ProtocolMatchConfidence,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     asymmetry, certificate, fingerprint, fully_encrypted, http, protocol_port, service, sni,
-    tls_handshake,
+    tls_handshake, tls_in_tls,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -21,4 +21,5 @@ pub struct DetectConfig {
     pub http: http::HttpConfig,
     pub asymmetry: asymmetry::AsymmetryConfig,
     pub fully_encrypted: fully_encrypted::FullyEncryptedConfig,
+    pub tls_in_tls: tls_in_tls::TlsInTlsConfig,
 }

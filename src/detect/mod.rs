@@ -15,6 +15,7 @@ pub mod protocol_port;
 pub mod service;
 pub mod sni;
 pub mod tls_handshake;
+pub mod tls_in_tls;
 
 use config::DetectConfig;
 
@@ -33,6 +34,7 @@ pub struct Detector {
     http: Option<http::HttpCheck>,
     asymmetry: Option<asymmetry::AsymmetryCheck>,
     fully_encrypted: Option<fully_encrypted::FullyEncryptedCheck>,
+    tls_in_tls: Option<tls_in_tls::TlsInTlsCheck>,
 }
 
 impl Detector {
@@ -93,6 +95,10 @@ impl Detector {
                 .fully_encrypted
                 .enabled
                 .then(|| fully_encrypted::FullyEncryptedCheck::new(&cfg.fully_encrypted)),
+            tls_in_tls: cfg
+                .tls_in_tls
+                .enabled
+                .then(|| tls_in_tls::TlsInTlsCheck::new(&cfg.tls_in_tls)),
         }
     }
 
@@ -111,5 +117,6 @@ impl Detector {
         run(&self.http, view, event, out);
         run(&self.asymmetry, view, event, out);
         run(&self.fully_encrypted, view, event, out);
+        run(&self.tls_in_tls, view, event, out);
     }
 }

@@ -19,7 +19,7 @@ use crate::detect::{Detector, Event, FindingKind, Findings, FlowView};
 use crate::flow::table::{Expiry, Recheck, SegmentMeta, TcpState, Track};
 use crate::flow::table::{TableConfig, TableStats};
 use crate::flow::{Dir, EndReason, Flow, FlowKey, FlowTable, Side, StreamPool};
-use crate::inspect::{FlowBase, InspectConfig, InspectState, Report, TlsFacts};
+use crate::inspect::{FlowBase, InspectConfig, InspectState, Report, TlsFacts, TRAIL_RECORDS};
 use crate::proto::entropy::PayloadFigures;
 use crate::proto::tls::TlsScratch;
 use crate::proto::{self, AppProto, DirIdent, Probe};
@@ -493,6 +493,11 @@ impl Engine {
                 flow_records: config.flow_records,
                 inspect: InspectConfig {
                     unknown_after: config.unknown_after,
+                    trail_records: if config.detect.tls_in_tls.enabled {
+                        TRAIL_RECORDS as u8
+                    } else {
+                        0
+                    },
                 },
                 pool,
                 detector,

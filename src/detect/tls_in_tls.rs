@@ -1,0 +1,361 @@
+//! A TLS handshake tunnelled inside a TLS session (Trojan, VLESS, VMess over TLS, HTTPS
+//! CONNECT proxies, WebSocket-over-TLS transports). The outer session is genuine, so nothing
+//! it claims is false; what betrays it is the shape of its first records: an inner ClientHello,
+//! the server's certificate flight in answer, then the client's small key-exchange/Finished
+//! burst and the server's reply, all as encrypted application data.
+//!
+//! The check reads the record trail `inspect` keeps (sizes with the outer cipher's overhead
+//! removed, grouped into bursts of one direction) and looks for, at the first or second
+//! client burst (the second leaves room for a CONNECT request or a WebSocket upgrade):
+//! 1. a client burst whose first record is ClientHello-sized (with the proxy's own header);
+//! 2. a server burst at least `server_flight_min` bytes and `flight_over_hello_percent` of it;
+//! 3. a client burst of key-exchange/Finished size whose records are all larger than HTTP/2
+//!    control frames (a browser's SETTINGS ACK or WINDOW_UPDATE is 9-13 bytes);
+//! 4. a server burst in answer.
+//!
+//! Known evasions (docs/behaviour.md): padding the first records (XTLS-Vision, VMess random
+//! padding past the bounds), multiplexing many streams on one session, session resumption
+//! (no certificate flight).
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::check::KeyError;
+use super::check::{Check, Event, Finding, FindingKind, Findings, FlowView};
+use crate::flow::Dir;
+use crate::inspect::RecordTrail;
+use crate::text::InlineStr;
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsInTlsConfig {
+    pub enabled: bool,
+    pub block: bool,
+    /// Inner ClientHello record, proxy header included (bytes).
+    pub hello_min: u32,
+    pub hello_max: u32,
+    /// The server's answer: its certificate flight.
+    pub server_flight_min: u32,
+    pub flight_over_hello_percent: u32,
+    /// The client's key exchange / Finished burst (bytes), and the smallest record in it.
+    pub key_exchange_min: u32,
+    pub key_exchange_max: u32,
+    pub key_exchange_record_min: u32,
+    /// Client bursts allowed before the inner ClientHello (a CONNECT, a WebSocket upgrade).
+    pub max_prelude_exchanges: u32,
+    pub confidence: u8,
+}
+
+impl Default for TlsInTlsConfig {
+    fn default() -> Self {
+        TlsInTlsConfig {
+            enabled: true,
+            block: false,
+            hello_min: 150,
+            hello_max: 2600,
+            server_flight_min: 600,
+            flight_over_hello_percent: 200,
+            key_exchange_min: 40,
+            key_exchange_max: 300,
+            key_exchange_record_min: 20,
+            max_prelude_exchanges: 1,
+            confidence: 75,
+        }
+    }
+}
+
+impl TlsInTlsConfig {
+    /// Range and consistency checks; `path` names the config file in errors.
+    pub fn validate(&self, path: &str) -> Result<(), KeyError> {
+        let err = |key: &str, message: String| KeyError {
+            path: path.into(),
+            key: format!("detect.tls_in_tls.{key}"),
+            message,
+        };
+        let range = |key: &str, value: u64, lo: u64, hi: u64| {
+            if (lo..=hi).contains(&value) {
+                Ok(())
+            } else {
+                Err(err(
+                    key,
+                    format!("invalid value {value}; accepted: {lo} to {hi}"),
+                ))
+            }
+        };
+        range("hello_min", self.hello_min.into(), 1, 65_535)?;
+        range("hello_max", self.hello_max.into(), 1, 65_535)?;
+        range(
+            "server_flight_min",
+            self.server_flight_min.into(),
+            1,
+            1 << 20,
+        )?;
+        range(
+            "flight_over_hello_percent",
+            self.flight_over_hello_percent.into(),
+            0,
+            10_000,
+        )?;
+        range("key_exchange_min", self.key_exchange_min.into(), 0, 65_535)?;
+        range("key_exchange_max", self.key_exchange_max.into(), 1, 65_535)?;
+        range(
+            "key_exchange_record_min",
+            self.key_exchange_record_min.into(),
+            0,
+            65_535,
+        )?;
+        range(
+            "max_prelude_exchanges",
+            self.max_prelude_exchanges.into(),
+            0,
+            8,
+        )?;
+        range("confidence", self.confidence.into(), 1, 100)?;
+        if self.hello_min > self.hello_max {
+            return Err(err(
+                "hello_min",
+                format!(
+                    "invalid value {}; accepted: at most hello_max ({})",
+                    self.hello_min, self.hello_max
+                ),
+            ));
+        }
+        if self.key_exchange_min > self.key_exchange_max {
+            return Err(err(
+                "key_exchange_min",
+                format!(
+                    "invalid value {}; accepted: at most key_exchange_max ({})",
+                    self.key_exchange_min, self.key_exchange_max
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Bursts looked at: enough for a prelude exchange and the four handshake bursts.
+const MAX_BURSTS: usize = 8;
+
+/// Consecutive records of one direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Burst {
+    pub dir: u8,
+    pub bytes: u32,
+    pub first: u16,
+    pub smallest: u16,
+    pub records: u8,
+}
+
+/// Groups the trail into bursts, at most [`MAX_BURSTS`].
+pub fn bursts(trail: &RecordTrail) -> ([Burst; MAX_BURSTS], usize) {
+    let mut out = [Burst::default(); MAX_BURSTS];
+    let mut n = 0usize;
+    for &(dir, len) in trail.as_slice() {
+        if n > 0 && out[n - 1].dir == dir {
+            let b = &mut out[n - 1];
+            b.bytes += u32::from(len);
+            b.smallest = b.smallest.min(len);
+            b.records = b.records.saturating_add(1);
+            continue;
+        }
+        if n == MAX_BURSTS {
+            break;
+        }
+        out[n] = Burst {
+            dir,
+            bytes: u32::from(len),
+            first: len,
+            smallest: len,
+            records: 1,
+        };
+        n += 1;
+    }
+    (out, n)
+}
+
+pub struct TlsInTlsCheck {
+    cfg: TlsInTlsConfig,
+}
+
+impl TlsInTlsCheck {
+    pub fn new(cfg: &TlsInTlsConfig) -> Self {
+        TlsInTlsCheck { cfg: cfg.clone() }
+    }
+
+    /// Where the inner handshake starts (index of its ClientHello burst), if the trail has one.
+    pub fn inner_handshake(&self, bursts: &[Burst]) -> Option<usize> {
+        let c = &self.cfg;
+        let client = Dir::ToServer.index() as u8;
+        let mut client_bursts = 0u32;
+        for (i, hello) in bursts.iter().enumerate() {
+            if hello.dir != client {
+                continue;
+            }
+            if client_bursts > c.max_prelude_exchanges {
+                return None;
+            }
+            client_bursts += 1;
+            let [flight, kx, answer] = match bursts.get(i + 1..i + 4) {
+                Some(&[a, b, d]) => [a, b, d],
+                _ => return None,
+            };
+            let hello_ok = u32::from(hello.first) >= c.hello_min && hello.bytes <= c.hello_max;
+            let flight_ok = flight.bytes >= c.server_flight_min
+                && u64::from(flight.bytes) * 100
+                    >= u64::from(hello.bytes) * u64::from(c.flight_over_hello_percent);
+            let kx_ok = (c.key_exchange_min..=c.key_exchange_max).contains(&kx.bytes)
+                && u32::from(kx.smallest) >= c.key_exchange_record_min;
+            if hello_ok && flight_ok && kx_ok && answer.dir != client {
+                return Some(i);
+            }
+        }
+        None
+    }
+}
+
+impl Check for TlsInTlsCheck {
+    fn on_event(&self, view: &FlowView<'_>, event: &Event<'_>, out: &mut Findings) {
+        if !matches!(event, Event::TlsRecord { .. }) {
+            return;
+        }
+        let Some(tls) = view.tls else {
+            return;
+        };
+        let (all, n) = bursts(&tls.trail);
+        let Some(at) = self.inner_handshake(&all[..n]) else {
+            return;
+        };
+        let mut f = Finding {
+            kind: FindingKind::TlsInTls,
+            confidence: self.cfg.confidence,
+            block: self.cfg.block,
+            dir: Dir::ToServer,
+            evidence: Default::default(),
+        };
+        let mut seq = InlineStr::<96>::new();
+        for b in &all[..n] {
+            let side = if b.dir == Dir::ToServer.index() as u8 {
+                'C'
+            } else {
+                'S'
+            };
+            let _ = write!(seq, "{side}{} ", b.bytes);
+        }
+        let e = &mut f.evidence;
+        e.add("bursts", seq.as_str().trim_end());
+        e.add("inner_hello_burst", at);
+        e.add("inner_hello_bytes", all[at].bytes);
+        e.add("server_flight_bytes", all[at + 1].bytes);
+        e.add("key_exchange_bytes", all[at + 2].bytes);
+        e.add("outer_record_overhead", tls.trail.overhead);
+        e.add("records_followed", tls.trail.len);
+        out.push(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trail(seq: &[(char, u16)]) -> RecordTrail {
+        let mut t = RecordTrail::default();
+        for (i, (d, len)) in seq.iter().enumerate() {
+            t.records[i] = (if *d == 'C' { 0 } else { 1 }, *len);
+            t.len += 1;
+        }
+        t
+    }
+
+    fn found(seq: &[(char, u16)]) -> Option<usize> {
+        let (b, n) = bursts(&trail(seq));
+        TlsInTlsCheck::new(&TlsInTlsConfig::default()).inner_handshake(&b[..n])
+    }
+
+    #[test]
+    fn inner_handshakes_measured_in_the_proxy_lab_are_found() {
+        // Trojan, inner TLS 1.2 (outer TLS 1.3 tickets in the server's first burst).
+        let trojan = [
+            ('C', 292),
+            ('S', 57),
+            ('S', 57),
+            ('S', 1307),
+            ('C', 93),
+            ('S', 120),
+        ];
+        assert_eq!(found(&trojan), Some(0));
+        // VLESS, inner TLS 1.3: Finished and request in three records.
+        let vless = [
+            ('C', 291),
+            ('S', 1186),
+            ('S', 284),
+            ('C', 80),
+            ('C', 86),
+            ('C', 63),
+            ('S', 359),
+        ];
+        assert_eq!(found(&vless), Some(0));
+        // HTTPS CONNECT: the CONNECT exchange first, then the inner handshake.
+        let connect = [
+            ('C', 108),
+            ('S', 265),
+            ('S', 265),
+            ('S', 70),
+            ('C', 219),
+            ('S', 1307),
+            ('C', 93),
+            ('S', 51),
+        ];
+        assert_eq!(found(&connect), Some(2));
+    }
+
+    #[test]
+    fn ordinary_https_http2_and_websocket_echo_are_not() {
+        assert_eq!(found(&[('C', 77), ('S', 57), ('S', 57), ('S', 187)]), None);
+        // HTTP/2: preface and SETTINGS first, SETTINGS ACK (9 bytes) in the second burst.
+        let h2 = [
+            ('C', 64),
+            ('C', 124),
+            ('C', 9),
+            ('S', 9),
+            ('S', 3100),
+            ('C', 9),
+            ('C', 120),
+            ('S', 400),
+        ];
+        assert_eq!(found(&h2), None);
+        // A WebSocket echo: each answer as large as its question.
+        let echo = [
+            ('C', 203),
+            ('S', 181),
+            ('C', 1746),
+            ('S', 1742),
+            ('C', 285),
+            ('S', 281),
+        ];
+        assert_eq!(found(&echo), None);
+        // A handshake shape after two earlier exchanges is a later request, not a tunnel.
+        let late = [
+            ('C', 200),
+            ('S', 300),
+            ('C', 200),
+            ('S', 300),
+            ('C', 290),
+            ('S', 5400),
+            ('C', 300),
+            ('S', 50),
+        ];
+        assert_eq!(found(&late), None);
+    }
+
+    #[test]
+    fn bad_keys_are_named() {
+        let bad = TlsInTlsConfig {
+            hello_min: 3000,
+            ..TlsInTlsConfig::default()
+        };
+        let e = bad.validate("u.toml").unwrap_err();
+        assert_eq!(e.key, "detect.tls_in_tls.hello_min");
+        assert!(e.message.contains("hello_max"), "{e}");
+    }
+}
