@@ -388,6 +388,7 @@ impl Config {
         d.fingerprint.validate(path)?;
         d.certificate.validate(path)?;
         d.sni.validate(path)?;
+        d.ech.validate(path)?;
         d.service.validate(path)?;
         d.http.validate(path)?;
         d.asymmetry.validate(path)?;

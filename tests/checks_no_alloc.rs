@@ -1,5 +1,5 @@
-//! The protocol/port, HTTP and asymmetry checks judge events without touching the heap, also
-//! when they raise findings with full evidence.
+//! The protocol/port, HTTP, HTTP body, ECH and asymmetry checks judge events without touching
+//! the heap, also when they raise findings with full evidence.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -141,4 +141,56 @@ fn checks_raise_findings_without_allocating() {
         raised += out.len();
     }
     assert!(raised >= cases.len());
+}
+
+/// The ECH check on a library-shaped hello with ESNI beside a cleartext name and an ECH
+/// extension, and on a certificate that does not cover that (public) name.
+#[test]
+fn ech_check_raises_findings_without_allocating() {
+    use unmask::inspect::TlsFacts;
+    use unmask::proto::tls::{ClientHello, TlsDir, TlsEvent, TlsScratch};
+    use unmask::proto::x509::CertInfo;
+
+    let detector = Detector::new(&Config::default().detect);
+    let ech = fixtures::tls::ech_outer(9, 200);
+    let esni = fixtures::tls::esni(64);
+    let record = fixtures::tls::client_hello(&fixtures::tls::Hello {
+        sni: Some("front.example.org"),
+        extra: &[(0xfe0d, &ech), (0xffce, &esni)],
+        ..fixtures::tls::Hello::default()
+    });
+    let mut facts = TlsFacts::default();
+    let mut hello: Option<ClientHello> = None;
+    TlsDir::new(Dir::ToServer).feed(&record, &mut TlsScratch::new(1 << 16), |ev| {
+        facts.summary.observe(Dir::ToServer, &ev);
+        if let TlsEvent::ClientHello(ch) = ev {
+            hello = Some(*ch);
+        }
+    });
+    let hello = hello.expect("a hello");
+    let cert =
+        CertInfo::from_der_for_host(fixtures::CERT_WWW_EXAMPLE_COM, Some("front.example.org"))
+            .expect("fixture certificate");
+    let mut v = view(
+        443,
+        Probe::Match(AppProto::Tls, 98),
+        Probe::Match(AppProto::Tls, 98),
+        [600, 600],
+    );
+    v.tls = Some(&facts);
+    let mut out = Findings::default();
+    for (event, want) in [
+        (Event::TlsClientHello(&hello), 2),
+        (Event::TlsLeafCertificate(&cert), 2),
+    ] {
+        out.clear();
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        detector.on_event(&v, &event, &mut out);
+        assert_eq!(
+            ALLOCATIONS.load(Ordering::Relaxed) - before,
+            0,
+            "{event:?} allocated"
+        );
+        assert!(out.len() >= want, "{event:?}: {} findings", out.len());
+    }
 }

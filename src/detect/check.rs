@@ -105,6 +105,16 @@ pub enum FindingKind {
     HttpHeaderAnomaly = 24,
     /// Client-to-server bytes dwarf server-to-client bytes.
     AsymmetricFlow = 25,
+    /// ESNI offered beside a cleartext server_name.
+    EsniWithCleartextSni = 26,
+    /// ECH offered, and the certificate shown in the clear does not cover the outer name.
+    EchPublicNameMismatch = 27,
+    /// ECH or ESNI offered by a ClientHello no browser sends.
+    EchNonBrowserClient = 28,
+    /// An HTTP response body whose first bytes contradict its Content-Type.
+    HttpBodyTypeMismatch = 29,
+    /// An image Content-Type over a body with no image format's signature.
+    HttpImageWithoutMagic = 30,
 }
 
 /// Static facts about a finding kind: its EVE signature and classification.
@@ -123,7 +133,7 @@ pub struct KindInfo {
 const SID_BASE: u32 = 9_470_000;
 
 impl FindingKind {
-    pub const COUNT: usize = 26;
+    pub const COUNT: usize = 31;
     pub const ALL: [FindingKind; Self::COUNT] = [
         FindingKind::ProtocolPortMismatch,
         FindingKind::NonStandardPort,
@@ -151,6 +161,11 @@ impl FindingKind {
         FindingKind::HttpHeaderSignature,
         FindingKind::HttpHeaderAnomaly,
         FindingKind::AsymmetricFlow,
+        FindingKind::EsniWithCleartextSni,
+        FindingKind::EchPublicNameMismatch,
+        FindingKind::EchNonBrowserClient,
+        FindingKind::HttpBodyTypeMismatch,
+        FindingKind::HttpImageWithoutMagic,
     ];
 
     pub fn index(self) -> usize {
@@ -365,6 +380,46 @@ impl FindingKind {
                 name: "asymmetric_flow",
                 signature_id: SID_BASE + 26,
                 signature: "UNMASK upload-heavy flow",
+                category: "Potentially Bad Traffic",
+                severity: 3,
+                tunable: Tunable::ProtocolMatchConfidence,
+            },
+            FindingKind::EsniWithCleartextSni => KindInfo {
+                name: "esni_with_cleartext_sni",
+                signature_id: SID_BASE + 27,
+                signature: "UNMASK TLS ESNI offered beside a cleartext SNI",
+                category: "Potentially Bad Traffic",
+                severity: 2,
+                tunable: Tunable::HeaderAnomalyScore,
+            },
+            FindingKind::EchPublicNameMismatch => KindInfo {
+                name: "ech_public_name_mismatch",
+                signature_id: SID_BASE + 28,
+                signature: "UNMASK TLS ECH public name not covered by the server certificate",
+                category: "Potentially Bad Traffic",
+                severity: 2,
+                tunable: Tunable::IssuerOrgFilter,
+            },
+            FindingKind::EchNonBrowserClient => KindInfo {
+                name: "ech_non_browser_client",
+                signature_id: SID_BASE + 29,
+                signature: "UNMASK TLS ECH or ESNI from a client hello no browser sends",
+                category: "Potentially Bad Traffic",
+                severity: 3,
+                tunable: Tunable::TlsFingerprintMatch,
+            },
+            FindingKind::HttpBodyTypeMismatch => KindInfo {
+                name: "http_body_type_mismatch",
+                signature_id: SID_BASE + 30,
+                signature: "UNMASK HTTP response body contradicts its Content-Type",
+                category: "A Network Trojan was detected",
+                severity: 1,
+                tunable: Tunable::ProtocolMatchConfidence,
+            },
+            FindingKind::HttpImageWithoutMagic => KindInfo {
+                name: "http_image_without_magic",
+                signature_id: SID_BASE + 31,
+                signature: "UNMASK HTTP image response without an image signature",
                 category: "Potentially Bad Traffic",
                 severity: 3,
                 tunable: Tunable::ProtocolMatchConfidence,

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    asymmetry, certificate, fingerprint, http, protocol_port, service, sni, tls_handshake,
+    asymmetry, certificate, ech, fingerprint, http, protocol_port, service, sni, tls_handshake,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -16,6 +16,7 @@ pub struct DetectConfig {
     pub fingerprint: fingerprint::FingerprintConfig,
     pub certificate: certificate::CertificateConfig,
     pub sni: sni::SniConfig,
+    pub ech: ech::EchConfig,
     pub service: service::ServiceConfig,
     pub http: http::HttpConfig,
     pub asymmetry: asymmetry::AsymmetryConfig,

@@ -8,6 +8,7 @@ pub mod asymmetry;
 pub mod certificate;
 pub mod check;
 pub mod config;
+pub mod ech;
 pub mod fingerprint;
 pub mod http;
 pub mod protocol_port;
@@ -28,6 +29,7 @@ pub struct Detector {
     fingerprint: Option<fingerprint::FingerprintCheck>,
     certificate: Option<certificate::CertificateCheck>,
     sni: Option<sni::SniCheck>,
+    ech: Option<ech::EchCheck>,
     service: Option<service::ServiceCheck>,
     http: Option<http::HttpCheck>,
     asymmetry: Option<asymmetry::AsymmetryCheck>,
@@ -78,6 +80,7 @@ impl Detector {
                 .enabled
                 .then(|| certificate::CertificateCheck::new(&cfg.certificate)),
             sni: cfg.sni.enabled.then(|| sni::SniCheck::new(&cfg.sni)),
+            ech: cfg.ech.enabled.then(|| ech::EchCheck::new(&cfg.ech)),
             service: cfg
                 .service
                 .enabled
@@ -101,6 +104,7 @@ impl Detector {
         run(&self.fingerprint, view, event, out);
         run(&self.certificate, view, event, out);
         run(&self.sni, view, event, out);
+        run(&self.ech, view, event, out);
         run(&self.service, view, event, out);
         run(&self.http, view, event, out);
         run(&self.asymmetry, view, event, out);

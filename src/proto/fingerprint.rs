@@ -345,6 +345,9 @@ impl BrowserShape {
         (Self::OBSOLETE_SUITES, "null_export_anon_or_rc4_suites"),
     ];
 
+    /// How many traits there are.
+    pub const TRAITS: usize = Self::NAMES.len();
+
     /// Fewest and most cipher suites (GREASE aside) a browser hello offers.
     pub const MIN_CIPHERS: usize = 10;
     pub const MAX_CIPHERS: usize = 32;
