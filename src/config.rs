@@ -391,6 +391,7 @@ impl Config {
         d.ech.validate(path)?;
         d.service.validate(path)?;
         d.http.validate(path)?;
+        d.http_body.validate(path)?;
         d.asymmetry.validate(path)?;
 
         let l = &self.live;

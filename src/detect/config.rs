@@ -5,7 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    asymmetry, certificate, ech, fingerprint, http, protocol_port, service, sni, tls_handshake,
+    asymmetry, certificate, ech, fingerprint, http, http_body, protocol_port, service, sni,
+    tls_handshake,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -19,5 +20,6 @@ pub struct DetectConfig {
     pub ech: ech::EchConfig,
     pub service: service::ServiceConfig,
     pub http: http::HttpConfig,
+    pub http_body: http_body::HttpBodyConfig,
     pub asymmetry: asymmetry::AsymmetryConfig,
 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod ech;
 pub mod fingerprint;
 pub mod http;
+pub mod http_body;
 pub mod protocol_port;
 pub mod service;
 pub mod sni;
@@ -32,6 +33,7 @@ pub struct Detector {
     ech: Option<ech::EchCheck>,
     service: Option<service::ServiceCheck>,
     http: Option<http::HttpCheck>,
+    http_body: Option<http_body::HttpBodyCheck>,
     asymmetry: Option<asymmetry::AsymmetryCheck>,
 }
 
@@ -86,6 +88,10 @@ impl Detector {
                 .enabled
                 .then(|| service::ServiceCheck::new(&cfg.service)),
             http: cfg.http.enabled.then(|| http::HttpCheck::new(&cfg.http)),
+            http_body: cfg
+                .http_body
+                .enabled
+                .then(|| http_body::HttpBodyCheck::new(&cfg.http_body)),
             asymmetry: cfg
                 .asymmetry
                 .enabled
@@ -107,6 +113,7 @@ impl Detector {
         run(&self.ech, view, event, out);
         run(&self.service, view, event, out);
         run(&self.http, view, event, out);
+        run(&self.http_body, view, event, out);
         run(&self.asymmetry, view, event, out);
     }
 }
