@@ -388,8 +388,10 @@ impl Config {
         d.fingerprint.validate(path)?;
         d.certificate.validate(path)?;
         d.sni.validate(path)?;
+        d.ech.validate(path)?;
         d.service.validate(path)?;
         d.http.validate(path)?;
+        d.http_body.validate(path)?;
         d.asymmetry.validate(path)?;
         d.fully_encrypted.validate(path)?;
         d.tls_in_tls.validate(path)?;

@@ -13,7 +13,8 @@ use crate::capture::Timestamp;
 use crate::flow::{Dir, StreamDir};
 use crate::proto::entropy::PayloadFigures;
 use crate::proto::fingerprint::{self, Ja3};
-use crate::proto::http::{self, HeadError, HttpHead};
+use crate::proto::http::{self, Body, HeadError, HttpHead};
+use crate::proto::magic::{self, ChunkStart};
 use crate::proto::ssh::{self, SshBanner};
 use crate::proto::summary::TlsSummary;
 use crate::proto::tls::{
@@ -81,6 +82,9 @@ pub enum Event<'a> {
     },
     HttpRequest(&'a HttpHead<'a>),
     HttpResponse(&'a HttpHead<'a>),
+    /// The first bytes of a response body (after the chunk-size line when chunked), once
+    /// [`magic::SNIFF_LEN`] of them are in, the body ended, or no more will come.
+    HttpResponseBody(&'a HttpBody<'a>),
     /// After a request, the server answered with bytes that are not an HTTP response.
     HttpResponseNotHttp {
         data: &'a [u8],
@@ -288,12 +292,65 @@ pub fn version_name(v: u16, sslv2: bool) -> &'static str {
     }
 }
 
+/// The start of a response body, as shown to the checks.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpBody<'a> {
+    pub status: u16,
+    /// Content-Type and Content-Encoding as sent (escaped), when present.
+    pub content_type: Option<&'a str>,
+    pub content_encoding: Option<&'a str>,
+    pub chunked: bool,
+    /// Content-Length, or the first chunk's size when chunked; `None` for a body that runs to
+    /// the connection's end.
+    pub declared_len: Option<u64>,
+    /// Up to [`magic::SNIFF_LEN`] first bytes of the body (of its first chunk when chunked).
+    pub bytes: &'a [u8],
+}
+
+/// Header values kept for a body still arriving; longer ones are cut (the type and subtype
+/// come first, so classification survives).
+pub const BODY_HEADER_LEN: usize = 96;
+
+/// A response body whose first bytes have not all arrived: where it starts in the direction's
+/// stream and what its head said.
+#[derive(Debug, Clone, Copy)]
+pub struct PendingBody {
+    at: u32,
+    framing: Body,
+    status: u16,
+    content_type: Option<InlineStr<BODY_HEADER_LEN>>,
+    content_encoding: Option<InlineStr<BODY_HEADER_LEN>>,
+}
+
+impl PendingBody {
+    /// The body after `head`, parsed at `offset` of its direction's stream; `None` when the
+    /// head says there is none.
+    fn after(head: &HttpHead<'_>, offset: usize) -> Option<PendingBody> {
+        let framing = head.body();
+        if matches!(framing, Body::Length(0) | Body::Invalid) {
+            return None;
+        }
+        let keep = |v: &[u8]| InlineStr::from_bytes_escaped(v.get(..BODY_HEADER_LEN).unwrap_or(v));
+        Some(PendingBody {
+            at: u32::try_from(offset.checked_add(head.head_len())?).ok()?,
+            framing,
+            status: head.status().unwrap_or(0),
+            content_type: head.header("content-type").map(keep),
+            content_encoding: head.header("content-encoding").map(keep),
+        })
+    }
+}
+
 /// What is known about a flow's HTTP so far.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HttpFacts {
     pub active: bool,
     pub requests: u8,
     pub responses: u8,
+    /// Bit `i`: request `i` was HEAD, so response `i` has no body whatever its headers say.
+    pub head_requests: u8,
+    /// The last response's body, until its first bytes are judged.
+    pub body: Option<PendingBody>,
     /// Where the next message of each direction starts; `None` once it cannot be known
     /// (a body of unknown length) or the direction is not HTTP.
     pub next: [Option<u32>; 2],
@@ -318,6 +375,10 @@ impl HttpFacts {
     /// request on a kept-alive connection is inspected like the first (a benign first request
     /// must not buy the rest of the connection a pass).
     fn over(&self, depth: usize) -> bool {
+        // A response body still owes the checks its first bytes.
+        if self.body.is_some() {
+            return false;
+        }
         if self.not_http[0] {
             return true;
         }
@@ -499,6 +560,9 @@ impl InspectState {
         let data = &window[..readable];
         let other_readable = self.stream[1 - d].readable().min(other.len());
         let other_data = &other[..other_readable];
+        // A full window will not grow: what it holds of a body is all there will be.
+        let full = !window.is_empty() && readable == window.len();
+        let other_full = !other.is_empty() && other_readable == other.len();
 
         if !self.ident[d].is_final() {
             self.ident[d] = proto::identify_dir(data, dir, cfg.unknown_after, false);
@@ -514,11 +578,12 @@ impl InspectState {
                 self.activate();
                 // The other direction may have been waiting for this one's protocol.
                 if self.ident[1 - d].is_final() {
-                    self.parse(dir.reverse(), other_data, base, now, scratch, report);
+                    let other = (other_data, other_full);
+                    self.parse(dir.reverse(), other, base, now, scratch, report);
                 }
             }
         }
-        self.parse(dir, data, base, now, scratch, report);
+        self.parse(dir, (data, full), base, now, scratch, report);
     }
 
     /// The stream ended: identification still waiting for bytes decides on what it has.
@@ -544,6 +609,10 @@ impl InspectState {
                 report.event(&view, &Event::Identified { dir, data: seen });
             }
         }
+        // The last response body is judged on the bytes it got.
+        let d = Dir::ToClient.index();
+        let readable = self.stream[d].readable().min(windows[d].len());
+        self.judge_body(&windows[d][..readable], true, base, now, report);
     }
 
     /// Turns on the parsers the identification calls for.
@@ -563,10 +632,11 @@ impl InspectState {
         }
     }
 
+    /// Parses what `dir` made readable: `(data, full)`, full when the window will not grow.
     fn parse<R: Report>(
         &mut self,
         dir: Dir,
-        data: &[u8],
+        (data, full): (&[u8], bool),
         base: &FlowBase,
         now: Timestamp,
         scratch: &mut TlsScratch,
@@ -574,7 +644,13 @@ impl InspectState {
     ) {
         let d = dir.index();
         if self.http.active {
+            if dir == Dir::ToClient {
+                self.judge_body(data, full, base, now, report);
+            }
             self.parse_http(dir, data, base, now, report);
+            if dir == Dir::ToClient {
+                self.judge_body(data, full, base, now, report);
+            }
         }
         if self.ssh.active && !self.ssh.banner_done[d] {
             match ssh::parse_banner(data, dir) {
@@ -760,10 +836,21 @@ impl InspectState {
             };
             match parsed {
                 Ok(head) => {
-                    let next = head.next_message_offset();
+                    let index = count.min(7);
+                    // A response to HEAD has no body, whatever its Content-Length says.
+                    let bodiless =
+                        dir == Dir::ToClient && self.http.head_requests & (1 << index) != 0;
+                    let next = if bodiless {
+                        Some(head.head_len())
+                    } else {
+                        head.next_message_offset()
+                    };
                     self.http.next[d] = next.and_then(|n| u32::try_from(offset as usize + n).ok());
                     let event = match dir {
                         Dir::ToServer => {
+                            if head.method().eq_ignore_ascii_case(b"HEAD") {
+                                self.http.head_requests |= 1 << index;
+                            }
                             self.http.requests += 1;
                             Event::HttpRequest(&head)
                         }
@@ -774,6 +861,11 @@ impl InspectState {
                     };
                     let view = base.view(self.ident, None, Some(&self.http), now);
                     report.event(&view, &event);
+                    if dir == Dir::ToClient && !bodiless {
+                        // The previous body's bytes are all in (this head follows them).
+                        self.judge_body(data, true, base, now, report);
+                        self.http.body = PendingBody::after(&head, offset as usize);
+                    }
                 }
                 Err(HeadError::Incomplete) => return,
                 Err(HeadError::NotHttp) | Err(HeadError::TooLong) => {
@@ -788,6 +880,58 @@ impl InspectState {
                 }
             }
         }
+    }
+
+    /// Shows the checks the first bytes of the pending response body once they are in (or,
+    /// with `last`, whatever is in), and forgets it.
+    fn judge_body<R: Report>(
+        &mut self,
+        data: &[u8],
+        last: bool,
+        base: &FlowBase,
+        now: Timestamp,
+        report: &mut R,
+    ) {
+        let Some(p) = self.http.body else {
+            return;
+        };
+        let rest = data.get(p.at as usize..).unwrap_or(&[]);
+        let (start, limit, chunked) = match p.framing {
+            Body::Length(n) => (0, n, false),
+            Body::UntilClose => (0, u64::MAX, false),
+            Body::Chunked => match magic::first_chunk(rest) {
+                ChunkStart::Incomplete if !last => return,
+                ChunkStart::Data { at, len } if len > 0 => (at, len, true),
+                _ => {
+                    self.http.body = None;
+                    return;
+                }
+            },
+            Body::Invalid => {
+                self.http.body = None;
+                return;
+            }
+        };
+        let body = rest.get(start..).unwrap_or(&[]);
+        let want = usize::try_from(limit.min(magic::SNIFF_LEN as u64)).unwrap_or(magic::SNIFF_LEN);
+        if body.len() < want && !last {
+            return;
+        }
+        self.http.body = None;
+        let bytes = body.get(..want.min(body.len())).unwrap_or(&[]);
+        if bytes.is_empty() {
+            return;
+        }
+        let shown = HttpBody {
+            status: p.status,
+            content_type: p.content_type.as_ref().map(|s| s.as_str()),
+            content_encoding: p.content_encoding.as_ref().map(|s| s.as_str()),
+            chunked,
+            declared_len: (limit != u64::MAX).then_some(limit),
+            bytes,
+        };
+        let view = base.view(self.ident, None, Some(&self.http), now);
+        report.event(&view, &Event::HttpResponseBody(&shown));
     }
 
     /// Facts of the flow for the end-of-flow event.

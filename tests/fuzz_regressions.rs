@@ -108,7 +108,7 @@ fn engine_harness_replays_fixture_frames() {
     let header = harness::encode_engine_header(64, false, 8, 8);
     let counters = harness::run_engine(&harness::encode_engine(&header, &records));
     assert_eq!(counters.packets, n as u64);
-    assert!(counters.tcp == n as u64 && counters.findings.iter().sum::<u64>() > 0);
+    assert!(counters.tcp == n as u64 && counters.findings.0.iter().sum::<u64>() > 0);
 }
 
 // --- crashes the fuzzer found ---

@@ -1,6 +1,6 @@
 //! The HTTP, protocol/port and asymmetry checks through the whole engine: each fixture flow
 //! raises its finding, and the finding vanishes when its check (or rule) is switched off; real
-//! curl and python http.server traffic raises nothing.
+//! curl and python http.server traffic raises nothing, except a program it serves as a PNG.
 
 mod common;
 
@@ -290,6 +290,9 @@ impl PyServer {
         )
         .unwrap();
         std::fs::write(dir.path().join("data.bin"), fixtures::noise(20_000, 3)).unwrap();
+        // http.server guesses image/png from the name.
+        std::fs::write(dir.path().join("x.png"), pe_image(4096)).unwrap();
+        std::fs::write(dir.path().join("real.png"), png_image(300)).unwrap();
         let mut child = Command::new("python3")
             .args(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1"])
             .current_dir(dir.path())
@@ -403,6 +406,289 @@ fn real_curl_and_python_http_server_raise_nothing() {
             );
         }
     }
+}
+
+/// python http.server serves a PE program named x.png as image/png; curl fetches it. The real
+/// bytes of both, replayed, raise http_body_type_mismatch at 95 (and block in block mode); a
+/// real PNG and a HEAD for the program raise nothing.
+#[test]
+fn real_python_http_server_serving_a_program_as_png_is_flagged() {
+    let py = PyServer::start();
+    let judge = |args: &[&str], mode: Mode| {
+        let (request, response) = relay_once(py.port, args);
+        let conv = Conversation::new(
+            "10.77.0.1:42100".parse().unwrap(),
+            "10.77.0.2:80".parse().unwrap(),
+            fixtures::FIXTURE_EPOCH,
+        )
+        .handshake()
+        .client(&request)
+        .server(&response)
+        .close();
+        let mut config = Config::default();
+        config.verdict.mode = mode;
+        (response, run_engine(&config, conv.into_frames()))
+    };
+    let (response, r) = judge(&["URL/x.png"], Mode::Monitor);
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.contains("Content-type: image/png"), "{text:.300}");
+    assert_eq!(r.findings_on_port(80), ["http_body_type_mismatch"]);
+    let a = alert(&r, "http_body_type_mismatch");
+    assert_eq!(a["unmask"]["confidence"], 95);
+    let ev = &a["unmask"]["evidence"];
+    assert_eq!(ev["content_type"], "image/png");
+    assert_eq!(ev["body_magic"], "pe");
+    assert_eq!(ev["content_length"], "4096");
+    assert!(ev["first_bytes"].as_str().unwrap().starts_with("4d5a"));
+    let (_, r) = judge(&["URL/x.png"], Mode::Block);
+    assert_eq!(r.counters.flows_blocked, 1);
+    let (_, r) = judge(&["URL/real.png"], Mode::Monitor);
+    assert_eq!(r.of_type("alert").count(), 0);
+    let (_, r) = judge(&["-I", "URL/x.png"], Mode::Monitor);
+    assert_eq!(r.of_type("alert").count(), 0);
+}
+
+// --- Response bodies against their Content-Type ---------------------------------------------
+
+/// A PE image of `len` bytes: "MZ", e_lfanew 0x80, "PE\0\0" there, the DOS stub's message.
+fn pe_image(len: usize) -> Vec<u8> {
+    let mut b = vec![0u8; len.max(0x100)];
+    b[..2].copy_from_slice(b"MZ");
+    b[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes());
+    b[0x4e..0x4e + 38].copy_from_slice(b"This program cannot be run in DOS mode");
+    b[0x80..0x84].copy_from_slice(b"PE\0\0");
+    b
+}
+
+/// A PNG signature and IHDR chunk, padded with noise to `len` bytes.
+fn png_image(len: usize) -> Vec<u8> {
+    let mut b = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x10\0\0\0\x10\x08\x06\0\0\0".to_vec();
+    b.extend(fixtures::noise(len.saturating_sub(b.len()), 5));
+    b
+}
+
+/// One GET answered by `head` and then `body`, in separate segments as servers write them.
+fn body_flow(port: u16, request: &str, head: &str, body: &[&[u8]]) -> Vec<fixtures::TimedFrame> {
+    let mut c = Conversation::new(
+        format!("10.77.0.1:{port}").parse().unwrap(),
+        "10.77.0.2:80".parse().unwrap(),
+        fixtures::FIXTURE_EPOCH,
+    )
+    .handshake()
+    .client(request.as_bytes())
+    .server(head.as_bytes());
+    for part in body {
+        c = c.server(part);
+    }
+    c.close().into_frames()
+}
+
+const GET: &str =
+    "GET /x HTTP/1.1\r\nHost: cdn.example.com\r\nUser-Agent: curl/8.0\r\nAccept: */*\r\n\r\n";
+
+fn body_findings(request: &str, head: &str, body: &[&[u8]]) -> (Run, Vec<String>) {
+    let r = run_engine(&Config::default(), body_flow(42200, request, head, body));
+    let found = r.findings_on_port(80);
+    (r, found)
+}
+
+/// (Content-Type, body, the signature and confidence the finding must carry, if any).
+type BodyCase<'a> = (&'a str, &'a [u8], Option<(&'a str, u64)>);
+
+#[test]
+fn bodies_that_contradict_their_type() {
+    let exe = pe_image(2000);
+    let elf = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0".to_vec();
+    let zip = b"PK\x03\x04\x14\0\0\0\x08\0filler bytes of the archive".to_vec();
+    let gz = b"\x1f\x8b\x08\0\0\0\0\0\0\x03compressed bytes follow".to_vec();
+    let ps = b"$ErrorActionPreference = 'SilentlyContinue'; IEX $stage".to_vec();
+    let cases: &[BodyCase] = &[
+        // An executable behind an image type: the highest confidence.
+        ("image/png", &exe, Some(("pe", 95))),
+        ("font/woff2", &elf, Some(("elf", 95))),
+        ("application/json", &exe, Some(("pe", 90))),
+        ("text/plain", &elf, Some(("elf", 80))),
+        // Archives: lower, and lowest under text/plain.
+        ("video/mp4", &zip, Some(("zip", 80))),
+        ("text/css", &zip, Some(("zip", 70))),
+        ("text/plain", &zip, Some(("zip", 50))),
+        // gzip without a Content-Encoding is an archive like any other.
+        ("text/html", &gz, Some(("gzip", 70))),
+        ("image/gif", &ps, Some(("powershell", 85))),
+        ("application/json", &ps, Some(("powershell", 70))),
+        // Types that promise nothing, and text that may hold a script.
+        ("application/octet-stream", &exe, None),
+        ("application/zip", &zip, None),
+        ("text/html", &ps, None),
+    ];
+    for (i, (ct, body, want)) in cases.iter().enumerate() {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let r = run_engine(
+            &Config::default(),
+            body_flow(42300 + i as u16, GET, &head, &[body]),
+        );
+        let alerts: Vec<_> = r
+            .of_type("alert")
+            .filter(|a| a["unmask"]["finding"] == "http_body_type_mismatch")
+            .collect();
+        match want {
+            Some((magic, confidence)) => {
+                assert_eq!(
+                    alerts.len(),
+                    1,
+                    "{ct} {magic}: {:?}",
+                    r.findings_on_port(80)
+                );
+                assert_eq!(
+                    alerts[0]["unmask"]["evidence"]["body_magic"], *magic,
+                    "{ct}"
+                );
+                assert_eq!(
+                    alerts[0]["unmask"]["confidence"], *confidence,
+                    "{ct} {magic}"
+                );
+                assert_eq!(alerts[0]["unmask"]["evidence"]["content_type"], *ct);
+            }
+            None => assert!(alerts.is_empty(), "{ct}: {alerts:?}"),
+        }
+    }
+}
+
+#[test]
+fn encodings_framings_and_bodiless_answers() {
+    let exe = pe_image(3000);
+    // Chunked: the magic is after the chunk-size line, and the line may arrive alone.
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let mut chunk = format!("{:x}\r\n", exe.len()).into_bytes();
+    chunk.extend_from_slice(&exe);
+    chunk.extend_from_slice(b"\r\n0\r\n\r\n");
+    let (line, rest) = chunk.split_at(4);
+    let (r, found) = body_findings(GET, head, &[line, rest]);
+    assert_eq!(found, ["http_body_type_mismatch"]);
+    let ev = &alert(&r, "http_body_type_mismatch")["unmask"]["evidence"];
+    assert_eq!(ev["transfer"], "chunked");
+    assert_eq!(ev["first_chunk_len"], exe.len().to_string());
+    // The body runs to the close and is shorter than the sniff window: judged at the end.
+    let head = "HTTP/1.0 200 OK\r\nContent-Type: image/png\r\n\r\n";
+    let (_, found) = body_findings(GET, head, &[&exe[..300]]);
+    assert_eq!(found, ["http_body_type_mismatch"]);
+    // Content-Encoding: the bytes are the encoding's; not judged.
+    let gz = b"\x1f\x8b\x08\0\0\0\0\0\0\x03compressed".to_vec();
+    let head = format!("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n", gz.len());
+    assert!(body_findings(GET, &head, &[&gz]).1.is_empty());
+    let head = format!("HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Encoding: br\r\nContent-Length: {}\r\n\r\n", exe.len());
+    assert!(body_findings(GET, &head, &[&exe]).1.is_empty());
+    // Partial content and error statuses: not judged.
+    for status in ["206 Partial Content", "404 Not Found"] {
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: image/png\r\nContent-Length: {}\r\n\r\n",
+            exe.len()
+        );
+        assert!(body_findings(GET, &head, &[&exe]).1.is_empty(), "{status}");
+    }
+    // A HEAD answered with the program's headers, then a pipelined GET whose response body
+    // is the program: only the second is judged, and found.
+    let pipelined = "HEAD /x HTTP/1.1\r\nHost: cdn.example.com\r\nUser-Agent: curl/8.0\r\nAccept: */*\r\n\r\nGET /x HTTP/1.1\r\nHost: cdn.example.com\r\nUser-Agent: curl/8.0\r\nAccept: */*\r\n\r\n";
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {}\r\n\r\n",
+        exe.len()
+    );
+    let (r, found) = body_findings(pipelined, &format!("{head}{head}"), &[&exe]);
+    assert_eq!(found, ["http_body_type_mismatch"]);
+    assert_eq!(r.of_type("alert").count(), 1);
+    // The HEAD alone: nothing, though nothing follows its head.
+    let head_only =
+        "HEAD /x HTTP/1.1\r\nHost: cdn.example.com\r\nUser-Agent: curl/8.0\r\nAccept: */*\r\n\r\n";
+    assert!(body_findings(head_only, &head, &[]).1.is_empty());
+    // 304 and 204 carry no body.
+    for status in ["304 Not Modified", "204 No Content"] {
+        let head = format!("HTTP/1.1 {status}\r\nContent-Type: image/png\r\n\r\n");
+        assert!(body_findings(GET, &head, &[]).1.is_empty(), "{status}");
+    }
+}
+
+#[test]
+fn images_with_and_without_an_image_signature() {
+    let png = png_image(500);
+    let head = |ct: &str, n: usize| {
+        format!("HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {n}\r\n\r\n")
+    };
+    assert!(body_findings(GET, &head("image/png", png.len()), &[&png])
+        .1
+        .is_empty());
+    // A JPEG under image/png is a mislabel, not a disguise.
+    let jpeg = b"\xff\xd8\xff\xe0\0\x10JFIF\0\x01\x01\0\0\x01\0\x01\0\0".to_vec();
+    assert!(body_findings(GET, &head("image/png", jpeg.len()), &[&jpeg])
+        .1
+        .is_empty());
+    // Noise under image/gif: the low-confidence reverse rule, alert only.
+    let noise = fixtures::noise(400, 11);
+    let mut config = Config::default();
+    config.verdict.mode = Mode::Block;
+    let r = run_engine(
+        &config,
+        body_flow(42400, GET, &head("image/gif", noise.len()), &[&noise]),
+    );
+    assert_eq!(r.findings_on_port(80), ["http_image_without_magic"]);
+    assert_eq!(
+        alert(&r, "http_image_without_magic")["unmask"]["confidence"],
+        40
+    );
+    assert_eq!(r.counters.flows_blocked, 0);
+    // An SVG is markup, and a 1x1 tracking pixel short of 16 bytes says too little.
+    let svg = b"<svg xmlns=\"http://www.w3.org/2000/svg\"/>".to_vec();
+    assert!(
+        body_findings(GET, &head("image/svg+xml", svg.len()), &[&svg])
+            .1
+            .is_empty()
+    );
+    assert!(body_findings(GET, &head("image/gif", 9), &[b"not a gif"])
+        .1
+        .is_empty());
+    // Switched off.
+    let mut off = Config::default();
+    off.detect.http_body.image_without_magic = false;
+    let r = run_engine(
+        &off,
+        body_flow(42401, GET, &head("image/gif", noise.len()), &[&noise]),
+    );
+    assert!(r.findings_on_port(80).is_empty());
+    let mut off = Config::default();
+    off.detect.http_body.enabled = false;
+    let exe = pe_image(600);
+    let r = run_engine(
+        &off,
+        body_flow(42402, GET, &head("image/png", exe.len()), &[&exe]),
+    );
+    assert!(r.findings_on_port(80).is_empty());
+}
+
+#[test]
+fn only_sure_body_findings_block() {
+    let mut config = Config::default();
+    config.verdict.mode = Mode::Block;
+    let zip = b"PK\x03\x04\x14\0\0\0\x08\0filler bytes of the archive".to_vec();
+    let exe = pe_image(700);
+    let head = |ct: &str, n: usize| {
+        format!("HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {n}\r\n\r\n")
+    };
+    let r = run_engine(
+        &config,
+        body_flow(42500, GET, &head("text/plain", zip.len()), &[&zip]),
+    );
+    assert_eq!(r.findings_on_port(80), ["http_body_type_mismatch"]);
+    assert_eq!(
+        r.counters.flows_blocked, 0,
+        "an archive as text/plain (50) only alerts"
+    );
+    let r = run_engine(
+        &config,
+        body_flow(42501, GET, &head("image/png", exe.len()), &[&exe]),
+    );
+    assert_eq!(r.counters.flows_blocked, 1);
 }
 
 // The shared real captures are judged in tests/expectations.rs (tests/expectations.toml).

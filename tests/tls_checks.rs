@@ -31,6 +31,9 @@ const OURS: &[&str] = &[
     "sni_missing",
     "sni_ip_literal",
     "sni_alpn_mismatch",
+    "esni_with_cleartext_sni",
+    "ech_public_name_mismatch",
+    "ech_non_browser_client",
 ];
 
 fn client_port(f: &FixtureFlow) -> u16 {
@@ -138,6 +141,21 @@ fn disabling_a_check_removes_its_findings() {
         ("tls_ip_literal_sni", "sni_ip_literal", |c| {
             c.detect.sni.enabled = false
         }),
+        (
+            "tls_esni_with_cleartext_sni",
+            "esni_with_cleartext_sni",
+            |c| c.detect.ech.enabled = false,
+        ),
+        (
+            "tls_ech_public_name_mismatch",
+            "ech_public_name_mismatch",
+            |c| c.detect.ech.public_name_mismatch = false,
+        ),
+        (
+            "tls_ech_non_browser_client",
+            "ech_non_browser_client",
+            |c| c.detect.ech.non_browser = false,
+        ),
     ];
     for (name, finding, disable) in cases {
         let f = flow(name);

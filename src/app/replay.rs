@@ -218,7 +218,7 @@ impl std::fmt::Display for ReplaySummary {
             FindingKind::ALL
                 .iter()
                 .map(|k| k.name())
-                .zip(c.findings.iter().copied()),
+                .zip(c.findings.0.iter().copied()),
         )?;
         writeln!(f)?;
         if self.mode == Mode::Block {

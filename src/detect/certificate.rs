@@ -309,7 +309,7 @@ fn add_sni(e: &mut Evidence, sni: Option<&str>) {
 }
 
 /// The SAN DNS names kept for the certificate, comma-separated (`(none)` without SAN).
-struct SanList<'a>(&'a CertInfo);
+pub(super) struct SanList<'a>(pub(super) &'a CertInfo);
 
 impl std::fmt::Display for SanList<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

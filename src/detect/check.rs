@@ -111,6 +111,16 @@ pub enum FindingKind {
     /// The first records after the TLS handshake have the shape of a TLS handshake tunnelled
     /// inside (Trojan, VLESS, VMess over TLS, HTTPS proxies).
     TlsInTls = 27,
+    /// ESNI offered beside a cleartext server_name.
+    EsniWithCleartextSni = 28,
+    /// ECH offered, and the certificate shown in the clear does not cover the outer name.
+    EchPublicNameMismatch = 29,
+    /// ECH or ESNI offered by a ClientHello no browser sends.
+    EchNonBrowserClient = 30,
+    /// An HTTP response body whose first bytes contradict its Content-Type.
+    HttpBodyTypeMismatch = 31,
+    /// An image Content-Type over a body with no image format's signature.
+    HttpImageWithoutMagic = 32,
 }
 
 /// Static facts about a finding kind: its EVE signature and classification.
@@ -129,7 +139,7 @@ pub struct KindInfo {
 const SID_BASE: u32 = 9_470_000;
 
 impl FindingKind {
-    pub const COUNT: usize = 28;
+    pub const COUNT: usize = 33;
     pub const ALL: [FindingKind; Self::COUNT] = [
         FindingKind::ProtocolPortMismatch,
         FindingKind::NonStandardPort,
@@ -159,6 +169,11 @@ impl FindingKind {
         FindingKind::AsymmetricFlow,
         FindingKind::FullyEncryptedFirstPayload,
         FindingKind::TlsInTls,
+        FindingKind::EsniWithCleartextSni,
+        FindingKind::EchPublicNameMismatch,
+        FindingKind::EchNonBrowserClient,
+        FindingKind::HttpBodyTypeMismatch,
+        FindingKind::HttpImageWithoutMagic,
     ];
 
     pub fn index(self) -> usize {
@@ -391,6 +406,46 @@ impl FindingKind {
                 signature: "UNMASK TLS handshake tunnelled inside TLS (record sizes)",
                 category: "Potential Corporate Privacy Violation",
                 severity: 2,
+                tunable: Tunable::ProtocolMatchConfidence,
+            },
+            FindingKind::EsniWithCleartextSni => KindInfo {
+                name: "esni_with_cleartext_sni",
+                signature_id: SID_BASE + 29,
+                signature: "UNMASK TLS ESNI offered beside a cleartext SNI",
+                category: "Potentially Bad Traffic",
+                severity: 2,
+                tunable: Tunable::HeaderAnomalyScore,
+            },
+            FindingKind::EchPublicNameMismatch => KindInfo {
+                name: "ech_public_name_mismatch",
+                signature_id: SID_BASE + 30,
+                signature: "UNMASK TLS ECH public name not covered by the server certificate",
+                category: "Potentially Bad Traffic",
+                severity: 2,
+                tunable: Tunable::IssuerOrgFilter,
+            },
+            FindingKind::EchNonBrowserClient => KindInfo {
+                name: "ech_non_browser_client",
+                signature_id: SID_BASE + 31,
+                signature: "UNMASK TLS ECH or ESNI from a client hello no browser sends",
+                category: "Potentially Bad Traffic",
+                severity: 3,
+                tunable: Tunable::TlsFingerprintMatch,
+            },
+            FindingKind::HttpBodyTypeMismatch => KindInfo {
+                name: "http_body_type_mismatch",
+                signature_id: SID_BASE + 32,
+                signature: "UNMASK HTTP response body contradicts its Content-Type",
+                category: "A Network Trojan was detected",
+                severity: 1,
+                tunable: Tunable::ProtocolMatchConfidence,
+            },
+            FindingKind::HttpImageWithoutMagic => KindInfo {
+                name: "http_image_without_magic",
+                signature_id: SID_BASE + 33,
+                signature: "UNMASK HTTP image response without an image signature",
+                category: "Potentially Bad Traffic",
+                severity: 3,
                 tunable: Tunable::ProtocolMatchConfidence,
             },
         }

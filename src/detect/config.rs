@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    asymmetry, certificate, fingerprint, fully_encrypted, http, protocol_port, service, sni,
-    tls_handshake, tls_in_tls,
+    asymmetry, certificate, ech, fingerprint, fully_encrypted, http, http_body, protocol_port,
+    service, sni, tls_handshake, tls_in_tls,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -17,8 +17,10 @@ pub struct DetectConfig {
     pub fingerprint: fingerprint::FingerprintConfig,
     pub certificate: certificate::CertificateConfig,
     pub sni: sni::SniConfig,
+    pub ech: ech::EchConfig,
     pub service: service::ServiceConfig,
     pub http: http::HttpConfig,
+    pub http_body: http_body::HttpBodyConfig,
     pub asymmetry: asymmetry::AsymmetryConfig,
     pub fully_encrypted: fully_encrypted::FullyEncryptedConfig,
     pub tls_in_tls: tls_in_tls::TlsInTlsConfig,

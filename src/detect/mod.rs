@@ -8,9 +8,11 @@ pub mod asymmetry;
 pub mod certificate;
 pub mod check;
 pub mod config;
+pub mod ech;
 pub mod fingerprint;
 pub mod fully_encrypted;
 pub mod http;
+pub mod http_body;
 pub mod protocol_port;
 pub mod service;
 pub mod sni;
@@ -30,8 +32,10 @@ pub struct Detector {
     fingerprint: Option<fingerprint::FingerprintCheck>,
     certificate: Option<certificate::CertificateCheck>,
     sni: Option<sni::SniCheck>,
+    ech: Option<ech::EchCheck>,
     service: Option<service::ServiceCheck>,
     http: Option<http::HttpCheck>,
+    http_body: Option<http_body::HttpBodyCheck>,
     asymmetry: Option<asymmetry::AsymmetryCheck>,
     fully_encrypted: Option<fully_encrypted::FullyEncryptedCheck>,
     tls_in_tls: Option<tls_in_tls::TlsInTlsCheck>,
@@ -82,11 +86,16 @@ impl Detector {
                 .enabled
                 .then(|| certificate::CertificateCheck::new(&cfg.certificate)),
             sni: cfg.sni.enabled.then(|| sni::SniCheck::new(&cfg.sni)),
+            ech: cfg.ech.enabled.then(|| ech::EchCheck::new(&cfg.ech)),
             service: cfg
                 .service
                 .enabled
                 .then(|| service::ServiceCheck::new(&cfg.service)),
             http: cfg.http.enabled.then(|| http::HttpCheck::new(&cfg.http)),
+            http_body: cfg
+                .http_body
+                .enabled
+                .then(|| http_body::HttpBodyCheck::new(&cfg.http_body)),
             asymmetry: cfg
                 .asymmetry
                 .enabled
@@ -113,8 +122,10 @@ impl Detector {
         run(&self.fingerprint, view, event, out);
         run(&self.certificate, view, event, out);
         run(&self.sni, view, event, out);
+        run(&self.ech, view, event, out);
         run(&self.service, view, event, out);
         run(&self.http, view, event, out);
+        run(&self.http_body, view, event, out);
         run(&self.asymmetry, view, event, out);
         run(&self.fully_encrypted, view, event, out);
         run(&self.tls_in_tls, view, event, out);

@@ -55,9 +55,6 @@ impl Default for SniConfig {
     }
 }
 
-/// ESNI (draft-ietf-tls-esni up to -05); ECH uses [`ext::ENCRYPTED_CLIENT_HELLO`].
-const ESNI: u16 = 0xffce;
-
 impl SniConfig {
     /// Range and consistency checks; `path` names the config file in errors.
     pub fn validate(&self, path: &str) -> Result<(), KeyError> {
@@ -154,7 +151,8 @@ impl SniCheck {
             }
             return;
         }
-        let hidden = ch.has_extension(ESNI) || ch.has_extension(ext::ENCRYPTED_CLIENT_HELLO);
+        let hidden = ch.has_extension(ext::ENCRYPTED_SERVER_NAME)
+            || ch.has_extension(ext::ENCRYPTED_CLIENT_HELLO);
         if hidden {
             return;
         }

@@ -131,9 +131,9 @@ pub struct Counters {
     pub stream_too_many_gaps: u64,
     pub stream_out_of_window: u64,
     pub stream_memcap_refused: u64,
-    pub findings: [u64; FindingKind::COUNT],
+    pub findings: PerKind<{ FindingKind::COUNT }>,
     /// Of `findings`: those whose action was to block the flow (block mode, blocking check).
-    pub findings_blocked: [u64; FindingKind::COUNT],
+    pub findings_blocked: PerKind<{ FindingKind::COUNT }>,
     pub findings_overflow: u64,
     pub tls_anomalies: PerKind<{ crate::proto::tls::TlsAnomaly::KINDS }>,
     pub eve_dropped: u64,
@@ -194,8 +194,8 @@ impl std::ops::AddAssign<&Counters> for Counters {
         add_all(&mut self.other, &o.other);
         add_all(&mut self.malformed, &o.malformed);
         add_all(&mut self.flows_by_app, &o.flows_by_app);
-        add_all(&mut self.findings, &o.findings);
-        add_all(&mut self.findings_blocked, &o.findings_blocked);
+        add_all(&mut self.findings.0, &o.findings.0);
+        add_all(&mut self.findings_blocked.0, &o.findings_blocked.0);
         add_all(&mut self.tls_anomalies.0, &o.tls_anomalies.0);
     }
 }

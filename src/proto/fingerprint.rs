@@ -306,5 +306,135 @@ pub fn ja4_raw(ch: &ClientHello, original: bool) -> InlineStr<JA4_RAW_LEN> {
     out
 }
 
+/// How a ClientHello departs from the hellos current browsers send: one bit per trait every
+/// Chromium (Chrome, Edge, Brave, Opera), Firefox and Safari hello shares. It is the one model
+/// of a browser hello in unmask; a hello with no bit set *could* be a browser (a client copying a
+/// browser's hello byte for byte passes), one with a bit set is not one.
+///
+/// The traits, from the browsers' own stacks (BoringSSL, NSS, Apple's):
+///
+/// - Chromium and Safari put GREASE values (RFC 8701) in their cipher and extension lists;
+///   Firefox never does, but NSS sends record_size_limit (RFC 8449), which neither OpenSSL,
+///   Go, rustls, BoringSSL's defaults nor Windows' Schannel send. A hello with neither is no
+///   browser's.
+/// - Every browser offers ALPN with h2 or http/1.1 (WebSocket connections offer http/1.1
+///   alone).
+/// - Every browser that speaks ECH or ESNI offers TLS 1.3 with all three TLS 1.3 suites
+///   (0x1301-0x1303), and between 10 and 32 suites in all (Chrome 15, Firefox 17, Safari 20).
+/// - No browser offers NULL, export, anonymous or RC4 suites any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BrowserShape(u8);
+
+impl BrowserShape {
+    pub const NO_GREASE_NOR_RECORD_SIZE_LIMIT: Self = Self(1 << 0);
+    pub const NO_WEB_ALPN: Self = Self(1 << 1);
+    pub const NO_TLS13: Self = Self(1 << 2);
+    pub const MISSING_TLS13_SUITES: Self = Self(1 << 3);
+    pub const CIPHER_COUNT: Self = Self(1 << 4);
+    pub const OBSOLETE_SUITES: Self = Self(1 << 5);
+
+    const NAMES: [(BrowserShape, &'static str); 6] = [
+        (
+            Self::NO_GREASE_NOR_RECORD_SIZE_LIMIT,
+            "no_grease_nor_record_size_limit",
+        ),
+        (Self::NO_WEB_ALPN, "no_h2_or_http1.1_alpn"),
+        (Self::NO_TLS13, "no_tls13"),
+        (Self::MISSING_TLS13_SUITES, "missing_tls13_suites"),
+        (Self::CIPHER_COUNT, "cipher_count_outside_10_to_32"),
+        (Self::OBSOLETE_SUITES, "null_export_anon_or_rc4_suites"),
+    ];
+
+    /// How many traits there are.
+    pub const TRAITS: usize = Self::NAMES.len();
+
+    /// Fewest and most cipher suites (GREASE aside) a browser hello offers.
+    pub const MIN_CIPHERS: usize = 10;
+    pub const MAX_CIPHERS: usize = 32;
+
+    /// Judges a TLS-format ClientHello.
+    pub fn of(ch: &ClientHello) -> BrowserShape {
+        let mut b = BrowserShape::default();
+        let mut set = |bit: BrowserShape, on: bool| {
+            if on {
+                b.0 |= bit.0;
+            }
+        };
+        set(
+            Self::NO_GREASE_NOR_RECORD_SIZE_LIMIT,
+            !ch.grease_seen && !ch.has_extension(RECORD_SIZE_LIMIT),
+        );
+        set(
+            Self::NO_WEB_ALPN,
+            !ch.alpn
+                .as_slice()
+                .iter()
+                .any(|a| a.as_str() == "h2" || a.as_str() == "http/1.1"),
+        );
+        set(Self::NO_TLS13, !ch.offers_tls13());
+        set(
+            Self::MISSING_TLS13_SUITES,
+            ![0x1301, 0x1302, 0x1303]
+                .iter()
+                .all(|c| ch.ciphers.contains(c)),
+        );
+        let count = if ch.ciphers.overflowed() {
+            ch.ciphers.total()
+        } else {
+            non_grease(ch.ciphers.as_slice()).count()
+        };
+        set(
+            Self::CIPHER_COUNT,
+            !(Self::MIN_CIPHERS..=Self::MAX_CIPHERS).contains(&count),
+        );
+        set(
+            Self::OBSOLETE_SUITES,
+            ch.ciphers.as_slice().iter().any(|c| obsolete_suite(*c)),
+        );
+        b
+    }
+
+    /// No trait contradicts a browser.
+    pub fn browser_like(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn count(self) -> u32 {
+        self.0.count_ones()
+    }
+
+    pub fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Names of the traits that contradict a browser.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Self::NAMES
+            .into_iter()
+            .filter(move |(f, _)| self.contains(*f))
+            .map(|(_, n)| n)
+    }
+}
+
+/// RFC 8449 record_size_limit, sent by NSS (Firefox).
+const RECORD_SIZE_LIMIT: u16 = 0x001c;
+
+/// NULL, export, anonymous and RC4 suites (RFC 5246 / 4492 / 8422 registry ranges no browser
+/// has offered since 2016).
+fn obsolete_suite(c: u16) -> bool {
+    matches!(
+        c,
+        // NULL, export, RC4, IDEA, DES (0x000a, 3DES, is still in Safari's and old
+        // Firefox's lists)
+        0x0000..=0x0009 | 0x000b
+            | 0x000e | 0x0011 | 0x0014 // export DH
+            | 0x0017..=0x001b // anonymous DH, RC4, export
+            | 0x002c..=0x002e // PSK NULL
+            | 0x0034 | 0x003a | 0x003b | 0x006c | 0x006d // anonymous, NULL SHA-256
+            | 0xc001 | 0xc002 | 0xc006 | 0xc007 | 0xc00b | 0xc00c | 0xc010 | 0xc011 // ECDH(E) NULL/RC4
+            | 0xc015..=0xc019 // ECDH anonymous
+    )
+}
+
 #[cfg(test)]
 mod tests;

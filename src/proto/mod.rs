@@ -7,6 +7,7 @@
 pub mod entropy;
 pub mod fingerprint;
 pub mod http;
+pub mod magic;
 mod probes;
 pub mod ssh;
 pub mod summary;

@@ -4,7 +4,7 @@
 
 use crate::flow::Dir;
 use crate::proto::fingerprint::{self, Ja3, Ja4};
-use crate::proto::tls::{AnomalySet, TlsEvent, ALPN_TEXT_LEN, SNI_TEXT_LEN};
+use crate::proto::tls::{AnomalySet, HiddenName, TlsEvent, ALPN_TEXT_LEN, SNI_TEXT_LEN};
 use crate::text::InlineStr;
 
 /// What the checks and the EVE log need about a TLS flow, folded from both directions'
@@ -27,6 +27,9 @@ pub struct TlsSummary {
     pub cipher: u16,
     pub has_sni: bool,
     pub sni: InlineStr<SNI_TEXT_LEN>,
+    /// The first hello's ECH / ESNI extensions: a certificate arriving later is judged
+    /// against the public name they went with.
+    pub hidden: HiddenName,
     /// First ALPN offered, and the one the server selected.
     pub alpn_offered: Option<InlineStr<ALPN_TEXT_LEN>>,
     pub alpn_selected: Option<InlineStr<ALPN_TEXT_LEN>>,
@@ -66,6 +69,7 @@ impl TlsSummary {
                 self.client_max_version = ch.max_offered_version();
                 self.has_sni = ch.has_sni;
                 self.sni = ch.sni;
+                self.hidden = ch.hidden;
                 self.alpn_offered = ch.alpn.as_slice().first().copied();
                 if !ch.sslv2_format {
                     let ja3: Ja3 = fingerprint::ja3(ch);

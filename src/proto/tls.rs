@@ -54,10 +54,10 @@ mod hello;
 pub(crate) mod testdata;
 
 pub use hello::{
-    ext, is_grease, is_known_version, is_tls13_draft, parse_client_hello, parse_server_hello,
-    parse_sslv2_client_hello, version, ClientHello, FixedList, ServerHello, ALPN_TEXT_LEN,
-    MAX_ALPN, MAX_CIPHERS, MAX_COMPRESSION, MAX_EXTENSIONS, MAX_GROUPS, MAX_POINT_FORMATS,
-    MAX_SIG_ALGS, MAX_VERSIONS, SNI_TEXT_LEN,
+    ext, is_grease, is_known_version, is_tls13_draft, parse_client_hello, parse_ech, parse_esni,
+    parse_server_hello, parse_sslv2_client_hello, version, ClientHello, EchExt, EchType, EsniExt,
+    FixedList, HiddenName, ServerHello, ALPN_TEXT_LEN, MAX_ALPN, MAX_CIPHERS, MAX_COMPRESSION,
+    MAX_EXTENSIONS, MAX_GROUPS, MAX_POINT_FORMATS, MAX_SIG_ALGS, MAX_VERSIONS, SNI_TEXT_LEN,
 };
 
 use crate::flow::Dir;

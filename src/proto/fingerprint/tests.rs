@@ -257,3 +257,69 @@ fn md5_and_sha256_helpers() {
     // FIPS 180-2 "abc": ba7816bf8f01...
     assert_eq!(sha256_12("abc"), "ba7816bf8f01");
 }
+
+#[test]
+fn browser_hellos_have_browser_shape() {
+    // Chromium with GREASE and ECH, Firefox with record_size_limit and ESNI, and both without.
+    for (name, vector) in [
+        ("chrome ech", testdata::CHROME_ECH_HELLO),
+        ("firefox esni", testdata::FIREFOX_ESNI_HELLO),
+        ("firefox", testdata::FIREFOX_HELLO),
+        ("chrome", testdata::CHROME_HELLO),
+    ] {
+        let shape = BrowserShape::of(&ch_of(vector));
+        assert!(
+            shape.browser_like(),
+            "{name}: {:?}",
+            shape.names().collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn library_hellos_are_not_browser_shaped() {
+    // curl/OpenSSL: no GREASE, no record_size_limit, 31 suites (with the SCSV).
+    let curl = BrowserShape::of(&ch_of(testdata::CURL_TLS13_CLIENT));
+    assert_eq!(
+        curl.names().collect::<Vec<_>>(),
+        ["no_grease_nor_record_size_limit"]
+    );
+    // Python: ALPN http/1.1 only is still web, but no GREASE and no record_size_limit.
+    let py = BrowserShape::of(&ch_of(testdata::PYTHON_TLS13_CLIENT));
+    assert!(py.contains(BrowserShape::NO_GREASE_NOR_RECORD_SIZE_LIMIT));
+    assert!(!py.contains(BrowserShape::NO_WEB_ALPN));
+    // s_client -tls1_2: no TLS 1.3, no ALPN either.
+    let s = BrowserShape::of(&ch_of(testdata::S_CLIENT_TLS12_CLIENT));
+    for bit in [
+        BrowserShape::NO_WEB_ALPN,
+        BrowserShape::NO_TLS13,
+        BrowserShape::MISSING_TLS13_SUITES,
+    ] {
+        assert!(s.contains(bit), "{:?}", s.names().collect::<Vec<_>>());
+    }
+    assert!(s.count() >= 4);
+}
+
+#[test]
+fn obsolete_suites_and_cipher_counts() {
+    let mut ch = ch_of(testdata::CHROME_HELLO);
+    assert!(BrowserShape::of(&ch).browser_like());
+    ch.ciphers.push(0x0005); // RC4-SHA
+    assert_eq!(
+        BrowserShape::of(&ch).names().collect::<Vec<_>>(),
+        ["null_export_anon_or_rc4_suites"]
+    );
+    let mut few = ClientHello {
+        grease_seen: true,
+        ..ch_of(testdata::CHROME_HELLO)
+    };
+    few.ciphers = Default::default();
+    for c in [0x0a0a, 0x1301, 0x1302, 0x1303] {
+        few.ciphers.push(c);
+    }
+    // GREASE is not counted: three real suites.
+    assert_eq!(
+        BrowserShape::of(&few).names().collect::<Vec<_>>(),
+        ["cipher_count_outside_10_to_32"]
+    );
+}

@@ -37,6 +37,8 @@ pub mod ext {
     pub const SUPPORTED_VERSIONS: u16 = 43;
     pub const KEY_SHARE: u16 = 51;
     pub const ENCRYPTED_CLIENT_HELLO: u16 = 0xfe0d;
+    /// ESNI, draft-ietf-tls-esni-01 to -05 (Firefox and Cloudflare, 2018-2020).
+    pub const ENCRYPTED_SERVER_NAME: u16 = 0xffce;
     pub const RENEGOTIATION_INFO: u16 = 0xff01;
 }
 
@@ -176,8 +178,132 @@ pub struct ClientHello {
     /// that have no TLS equivalent (first byte non-zero) are counted in `sslv2_only_specs`.
     pub sslv2_format: bool,
     pub sslv2_only_specs: u16,
+    /// The ECH and ESNI extensions, as far as they can be read without keys.
+    pub hidden: HiddenName,
     /// Length of the handshake message body.
     pub body_len: u32,
+}
+
+/// The `type` byte of an ECH extension (draft-ietf-tls-esni-13 onwards).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EchType {
+    /// The ClientHelloOuter's extension: cipher suite, config id, encapsulated key, payload.
+    #[default]
+    Outer,
+    /// The marker of a ClientHelloInner; it belongs inside the encrypted payload, so on the wire
+    /// it means a hand-made hello.
+    Inner,
+    Other(u8),
+}
+
+impl EchType {
+    pub fn name(self) -> &'static str {
+        match self {
+            EchType::Outer => "outer",
+            EchType::Inner => "inner",
+            EchType::Other(_) => "unknown",
+        }
+    }
+}
+
+/// What an ECH extension (0xfe0d) shows on the wire. A GREASE ECH extension (RFC 9849 6.2,
+/// sent by Chrome and Firefox on every hello) is built to look exactly like this, so nothing
+/// here says whether the payload is real.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EchExt {
+    pub ty: EchType,
+    /// HPKE KDF and AEAD ids of the outer extension.
+    pub kdf: u16,
+    pub aead: u16,
+    pub config_id: u8,
+    pub enc_len: u16,
+    pub payload_len: u16,
+    /// The body had exactly the fields its type calls for.
+    pub well_formed: bool,
+}
+
+/// What an ESNI extension (0xffce, draft-ietf-tls-esni-01..05) shows on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EsniExt {
+    pub suite: u16,
+    /// Key share group and key length.
+    pub group: u16,
+    pub key_len: u16,
+    pub digest_len: u16,
+    pub payload_len: u16,
+    pub well_formed: bool,
+}
+
+/// The extensions that hide the server name; the first of each type is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HiddenName {
+    pub ech: Option<EchExt>,
+    pub esni: Option<EsniExt>,
+}
+
+impl HiddenName {
+    pub fn any(&self) -> bool {
+        self.ech.is_some() || self.esni.is_some()
+    }
+}
+
+/// Reads an ECH extension body. Malformed bodies are recorded, not reported as anomalies: the
+/// fake-handshake check judges framing, and ECH bodies are opaque by design.
+pub fn parse_ech(data: &[u8]) -> EchExt {
+    let mut r = Rd::new(data);
+    let mut e = EchExt::default();
+    let Some(ty) = r.u8() else {
+        return e;
+    };
+    match ty {
+        0 => {
+            let fields = (|| {
+                let kdf = r.u16()?;
+                let aead = r.u16()?;
+                let config_id = r.u8()?;
+                let enc = r.vec16()?;
+                let payload = r.vec16()?;
+                Some((kdf, aead, config_id, enc.len(), payload.len()))
+            })();
+            if let Some((kdf, aead, config_id, enc_len, payload_len)) = fields {
+                e.kdf = kdf;
+                e.aead = aead;
+                e.config_id = config_id;
+                e.enc_len = enc_len as u16;
+                e.payload_len = payload_len as u16;
+                e.well_formed = r.remaining() == 0 && payload_len > 0;
+            }
+        }
+        1 => {
+            e.ty = EchType::Inner;
+            e.well_formed = r.remaining() == 0;
+        }
+        other => e.ty = EchType::Other(other),
+    }
+    e
+}
+
+/// Reads an ESNI extension body (draft -02 to -05 layout: suite, key share, digest, payload).
+pub fn parse_esni(data: &[u8]) -> EsniExt {
+    let mut r = Rd::new(data);
+    let mut e = EsniExt::default();
+    let fields = (|| {
+        let suite = r.u16()?;
+        let group = r.u16()?;
+        let key = r.vec16()?;
+        let digest = r.vec16()?;
+        let payload = r.vec16()?;
+        Some((suite, group, key.len(), digest.len(), payload.len()))
+    })();
+    if let Some((suite, group, key_len, digest_len, payload_len)) = fields {
+        e.suite = suite;
+        e.group = group;
+        e.key_len = key_len as u16;
+        e.digest_len = digest_len as u16;
+        e.payload_len = payload_len as u16;
+        e.well_formed = r.remaining() == 0 && payload_len > 0;
+    }
+    e
 }
 
 impl ClientHello {
@@ -558,6 +684,12 @@ fn client_extension(
                 }
                 ch.supported_versions.push(v);
             }
+        }
+        ext::ENCRYPTED_CLIENT_HELLO if ch.hidden.ech.is_none() => {
+            ch.hidden.ech = Some(parse_ech(data));
+        }
+        ext::ENCRYPTED_SERVER_NAME if ch.hidden.esni.is_none() => {
+            ch.hidden.esni = Some(parse_esni(data));
         }
         _ => {}
     }

@@ -1236,3 +1236,59 @@ fn random_bytes_and_mutations_never_panic() {
         feed_in_random_steps(&mut rng, role, &data, scratch);
     }
 }
+
+fn first_client_hello(vector: &[&str]) -> ClientHello {
+    let mut st = TlsDir::new(Dir::ToServer);
+    let mut found = None;
+    st.feed(&bytes(vector), &mut TlsScratch::default(), |e| {
+        if let TlsEvent::ClientHello(c) = e {
+            found.get_or_insert(*c);
+        }
+    });
+    found.expect("a ClientHello")
+}
+
+#[test]
+fn ech_and_esni_extensions_are_read_without_keys() {
+    let chrome = first_client_hello(testdata::CHROME_ECH_HELLO);
+    assert_eq!(chrome.sni.as_str(), "performance.radar.cloudflare.com");
+    let ech = chrome.hidden.ech.expect("ECH extension");
+    assert_eq!(ech.ty, EchType::Outer);
+    assert!(ech.well_formed);
+    // HKDF-SHA256 and an X25519 encapsulated key, as BoringSSL sends (GREASE or not).
+    assert_eq!((ech.kdf, ech.enc_len), (0x0001, 32));
+    assert!(ech.payload_len > 100, "{ech:?}");
+    assert!(chrome.hidden.esni.is_none());
+
+    let firefox = first_client_hello(testdata::FIREFOX_ESNI_HELLO);
+    assert!(!firefox.has_sni);
+    let esni = firefox.hidden.esni.expect("ESNI extension");
+    assert!(esni.well_formed, "{esni:?}");
+    assert_eq!((esni.suite, esni.group, esni.key_len), (0x1301, 0x001d, 32));
+    assert!(firefox.hidden.ech.is_none());
+    assert!(!first_client_hello(testdata::CHROME_HELLO).hidden.any());
+}
+
+#[test]
+fn ech_bodies_of_every_shape_parse_without_panic() {
+    let outer = crate::fixtures::tls::ech_outer(7, 200);
+    let e = parse_ech(&outer);
+    assert_eq!(
+        (e.ty, e.config_id, e.payload_len, e.well_formed),
+        (EchType::Outer, 7, 200, true)
+    );
+    assert_eq!(parse_ech(&[1]).ty, EchType::Inner);
+    assert!(parse_ech(&[1]).well_formed);
+    assert!(!parse_ech(&[1, 0]).well_formed);
+    assert_eq!(parse_ech(&[9, 1, 2]).ty, EchType::Other(9));
+    assert!(!parse_ech(&[]).well_formed);
+    // Every prefix of a real body: never a panic, never well-formed.
+    for n in 0..outer.len() {
+        assert!(!parse_ech(&outer[..n]).well_formed, "{n}");
+    }
+    let esni = crate::fixtures::tls::esni(100);
+    assert!(parse_esni(&esni).well_formed);
+    for n in 0..esni.len() {
+        assert!(!parse_esni(&esni[..n]).well_formed, "{n}");
+    }
+}
