@@ -1,8 +1,7 @@
 //! The protocol/port, HTTP, HTTP body, ECH and asymmetry checks judge events without touching
 //! the heap, also when they raise findings with full evidence.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+mod common;
 
 use unmask::capture::Timestamp;
 use unmask::config::Config;
@@ -12,38 +11,8 @@ use unmask::flow::Dir;
 use unmask::proto::http::{parse_request, parse_response};
 use unmask::proto::{AppProto, DirIdent, Probe};
 
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: defers to the system allocator; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// The counter is process-wide: tests that measure it take turns, so one test's setup is never
-/// counted in another's measurement.
-static MEASURING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn measuring() -> std::sync::MutexGuard<'static, ()> {
-    MEASURING.lock().unwrap_or_else(|e| e.into_inner())
-}
+static GLOBAL: common::alloc::Counting = common::alloc::Counting;
 
 fn view(port: u16, ts: Probe, tc: Probe, bytes: [u64; 2]) -> FlowView<'static> {
     let ident = |probe| DirIdent {
@@ -68,7 +37,7 @@ fn view(port: u16, ts: Probe, tc: Probe, bytes: [u64; 2]) -> FlowView<'static> {
 
 #[test]
 fn checks_raise_findings_without_allocating() {
-    let _turn = measuring();
+    let _turn = common::alloc::measuring();
     let mut config = Config::default();
     // Low enough that a response's single anomaly is reported too.
     config.detect.http.anomaly_threshold = 5;
@@ -142,9 +111,9 @@ fn checks_raise_findings_without_allocating() {
     let mut raised = 0;
     for (i, (v, e)) in cases.iter().enumerate() {
         out.clear();
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let before = common::alloc::allocations();
         detector.on_event(v, e, &mut out);
-        let after = ALLOCATIONS.load(Ordering::Relaxed);
+        let after = common::alloc::allocations();
         assert_eq!(after - before, 0, "case {i} allocated");
         assert!(!out.is_empty(), "case {i} raised nothing");
         raised += out.len();
@@ -156,7 +125,7 @@ fn checks_raise_findings_without_allocating() {
 /// extension, and on a certificate that does not cover that (public) name.
 #[test]
 fn ech_check_raises_findings_without_allocating() {
-    let _turn = measuring();
+    let _turn = common::alloc::measuring();
     use unmask::inspect::TlsFacts;
     use unmask::proto::tls::{ClientHello, TlsDir, TlsEvent, TlsScratch};
     use unmask::proto::x509::CertInfo;
@@ -194,10 +163,10 @@ fn ech_check_raises_findings_without_allocating() {
         (Event::TlsLeafCertificate(&cert), 2),
     ] {
         out.clear();
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let before = common::alloc::allocations();
         detector.on_event(&v, &event, &mut out);
         assert_eq!(
-            ALLOCATIONS.load(Ordering::Relaxed) - before,
+            common::alloc::allocations() - before,
             0,
             "{event:?} allocated"
         );
@@ -210,7 +179,7 @@ fn ech_check_raises_findings_without_allocating() {
 /// judging its first bytes, findings included, touch no heap.
 #[test]
 fn response_bodies_are_inspected_and_judged_without_allocating() {
-    let _turn = measuring();
+    let _turn = common::alloc::measuring();
     use unmask::inspect::{
         FlowBase, FlowView as View, InspectConfig, InspectState, Report, TlsFacts,
     };
@@ -268,7 +237,7 @@ fn response_bodies_are_inspected_and_judged_without_allocating() {
         trail_records: 0,
     };
     let mut seq = [1001u32, 5001u32];
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = common::alloc::allocations();
     for (d, data) in segments {
         let [w0, w1] = &mut windows;
         let (mine, other) = if d == 0 { (w0, w1) } else { (w1, w0) };
@@ -286,7 +255,7 @@ fn response_bodies_are_inspected_and_judged_without_allocating() {
             &mut judge,
         );
     }
-    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    let after = common::alloc::allocations();
     assert_eq!(after - before, 0, "inspection allocated");
     assert_eq!(judge.kinds, ["http_body_type_mismatch"]);
 }

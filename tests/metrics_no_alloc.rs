@@ -2,9 +2,9 @@
 //! histograms and even publishing a snapshot on every batch run on preallocated memory, while
 //! an exporter thread collects concurrently.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,42 +15,8 @@ use unmask::fixtures::{self, tls, Conversation, TimedFrame};
 use unmask::output::metrics::{Hub, HubOptions, Metered, RunMode};
 use unmask::verdict::{FrameHandler, Mode, NoFlowControl};
 
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// Only the thread under test counts; the collector thread may allocate freely.
-    static COUNTED: Cell<bool> = const { Cell::new(false) };
-}
-
-fn note() {
-    // `try_with`: the allocator may run while thread-locals are torn down.
-    if COUNTED.try_with(Cell::get).unwrap_or(false) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: defers to the system allocator; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::alloc::Counting = common::alloc::Counting;
 
 fn feed<H: FrameHandler>(h: &mut H, frames: &[TimedFrame], batch: usize) {
     let mut ctl = NoFlowControl::default();
@@ -135,11 +101,11 @@ fn metering_and_publishing_allocate_nothing_on_the_worker() {
         })
     };
     let publishes_before = m.probe().loops().publishes;
-    COUNTED.with(|c| c.set(true));
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    common::alloc::count_this_thread(true);
+    let before = common::alloc::allocations();
     feed(&mut m, &steady, 64);
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
-    COUNTED.with(|c| c.set(false));
+    let allocations = common::alloc::allocations() - before;
+    common::alloc::count_this_thread(false);
     stop.store(true, Ordering::Relaxed);
     let scrapes = collector.join().unwrap();
 

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod alloc;
 pub mod lab;
 
 use std::path::{Path, PathBuf};
