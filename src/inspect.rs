@@ -166,6 +166,9 @@ impl LeafCert {
 
 /// Application-data records followed after the handshake.
 pub const TRAIL_RECORDS: usize = 25;
+/// Bursts (runs of one direction) followed after the handshake: a CONNECT or WebSocket
+/// exchange and the four bursts of an inner handshake, with room to spare.
+pub const TRAIL_BURSTS: usize = 8;
 
 /// The sizes and directions of the first application-data records after the TLS handshake,
 /// each with the outer cipher's per-record overhead removed: what a TLS handshake tunnelled
@@ -177,6 +180,9 @@ pub struct RecordTrail {
     /// Direction ([`Dir::index`]) and inner length of each record, in arrival order.
     pub records: [(u8, u16); TRAIL_RECORDS],
     pub len: u8,
+    /// Runs of one direction in `records`; the trail is full when the next run would pass
+    /// [`TRAIL_BURSTS`] (a prelude exchange and the inner handshake fit in eight).
+    pub bursts: u8,
     /// Records to follow (from the config); the trail is full at this many.
     pub limit: u8,
     /// Bytes removed from each record: the outer cipher's nonce, tag and content type.
@@ -192,13 +198,23 @@ impl RecordTrail {
     }
 
     pub fn is_full(&self) -> bool {
-        self.len >= self.limit || usize::from(self.len) >= TRAIL_RECORDS
+        self.len >= self.limit
+            || usize::from(self.len) >= TRAIL_RECORDS
+            || usize::from(self.bursts) >= TRAIL_BURSTS
     }
 
     fn push(&mut self, dir: Dir, record_len: u16) {
+        let turn = match self.as_slice().last() {
+            Some(&(last, _)) => last != dir.index() as u8,
+            None => true,
+        };
+        if turn && usize::from(self.bursts) >= TRAIL_BURSTS {
+            return;
+        }
         if let Some(slot) = self.records.get_mut(usize::from(self.len)) {
             *slot = (dir.index() as u8, record_len.saturating_sub(self.overhead));
             self.len += 1;
+            self.bursts += u8::from(turn);
         }
     }
 }
@@ -515,9 +531,11 @@ impl InspectState {
             return false;
         }
         // After the handshake, the first records' sizes may show a handshake tunnelled inside.
+        // A direction past the stream depth shows no more records, and a stopped parser none.
         if self.tls.active
             && !self.tls.trail.is_full()
             && !self.tls.dirs.iter().any(|d| d.stopped())
+            && !self.stream.iter().any(|s| s.depth_reached(depth))
         {
             return false;
         }

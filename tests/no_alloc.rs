@@ -3,39 +3,14 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use unmask::capture::{Frame, Timestamp};
 use unmask::config::Config;
 use unmask::engine::{Engine, EngineOptions};
 use unmask::fixtures::workloads;
 use unmask::verdict::{FrameHandler, NoFlowControl};
 
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: defers to the system allocator; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::alloc::Counting = common::alloc::Counting;
 
 fn feed(engine: &mut Engine, frames: &[(Timestamp, Vec<u8>)]) {
     let mut ctl = NoFlowControl::default();
@@ -50,6 +25,7 @@ fn feed(engine: &mut Engine, frames: &[(Timestamp, Vec<u8>)]) {
 
 #[test]
 fn decided_flows_cost_no_allocation_per_packet() {
+    let _turn = common::alloc::measuring();
     let mut config = Config::default();
     config.flow.capacity = 4096;
     // Following the records after the handshake (tls_in_tls) keeps these flows under
@@ -74,9 +50,9 @@ fn decided_flows_cost_no_allocation_per_packet() {
     );
 
     let fast_before = engine.counters().fast_path;
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = common::alloc::allocations();
     feed(&mut engine, &steady);
-    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    let after = common::alloc::allocations();
     assert!(steady.len() > 10_000, "enough packets to mean something");
     assert_eq!(
         after - before,
@@ -89,6 +65,46 @@ fn decided_flows_cost_no_allocation_per_packet() {
         (engine.counters().fast_path - fast_before) as usize,
         steady.len(),
         "every steady-state packet took the decided-flow fast path"
+    );
+    drop(engine);
+    drop(rx);
+}
+
+#[test]
+fn following_records_after_the_handshake_costs_no_allocation() {
+    let _turn = common::alloc::measuring();
+    let mut config = Config::default();
+    config.flow.capacity = 4096;
+    assert!(config.detect.tls_in_tls.enabled, "on by default");
+    let (tx, rx) = crossbeam_channel::bounded(1 << 16);
+    let mut engine = Engine::new(
+        &config.engine(),
+        EngineOptions {
+            worker: 0,
+            packet_numbers: false,
+        },
+        Some(tx),
+    );
+    let (warm, steady) = workloads::established_https(64, 20_000, 200_000);
+    feed(&mut engine, &warm);
+    assert_eq!(
+        engine.streams_in_use(),
+        64,
+        "after the handshake each flow's records are still followed"
+    );
+    let before = common::alloc::allocations();
+    feed(&mut engine, &steady);
+    let after = common::alloc::allocations();
+    assert_eq!(
+        after - before,
+        0,
+        "{} allocations while following records",
+        after - before
+    );
+    assert_eq!(
+        engine.streams_in_use(),
+        0,
+        "the stream depth ends the following of bulk flows"
     );
     drop(engine);
     drop(rx);

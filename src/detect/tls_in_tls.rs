@@ -9,7 +9,8 @@
 //! client burst (the second leaves room for a CONNECT request or a WebSocket upgrade):
 //! 1. a client burst whose first record is ClientHello-sized (with the proxy's own header);
 //! 2. a server burst at least `server_flight_min` bytes and `flight_over_hello_percent` of it;
-//! 3. a client burst of key-exchange/Finished size whose records are all larger than HTTP/2
+//! 3. a client burst that opens with a key-exchange/Finished-sized record (the request may follow
+//!    in the same burst, as its own records) and whose records are all larger than HTTP/2
 //!    control frames (a browser's SETTINGS ACK or WINDOW_UPDATE is 9-13 bytes);
 //! 4. a server burst in answer.
 //!
@@ -38,9 +39,11 @@ pub struct TlsInTlsConfig {
     /// The server's answer: its certificate flight.
     pub server_flight_min: u32,
     pub flight_over_hello_percent: u32,
-    /// The client's key exchange / Finished burst (bytes), and the smallest record in it.
+    /// The first record of the client's key exchange / Finished burst (bytes), the burst's
+    /// total (the first request may follow in it), and the smallest record in it.
     pub key_exchange_min: u32,
     pub key_exchange_max: u32,
+    pub key_exchange_burst_max: u32,
     pub key_exchange_record_min: u32,
     /// Client bursts allowed before the inner ClientHello (a CONNECT, a WebSocket upgrade).
     pub max_prelude_exchanges: u32,
@@ -50,9 +53,7 @@ pub struct TlsInTlsConfig {
 impl Default for TlsInTlsConfig {
     fn default() -> Self {
         TlsInTlsConfig {
-            // Off until its cost is measured: following 25 records keeps every TLS flow under
-            // inspection (and out of the bypass) that much longer.
-            enabled: false,
+            enabled: true,
             block: false,
             hello_min: 150,
             hello_max: 2600,
@@ -60,6 +61,7 @@ impl Default for TlsInTlsConfig {
             flight_over_hello_percent: 200,
             key_exchange_min: 40,
             key_exchange_max: 300,
+            key_exchange_burst_max: 1200,
             key_exchange_record_min: 20,
             max_prelude_exchanges: 1,
             confidence: 75,
@@ -102,6 +104,12 @@ impl TlsInTlsConfig {
         range("key_exchange_min", self.key_exchange_min.into(), 0, 65_535)?;
         range("key_exchange_max", self.key_exchange_max.into(), 1, 65_535)?;
         range(
+            "key_exchange_burst_max",
+            self.key_exchange_burst_max.into(),
+            1,
+            1 << 20,
+        )?;
+        range(
             "key_exchange_record_min",
             self.key_exchange_record_min.into(),
             0,
@@ -136,8 +144,8 @@ impl TlsInTlsConfig {
     }
 }
 
-/// Bursts looked at: enough for a prelude exchange and the four handshake bursts.
-const MAX_BURSTS: usize = 8;
+/// Bursts looked at: as many as inspection follows.
+const MAX_BURSTS: usize = crate::inspect::TRAIL_BURSTS;
 
 /// Consecutive records of one direction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -206,7 +214,8 @@ impl TlsInTlsCheck {
             let flight_ok = flight.bytes >= c.server_flight_min
                 && u64::from(flight.bytes) * 100
                     >= u64::from(hello.bytes) * u64::from(c.flight_over_hello_percent);
-            let kx_ok = (c.key_exchange_min..=c.key_exchange_max).contains(&kx.bytes)
+            let kx_ok = (c.key_exchange_min..=c.key_exchange_max).contains(&u32::from(kx.first))
+                && kx.bytes <= c.key_exchange_burst_max
                 && u32::from(kx.smallest) >= c.key_exchange_record_min;
             if hello_ok && flight_ok && kx_ok && answer.dir != client {
                 return Some(i);
@@ -250,6 +259,7 @@ impl Check for TlsInTlsCheck {
         e.add("inner_hello_bytes", all[at].bytes);
         e.add("server_flight_bytes", all[at + 1].bytes);
         e.add("key_exchange_bytes", all[at + 2].bytes);
+        e.add("key_exchange_first_record", all[at + 2].first);
         e.add("outer_record_overhead", tls.trail.overhead);
         e.add("records_followed", tls.trail.len);
         out.push(f);
@@ -297,6 +307,17 @@ mod tests {
             ('S', 359),
         ];
         assert_eq!(found(&vless), Some(0));
+        // VMess over TLS, inner TLS 1.3: Finished and request in separate padded chunks.
+        let vmess = [
+            ('C', 416),
+            ('S', 1186),
+            ('S', 390),
+            ('C', 147),
+            ('C', 138),
+            ('C', 134),
+            ('S', 295),
+        ];
+        assert_eq!(found(&vmess), Some(0));
         // HTTPS CONNECT: the CONNECT exchange first, then the inner handshake.
         let connect = [
             ('C', 108),
