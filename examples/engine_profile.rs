@@ -6,6 +6,8 @@
 //!
 //! Workloads: `established` (data packets of decided HTTPS flows), `syn` (a SYN flood over
 //! distinct 5-tuples), `mixed` (the fixture capture). The count is how many passes to make.
+//! A third argument turns behaviour checks off, to measure what they cost:
+//! `fully_encrypted`, `tls_in_tls`, or both comma-separated.
 
 use unmask::capture::{Frame, Timestamp};
 use unmask::config::Config;
@@ -26,9 +28,19 @@ fn feed(engine: &mut Engine, frames: &[TimedFrame]) -> u64 {
     dropped
 }
 
-fn engine() -> Engine {
+fn engine(off: &str) -> Engine {
     let mut c = Config::default();
     c.flow.capacity = 1 << 20;
+    for check in off.split(',').filter(|s| !s.is_empty()) {
+        match check {
+            "fully_encrypted" => c.detect.fully_encrypted.enabled = false,
+            "tls_in_tls" => c.detect.tls_in_tls.enabled = false,
+            other => {
+                eprintln!("engine_profile: unknown check {other:?}; accepted: fully_encrypted, tls_in_tls");
+                std::process::exit(2);
+            }
+        }
+    }
     Engine::new(
         &c.engine(),
         EngineOptions {
@@ -43,11 +55,12 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let which = args.next().unwrap_or_else(|| "established".into());
     let passes: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(10);
+    let off = args.next().unwrap_or_default();
     let (mut packets, mut dropped) = (0u64, 0u64);
     match which.as_str() {
         "established" => {
             let (warm, steady) = workloads::established_https(64, 0, 1_460_000);
-            let mut e = engine();
+            let mut e = engine(&off);
             feed(&mut e, &warm);
             for _ in 0..passes {
                 dropped += feed(&mut e, &steady);
@@ -57,7 +70,7 @@ fn main() {
         "syn" => {
             let flood = workloads::syn_flood(100_000);
             for _ in 0..passes {
-                let mut e = engine();
+                let mut e = engine(&off);
                 dropped += feed(&mut e, &flood);
                 packets += flood.len() as u64;
             }
@@ -65,7 +78,7 @@ fn main() {
         "mixed" => {
             let mixed = fixtures::standard_capture();
             for _ in 0..passes {
-                let mut e = engine();
+                let mut e = engine(&off);
                 dropped += feed(&mut e, &mixed);
                 packets += mixed.len() as u64;
             }

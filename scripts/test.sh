@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/deps.sh
+bash scripts/deps.sh proxylab
 python3 scripts/check-layers.py
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
