@@ -37,6 +37,9 @@ pub struct FlowView<'a> {
     pub ident: [DirIdent; 2],
     /// TLS facts folded so far, when the flow carries TLS.
     pub tls: Option<&'a TlsFacts>,
+    /// The records followed after a handshake (TLS records, or WebSocket frames after an
+    /// HTTP upgrade), sizes only.
+    pub trail: Option<&'a RecordTrail>,
     /// HTTP facts so far, when the flow carries HTTP.
     pub http: Option<&'a HttpFacts>,
     /// Packets and bytes per direction so far.
@@ -76,8 +79,9 @@ pub enum Event<'a> {
     },
     /// The handshake is over (or stopped); fired once.
     TlsHandshakeDone,
-    /// An application-data record after the handshake joined `FlowView::tls`'s trail.
-    TlsRecord {
+    /// A record joined `FlowView::trail`: a TLS application-data record after the handshake,
+    /// or a WebSocket data frame after an HTTP upgrade.
+    TrailRecord {
         dir: Dir,
     },
     HttpRequest(&'a HttpHead<'a>),
@@ -404,6 +408,41 @@ impl HttpFacts {
     }
 }
 
+/// A WebSocket upgrade (RFC 6455) on a cleartext HTTP connection, and the sizes of the data
+/// frames that follow it: a proxy that tunnels through WebSocket (VMess or Trojan over `ws`)
+/// shows the inner handshake in them as a TLS-wrapped one shows it in its records.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WsFacts {
+    /// A request asked for `Upgrade: websocket`.
+    pub requested: bool,
+    /// The server answered 101: both directions now carry frames.
+    pub upgraded: bool,
+    /// Stream offset of each direction's next frame header; `None` once framing is lost.
+    pub next: [Option<u32>; 2],
+    pub trail: RecordTrail,
+}
+
+/// One WebSocket frame header: (opcode, payload length, header length), or `None` until the
+/// whole header is in.
+fn ws_frame_header(data: &[u8]) -> Option<(u8, u64, usize)> {
+    let (&b0, rest) = data.split_first()?;
+    let &b1 = rest.first()?;
+    let masked = b1 & 0x80 != 0;
+    let (len, ext) = match b1 & 0x7f {
+        126 => (
+            u64::from(u16::from_be_bytes([*data.get(2)?, *data.get(3)?])),
+            2,
+        ),
+        127 => {
+            let b: [u8; 8] = data.get(2..10)?.try_into().ok()?;
+            (u64::from_be_bytes(b), 8)
+        }
+        n => (u64::from(n), 0),
+    };
+    let header = 2 + ext + if masked { 4 } else { 0 };
+    (data.len() >= header).then_some((b0 & 0x0f, len, header))
+}
+
 /// SSH banners seen per direction.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SshFacts {
@@ -435,6 +474,7 @@ pub struct InspectState {
     pub tls: TlsFacts,
     pub http: HttpFacts,
     pub ssh: SshFacts,
+    pub ws: WsFacts,
 }
 
 impl Default for InspectState {
@@ -448,6 +488,7 @@ impl Default for InspectState {
                 ..HttpFacts::default()
             },
             ssh: SshFacts::default(),
+            ws: WsFacts::default(),
         }
     }
 }
@@ -489,6 +530,7 @@ impl FlowBase {
             server_port: self.server_port,
             ident,
             tls,
+            trail: tls.map(|t| &t.trail),
             http,
             pkts: self.pkts,
             bytes: self.bytes,
@@ -539,6 +581,13 @@ impl InspectState {
         {
             return false;
         }
+        if self.ws.upgraded
+            && !self.ws.trail.is_full()
+            && self.ws.next.iter().all(Option::is_some)
+            && !self.stream.iter().any(|s| s.depth_reached(depth))
+        {
+            return false;
+        }
         // A cleartext prelude that may still turn into TLS keeps the flow under inspection
         // until the stream depth ends it.
         if !self.tls.active
@@ -574,6 +623,7 @@ impl InspectState {
     ) {
         let d = dir.index();
         self.tls.trail.limit = cfg.trail_records;
+        self.ws.trail.limit = cfg.trail_records;
         let readable = self.stream[d].readable().min(window.len());
         let data = &window[..readable];
         let other_readable = self.stream[1 - d].readable().min(other.len());
@@ -661,7 +711,7 @@ impl InspectState {
         report: &mut R,
     ) {
         let d = dir.index();
-        if self.http.active {
+        if self.http.active && !self.ws.upgraded {
             if dir == Dir::ToClient {
                 self.judge_body(data, full, base, now, report);
             }
@@ -669,6 +719,9 @@ impl InspectState {
             if dir == Dir::ToClient {
                 self.judge_body(data, full, base, now, report);
             }
+        }
+        if self.ws.upgraded {
+            self.follow_ws(dir, data, base, now, report);
         }
         if self.ssh.active && !self.ssh.banner_done[d] {
             match ssh::parse_banner(data, dir) {
@@ -744,7 +797,7 @@ impl InspectState {
                         None
                     } else {
                         trail.push(dir, len);
-                        Some(Event::TlsRecord { dir })
+                        Some(Event::TrailRecord { dir })
                     }
                 }
                 TlsEvent::ClientHello(ch) => {
@@ -817,6 +870,48 @@ impl InspectState {
         }
     }
 
+    /// Reads the WebSocket frame headers that became readable in `dir` and adds each data
+    /// frame's payload length to the trail. Control frames (close, ping, pong) are skipped:
+    /// they carry nothing of a tunnelled handshake.
+    fn follow_ws<R: Report>(
+        &mut self,
+        dir: Dir,
+        data: &[u8],
+        base: &FlowBase,
+        now: Timestamp,
+        report: &mut R,
+    ) {
+        let d = dir.index();
+        while !self.ws.trail.is_full() {
+            let Some(at) = self.ws.next[d] else {
+                return;
+            };
+            let Some(rest) = data.get(at as usize..) else {
+                return;
+            };
+            let Some((opcode, len, header)) = ws_frame_header(rest) else {
+                return;
+            };
+            if opcode > 0x0a || (0x03..=0x07).contains(&opcode) {
+                // Reserved opcodes: this is not (or no longer) WebSocket framing.
+                self.ws.next[d] = None;
+                return;
+            }
+            self.ws.next[d] = u64::from(at)
+                .checked_add(header as u64)
+                .and_then(|n| n.checked_add(len))
+                .and_then(|n| u32::try_from(n).ok());
+            if opcode <= 0x02 {
+                self.ws
+                    .trail
+                    .push(dir, u16::try_from(len).unwrap_or(u16::MAX));
+                let mut view = base.view(self.ident, None, Some(&self.http), now);
+                view.trail = Some(&self.ws.trail);
+                report.event(&view, &Event::TrailRecord { dir });
+            }
+        }
+    }
+
     fn parse_http<R: Report>(
         &mut self,
         dir: Dir,
@@ -869,6 +964,9 @@ impl InspectState {
                             if head.method().eq_ignore_ascii_case(b"HEAD") {
                                 self.http.head_requests |= 1 << index;
                             }
+                            self.ws.requested |= head
+                                .header("upgrade")
+                                .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"websocket"));
                             self.http.requests += 1;
                             Event::HttpRequest(&head)
                         }
@@ -879,6 +977,12 @@ impl InspectState {
                     };
                     let view = base.view(self.ident, None, Some(&self.http), now);
                     report.event(&view, &event);
+                    if dir == Dir::ToClient && head.status() == Some(101) && self.ws.requested {
+                        // Frames follow both heads; the parser has no more HTTP to read.
+                        self.ws.upgraded = true;
+                        self.ws.next = self.http.next;
+                        return;
+                    }
                     if dir == Dir::ToClient && !bodiless {
                         // The previous body's bytes are all in (this head follows them).
                         self.judge_body(data, true, base, now, report);

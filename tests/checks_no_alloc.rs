@@ -26,6 +26,7 @@ fn view(port: u16, ts: Probe, tc: Probe, bytes: [u64; 2]) -> FlowView<'static> {
         server_port: port,
         ident: [ident(ts), ident(tc)],
         tls: None,
+        trail: None,
         http: None,
         pkts: [5000, 100],
         bytes,

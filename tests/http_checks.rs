@@ -692,3 +692,85 @@ fn only_sure_body_findings_block() {
 }
 
 // The shared real captures are judged in tests/expectations.rs (tests/expectations.toml).
+
+/// A WebSocket frame as a client (masked) or a server (unmasked) sends it, with `len` payload
+/// bytes of pseudo-random content.
+fn ws_frame(len: usize, masked: bool, seed: u32) -> Vec<u8> {
+    let mut f = vec![0x82u8];
+    let mask_bit = if masked { 0x80 } else { 0 };
+    match len {
+        0..=125 => f.push(mask_bit | len as u8),
+        126..=0xffff => {
+            f.push(mask_bit | 126);
+            f.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            f.push(mask_bit | 127);
+            f.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    if masked {
+        f.extend_from_slice(&[0x11, 0x22, 0x33, 0x44]);
+    }
+    f.extend(fixtures::noise(len, seed));
+    f
+}
+
+fn websocket(port: u16, sizes: &[(char, usize)]) -> Run {
+    let upgrade = "GET /ray HTTP/1.1\r\nHost: proxy.example\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let switching = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+    let mut conv = Conversation::new(
+        format!("10.77.0.1:{port}").parse().unwrap(),
+        "10.77.0.2:80".parse().unwrap(),
+        fixtures::FIXTURE_EPOCH,
+    )
+    .handshake()
+    .client(upgrade.as_bytes())
+    .server(switching.as_bytes());
+    for (i, (side, len)) in sizes.iter().enumerate() {
+        conv = match side {
+            'C' => conv.client(&ws_frame(*len, true, i as u32)),
+            _ => conv.server(&ws_frame(*len, false, i as u32)),
+        };
+    }
+    run_engine(&Config::default(), conv.close().into_frames())
+}
+
+#[test]
+fn a_handshake_tunnelled_in_websocket_frames_is_tls_in_tls() {
+    // VMess over cleartext WebSocket, measured in the proxy lab: inner ClientHello, the
+    // server's certificate flight, the client's Finished, the reply; then the request.
+    let r = websocket(
+        42001,
+        &[
+            ('C', 406),
+            ('S', 1552),
+            ('C', 277),
+            ('S', 138),
+            ('C', 120),
+            ('S', 900),
+        ],
+    );
+    let a = alert(&r, "tls_in_tls");
+    // Raised as soon as the reply arrives, so an inline appliance can cut the tunnel early.
+    assert_eq!(a["unmask"]["evidence"]["bursts"], "C406 S1552 C277 S138");
+    assert_eq!(a["unmask"]["evidence"]["outer_record_overhead"], "0");
+
+    // A chat over the same kind of upgrade: answers as large as the questions.
+    let r = websocket(
+        42002,
+        &[
+            ('C', 203),
+            ('S', 181),
+            ('C', 1746),
+            ('S', 1742),
+            ('C', 285),
+            ('S', 281),
+        ],
+    );
+    assert!(
+        r.of_type("alert")
+            .all(|a| a["unmask"]["finding"] != "tls_in_tls"),
+        "an echo is no tunnel"
+    );
+}

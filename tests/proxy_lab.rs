@@ -24,6 +24,7 @@ const SCENARIOS: &[&str] = &[
     "vless-tls",
     "vmess-tls",
     "https-connect",
+    "vmess-ws",
     "https-direct",
     "h2-direct",
     "wss-direct",

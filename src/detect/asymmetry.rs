@@ -141,6 +141,7 @@ mod tests {
             server_port: 443,
             ident: [DirIdent::default(); 2],
             tls: None,
+            trail: None,
             http: None,
             pkts,
             bytes,

@@ -430,6 +430,7 @@ mod tests {
             server_port: 443,
             ident: [DirIdent::default(); 2],
             tls: Some(t),
+            trail: None,
             http: None,
             seen_from_start: [true, true],
             pkts: [3, 3],

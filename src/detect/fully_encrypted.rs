@@ -187,6 +187,7 @@ mod tests {
             server_port: 8388,
             ident: [DirIdent::default(); 2],
             tls: None,
+            trail: None,
             http: None,
             pkts: [1, 1],
             bytes: [0, 0],

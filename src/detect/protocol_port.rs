@@ -402,6 +402,7 @@ mod tests {
             client_port: 50000,
             ident,
             tls: None,
+            trail: None,
             http: None,
             pkts: [1, 1],
             bytes: [100, 100],

@@ -230,6 +230,7 @@ mod tests {
                     server_port,
                     ident: [DirIdent::default(); 2],
                     tls: Some(&t),
+                    trail: None,
                     http: None,
                     seen_from_start: [true, true],
                     pkts: [3, 3],

@@ -669,6 +669,7 @@ mod tests {
             server_port: 443,
             ident,
             tls: Some(t),
+            trail: None,
             http: None,
             seen_from_start: [true, true],
             pkts: [5, 5],

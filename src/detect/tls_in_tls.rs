@@ -227,13 +227,13 @@ impl TlsInTlsCheck {
 
 impl Check for TlsInTlsCheck {
     fn on_event(&self, view: &FlowView<'_>, event: &Event<'_>, out: &mut Findings) {
-        if !matches!(event, Event::TlsRecord { .. }) {
+        if !matches!(event, Event::TrailRecord { .. }) {
             return;
         }
-        let Some(tls) = view.tls else {
+        let Some(trail) = view.trail else {
             return;
         };
-        let (all, n) = bursts(&tls.trail);
+        let (all, n) = bursts(trail);
         let Some(at) = self.inner_handshake(&all[..n]) else {
             return;
         };
@@ -260,8 +260,8 @@ impl Check for TlsInTlsCheck {
         e.add("server_flight_bytes", all[at + 1].bytes);
         e.add("key_exchange_bytes", all[at + 2].bytes);
         e.add("key_exchange_first_record", all[at + 2].first);
-        e.add("outer_record_overhead", tls.trail.overhead);
-        e.add("records_followed", tls.trail.len);
+        e.add("outer_record_overhead", trail.overhead);
+        e.add("records_followed", trail.len);
         out.push(f);
     }
 }

@@ -11,6 +11,7 @@ fn view() -> FlowView<'static> {
         server_port: 80,
         ident: [DirIdent::default(); 2],
         tls: None,
+        trail: None,
         http: None,
         pkts: [1, 1],
         bytes: [100, 100],
