@@ -8,6 +8,8 @@ use unmask::config::Config;
 use unmask::detect::{Detector, Event, Findings, FlowView};
 use unmask::fixtures::{self, CHROME_UA};
 use unmask::flow::Dir;
+use unmask::inspect::{RecordTrail, ServerTally};
+use unmask::proto::entropy::PayloadFigures;
 use unmask::proto::http::{parse_request, parse_response};
 use unmask::proto::{AppProto, DirIdent, Probe};
 
@@ -51,7 +53,26 @@ fn checks_raise_findings_without_allocating() {
     let missing = parse_request(b"GET / HTTP/1.1\r\n\r\n").unwrap();
     let response = parse_response(b"HTTP/1.1 200 O\x01K\r\nContent-Length: 0\r\n\r\n").unwrap();
     let m = |p, c| Probe::Match(p, c);
+    let figures = PayloadFigures::of(&noise);
+    let mut trail = RecordTrail::default();
+    for (d, len) in [(0u8, 292u16), (1, 1307), (0, 93), (1, 120)] {
+        trail.records[usize::from(trail.len)] = (d, len);
+        trail.len += 1;
+    }
+    let mut tunnel = view(443, m(AppProto::Tls, 98), m(AppProto::Tls, 98), [600, 600]);
+    tunnel.trail = Some(&trail);
     let cases: Vec<(FlowView, Event)> = vec![
+        (
+            view(8388, Probe::NoMatch, Probe::NeedMore, [600, 0]),
+            Event::OpaqueFirstPayload {
+                figures: &figures,
+                server: ServerTally {
+                    judged: 3,
+                    fully_encrypted: 3,
+                },
+            },
+        ),
+        (tunnel, Event::TrailRecord { dir: Dir::ToClient }),
         (
             view(443, Probe::NoMatch, Probe::NeedMore, [600, 0]),
             Event::Identified {
