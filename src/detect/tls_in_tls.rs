@@ -60,7 +60,7 @@ impl Default for TlsInTlsConfig {
             server_flight_min: 600,
             flight_over_hello_percent: 200,
             key_exchange_min: 40,
-            key_exchange_max: 300,
+            key_exchange_max: 330,
             key_exchange_burst_max: 1200,
             key_exchange_record_min: 20,
             max_prelude_exchanges: 1,
