@@ -395,6 +395,7 @@ impl Config {
         d.asymmetry.validate(path)?;
         d.fully_encrypted.validate(path)?;
         d.tls_in_tls.validate(path)?;
+        d.websocket.validate(path)?;
 
         let l = &self.live;
         in_range(path, "live.workers", l.workers as u64, 1, 64)?;

@@ -21,6 +21,7 @@ use crate::proto::tls::{
     self, ClientHello, FixedList, ServerHello, TlsAnomaly, TlsDir, TlsEvent, TlsScratch,
     ALPN_TEXT_LEN,
 };
+use crate::proto::websocket;
 use crate::proto::x509::{CertError, CertInfo, KeyKind, NameMatch, NAME_TEXT_LEN};
 use crate::proto::{self, AppProto, DirIdent};
 use crate::text::InlineStr;
@@ -103,6 +104,11 @@ pub enum Event<'a> {
     OpaqueFirstPayload {
         figures: &'a PayloadFigures,
         server: ServerTally,
+    },
+    /// An HTTP connection upgraded to WebSocket broke a rule no genuine peer breaks.
+    WebSocketProblem {
+        dir: Dir,
+        problem: websocket::Problem,
     },
     /// Every few thousand packets of a long flow, inspected or not.
     Periodic,
@@ -420,27 +426,35 @@ pub struct WsFacts {
     /// Stream offset of each direction's next frame header; `None` once framing is lost.
     pub next: [Option<u32>; 2],
     pub trail: RecordTrail,
+    /// The request's Sec-WebSocket-Key (a 16-byte nonce in base64 is 24 bytes).
+    pub key: [u8; 32],
+    pub key_len: u8,
+    /// What was wrong with the request itself, judged when the 101 confirms the upgrade.
+    pub request_problem: Option<websocket::Problem>,
+    /// A problem was reported; one per flow is enough.
+    pub reported: bool,
 }
 
-/// One WebSocket frame header: (opcode, payload length, header length), or `None` until the
-/// whole header is in.
-fn ws_frame_header(data: &[u8]) -> Option<(u8, u64, usize)> {
-    let (&b0, rest) = data.split_first()?;
-    let &b1 = rest.first()?;
-    let masked = b1 & 0x80 != 0;
-    let (len, ext) = match b1 & 0x7f {
-        126 => (
-            u64::from(u16::from_be_bytes([*data.get(2)?, *data.get(3)?])),
-            2,
-        ),
-        127 => {
-            let b: [u8; 8] = data.get(2..10)?.try_into().ok()?;
-            (u64::from_be_bytes(b), 8)
+impl WsFacts {
+    fn key(&self) -> &[u8] {
+        &self.key[..usize::from(self.key_len).min(self.key.len())]
+    }
+
+    /// Keeps the request's key and notes what a genuine client would have sent.
+    fn note_request(&mut self, head: &http::HttpHead<'_>) {
+        let key = head.header("sec-websocket-key").map(<[u8]>::trim_ascii);
+        if let Some(k) = key.filter(|k| k.len() <= self.key.len()) {
+            self.key[..k.len()].copy_from_slice(k);
+            self.key_len = k.len() as u8;
         }
-        n => (u64::from(n), 0),
-    };
-    let header = 2 + ext + if masked { 4 } else { 0 };
-    (data.len() >= header).then_some((b0 & 0x0f, len, header))
+        self.request_problem = if key.is_none() || !head.has_header("sec-websocket-version") {
+            Some(websocket::Problem::IncompleteRequest)
+        } else if !matches!(head.body(), http::Body::Length(0)) {
+            Some(websocket::Problem::BodyOnUpgrade)
+        } else {
+            None
+        };
+    }
 }
 
 /// SSH banners seen per direction.
@@ -889,16 +903,22 @@ impl InspectState {
             let Some(rest) = data.get(at as usize..) else {
                 return;
             };
-            let Some((opcode, len, header)) = ws_frame_header(rest) else {
+            let Some(h) = websocket::frame_header(rest) else {
                 return;
             };
-            if opcode > 0x0a || (0x03..=0x07).contains(&opcode) {
-                // Reserved opcodes: this is not (or no longer) WebSocket framing.
+            if let Some(problem) = websocket::frame_problem(&h, dir == Dir::ToServer) {
+                // Not (or no longer) WebSocket framing: say so once, and stop reading frames.
                 self.ws.next[d] = None;
+                if !self.ws.reported {
+                    self.ws.reported = true;
+                    let view = base.view(self.ident, None, Some(&self.http), now);
+                    report.event(&view, &Event::WebSocketProblem { dir, problem });
+                }
                 return;
             }
+            let (opcode, len) = (h.opcode, h.len);
             self.ws.next[d] = u64::from(at)
-                .checked_add(header as u64)
+                .checked_add(h.header_len as u64)
                 .and_then(|n| n.checked_add(len))
                 .and_then(|n| u32::try_from(n).ok());
             if opcode <= 0x02 {
@@ -964,9 +984,13 @@ impl InspectState {
                             if head.method().eq_ignore_ascii_case(b"HEAD") {
                                 self.http.head_requests |= 1 << index;
                             }
-                            self.ws.requested |= head
+                            let upgrade = head
                                 .header("upgrade")
                                 .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"websocket"));
+                            if upgrade && !self.ws.requested {
+                                self.ws.requested = true;
+                                self.ws.note_request(&head);
+                            }
                             self.http.requests += 1;
                             Event::HttpRequest(&head)
                         }
@@ -981,6 +1005,17 @@ impl InspectState {
                         // Frames follow both heads; the parser has no more HTTP to read.
                         self.ws.upgraded = true;
                         self.ws.next = self.http.next;
+                        // The server's own proof outranks what the request lacked.
+                        let expected = websocket::accept_for(self.ws.key());
+                        let given = head.header("sec-websocket-accept").map(<[u8]>::trim_ascii);
+                        let problem = (given != Some(&expected[..]))
+                            .then_some(websocket::Problem::AcceptMismatch)
+                            .or(self.ws.request_problem);
+                        if let Some(problem) = problem {
+                            self.ws.reported = true;
+                            let view = base.view(self.ident, None, Some(&self.http), now);
+                            report.event(&view, &Event::WebSocketProblem { dir, problem });
+                        }
                         return;
                     }
                     if dir == Dir::ToClient && !bodiless {

@@ -774,3 +774,44 @@ fn a_handshake_tunnelled_in_websocket_frames_is_tls_in_tls() {
         "an echo is no tunnel"
     );
 }
+
+#[test]
+fn an_upgrade_the_server_never_performed_is_websocket_impersonation() {
+    // simple-obfs `obfs=http`, as captured in the proxy lab: no Sec-WebSocket-Version, a body
+    // on the GET, and a 101 whose accept value has nothing to do with the key.
+    let request = "GET / HTTP/1.1\r\nHost: www.bing.com\r\nUser-Agent: curl/7.29.0\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: Z4GbQRAWgDi9QVQS9HLANw==\r\nContent-Length: 372\r\n\r\n";
+    let answer = "HTTP/1.1 101 Switching Protocols\r\nServer: nginx/1.10.9\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: c0gzZlHcsHT/XEkZSpToKg==\r\n\r\n";
+    let conv = Conversation::new(
+        "10.77.0.1:42003".parse().unwrap(),
+        "10.77.0.2:80".parse().unwrap(),
+        fixtures::FIXTURE_EPOCH,
+    )
+    .handshake()
+    .client(&[request.as_bytes(), &fixtures::noise(372, 1)].concat())
+    .server(&[answer.as_bytes(), &fixtures::noise(2000, 2)].concat())
+    .client(&fixtures::noise(600, 3))
+    .close();
+    let r = run_engine(&Config::default(), conv.into_frames());
+    let a = alert(&r, "websocket_impersonation");
+    assert_eq!(a["unmask"]["evidence"]["problem"], "accept_mismatch");
+    assert_eq!(a["unmask"]["evidence"]["sent_by"], "server");
+
+    // The same request answered with the accept value RFC 6455 derives from its key, then
+    // bytes that are not frames.
+    let good = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+    let request = "GET /chat HTTP/1.1\r\nHost: chat.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let conv = Conversation::new(
+        "10.77.0.1:42004".parse().unwrap(),
+        "10.77.0.2:80".parse().unwrap(),
+        fixtures::FIXTURE_EPOCH,
+    )
+    .handshake()
+    .client(request.as_bytes())
+    .server(good.as_bytes())
+    // A server frame with the mask bit set: no genuine server sends one.
+    .server(&[0x82, 0x85, 1, 2, 3, 4, 9, 9, 9, 9, 9])
+    .close();
+    let r = run_engine(&Config::default(), conv.into_frames());
+    let a = alert(&r, "websocket_impersonation");
+    assert_eq!(a["unmask"]["evidence"]["problem"], "wrong_masking");
+}

@@ -20,6 +20,7 @@ const SCENARIOS: &[&str] = &[
     "ss-aead",
     "vmess-tcp",
     "obfs4",
+    "ss-obfs-http",
     "trojan",
     "vless-tls",
     "vmess-tls",

@@ -121,6 +121,9 @@ pub enum FindingKind {
     HttpBodyTypeMismatch = 31,
     /// An image Content-Type over a body with no image format's signature.
     HttpImageWithoutMagic = 32,
+    /// An HTTP upgrade to WebSocket the server never performed (wrong accept value) or whose
+    /// bytes are not WebSocket frames: a tunnel dressed as WebSocket.
+    WebSocketImpersonation = 33,
 }
 
 /// Static facts about a finding kind: its EVE signature and classification.
@@ -139,7 +142,7 @@ pub struct KindInfo {
 const SID_BASE: u32 = 9_470_000;
 
 impl FindingKind {
-    pub const COUNT: usize = 33;
+    pub const COUNT: usize = 34;
     pub const ALL: [FindingKind; Self::COUNT] = [
         FindingKind::ProtocolPortMismatch,
         FindingKind::NonStandardPort,
@@ -174,6 +177,7 @@ impl FindingKind {
         FindingKind::EchNonBrowserClient,
         FindingKind::HttpBodyTypeMismatch,
         FindingKind::HttpImageWithoutMagic,
+        FindingKind::WebSocketImpersonation,
     ];
 
     pub fn index(self) -> usize {
@@ -446,6 +450,14 @@ impl FindingKind {
                 signature: "UNMASK HTTP image response without an image signature",
                 category: "Potentially Bad Traffic",
                 severity: 3,
+                tunable: Tunable::ProtocolMatchConfidence,
+            },
+            FindingKind::WebSocketImpersonation => KindInfo {
+                name: "websocket_impersonation",
+                signature_id: SID_BASE + 34,
+                signature: "UNMASK HTTP upgrade to WebSocket that is not WebSocket",
+                category: "Potential Corporate Privacy Violation",
+                severity: 2,
                 tunable: Tunable::ProtocolMatchConfidence,
             },
         }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     asymmetry, certificate, ech, fingerprint, fully_encrypted, http, http_body, protocol_port,
-    service, sni, tls_handshake, tls_in_tls,
+    service, sni, tls_handshake, tls_in_tls, websocket,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -24,4 +24,5 @@ pub struct DetectConfig {
     pub asymmetry: asymmetry::AsymmetryConfig,
     pub fully_encrypted: fully_encrypted::FullyEncryptedConfig,
     pub tls_in_tls: tls_in_tls::TlsInTlsConfig,
+    pub websocket: websocket::WebSocketConfig,
 }

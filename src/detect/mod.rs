@@ -18,6 +18,7 @@ pub mod service;
 pub mod sni;
 pub mod tls_handshake;
 pub mod tls_in_tls;
+pub mod websocket;
 
 use config::DetectConfig;
 
@@ -39,6 +40,7 @@ pub struct Detector {
     asymmetry: Option<asymmetry::AsymmetryCheck>,
     fully_encrypted: Option<fully_encrypted::FullyEncryptedCheck>,
     tls_in_tls: Option<tls_in_tls::TlsInTlsCheck>,
+    websocket: Option<websocket::WebSocketCheck>,
 }
 
 impl Detector {
@@ -108,6 +110,10 @@ impl Detector {
                 .tls_in_tls
                 .enabled
                 .then(|| tls_in_tls::TlsInTlsCheck::new(&cfg.tls_in_tls)),
+            websocket: cfg
+                .websocket
+                .enabled
+                .then(|| websocket::WebSocketCheck::new(&cfg.websocket)),
         }
     }
 
@@ -129,5 +135,6 @@ impl Detector {
         run(&self.asymmetry, view, event, out);
         run(&self.fully_encrypted, view, event, out);
         run(&self.tls_in_tls, view, event, out);
+        run(&self.websocket, view, event, out);
     }
 }

@@ -12,6 +12,7 @@ mod probes;
 pub mod ssh;
 pub mod summary;
 pub mod tls;
+pub mod websocket;
 pub mod x509;
 
 use crate::flow::Dir;
