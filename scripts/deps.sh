@@ -24,12 +24,14 @@ set -euo pipefail
 #   nginx fcgiwrap git openssh-server openssh-client              the inner site and benign services
 #   tcpdump iproute2 openssl curl python3 procps                  the lab itself and its captures
 #   libndpi-bin                                                   ndpiReader for `proxylab.sh compare`
+#   chromium libnss3-tools                                        the browser inner client (`run --client chromium`)
+#                                                                 and certutil for its trust of the lab CA
 # Package scripts must not start these services on the host: a policy-rc.d that refuses every
 # start is put in place for the install when none exists, and removed afterwards.
 proxylab_deps() {
 	local pkgs=(shadowsocks-libev simple-obfs shadowsocks-v2ray-plugin v2ray trojan obfs4proxy
 		stunnel4 tinyproxy nginx fcgiwrap git openssh-server openssh-client
-		tcpdump iproute2 openssl curl python3 procps libndpi-bin)
+		tcpdump iproute2 openssl curl python3 procps libndpi-bin chromium libnss3-tools)
 	local want=() p
 	for p in "${pkgs[@]}"; do
 		if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -2,7 +2,7 @@
 # The proxy lab: real captures of proxy traffic (fully encrypted and TLS-in-TLS) and benign
 # traffic across a delayed link, and a comparison of unmask with nDPI on them.
 #
-#   scripts/proxylab.sh run [--quick] [--out DIR] [--only NAME[,NAME...]] [--delay-ms MS]
+#   scripts/proxylab.sh run [--quick] [--out DIR] [--only NAME[,NAME...]] [--delay-ms MS] [--client C]
 #   scripts/proxylab.sh compare DIR [--unmask BIN]
 #   scripts/proxylab.sh list
 #   scripts/proxylab.sh cleanup            # remove a lab left by a killed run (same PROXYLAB_PREFIX)
@@ -10,6 +10,8 @@
 # run: DIR (default ${TMPDIR:-/tmp}/proxylab-out) gets <scenario>-tls12.pcap and -tls13.pcap
 # (<scenario>.pcap for benign non-TLS scenarios), manifest.json and logs/. --delay-ms is the one-way delay of the
 # client <-> proxy link (default 15, so ~30 ms RTT). --quick: 3 connections per capture, else 10.
+# --client: the inner client, curl (default), chromium (headless Chromium loading a page; only the
+# scenarios it can drive; pcaps <scenario>-chromium-tls12.pcap / -tls13.pcap) or curl,chromium.
 # Env: PROXYLAB_PREFIX (default pl<pid>; at most 10 characters: interface names are
 # <prefix>tc, <prefix>vp, ...). Needs root and `bash scripts/deps.sh proxylab`.
 # See scripts/proxylab/README.md.
@@ -21,7 +23,7 @@ PY="$(command -v /usr/bin/python3 || command -v python3)"
 PREFIX="${PROXYLAB_PREFIX:-pl$$}"
 
 usage() {
-	sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -40,6 +42,7 @@ run)
 		exit 2
 	fi
 	out="${TMPDIR:-/tmp}/proxylab-out"
+	client=curl
 	args=()
 	while [ $# -gt 0 ]; do
 		case "$1" in
@@ -47,6 +50,7 @@ run)
 		--out) out="$2"; shift ;;
 		--only) args+=(--only "$2"); shift ;;
 		--delay-ms) args+=(--delay-ms "$2"); shift ;;
+		--client) args+=(--client "$2"); client="$2"; shift ;;
 		--keep-work) args+=(--keep-work) ;;
 		-h | --help) usage ;;
 		*) echo "proxylab.sh: unknown option $1" >&2; usage ;;
@@ -58,6 +62,13 @@ run)
 		nginx fcgiwrap /usr/sbin/sshd ssh scp git tcpdump curl openssl ip ss; do
 		command -v "$b" >/dev/null 2>&1 || missing+=("$b")
 	done
+	case ",$client," in
+	*,chromium,*)
+		for b in /usr/lib/chromium/chromium certutil; do
+			command -v "$b" >/dev/null 2>&1 || missing+=("$b")
+		done
+		;;
+	esac
 	if [ "${#missing[@]}" -gt 0 ]; then
 		echo "proxylab.sh: missing ${missing[*]}; run: bash scripts/deps.sh proxylab" >&2
 		exit 1

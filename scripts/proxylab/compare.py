@@ -143,7 +143,8 @@ def main():
 
     rows = []
     for m in manifest:
-        row = {"scenario": m["scenario"], "class": m["class"], "inner_tls": m["inner_tls"], "pcap": m.get("pcap"),
+        row = {"scenario": m["scenario"], "class": m["class"], "inner_tls": m["inner_tls"],
+               "inner_client": m.get("inner_client", "curl"), "pcap": m.get("pcap"),
                "proxy_addr": m.get("proxy_addr"), "capture_status": m.get("status"), "flows": 0,
                "unmask_alerted": 0, "ndpi_flagged": 0, "ndpi_unknown": 0, "unmask_findings": {},
                "ndpi_risks": {}, "ndpi_protocols": {}}
@@ -178,20 +179,23 @@ def main():
         row["ndpi_risks"] = dict(risks)
         row["ndpi_protocols"] = dict(protos)
 
-    # Totals per class: for proxies the share caught, for benign the share falsely flagged.
-    totals = {}
+    # Totals per class: for proxies the share caught, for benign the share falsely flagged; and
+    # per class and inner client when the captures have more than one client.
+    totals, by_client = {}, {}
     for r in rows:
-        t = totals.setdefault(r["class"], {"flows": 0, "unmask_alerted": 0, "ndpi_flagged": 0, "ndpi_unknown": 0})
-        for k in t:
-            t[k] += r[k]
+        for d, key in ((totals, r["class"]), (by_client, "%s/%s" % (r["class"], r["inner_client"]))):
+            t = d.setdefault(key, {"flows": 0, "unmask_alerted": 0, "ndpi_flagged": 0, "ndpi_unknown": 0})
+            for k in t:
+                t[k] += r[k]
+    clients = sorted(set(r["inner_client"] for r in rows))
 
     print("nDPI: ndpiReader %s, run as `%s -q -v 2 -i PCAP` (defaults: no heuristics option exists in 4.2)"
           % (nver, ndpi))
     print("nDPI flagged = " + NDPI_RULE)
     print("unmask: %s replay --no-progress --eve FILE PCAP (built-in default config)" % unmask)
     print()
-    hdr = "%-22s %-15s %-5s %6s %8s %8s %8s  %s" % ("scenario", "class", "tls", "flows", "unmask", "nDPI",
-                                                   "nDPI-unk", "nDPI protocols / risks; unmask findings")
+    hdr = "%-22s %-15s %-8s %-5s %6s %8s %8s %8s  %s" % ("scenario", "class", "client", "tls", "flows", "unmask",
+                                                         "nDPI", "nDPI-unk", "nDPI protocols / risks; unmask findings")
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
@@ -203,19 +207,23 @@ def main():
             detail += "; unmask: " + ", ".join("%s x%d" % kv for kv in sorted(r["unmask_findings"].items()))
         if r["capture_status"] != "ok":
             detail = "[capture %s] " % r["capture_status"] + detail
-        print("%-22s %-15s %-5s %6d %8s %8s %8s  %s" % (r["scenario"], r["class"], r["inner_tls"] or "-", n,
-                                                        frac(r["unmask_alerted"], n), frac(r["ndpi_flagged"], n),
-                                                        frac(r["ndpi_unknown"], n), detail))
+        print("%-22s %-15s %-8s %-5s %6d %8s %8s %8s  %s" % (
+            r["scenario"], r["class"], r["inner_client"], r["inner_tls"] or "-", n, frac(r["unmask_alerted"], n),
+            frac(r["ndpi_flagged"], n), frac(r["ndpi_unknown"], n), detail))
     print("-" * len(hdr))
-    for klass, t in sorted(totals.items()):
-        print("%-22s %-15s %-5s %6d %8s %8s %8s" % ("total", klass, "", t["flows"], frac(t["unmask_alerted"], t["flows"]),
-                                                    frac(t["ndpi_flagged"], t["flows"]), frac(t["ndpi_unknown"], t["flows"])))
+    tot = [(k, "", t) for k, t in sorted(totals.items())]
+    if len(clients) > 1:
+        tot += [(k.split("/")[0], k.split("/")[1], t) for k, t in sorted(by_client.items())]
+    for klass, client, t in tot:
+        print("%-22s %-15s %-8s %-5s %6d %8s %8s %8s" % (
+            "total", klass, client, "", t["flows"], frac(t["unmask_alerted"], t["flows"]),
+            frac(t["ndpi_flagged"], t["flows"]), frac(t["ndpi_unknown"], t["flows"])))
 
     result = {"ndpi": {"version": nver, "command": "%s -q -v 2 -i PCAP" % ndpi, "flagged_rule": NDPI_RULE},
               "unmask": {"binary": unmask, "command": "unmask replay --no-progress --eve FILE PCAP",
                          "alerted_rule": "a flow with at least one EVE event_type=alert record on its 4-tuple"},
               "flows_rule": "TCP flows to proxy_addr with a completed three-way handshake in the pcap",
-              "rows": rows, "totals": totals}
+              "rows": rows, "totals": totals, "totals_by_client": by_client}
     out = args.json or os.path.join(args.dir, "compare.json")
     with open(out, "w") as f:
         json.dump(result, f, indent=1)

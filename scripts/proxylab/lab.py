@@ -11,7 +11,7 @@ namespace routes between the two and runs the proxy servers; the client namespac
 proxy clients and the inner clients. tcpdump captures the client <-> proxy leg on the client's
 TAP: one pcap per scenario and inner TLS version.
 
-    lab.py run --prefix P --out DIR [--quick] [--only A,B] [--delay-ms MS]
+    lab.py run --prefix P --out DIR [--quick] [--only A,B] [--delay-ms MS] [--client curl|chromium|curl,chromium]
     lab.py cleanup --prefix P
     lab.py list
 
@@ -111,6 +111,17 @@ class Lab:
                                   env=e, input=input)
         except subprocess.TimeoutExpired as ex:
             return subprocess.CompletedProcess(full, 124, ex.stdout or b"", (ex.stderr or b"") + b"\ntimeout")
+
+    def kill_in_ns(self, ns, names):
+        """SIGKILL to the processes of namespace ns whose command name starts with one of names."""
+        for pid in sh(["ip", "netns", "pids", ns], check=False).stdout.split():
+            try:
+                with open("/proc/%s/comm" % pid) as f:
+                    comm = f.read().strip()
+                if comm.startswith(tuple(names)):
+                    os.kill(int(pid), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
 
     def wait_listen(self, ns, port, proc=None, timeout=15.0, ip=None):
         """Waits until something listens on TCP port in ns; fails early if proc died."""
@@ -232,12 +243,38 @@ def make_pki(work):
     return out
 
 
+def png(w, h):
+    """A w x h RGB PNG of noise (so it does not compress to nothing)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
+    raw = b"".join(b"\0" + os.urandom(w * 3) for _ in range(h))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
 def make_site_files(work, token):
     www = os.path.join(work, "www")
     os.makedirs(www, exist_ok=True)
     with open(os.path.join(www, "index.html"), "w") as f:
         f.write("<!doctype html><title>proxylab</title><p>proxylab site %s</p>\n" % token)
         f.write("<p>" + "lorem ipsum dolor sit amet " * 200 + "</p>\n")
+    # The browser's page (--client chromium): the page, a stylesheet, an image and a script, so
+    # one page load is several requests; the script (nginx's /probe.js) writes the probe line
+    # into the page before the load event, so --dump-dom shows it.
+    with open(os.path.join(www, "page.html"), "w") as f:
+        f.write("<!doctype html><html><head><title>proxylab</title><link rel=\"stylesheet\" href=\"/lab.css\">"
+                "<link rel=\"icon\" href=\"data:,\"></head>\n<body><p id=\"site\">proxylab site %s</p>\n"
+                "<p id=\"probe\">no script</p>\n<img src=\"/lab.png\" width=\"64\" height=\"64\" alt=\"\">\n"
+                "<script src=\"/probe.js\"></script>\n<p>%s</p>\n</body></html>\n"
+                % (token, "lorem ipsum dolor sit amet " * 200))
+    with open(os.path.join(www, "lab.css"), "w") as f:
+        f.write("body { font-family: sans-serif; margin: 2em; }\n#probe { font-weight: bold; }\n"
+                + "".join(".c%d { color: #%06x; }\n" % (i, i * 2654435 & 0xffffff) for i in range(120)))
+    with open(os.path.join(www, "lab.png"), "wb") as f:
+        f.write(png(64, 64))
     big = os.path.join(www, "big.bin")
     with open(big, "wb") as f:
         for _ in range(20):
@@ -265,6 +302,11 @@ NGINX_LOCATIONS = """
         location = /probe {
             default_type text/plain;
             return 200 "proxylab-ok %(token)s $ssl_protocol $server_protocol\\n";
+        }
+        location = /probe.js {
+            default_type application/javascript;
+            add_header Cache-Control no-store;
+            return 200 "document.getElementById('probe').textContent = 'proxylab-ok %(token)s $ssl_protocol $server_protocol';\\n";
         }
         location / {
             root %(www)s;
@@ -301,7 +343,7 @@ http {
     fastcgi_temp_path %(work)s/nginx-tmp/fastcgi;
     uwsgi_temp_path %(work)s/nginx-tmp/uwsgi;
     scgi_temp_path %(work)s/nginx-tmp/scgi;
-    types { text/html html; text/plain txt; application/octet-stream bin; }
+    types { text/html html; text/plain txt; text/css css; image/png png; application/octet-stream bin; }
     default_type application/octet-stream;
     sendfile on;
     keepalive_timeout 15;
@@ -398,14 +440,129 @@ def tls_flags(tls):
     return ["--tlsv1.2", "--tls-max", "1.2"] if tls == "1.2" else ["--tlsv1.3", "--tls-max", "1.3"]
 
 
+CHROMIUM = "/usr/lib/chromium/chromium"  # the browser itself, without Debian's launcher script
+# Every chromium run: headless, as root, a fresh profile, nothing in the background; QUIC off so
+# that everything is TCP on the captured leg. --host-resolver-rules: only the lab's names resolve
+# (no DNS query leaves the client namespace); a scenario may prepend a MAP rule of its own.
+# Even so Chromium 156 asks, at start, clients2.google.com for the network time and
+# update.googleapis.com for a component (--disable-component-update notwithstanding); through a
+# proxy those names resolve at the proxy, so they would add failed tunnels to the capture:
+# NetworkTimeServiceQuerying off, and Google's domains bypass the proxy (and then resolve nowhere).
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-extensions", "--disable-default-apps", "--no-default-browser-check", "--disable-pings",
+                  "--disable-breakpad", "--disable-dev-shm-usage", "--metrics-recording-only",
+                  "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,MediaRouter,Translate"]
+CHROMIUM_RESOLVER = "EXCLUDE %s, EXCLUDE 127.0.0.1, MAP * ~NOTFOUND" % PROXY
+CHROMIUM_BYPASS = "*.google.com;*.googleapis.com;*.gstatic.com;*.gvt1.com;*.googleusercontent.com"
+
+
+def chromium_tls_flags(tls):
+    # --ssl-version-max still exists (checked on Chromium 156: tls1.2 gives a TLS 1.2
+    # handshake); the default range is 1.2..1.3, so 1.3 needs no flag (the body checks it).
+    return ["--ssl-version-max=tls1.2"] if tls == "1.2" else []
+
+
+def chromium_nssdb(work, ca):
+    """A HOME whose ~/.pki/nssdb trusts the lab CA (Chromium on Linux reads user trust there)."""
+    home = os.path.join(work, "chromium-home")
+    db = os.path.join(home, ".pki", "nssdb")
+    os.makedirs(db, exist_ok=True)
+    sh(["certutil", "-d", "sql:" + db, "-N", "--empty-password"])
+    sh(["certutil", "-d", "sql:" + db, "-A", "-n", "proxylab-ca", "-t", "C,,", "-i", ca])
+    return home
+
+
 class Ctx:
-    """What a scenario's connections need: the lab, the pki, the token, a scratch dir."""
+    """What a scenario's connections need: the lab, the pki, the token, a scratch dir, and which
+    inner client (curl or chromium) the capture uses."""
 
     def __init__(self, lab, pki, token, site_extra):
         self.lab, self.pki, self.token = lab, pki, token
         self.site_extra = site_extra
         self.scratch = os.path.join(lab.work, "scratch")
         os.makedirs(self.scratch, exist_ok=True)
+        self.client = "curl"
+        self.chromium_home = None
+        self.chromium_runs = 0
+
+    def chromium_probe(self, tls, proxy=None, map_rule=None, url="https://%s/page.html" % SITE, expect_http=None,
+                       extra=(), timeout=30):
+        """One page load in a fresh headless Chromium: ok when the dumped DOM has the probe line
+        (the token, and the asked-for TLS and HTTP versions) that /probe.js wrote into the page."""
+        lab = self.lab
+        if self.chromium_home is None:
+            self.chromium_home = chromium_nssdb(lab.work, self.pki["ca"])
+        self.chromium_runs += 1
+        udd = os.path.join(self.scratch, "chromium-profile-%d" % self.chromium_runs)
+        shutil.rmtree(udd, ignore_errors=True)
+        os.makedirs(udd)
+        # EXCLUDE wins over every MAP, so site.lab is either excluded or mapped by the scenario.
+        rules = "%s, %s" % (map_rule or "EXCLUDE " + SITE, CHROMIUM_RESOLVER)
+        argv = [CHROMIUM] + CHROMIUM_FLAGS + ["--user-data-dir=" + udd, "--host-resolver-rules=" + rules]
+        if proxy:
+            argv += ["--proxy-server=" + proxy, "--proxy-bypass-list=" + CHROMIUM_BYPASS]
+        if tls:
+            argv += chromium_tls_flags(tls)
+        argv += list(extra) + ["--timeout=%d" % ((timeout - 5) * 1000), "--dump-dom", url]
+        env = dict(os.environ, HOME=self.chromium_home)
+        env.pop("DISPLAY", None)
+        env.pop("WAYLAND_DISPLAY", None)
+        errf = os.path.join(lab.logs, "chromium.log")
+        with open(errf, "ab") as logf:
+            logf.write(("\n== %s\n" % " ".join(argv)).encode())
+            logf.flush()
+            p = subprocess.Popen(["ip", "netns", "exec", lab.ns_c] + argv, stdout=subprocess.PIPE, stderr=logf,
+                                 stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+            try:
+                out, _ = p.communicate(timeout=timeout)
+                rc = p.returncode
+            except subprocess.TimeoutExpired:
+                out, rc = b"", 124
+            finally:
+                # Chromium leaves children (zygotes, renderers, the network service) behind in its
+                # process group, and the crash handler in a session of its own: the group goes,
+                # then whatever Chromium process is still in the client namespace.
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait()
+                lab.kill_in_ns(lab.ns_c, ("chromium", "chrome_crashpad"))
+        shutil.rmtree(udd, ignore_errors=True)
+        body = out.decode(errors="replace")
+        want = "proxylab-ok %s" % self.token
+        ok = rc == 0 and want in body
+        if ok and tls:
+            ok = ("TLSv%s" % tls) in body
+        if ok and expect_http:
+            ok = expect_http in body
+        if ok:
+            return True, ""
+        probe = body[body.find('id="probe"'):][:120] if 'id="probe"' in body else body.strip()[:120]
+        err = ""
+        with open(errf, "rb") as f:
+            for line in f.read().decode(errors="replace").splitlines()[-20:]:
+                if "net::ERR" in line or "Page load failed" in line:
+                    err = line.strip()[-160:]
+        return False, "chromium rc=%d %s %s" % (rc, probe, err)
+
+    def probe(self, tls, route, curl_args=(), url_path="/probe", expect_http=None, chromium_http=None):
+        """One connection with the capture's inner client. route: ("socks",), ("https-proxy", url),
+        ("direct", scheme) or ("map", rule); curl_args: curl's way to the same place."""
+        scheme = route[1] if route[0] == "direct" else "https"
+        if self.client == "chromium":
+            proxy = map_rule = None
+            if route[0] == "socks":
+                proxy = "socks5://" + SOCKS
+            elif route[0] == "https-proxy":
+                proxy = route[1]
+            elif route[0] == "map":
+                map_rule = route[1]
+            extra = ["--disable-http2"] if chromium_http == "HTTP/1.1" else []
+            return self.chromium_probe(tls, proxy=proxy, map_rule=map_rule, url="%s://%s/page.html" % (scheme, SITE),
+                                       expect_http=chromium_http, extra=extra)
+        return self.curl_probe(tls, curl_args, url="%s://%s%s" % (scheme, SITE, url_path), expect_http=expect_http)
 
     def curl_probe(self, tls, proxy_args, url="https://%s/probe" % SITE, expect_http=None, timeout=15):
         argv = ["curl", "-sS", "--max-time", str(timeout), "--cacert", self.pki["ca"], "--no-keepalive"]
@@ -478,7 +635,7 @@ def v2ray_setup(protocol, network, tls, port):
         c = lab.spawn(lab.ns_c, ["v2ray", "-config", cp], "v2ray-client")
         lab.wait_listen(lab.ns_c, 1080, c)
         return {"proxy_addr": "%s:%d" % (PROXY_IP, port),
-                "conn": lambda ctx, tls_v, i: ctx.curl_probe(tls_v, socks_args())}
+                "conn": lambda ctx, tls_v, i: ctx.probe(tls_v, ("socks",), socks_args())}
     return setup
 
 
@@ -497,7 +654,7 @@ def ss_setup(method, port, plugin=None, splugin_opts=None, cplugin_opts=None):
         c = lab.spawn(lab.ns_c, cargs, "ss-local")
         lab.wait_listen(lab.ns_c, 1080, c)
         return {"proxy_addr": "%s:%d" % (PROXY_IP, port),
-                "conn": lambda ctx, tls_v, i: ctx.curl_probe(tls_v, socks_args())}
+                "conn": lambda ctx, tls_v, i: ctx.probe(tls_v, ("socks",), socks_args())}
     return setup
 
 
@@ -522,9 +679,11 @@ def obfs4_setup(ctx):
                              "--listen", "127.0.0.1:4443", "--bridge", "%s:%d" % (PROXY_IP, port),
                              "--cert-file", certf], "obfs4-client")
     lab.wait_listen(lab.ns_c, 4443, c)
-    # The bridge forwards every stream to the site's HTTPS port: curl talks to the local end.
+    # The bridge forwards every stream to the site's HTTPS port: curl (--connect-to) and chromium
+    # (a resolver MAP rule) talk to the local end, with site.lab as the TLS name.
     return {"proxy_addr": "%s:%d" % (PROXY_IP, port),
-            "conn": lambda ctx, tls_v, i: ctx.curl_probe(tls_v, ["--connect-to", "%s:443:127.0.0.1:4443" % SITE])}
+            "conn": lambda ctx, tls_v, i: ctx.probe(tls_v, ("map", "MAP %s 127.0.0.1:4443" % SITE),
+                                                    ["--connect-to", "%s:443:127.0.0.1:4443" % SITE])}
 
 
 def trojan_setup(ctx):
@@ -554,7 +713,7 @@ def trojan_setup(ctx):
     c = lab.spawn(lab.ns_c, ["trojan", "-c", cp], "trojan-client")
     lab.wait_listen(lab.ns_c, 1080, c)
     return {"proxy_addr": "%s:%d" % (PROXY_IP, port),
-            "conn": lambda ctx, tls_v, i: ctx.curl_probe(tls_v, socks_args())}
+            "conn": lambda ctx, tls_v, i: ctx.probe(tls_v, ("socks",), socks_args())}
 
 
 def https_connect_setup(ctx):
@@ -573,15 +732,20 @@ def https_connect_setup(ctx):
     lab.wait_listen(lab.ns_p, 8888, t)
     s = lab.spawn(lab.ns_p, ["stunnel4", st], "stunnel")
     lab.wait_listen(lab.ns_p, port, s)
-    args = ["--proxy", "https://%s:%d" % (PROXY, port), "--proxy-cacert", pki["ca"]]
+    url = "https://%s:%d" % (PROXY, port)
+    args = ["--proxy", url, "--proxy-cacert", pki["ca"]]
+    # Chromium's HTTPS proxy: the proxy's certificate is the lab CA's, trusted in its NSS db.
     return {"proxy_addr": "%s:%d" % (PROXY_IP, port),
-            "conn": lambda ctx, tls_v, i: ctx.curl_probe(tls_v, args)}
+            "conn": lambda ctx, tls_v, i: ctx.probe(tls_v, ("https-proxy", url), args)}
 
 
-def direct(url, expect_http=None, extra=()):
+def direct(scheme, expect_http=None, extra=()):
+    """Straight to the site: curl fetches /probe; chromium loads /page.html (HTTP/1.1 with
+    --disable-http2, else it negotiates h2 itself)."""
     def setup(ctx):
-        return {"proxy_addr": "%s:%d" % (SITE_IP, 443 if url.startswith("https") else 80),
-                "conn": lambda ctx, tls_v, i: ctx.curl_probe(tls_v, list(extra), url=url, expect_http=expect_http)}
+        return {"proxy_addr": "%s:%d" % (SITE_IP, 443 if scheme == "https" else 80),
+                "conn": lambda ctx, tls_v, i: ctx.probe(tls_v, ("direct", scheme), list(extra),
+                                                        expect_http=expect_http, chromium_http=expect_http)}
     return setup
 
 
@@ -698,18 +862,25 @@ SCENARIOS = [
      "shadowsocks-libev + v2ray-plugin websocket over TLS; the plugin's default mux=1 carries every "
      "connection of a capture over one TCP connection (its server always expects mux framing: "
      "a client with mux=0 gets no answer, so mux cannot be turned off)"),
-    ("https-direct", "benign", True, direct("https://%s/probe" % SITE, "HTTP/1.1", ["--http1.1"]),
+    ("https-direct", "benign", True, direct("https", "HTTP/1.1", ["--http1.1"]),
      "curl HTTPS HTTP/1.1 straight to nginx"),
-    ("h2-direct", "benign", True, direct("https://%s/probe" % SITE, "HTTP/2.0", ["--http2"]),
+    ("h2-direct", "benign", True, direct("https", "HTTP/2.0", ["--http2"]),
      "curl HTTPS HTTP/2 straight to nginx"),
     ("wss-direct", "benign", True, wss_setup, "WebSocket over TLS (python client, nginx -> echo server)"),
     ("ssh", "benign", False, ssh_setup, "OpenSSH: commands on each connection, the last one an scp of 4 MiB"),
     ("large-download", "benign", True, large_download_setup, "curl HTTPS download of a 20 MiB file"),
     ("git-https", "benign", True, git_setup,
      "git clone over HTTPS (git http-backend via fcgiwrap); TLS 1.2 through the site's 1.2-only address"),
-    ("http-plain", "benign", False, direct("http://%s/probe" % SITE, "HTTP/1.1", ["--http1.1"]),
+    ("http-plain", "benign", False, direct("http", "HTTP/1.1", ["--http1.1"]),
      "curl plain HTTP/1.1"),
 ]
+
+# The scenarios whose connections go through Ctx.probe, so Chromium can be their inner client
+# (the others drive a client of their own: wss.py, ssh/scp, git, a curl download).
+CHROMIUM_SCENARIOS = {"ss-aead", "ss-aead-aes256gcm", "vmess-tcp", "obfs4", "ss-obfs-http", "trojan", "vless-tls",
+                      "vmess-tls", "trojan-v2ray", "vmess-ws-tls", "vmess-ws", "https-connect",
+                      "ss-v2ray-plugin-tls", "https-direct", "h2-direct", "http-plain"}
+CLIENT_NOTES = {"chromium": "; inner client: headless Chromium (page load: page, css, image, script)"}
 
 
 def run(args):
@@ -727,6 +898,18 @@ def run(args):
         if bad:
             raise SystemExit("proxylab: unknown scenario(s) %s; known: %s" % (", ".join(bad), ", ".join(names)))
     n = 3 if args.quick else 10
+    clients = [x.strip() for x in args.client.split(",") if x.strip()]
+    if not clients or [c for c in clients if c not in ("curl", "chromium")]:
+        raise SystemExit("proxylab: --client takes curl, chromium or curl,chromium")
+    if "chromium" in clients:
+        for b in (CHROMIUM, "certutil"):
+            if not shutil.which(b):
+                raise SystemExit("proxylab: --client chromium needs %s (bash scripts/deps.sh proxylab)" % b)
+        if only and clients == ["chromium"]:
+            bad = [x for x in only if x not in CHROMIUM_SCENARIOS]
+            if bad:
+                raise SystemExit("proxylab: no chromium variant for %s; chromium runs: %s"
+                                 % (", ".join(bad), ", ".join(x for x in names if x in CHROMIUM_SCENARIOS)))
 
     def on_signal(sig, _f):
         raise KeyboardInterrupt("signal %d" % sig)
@@ -744,8 +927,13 @@ def run(args):
         for name, klass, has_tls, setup, note in SCENARIOS:
             if only and name not in only:
                 continue
-            manifest.extend(run_scenario(ctx, out, name, klass, has_tls, setup, note, n))
-            write_manifest(out, manifest, args, t0)
+            for client in clients:
+                if client == "chromium" and name not in CHROMIUM_SCENARIOS:
+                    continue
+                ctx.client = client
+                manifest.extend(run_scenario(ctx, out, name, klass, has_tls, setup, note + CLIENT_NOTES.get(client, ""),
+                                             n))
+                write_manifest(out, manifest, args, t0)
     finally:
         lab.down()
         if args.keep_work:
@@ -758,8 +946,8 @@ def run(args):
             shutil.rmtree(work, ignore_errors=True)
     write_manifest(out, manifest, args, t0)
     bad = [m for m in manifest if m["status"] != "ok"]
-    log("done in %.0fs: %d captures, %d not ok (%s)" % (time.monotonic() - t0, len(manifest), len(bad),
-                                                        ", ".join("%s/%s" % (m["scenario"], m["inner_tls"]) for m in bad)))
+    log("done in %.0fs: %d captures, %d not ok (%s)" % (time.monotonic() - t0, len(manifest), len(bad), ", ".join(
+        "%s/%s/%s" % (m["scenario"], m["inner_client"], m["inner_tls"]) for m in bad)))
     return 0
 
 
@@ -780,13 +968,15 @@ def run_scenario(ctx, out, name, klass, has_tls, setup, note, n):
         n_conns = max(1, n // 5)
     ctx.n_conns = n_conns
     entries = []
+    # curl's pcaps keep their names; another inner client's carry it: <scenario>-chromium-tls13.pcap
+    stem = name if ctx.client == "curl" else "%s-%s" % (name, ctx.client)
     for tls in versions:
         t_start = time.monotonic()
-        fname = "%s-tls%s.pcap" % (name, tls.replace(".", "")) if tls else "%s.pcap" % name
+        fname = "%s-tls%s.pcap" % (stem, tls.replace(".", "")) if tls else "%s.pcap" % stem
         pcap = os.path.join(out, fname)
         if os.path.exists(pcap):
             os.unlink(pcap)
-        entry = {"scenario": name, "class": klass, "inner_tls": tls, "pcap": fname,
+        entry = {"scenario": name, "class": klass, "inner_tls": tls, "inner_client": ctx.client, "pcap": fname,
                  "connections_attempted": 0, "connections_ok": 0, "proxy_addr": None, "rtt_ms": None,
                  "rtt_ms_range": None, "flows_to_proxy": 0, "status": "failed", "note": note}
         entries.append(entry)
@@ -840,9 +1030,9 @@ def run_scenario(ctx, out, name, klass, has_tls, setup, note, n):
         if errors:
             entry["errors"] = sorted(set(errors))[:5]
         entry["seconds"] = round(time.monotonic() - t_start, 1)
-        log("%-22s tls=%-4s ok %d/%d flows=%d rtt=%s ms %s" % (name, tls or "-", entry["connections_ok"],
-                                                               entry["connections_attempted"], st["flows"],
-                                                               entry["rtt_ms"], entry["status"]))
+        log("%-22s %-8s tls=%-4s ok %d/%d flows=%d rtt=%s ms %s" % (
+            name, ctx.client, tls or "-", entry["connections_ok"], entry["connections_attempted"], st["flows"],
+            entry["rtt_ms"], entry["status"]))
     return entries
 
 
@@ -867,6 +1057,7 @@ def main():
     r.add_argument("--only", default=None)
     r.add_argument("--delay-ms", type=float, default=15.0, help="one-way delay of the client<->proxy link")
     r.add_argument("--keep-work", action="store_true")
+    r.add_argument("--client", default="curl", help="inner client(s): curl (default), chromium, or curl,chromium")
     c = sub.add_parser("cleanup")
     c.add_argument("--prefix", required=True)
     sub.add_parser("list")
