@@ -887,9 +887,6 @@ def run(args):
     prefix = args.prefix
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
-    work = tempfile.mkdtemp(prefix="proxylab-%s-" % prefix)
-    os.chmod(work, 0o755)
-    lab = Lab(prefix, work, args.delay_ms)
     names = [s[0] for s in SCENARIOS]
     only = None
     if args.only:
@@ -910,6 +907,10 @@ def run(args):
             if bad:
                 raise SystemExit("proxylab: no chromium variant for %s; chromium runs: %s"
                                  % (", ".join(bad), ", ".join(x for x in names if x in CHROMIUM_SCENARIOS)))
+    # The work dir only once the arguments are known to be good (an error above leaves nothing).
+    work = tempfile.mkdtemp(prefix="proxylab-%s-" % prefix)
+    os.chmod(work, 0o755)
+    lab = Lab(prefix, work, args.delay_ms)
 
     def on_signal(sig, _f):
         raise KeyboardInterrupt("signal %d" % sig)
