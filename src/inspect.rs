@@ -176,6 +176,9 @@ impl LeafCert {
 
 /// Application-data records followed after the handshake.
 pub const TRAIL_RECORDS: usize = 25;
+/// Inner length of a TLS 1.3 record that carries an alert (level and description).
+const ENCRYPTED_ALERT_LEN: u16 = 2;
+
 /// Bursts (runs of one direction) followed after the handshake: a CONNECT or WebSocket
 /// exchange and the four bursts of an inner handshake, with room to spare.
 pub const TRAIL_BURSTS: usize = 8;
@@ -808,6 +811,10 @@ impl InspectState {
                         && !trail.client_finished_skipped
                     {
                         trail.client_finished_skipped = true;
+                        None
+                    } else if len.saturating_sub(trail.overhead) <= ENCRYPTED_ALERT_LEN {
+                        // TLS 1.3 encrypts alerts as application data: a 2-byte record is the
+                        // outer close_notify, not something the tunnel carried.
                         None
                     } else {
                         trail.push(dir, len);

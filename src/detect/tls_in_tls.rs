@@ -9,6 +9,9 @@
 //! client burst (the second leaves room for a CONNECT request or a WebSocket upgrade):
 //! 1. a client burst whose first record is ClientHello-sized (with the proxy's own header);
 //! 2. a server burst at least `server_flight_min` bytes and `flight_over_hello_percent` of it;
+//!    or, for a browser's large hello (post-quantum key shares), `short_flight_over_hello_percent`
+//!    of it but not within `echo_tolerance_percent` of it (an echo answers in kind), and then a
+//!    key-exchange record no larger than `short_flight_key_exchange_max`;
 //! 3. a client burst that opens with a key-exchange/Finished-sized record (the request may follow
 //!    in the same burst, as its own records) and whose records are all larger than HTTP/2
 //!    control frames (a browser's SETTINGS ACK or WINDOW_UPDATE is 9-13 bytes);
@@ -39,6 +42,11 @@ pub struct TlsInTlsConfig {
     /// The server's answer: its certificate flight.
     pub server_flight_min: u32,
     pub flight_over_hello_percent: u32,
+    /// A flight smaller than `flight_over_hello_percent` of the hello still counts at this
+    /// share, away from an echo, when the key exchange that follows is this short.
+    pub short_flight_over_hello_percent: u32,
+    pub echo_tolerance_percent: u32,
+    pub short_flight_key_exchange_max: u32,
     /// The first record of the client's key exchange / Finished burst (bytes), the burst's
     /// total (the first request may follow in it), and the smallest record in it.
     pub key_exchange_min: u32,
@@ -59,6 +67,9 @@ impl Default for TlsInTlsConfig {
             hello_max: 2600,
             server_flight_min: 600,
             flight_over_hello_percent: 200,
+            short_flight_over_hello_percent: 50,
+            echo_tolerance_percent: 10,
+            short_flight_key_exchange_max: 160,
             key_exchange_min: 40,
             key_exchange_max: 330,
             key_exchange_burst_max: 1200,
@@ -100,6 +111,24 @@ impl TlsInTlsConfig {
             self.flight_over_hello_percent.into(),
             0,
             10_000,
+        )?;
+        range(
+            "short_flight_over_hello_percent",
+            self.short_flight_over_hello_percent.into(),
+            0,
+            10_000,
+        )?;
+        range(
+            "short_flight_key_exchange_max",
+            self.short_flight_key_exchange_max.into(),
+            0,
+            65_535,
+        )?;
+        range(
+            "echo_tolerance_percent",
+            self.echo_tolerance_percent.into(),
+            0,
+            100,
         )?;
         range("key_exchange_min", self.key_exchange_min.into(), 0, 65_535)?;
         range("key_exchange_max", self.key_exchange_max.into(), 1, 65_535)?;
@@ -211,10 +240,17 @@ impl TlsInTlsCheck {
                 _ => return None,
             };
             let hello_ok = u32::from(hello.first) >= c.hello_min && hello.bytes <= c.hello_max;
-            let flight_ok = flight.bytes >= c.server_flight_min
-                && u64::from(flight.bytes) * 100
-                    >= u64::from(hello.bytes) * u64::from(c.flight_over_hello_percent);
-            let kx_ok = (c.key_exchange_min..=c.key_exchange_max).contains(&u32::from(kx.first))
+            let (h, f) = (u64::from(hello.bytes), u64::from(flight.bytes));
+            let echo = f.abs_diff(h) * 100 <= h * u64::from(c.echo_tolerance_percent);
+            let long_flight = f * 100 >= h * u64::from(c.flight_over_hello_percent);
+            let short_flight = !echo && f * 100 >= h * u64::from(c.short_flight_over_hello_percent);
+            let flight_ok = flight.bytes >= c.server_flight_min && (long_flight || short_flight);
+            let kx_max = if long_flight {
+                c.key_exchange_max
+            } else {
+                c.short_flight_key_exchange_max.min(c.key_exchange_max)
+            };
+            let kx_ok = (c.key_exchange_min..=kx_max).contains(&u32::from(kx.first))
                 && kx.bytes <= c.key_exchange_burst_max
                 && u32::from(kx.smallest) >= c.key_exchange_record_min;
             if hello_ok && flight_ok && kx_ok && answer.dir != client {
@@ -318,6 +354,21 @@ mod tests {
             ('S', 295),
         ];
         assert_eq!(found(&vmess), Some(0));
+        // Chromium through Trojan, inner TLS 1.3: a 2 KB hello (post-quantum key share)
+        // answered by a smaller flight, then its Finished alone.
+        let chromium = [
+            ('C', 2021),
+            ('S', 57),
+            ('S', 57),
+            ('S', 1452),
+            ('C', 64),
+            ('S', 220),
+        ];
+        assert_eq!(found(&chromium), Some(0));
+        // FortiClient's SSL-VPN login over HTTP/1.1: a request, a 746-byte answer, a 267-byte
+        // second request. Neither twice the hello nor followed by a Finished-sized record.
+        let forti = [('C', 501), ('S', 746), ('C', 267), ('S', 842)];
+        assert_eq!(found(&forti), None);
         // HTTPS CONNECT: the CONNECT exchange first, then the inner handshake.
         let connect = [
             ('C', 108),
