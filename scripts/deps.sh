@@ -11,6 +11,7 @@
 #   tcpreplay openssl curl socat python3 procps tcpdump                  traffic, captures and checks in tests
 #   bpftool                                                              inspecting maps after a stop
 #   prometheus                                                           a real scrape in the metrics tests
+#   logrotate                                                            rotates the EVE file in a lab test
 #   time util-linux                                                      peak RSS (GNU time) in flood.sh and
 #                                                                        soak.sh; setpriv for the unit's caps
 #
@@ -72,7 +73,7 @@ fi
 PKGS=(clang llvm m4 make pkg-config libelf-dev zlib1g-dev linux-libc-dev
 	libpcap-dev
 	iproute2 ethtool iputils-ping tcpreplay openssl curl socat python3 procps tcpdump bpftool
-	prometheus time util-linux)
+	prometheus time util-linux logrotate)
 
 missing=()
 for p in "${PKGS[@]}"; do

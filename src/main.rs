@@ -109,7 +109,11 @@ enum Command {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum CtlCommand {
+    /// Re-read the config and the lists it names; put the new policy in force.
     Reload,
+    /// Reopen the EVE file (logrotate's postrotate; SIGHUP does it too, with a reload).
+    Reopen,
+    /// Generation and mode in force.
     Status,
 }
 
@@ -230,6 +234,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ctl { socket, command } => {
             let verb = match command {
                 CtlCommand::Reload => "reload",
+                CtlCommand::Reopen => "reopen",
                 CtlCommand::Status => "status",
             };
             let reply = unmask::app::reload::request(&socket, verb).map_err(anyhow::Error::msg)?;

@@ -14,6 +14,7 @@
 //!   already given are untouched: a blocked flow stays blocked, a flow under inspection goes on
 //!   with the new checks from its next packet.
 
+use crate::output::eve::{Reopen, ReopenOutcome};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -144,7 +145,12 @@ pub struct Reloader {
     retired: Receiver<Retired>,
     hub: Option<Arc<Hub>>,
     mode_override: Option<Mode>,
+    /// The EVE writer's reopen handle (log rotation), once the writer runs.
+    reopen: Option<Reopen>,
 }
+
+/// How long a reopen waits for the EVE writer, which looks for requests every 20 ms.
+const REOPEN_WAIT: Duration = Duration::from_secs(5);
 
 /// How long a reload waits for the workers to confirm. They poll at least every few
 /// milliseconds, so this only runs out for a worker stuck elsewhere.
@@ -178,8 +184,36 @@ impl Reloader {
             retired,
             hub,
             mode_override: None,
+            reopen: None,
         };
         (reloader, inboxes)
+    }
+
+    /// Lets SIGHUP and `unmask ctl reopen` reopen the EVE file.
+    pub fn set_reopen(&mut self, reopen: Reopen) {
+        self.reopen = Some(reopen);
+    }
+
+    /// Reopens the EVE file (after logrotate moved it) and says what became of it.
+    pub fn reopen(&self) -> (bool, String) {
+        let Some(r) = &self.reopen else {
+            return (false, "no EVE writer to reopen".into());
+        };
+        match r.request(REOPEN_WAIT) {
+            ReopenOutcome::Reopened(n) => (true, format!("EVE file reopened ({n} so far)")),
+            ReopenOutcome::NotAFile => (
+                true,
+                "EVE goes to standard output: nothing to reopen".into(),
+            ),
+            ReopenOutcome::Failed => (
+                false,
+                "reopening the EVE file failed; records go on to the file already open".into(),
+            ),
+            ReopenOutcome::Pending => (
+                false,
+                format!("the EVE writer did not reopen within {REOPEN_WAIT:?}"),
+            ),
+        }
     }
 
     /// A verdict mode from the command line, which outranks the file's on every reload.
@@ -343,6 +377,9 @@ pub fn serve(
 ) {
     while !stop.load(Ordering::Relaxed) {
         if sighup.swap(false, Ordering::Relaxed) {
+            // SIGHUP is what logrotate's postrotate sends most often: reopen, then reload.
+            let (_, reopened) = reloader.reopen();
+            eprintln!("unmask: SIGHUP: {reopened}");
             let outcome = reloader.reload();
             eprintln!("unmask: SIGHUP: {outcome}");
         }
@@ -373,6 +410,15 @@ fn answer(reloader: &mut Reloader, stream: UnixStream) {
                 "outcome": outcome,
             })
         }
+        "reopen" => {
+            let (ok, message) = reloader.reopen();
+            eprintln!("unmask: control: {message}");
+            serde_json::json!({
+                "ok": ok,
+                "message": message,
+                "reopened": reloader.reopen.as_ref().map_or(0, Reopen::count),
+            })
+        }
         "status" => serde_json::json!({
             "ok": true,
             "pid": std::process::id(),
@@ -382,7 +428,7 @@ fn answer(reloader: &mut Reloader, stream: UnixStream) {
         }),
         other => serde_json::json!({
             "ok": false,
-            "message": format!("unknown command {other:?}; accepted: reload, status"),
+            "message": format!("unknown command {other:?}; accepted: reload, reopen, status"),
         }),
     };
     let mut w = &stream;

@@ -161,6 +161,7 @@ pub fn run_metered(
     let eve_target = eve.to_string();
     let (tx, writer) = EveWriter::spawn(eve, config.output.queue_capacity as usize)?;
     hub.set_eve_counters(writer.counters());
+    reloader.set_reopen(writer.reopen_handle());
     let results: Results = Arc::default();
     let stop = live::stop_on_signals();
     let sighup = live::reload_on_sighup();

@@ -402,6 +402,71 @@ impl EveCounters {
 pub struct EveWriter {
     join: JoinHandle<Result<EveStats, EveError>>,
     counters: Arc<EveCounters>,
+    reopen: Reopen,
+}
+
+/// Asks the writer to close its file and open the path again, as logrotate's `postrotate`
+/// needs: records written before the request are in the old (renamed) file, records after it
+/// in the new one, none lost or written twice. A cheap clone shared with the control thread.
+#[derive(Debug, Clone, Default)]
+pub struct Reopen {
+    inner: Arc<ReopenState>,
+}
+
+#[derive(Debug, Default)]
+struct ReopenState {
+    requested: AtomicU64,
+    done: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// What became of a reopen request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReopenOutcome {
+    /// The file was reopened (`n` reopens so far).
+    Reopened(u64),
+    /// Opening the path failed; the writer goes on with the file it had (said on stderr).
+    Failed,
+    /// The writer did not answer in time (it may be stuck on a slow disk).
+    Pending,
+    /// The output is standard output: nothing to reopen.
+    NotAFile,
+}
+
+impl Reopen {
+    /// Requests a reopen and waits up to `wait` for the writer to carry it out.
+    pub fn request(&self, wait: Duration) -> ReopenOutcome {
+        let s = &self.inner;
+        let failed_before = s.failed.load(Ordering::Acquire);
+        let want = s.requested.fetch_add(1, Ordering::AcqRel) + 1;
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let done = s.done.load(Ordering::Acquire);
+            if done == u64::MAX {
+                return ReopenOutcome::NotAFile;
+            }
+            if s.failed.load(Ordering::Acquire) != failed_before {
+                return ReopenOutcome::Failed;
+            }
+            if done >= want {
+                return ReopenOutcome::Reopened(done);
+            }
+            if std::time::Instant::now() >= deadline {
+                return ReopenOutcome::Pending;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Reopens carried out so far.
+    pub fn count(&self) -> u64 {
+        let done = self.inner.done.load(Ordering::Acquire);
+        if done == u64::MAX {
+            0
+        } else {
+            done
+        }
+    }
 }
 
 /// How long the writer waits for more records before flushing what it has, so `tail -f`
@@ -414,31 +479,39 @@ impl EveWriter {
         target: EveTarget,
         capacity: usize,
     ) -> Result<(Sender<EveRecord>, EveWriter), EveError> {
-        let out: Box<dyn Write + Send> = match &target {
-            EveTarget::Stdout => Box::new(io::stdout()),
-            EveTarget::File(path) => Box::new(
-                File::options()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|source| EveError::Open {
-                        target: target.to_string(),
-                        source,
-                    })?,
-            ),
-        };
+        let out = open_target(&target)?;
         let (tx, rx) = crossbeam_channel::bounded(capacity);
-        let name = target.to_string();
         let counters = Arc::new(EveCounters::default());
         let live = Arc::clone(&counters);
+        let reopen = Reopen::default();
+        if target == EveTarget::Stdout {
+            reopen.inner.done.store(u64::MAX, Ordering::Release);
+        }
+        let asks = reopen.clone();
+        let name = target.to_string();
         let join = std::thread::Builder::new()
             .name("unmask-eve".into())
-            .spawn(move || write_loop(rx, BufWriter::with_capacity(256 * 1024, out), name, &live))
+            .spawn(move || {
+                let out = BufWriter::with_capacity(256 * 1024, out);
+                write_loop(rx, out, &target, &live, &asks)
+            })
             .map_err(|source| EveError::Open {
-                target: target.to_string(),
+                target: name,
                 source,
             })?;
-        Ok((tx, EveWriter { join, counters }))
+        Ok((
+            tx,
+            EveWriter {
+                join,
+                counters,
+                reopen,
+            },
+        ))
+    }
+
+    /// The handle that asks this writer to reopen its file (log rotation).
+    pub fn reopen_handle(&self) -> Reopen {
+        self.reopen.clone()
     }
 
     /// Records written so far, updated as the writer goes (for metrics).
@@ -452,20 +525,60 @@ impl EveWriter {
     }
 }
 
+fn open_target(target: &EveTarget) -> Result<Box<dyn Write + Send>, EveError> {
+    Ok(match target {
+        EveTarget::Stdout => Box::new(io::stdout()),
+        EveTarget::File(path) => Box::new(
+            File::options()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|source| EveError::Open {
+                    target: target.to_string(),
+                    source,
+                })?,
+        ),
+    })
+}
+
+/// How often the writer looks for a reopen request when no record arrives.
+const REOPEN_CHECK: Duration = Duration::from_millis(20);
+
 fn write_loop(
     rx: Receiver<EveRecord>,
     mut out: BufWriter<Box<dyn Write + Send>>,
-    target: String,
+    target: &EveTarget,
     live: &EveCounters,
+    reopen: &Reopen,
 ) -> Result<EveStats, EveError> {
     let mut stats = EveStats::default();
     let fail = |stats: &EveStats, source| EveError::Write {
-        target: target.clone(),
+        target: target.to_string(),
         written: stats.total(),
         source,
     };
+    let mut served = 0u64;
+    let mut idle = Duration::ZERO;
     loop {
-        match rx.recv_timeout(FLUSH_IDLE) {
+        let asked = reopen.inner.requested.load(Ordering::Acquire);
+        if asked != served {
+            served = asked;
+            if let EveTarget::File(_) = target {
+                // Everything written so far goes to the file being rotated away.
+                out.flush().map_err(|e| fail(&stats, e))?;
+                match open_target(target) {
+                    Ok(fresh) => {
+                        out = BufWriter::with_capacity(256 * 1024, fresh);
+                        reopen.inner.done.store(asked, Ordering::Release);
+                    }
+                    Err(e) => {
+                        eprintln!("unmask: {e}; records go on to the file already open");
+                        reopen.inner.failed.fetch_add(1, Ordering::AcqRel);
+                    }
+                }
+            }
+        }
+        match rx.recv_timeout(REOPEN_CHECK) {
             Ok(record) => {
                 let line = record.to_json();
                 serde_json::to_writer(&mut out, &line)
@@ -484,7 +597,14 @@ fn write_loop(
                     out.flush().map_err(|e| fail(&stats, e))?;
                 }
             }
-            Err(RecvTimeoutError::Timeout) => out.flush().map_err(|e| fail(&stats, e))?,
+            Err(RecvTimeoutError::Timeout) => {
+                // Flush after FLUSH_IDLE without records, as before the reopen checks.
+                idle += REOPEN_CHECK;
+                if idle >= FLUSH_IDLE {
+                    idle = Duration::ZERO;
+                    out.flush().map_err(|e| fail(&stats, e))?;
+                }
+            }
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
@@ -624,6 +744,91 @@ mod tests {
             })
             .collect();
         assert_eq!(ids, (0..100).collect::<Vec<_>>());
+    }
+
+    fn flow_record(i: u64) -> EveRecord {
+        EveRecord::Flow(FlowRecord {
+            meta: FlowMeta {
+                flow_id: i,
+                ..meta()
+            },
+            start: Timestamp(0),
+            end: Timestamp(1),
+            pkts: [1, 2],
+            bytes: [3, 4],
+            state: "closed",
+            reason: "timeout",
+            alerted: false,
+            blocked: false,
+            uninspected: None,
+            ident_bytes: [0, 0],
+            bypassed: None,
+        })
+    }
+
+    fn flow_ids(path: &std::path::Path) -> Vec<u64> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["flow_id"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_rotated_file_keeps_what_came_before_and_the_new_one_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("eve.json");
+        let rotated = dir.path().join("eve.json.1");
+        let (tx, writer) = EveWriter::spawn(EveTarget::File(path.clone()), 1024).unwrap();
+        let reopen = writer.reopen_handle();
+        // A sender keeps writing while the file is renamed and reopened, as logrotate does it.
+        let sender = std::thread::spawn(move || {
+            for i in 0..20_000u64 {
+                tx.send(flow_record(i)).unwrap();
+            }
+        });
+        while writer.counters().snapshot().flow < 5_000 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::fs::rename(&path, &rotated).unwrap();
+        assert_eq!(
+            reopen.request(Duration::from_secs(5)),
+            ReopenOutcome::Reopened(1)
+        );
+        sender.join().unwrap();
+        let stats = writer.finish().unwrap();
+        let (old, new) = (flow_ids(&rotated), flow_ids(&path));
+        assert!(
+            !old.is_empty() && !new.is_empty(),
+            "{} / {}",
+            old.len(),
+            new.len()
+        );
+        assert_eq!(
+            old.len() + new.len(),
+            20_000,
+            "nothing lost or written twice"
+        );
+        assert_eq!(stats.flow, 20_000);
+        let all: Vec<u64> = old.iter().chain(new.iter()).copied().collect();
+        assert_eq!(
+            all,
+            (0..20_000).collect::<Vec<_>>(),
+            "in order across the rotation"
+        );
+    }
+
+    #[test]
+    fn standard_output_has_nothing_to_reopen() {
+        let (tx, writer) = EveWriter::spawn(EveTarget::Stdout, 4).unwrap();
+        let outcome = writer.reopen_handle().request(Duration::from_millis(100));
+        assert_eq!(outcome, ReopenOutcome::NotAFile);
+        drop(tx);
+        writer.finish().unwrap();
     }
 
     #[test]
