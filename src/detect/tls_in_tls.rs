@@ -15,7 +15,10 @@
 //! 3. a client burst that opens with a key-exchange/Finished-sized record (the request may follow
 //!    in the same burst, as its own records) and whose records are all larger than HTTP/2
 //!    control frames (a browser's SETTINGS ACK or WINDOW_UPDATE is 9-13 bytes);
-//! 4. a server burst in answer.
+//! 4. a server burst in answer; or, when the flow ends without one (a browser's idle
+//!    pre-connection, closed after its handshake), a key exchange whose first record has the
+//!    exact size of an inner Finished or key exchange (`unanswered_key_exchange_sizes`), at
+//!    `unanswered_confidence`.
 //!
 //! Known evasions (docs/behaviour.md): padding the first records (XTLS-Vision, VMess random
 //! padding past the bounds), multiplexing many streams on one session, session resumption
@@ -56,6 +59,9 @@ pub struct TlsInTlsConfig {
     /// Client bursts allowed before the inner ClientHello (a CONNECT, a WebSocket upgrade).
     pub max_prelude_exchanges: u32,
     pub confidence: u8,
+    /// Inner key-exchange first records judged at the flow's end when no reply came.
+    pub unanswered_key_exchange_sizes: Vec<u16>,
+    pub unanswered_confidence: u8,
 }
 
 impl Default for TlsInTlsConfig {
@@ -76,6 +82,11 @@ impl Default for TlsInTlsConfig {
             key_exchange_record_min: 20,
             max_prelude_exchanges: 1,
             confidence: 75,
+            // TLS 1.3 Finished without/with ChangeCipherSpec (SHA-256: 58, 64; SHA-384: 74,
+            // 80); TLS 1.2 x25519 key exchange, ChangeCipherSpec and Finished (ChaCha20 85,
+            // AES-GCM 93) and the same with P-256 (118, 126).
+            unanswered_key_exchange_sizes: vec![58, 64, 74, 80, 85, 93, 118, 126],
+            unanswered_confidence: 65,
         }
     }
 }
@@ -151,6 +162,12 @@ impl TlsInTlsConfig {
             8,
         )?;
         range("confidence", self.confidence.into(), 1, 100)?;
+        range(
+            "unanswered_confidence",
+            self.unanswered_confidence.into(),
+            1,
+            100,
+        )?;
         if self.hello_min > self.hello_max {
             return Err(err(
                 "hello_min",
@@ -223,7 +240,10 @@ impl TlsInTlsCheck {
     }
 
     /// Where the inner handshake starts (index of its ClientHello burst), if the trail has one.
-    pub fn inner_handshake(&self, bursts: &[Burst]) -> Option<usize> {
+    /// Where the inner handshake starts (index of its ClientHello burst) and whether the
+    /// server answered its key exchange. `ended`: the flow is over, so a key exchange that
+    /// got no answer is judged too.
+    pub fn inner_handshake(&self, bursts: &[Burst], ended: bool) -> Option<(usize, bool)> {
         let c = &self.cfg;
         let client = Dir::ToServer.index() as u8;
         let mut client_bursts = 0u32;
@@ -235,8 +255,9 @@ impl TlsInTlsCheck {
                 return None;
             }
             client_bursts += 1;
-            let [flight, kx, answer] = match bursts.get(i + 1..i + 4) {
-                Some(&[a, b, d]) => [a, b, d],
+            let (flight, kx, answer) = match bursts.get(i + 1..(i + 4).min(bursts.len())) {
+                Some(&[a, b, d]) => (a, b, Some(d)),
+                Some(&[a, b]) if ended => (a, b, None),
                 _ => return None,
             };
             let hello_ok = u32::from(hello.first) >= c.hello_min && hello.bytes <= c.hello_max;
@@ -253,8 +274,15 @@ impl TlsInTlsCheck {
             let kx_ok = (c.key_exchange_min..=kx_max).contains(&u32::from(kx.first))
                 && kx.bytes <= c.key_exchange_burst_max
                 && u32::from(kx.smallest) >= c.key_exchange_record_min;
-            if hello_ok && flight_ok && kx_ok && answer.dir != client {
-                return Some(i);
+            if !(hello_ok && flight_ok && kx_ok) {
+                continue;
+            }
+            match answer {
+                Some(a) if a.dir != client => return Some((i, true)),
+                None if c.unanswered_key_exchange_sizes.contains(&kx.first) => {
+                    return Some((i, false))
+                }
+                _ => {}
             }
         }
         None
@@ -263,19 +291,25 @@ impl TlsInTlsCheck {
 
 impl Check for TlsInTlsCheck {
     fn on_event(&self, view: &FlowView<'_>, event: &Event<'_>, out: &mut Findings) {
-        if !matches!(event, Event::TrailRecord { .. }) {
-            return;
-        }
+        let ended = match event {
+            Event::TrailRecord { .. } => false,
+            Event::FlowEnd => true,
+            _ => return,
+        };
         let Some(trail) = view.trail else {
             return;
         };
         let (all, n) = bursts(trail);
-        let Some(at) = self.inner_handshake(&all[..n]) else {
+        let Some((at, answered)) = self.inner_handshake(&all[..n], ended) else {
             return;
         };
         let mut f = Finding {
             kind: FindingKind::TlsInTls,
-            confidence: self.cfg.confidence,
+            confidence: if answered {
+                self.cfg.confidence
+            } else {
+                self.cfg.unanswered_confidence
+            },
             block: self.cfg.block,
             dir: Dir::ToServer,
             evidence: Default::default(),
@@ -298,6 +332,7 @@ impl Check for TlsInTlsCheck {
         e.add("key_exchange_first_record", all[at + 2].first);
         e.add("outer_record_overhead", trail.overhead);
         e.add("records_followed", trail.len);
+        e.add("answered", answered);
         out.push(f);
     }
 }
@@ -317,7 +352,9 @@ mod tests {
 
     fn found(seq: &[(char, u16)]) -> Option<usize> {
         let (b, n) = bursts(&trail(seq));
-        TlsInTlsCheck::new(&TlsInTlsConfig::default()).inner_handshake(&b[..n])
+        TlsInTlsCheck::new(&TlsInTlsConfig::default())
+            .inner_handshake(&b[..n], false)
+            .map(|(at, _)| at)
     }
 
     #[test]
@@ -420,6 +457,19 @@ mod tests {
             ('S', 50),
         ];
         assert_eq!(found(&late), None);
+    }
+
+    #[test]
+    fn an_unanswered_inner_finished_counts_when_the_flow_ends() {
+        // Chromium's idle pre-connection through Trojan: inner hello, flight, the client's
+        // key exchange and Finished (93 bytes), then the connection closes.
+        let (b, n) = bursts(&trail(&[('C', 466), ('S', 57), ('S', 1307), ('C', 93)]));
+        let check = TlsInTlsCheck::new(&TlsInTlsConfig::default());
+        assert_eq!(check.inner_handshake(&b[..n], false), None, "still open");
+        assert_eq!(check.inner_handshake(&b[..n], true), Some((0, false)));
+        // A second request of another size, unanswered, is not a Finished.
+        let (b, n) = bursts(&trail(&[('C', 466), ('S', 1307), ('C', 97)]));
+        assert_eq!(check.inner_handshake(&b[..n], true), None);
     }
 
     #[test]
