@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs every system package the build and the tests need on a fresh Debian 12 machine
 # that has only Rust, gcc, git and python3. Idempotent: when everything is present it installs
-# nothing and returns at once.
+# nothing, prints nothing and returns at once.
 #
 #   clang llvm m4 make pkg-config libelf-dev zlib1g-dev linux-libc-dev  build the XDP program and
 #                                                                        libxdp-sys' bundled xdp-tools
@@ -14,6 +14,10 @@
 #   logrotate                                                            rotates the EVE file in a lab test
 #   time util-linux                                                      peak RSS (GNU time) in flood.sh and
 #                                                                        soak.sh; setpriv for the unit's caps
+#   python3-pip                                                          installs the Python packages below
+#
+# Python packages, with pip into the python3 on PATH (the one the tests run):
+#   communityid      the Community ID reference implementation, oracle of tests/community_id.rs
 #
 # `bash scripts/deps.sh proxylab` installs, instead, the optional group for scripts/proxylab.sh
 # (proxy servers and clients, the inner site, nDPI for the comparison); see proxylab_deps below.
@@ -73,7 +77,25 @@ fi
 PKGS=(clang llvm m4 make pkg-config libelf-dev zlib1g-dev linux-libc-dev
 	libpcap-dev
 	iproute2 ethtool iputils-ping tcpreplay openssl curl socat python3 procps tcpdump bpftool
-	prometheus time util-linux logrotate)
+	prometheus time util-linux logrotate python3-pip)
+
+# Python packages the tests import, installed only when an import fails. Debian's python3 is
+# "externally managed" (PEP 668): pip refuses to install into it unless told to, and these are
+# test oracles on a test machine, not system software other packages depend on.
+pip_deps() {
+	local mods=(communityid) want=() m
+	for m in "${mods[@]}"; do
+		if ! python3 -c "import $m" >/dev/null 2>&1; then
+			want+=("$m")
+		fi
+	done
+	if [ "${#want[@]}" -eq 0 ]; then
+		return 0
+	fi
+	echo "deps.sh: installing (pip) ${want[*]}" >&2
+	PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1 \
+		python3 -m pip install --quiet "${want[@]}"
+}
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -82,15 +104,15 @@ for p in "${PKGS[@]}"; do
 	fi
 done
 
-if [ "${#missing[@]}" -eq 0 ]; then
-	exit 0
+if [ "${#missing[@]}" -gt 0 ]; then
+	SUDO=""
+	if [ "$(id -u)" -ne 0 ]; then
+		SUDO="sudo"
+	fi
+	echo "deps.sh: installing ${missing[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	$SUDO apt-get update -q
+	$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-	SUDO="sudo"
-fi
-echo "deps.sh: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+# After apt, which brings pip on a fresh machine.
+pip_deps

@@ -176,6 +176,10 @@ pub struct OutputConfig {
     pub eve: String,
     pub flow_records: bool,
     pub queue_capacity: u32,
+    /// Community ID v1 (`community_id`) in every record, as Suricata writes it.
+    pub community_id: bool,
+    #[serde(deserialize_with = "community_id_seed")]
+    pub community_id_seed: u16,
 }
 
 impl Default for OutputConfig {
@@ -184,8 +188,32 @@ impl Default for OutputConfig {
             eve: "eve.json".into(),
             flow_records: true,
             queue_capacity: 65_536,
+            community_id: true,
+            community_id_seed: 0,
         }
     }
+}
+
+/// Reads the seed as any integer, so that a value out of u16's range gets the usual "invalid
+/// value N; accepted: LO to HI" message (with the key, from the loader) rather than serde's
+/// "expected u16".
+fn community_id_seed<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    struct Seed;
+    impl serde::de::Visitor<'_> for Seed {
+        type Value = u16;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an integer from 0 to 65535")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u16, E> {
+            u16::try_from(v)
+                .map_err(|_| E::custom(format!("invalid value {v}; accepted: 0 to 65535")))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u16, E> {
+            u16::try_from(v)
+                .map_err(|_| E::custom(format!("invalid value {v}; accepted: 0 to 65535")))
+        }
+    }
+    d.deserialize_u16(Seed)
 }
 
 /// The Prometheus endpoint (`/metrics`, `/healthz`, `/readyz`) and how workers publish.
@@ -691,6 +719,25 @@ mod tests {
         assert_eq!(key, "metrics.publish_interval_ms");
         let c = parse("[metrics]\nlatency_sample_every = 1\nenabled = true\n").unwrap();
         assert!(c.metrics.enabled);
+    }
+
+    #[test]
+    fn community_id_seed_is_a_u16_and_says_so() {
+        let c = parse("[output]\ncommunity_id_seed = 65535\ncommunity_id = false\n").unwrap();
+        assert_eq!(c.output.community_id_seed, 65535);
+        assert!(!c.output.community_id);
+        for bad in ["65536", "-1", "4294967296"] {
+            let (key, message) = key_error(&format!("[output]\ncommunity_id_seed = {bad}\n"));
+            assert_eq!(key, "output.community_id_seed", "{bad}");
+            assert!(
+                message.starts_with(&format!("invalid value {bad}; accepted: 0 to 65535")),
+                "{message}"
+            );
+            assert!(message.contains("line 2"), "{message}");
+        }
+        let (key, message) = key_error("[output]\ncommunity_id_seed = \"7\"\n");
+        assert_eq!(key, "output.community_id_seed");
+        assert!(message.contains("an integer from 0 to 65535"), "{message}");
     }
 
     #[test]

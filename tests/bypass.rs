@@ -12,6 +12,7 @@ use unmask::engine::record::EveRecord;
 use unmask::engine::{Counters, Engine, EngineOptions};
 use unmask::fixtures::{self, tls, Conversation, TimedFrame, FIXTURE_EPOCH};
 use unmask::flow::FlowKey;
+use unmask::output::eve::EveFormat;
 use unmask::verdict::{Bypass, FlowCommand, FlowControl, FrameHandler, KernelFlow, Mode};
 use unmask::wire::{self, Parsed};
 
@@ -164,7 +165,10 @@ fn drive(
     engine.finish(end, &mut kernel);
     let counters = engine.counters().clone();
     drop(engine);
-    let records = rx.try_iter().map(|r: EveRecord| r.to_json()).collect();
+    let records = rx
+        .try_iter()
+        .map(|r: EveRecord| r.to_json(&EveFormat::default()))
+        .collect();
     Driven {
         records,
         counters,

@@ -56,6 +56,10 @@ fn every_record_type_validates_against_suricatas_schema() {
         c.verdict.mode = mode;
         let run = run_engine(&c, fixtures::standard_capture());
         assert_valid(&v, &run.records);
+        // On by default: so the schema above has checked a community_id in every record.
+        for r in &run.records {
+            assert!(r["community_id"].is_string(), "no community_id: {r}");
+        }
         types.extend(
             run.records
                 .iter()

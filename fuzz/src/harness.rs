@@ -20,6 +20,7 @@ use unmask::engine::{Counters, Engine, EngineOptions};
 use unmask::fixtures;
 use unmask::flow::stream::{StreamDir, MAX_AHEAD, MAX_GAPS};
 use unmask::flow::{Dir, FlowHasher, FlowKey};
+use unmask::output::eve::EveFormat;
 use unmask::proto::fingerprint::{ja3, ja3n, ja3s, ja4, ja4_raw};
 use unmask::proto::http::{parse_head, parse_request, parse_response, HttpHead};
 use unmask::proto::summary::TlsSummary;
@@ -968,11 +969,17 @@ pub fn run_engine(input: &[u8]) -> Counters {
         for record in rx.try_iter() {
             if rendered < EVE_RENDERED {
                 rendered += 1;
-                let json = record.to_json();
+                let json = record.to_json(&EveFormat::default());
                 assert_eq!(
                     json.get("event_type").and_then(|t| t.as_str()),
                     Some(record.event_type()),
                     "EVE record without its event_type"
+                );
+                // Whatever addresses the input forged, the ID is "1:" and 28 base64 characters.
+                let id = json.get("community_id").and_then(|t| t.as_str());
+                assert!(
+                    id.is_some_and(|id| id.len() == 30 && id.starts_with("1:")),
+                    "EVE record with a malformed community_id: {id:?}"
                 );
             }
         }

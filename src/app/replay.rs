@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::engine::worker::{self, Clock};
 use crate::engine::{Counters, Engine, EngineOptions};
 use crate::flow::table::TableStats;
-use crate::output::eve::{EveError, EveStats, EveTarget, EveWriter};
+use crate::output::eve::{EveError, EveFormat, EveStats, EveTarget, EveWriter};
 use crate::output::metrics::{Hub, HubOptions, Metered, RunMode, TimingSummary};
 use crate::verdict::{Mode, NoFlowControl};
 
@@ -84,7 +84,11 @@ pub fn replay(opts: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
         metrics.unwrap_or_else(|| Hub::new(HubOptions::from_config(&config, RunMode::Replay)));
     let mut source = CaptureSource::open(&files, REPLAY_BATCH)?;
     let eve_target = eve.to_string();
-    let (tx, writer) = EveWriter::spawn(eve, config.output.queue_capacity as usize)?;
+    let (tx, writer) = EveWriter::spawn(
+        eve,
+        config.output.queue_capacity as usize,
+        EveFormat::from_config(&config.output),
+    )?;
     hub.set_eve_counters(writer.counters());
     let engine = Engine::new(
         &config.engine(),

@@ -13,7 +13,7 @@ use crate::datapath::Topology;
 use crate::detect::Detector;
 use crate::engine::{Counters, Engine, EngineOptions};
 use crate::flow::table::TableStats;
-use crate::output::eve::{EveError, EveStats, EveTarget, EveWriter};
+use crate::output::eve::{EveError, EveFormat, EveStats, EveTarget, EveWriter};
 use crate::output::metrics::live::DatapathSource;
 use crate::output::metrics::{EngineView, Hub, HubOptions, Metered, Observe, RunMode};
 use crate::verdict::{FlowControl, FrameHandler, Mode};
@@ -159,7 +159,11 @@ pub fn run_metered(
     // Built once: every worker shares it, and a reload replaces it whole.
     let detector = Arc::new(Detector::new(&config.detect));
     let eve_target = eve.to_string();
-    let (tx, writer) = EveWriter::spawn(eve, config.output.queue_capacity as usize)?;
+    let (tx, writer) = EveWriter::spawn(
+        eve,
+        config.output.queue_capacity as usize,
+        EveFormat::from_config(&config.output),
+    )?;
     hub.set_eve_counters(writer.counters());
     reloader.set_reopen(writer.reopen_handle());
     let results: Results = Arc::default();

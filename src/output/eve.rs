@@ -4,6 +4,9 @@
 //! drops the record and the worker counts it, so a slow disk never stalls the packet path. The
 //! writer thread turns records into JSON lines. Suricata's schema forbids unknown top-level
 //! keys except the one we add, `unmask`, which carries the evidence.
+//!
+//! What the writer derives rather than the worker (the Community ID) is computed here, so the
+//! records stay small and the packet path does none of it.
 
 use std::fmt;
 use std::fs::File;
@@ -19,12 +22,14 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde_json::{json, Map, Value};
 
 use crate::capture::Timestamp;
+use crate::config::OutputConfig;
 use crate::detect::{MITRE_ANALYTIC, MITRE_TACTIC, MITRE_TECHNIQUE, MITRE_TECHNIQUE_NAME};
 use crate::engine::record::{
     AlertAction, AlertRecord, AnomalyRecord, DropRecord, EveRecord, FlowMeta, FlowRecord,
     TlsEveRecord,
 };
 use crate::flow::Dir;
+use crate::output::community_id;
 use crate::proto::AppProto;
 use crate::text::{civil_from_days, TlsDate};
 use crate::wire::{Family, TcpFlags};
@@ -58,15 +63,37 @@ pub fn ip_string(family: Family, addr: &[u8; 16]) -> String {
     }
 }
 
+/// What the writer adds to every record from `[output]`, beyond what the worker sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EveFormat {
+    /// The Community ID seed, or `None` when `output.community_id` is off.
+    pub community_id: Option<u16>,
+}
+
+impl Default for EveFormat {
+    /// The defaults of `[output]`: Community ID on, seed 0 (Suricata's defaults too).
+    fn default() -> Self {
+        EveFormat::from_config(&OutputConfig::default())
+    }
+}
+
+impl EveFormat {
+    pub fn from_config(output: &OutputConfig) -> EveFormat {
+        EveFormat {
+            community_id: output.community_id.then_some(output.community_id_seed),
+        }
+    }
+}
+
 impl EveRecord {
     /// The record as one EVE JSON object.
-    pub fn to_json(&self) -> Value {
+    pub fn to_json(&self, format: &EveFormat) -> Value {
         match self {
-            EveRecord::Alert(a) => alert_json(a),
-            EveRecord::Flow(f) => flow_json(f),
-            EveRecord::Anomaly(a) => anomaly_json(a),
-            EveRecord::Drop(d) => drop_json(d),
-            EveRecord::Tls(t) => tls_json(t),
+            EveRecord::Alert(a) => alert_json(a, format),
+            EveRecord::Flow(f) => flow_json(f, format),
+            EveRecord::Anomaly(a) => anomaly_json(a, format),
+            EveRecord::Drop(d) => drop_json(d, format),
+            EveRecord::Tls(t) => tls_json(t, format),
         }
     }
 }
@@ -78,8 +105,15 @@ fn dir_name(dir: Dir) -> &'static str {
     }
 }
 
-/// The common head of every record: time, flow id, type, the packet's endpoints.
-fn head(ts: Timestamp, meta: &FlowMeta, dir: Dir, event_type: &str) -> Map<String, Value> {
+/// The common head of every record: time, flow id, type, the packet's endpoints, the flow's
+/// Community ID.
+fn head(
+    ts: Timestamp,
+    meta: &FlowMeta,
+    dir: Dir,
+    event_type: &str,
+    format: &EveFormat,
+) -> Map<String, Value> {
     let (src, sport, dst, dport) = match dir {
         Dir::ToServer => (
             &meta.client_addr,
@@ -104,6 +138,12 @@ fn head(ts: Timestamp, meta: &FlowMeta, dir: Dir, event_type: &str) -> Map<Strin
     m.insert("dest_port".into(), dport.into());
     m.insert("proto".into(), "TCP".into());
     m.insert("ip_v".into(), (meta.family as u8).into());
+    // Where Suricata puts it: after the 5-tuple, before the event's own objects. It depends on
+    // the flow only, so every record of a flow carries the same value whatever its direction.
+    if let Some(seed) = format.community_id {
+        let id = community_id::for_flow(seed, meta);
+        m.insert("community_id".into(), id.as_str().into());
+    }
     if meta.app_proto != AppProto::Unknown {
         m.insert("app_proto".into(), meta.app_proto.name().into());
     }
@@ -117,9 +157,9 @@ fn head(ts: Timestamp, meta: &FlowMeta, dir: Dir, event_type: &str) -> Map<Strin
     m
 }
 
-fn alert_json(a: &AlertRecord) -> Value {
+fn alert_json(a: &AlertRecord, format: &EveFormat) -> Value {
     let info = a.finding.kind.info();
-    let mut m = head(a.ts, &a.meta, a.dir, "alert");
+    let mut m = head(a.ts, &a.meta, a.dir, "alert", format);
     if let Some(n) = a.pcap_cnt {
         m.insert("pcap_cnt".into(), n.into());
     }
@@ -165,8 +205,8 @@ fn alert_json(a: &AlertRecord) -> Value {
     Value::Object(m)
 }
 
-fn flow_json(f: &FlowRecord) -> Value {
-    let mut m = head(f.start, &f.meta, Dir::ToServer, "flow");
+fn flow_json(f: &FlowRecord, format: &EveFormat) -> Value {
+    let mut m = head(f.start, &f.meta, Dir::ToServer, "flow", format);
     // A flow record is stamped with its end, as Suricata does.
     m.insert("timestamp".into(), EveTime(f.end).to_string().into());
     let mut flow = json!({
@@ -206,8 +246,8 @@ fn flow_json(f: &FlowRecord) -> Value {
     Value::Object(m)
 }
 
-fn anomaly_json(a: &AnomalyRecord) -> Value {
-    let mut m = head(a.ts, &a.meta, a.dir, "anomaly");
+fn anomaly_json(a: &AnomalyRecord, format: &EveFormat) -> Value {
+    let mut m = head(a.ts, &a.meta, a.dir, "anomaly", format);
     if let Some(n) = a.pcap_cnt {
         m.insert("pcap_cnt".into(), n.into());
     }
@@ -223,8 +263,8 @@ fn anomaly_json(a: &AnomalyRecord) -> Value {
     Value::Object(m)
 }
 
-fn drop_json(d: &DropRecord) -> Value {
-    let mut m = head(d.ts, &d.meta, d.dir, "drop");
+fn drop_json(d: &DropRecord, format: &EveFormat) -> Value {
+    let mut m = head(d.ts, &d.meta, d.dir, "drop", format);
     if let Some(n) = d.pcap_cnt {
         m.insert("pcap_cnt".into(), n.into());
     }
@@ -246,9 +286,9 @@ fn drop_json(d: &DropRecord) -> Value {
     Value::Object(m)
 }
 
-fn tls_json(r: &TlsEveRecord) -> Value {
+fn tls_json(r: &TlsEveRecord, format: &EveFormat) -> Value {
     let t = &r.tls;
-    let mut m = head(r.ts, &r.meta, Dir::ToServer, "tls");
+    let mut m = head(r.ts, &r.meta, Dir::ToServer, "tls", format);
     let mut tls = Map::new();
     let mut put = |k: &str, v: Value| {
         tls.insert(k.into(), v);
@@ -478,6 +518,7 @@ impl EveWriter {
     pub fn spawn(
         target: EveTarget,
         capacity: usize,
+        format: EveFormat,
     ) -> Result<(Sender<EveRecord>, EveWriter), EveError> {
         let out = open_target(&target)?;
         let (tx, rx) = crossbeam_channel::bounded(capacity);
@@ -493,7 +534,7 @@ impl EveWriter {
             .name("unmask-eve".into())
             .spawn(move || {
                 let out = BufWriter::with_capacity(256 * 1024, out);
-                write_loop(rx, out, &target, &live, &asks)
+                write_loop(rx, out, &target, &format, &live, &asks)
             })
             .map_err(|source| EveError::Open {
                 target: name,
@@ -548,6 +589,7 @@ fn write_loop(
     rx: Receiver<EveRecord>,
     mut out: BufWriter<Box<dyn Write + Send>>,
     target: &EveTarget,
+    format: &EveFormat,
     live: &EveCounters,
     reopen: &Reopen,
 ) -> Result<EveStats, EveError> {
@@ -580,7 +622,7 @@ fn write_loop(
         }
         match rx.recv_timeout(REOPEN_CHECK) {
             Ok(record) => {
-                let line = record.to_json();
+                let line = record.to_json(format);
                 serde_json::to_writer(&mut out, &line)
                     .map_err(io::Error::from)
                     .and_then(|_| out.write_all(b"\n"))
@@ -695,7 +737,7 @@ mod tests {
             },
             pcap_cnt: Some(7),
         };
-        let v = EveRecord::Alert(Box::new(rec)).to_json();
+        let v = EveRecord::Alert(Box::new(rec)).to_json(&EveFormat::default());
         assert_eq!(v["src_ip"], "10.0.0.2");
         assert_eq!(v["src_port"], 443);
         assert_eq!(v["dest_ip"], "10.0.0.1");
@@ -704,31 +746,106 @@ mod tests {
         assert_eq!(v["unmask"]["evidence"]["protocol"], "ssh");
         assert_eq!(v["unmask"]["mitre"]["tunable"], "AllowedServicePorts");
         assert_eq!(v["pcap_cnt"], 7);
+        // The flow's ID, not the packet's: the same as the other direction's records.
+        assert_eq!(v["community_id"], "1:B4H0bMN0Rih3qr9C82AA7esBYLM=");
+    }
+
+    fn flow_record(meta: FlowMeta) -> FlowRecord {
+        FlowRecord {
+            meta,
+            start: Timestamp(0),
+            end: Timestamp(1),
+            pkts: [1, 2],
+            bytes: [3, 4],
+            state: "closed",
+            reason: "timeout",
+            alerted: false,
+            blocked: false,
+            uninspected: None,
+            ident_bytes: [0, 0],
+            bypassed: None,
+        }
+    }
+
+    #[test]
+    fn every_record_of_a_flow_carries_its_community_id() {
+        // 10.0.0.1:50000 <-> 10.0.0.2:443 over TCP; the expected values are the reference
+        // implementation's (pycommunityid 1.5) for seeds 0, 1 and 65535.
+        let m = meta();
+        let ts = Timestamp::from_secs_nanos(1, 0);
+        let records = [
+            EveRecord::Flow(flow_record(m)),
+            EveRecord::Anomaly(AnomalyRecord {
+                ts,
+                meta: m,
+                dir: Dir::ToClient,
+                layer: "stream",
+                event: "bad_window",
+                pcap_cnt: None,
+            }),
+            EveRecord::Drop(DropRecord {
+                ts,
+                meta: m,
+                dir: Dir::ToServer,
+                len: 60,
+                seq: 1,
+                ack: 0,
+                flags: TcpFlags::default(),
+                pcap_cnt: None,
+            }),
+            EveRecord::Tls(Box::new(TlsEveRecord {
+                ts,
+                meta: m,
+                tls: Default::default(),
+            })),
+        ];
+        for (seed, want) in [
+            (0, "1:B4H0bMN0Rih3qr9C82AA7esBYLM="),
+            (1, "1:bYysHWaNq3QleSOyX7gUrmfR2po="),
+            (65535, "1:yeXYaQvKqatDpcSHkonhvbDTBqA="),
+        ] {
+            let format = EveFormat {
+                community_id: Some(seed),
+            };
+            for r in &records {
+                let v = r.to_json(&format);
+                assert_eq!(v["community_id"], want, "{} seed {seed}", r.event_type());
+            }
+        }
+        assert_eq!(
+            EveFormat::default(),
+            EveFormat {
+                community_id: Some(0)
+            }
+        );
+        let off = EveFormat { community_id: None };
+        for r in &records {
+            let v = r.to_json(&off);
+            assert!(v.get("community_id").is_none(), "{v}");
+        }
+    }
+
+    #[test]
+    fn community_id_follows_the_tuple_after_ip_v() {
+        // Suricata writes it after the 5-tuple, before the event's own objects.
+        let v = EveRecord::Flow(flow_record(meta())).to_json(&EveFormat::default());
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        let at = |k: &str| keys.iter().position(|x| *x == k).unwrap();
+        assert_eq!(at("community_id"), at("ip_v") + 1, "{keys:?}");
+        assert!(at("community_id") < at("flow"), "{keys:?}");
     }
 
     #[test]
     fn writer_writes_every_record_then_stops() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("eve.json");
-        let (tx, writer) = EveWriter::spawn(EveTarget::File(path.clone()), 4).unwrap();
+        let (tx, writer) =
+            EveWriter::spawn(EveTarget::File(path.clone()), 4, EveFormat::default()).unwrap();
         for i in 0..100u64 {
-            let rec = FlowRecord {
-                meta: FlowMeta {
-                    flow_id: i,
-                    ..meta()
-                },
-                start: Timestamp(0),
-                end: Timestamp(1),
-                pkts: [1, 2],
-                bytes: [3, 4],
-                state: "closed",
-                reason: "timeout",
-                alerted: false,
-                blocked: false,
-                uninspected: None,
-                ident_bytes: [0, 0],
-                bypassed: None,
-            };
+            let rec = flow_record(FlowMeta {
+                flow_id: i,
+                ..meta()
+            });
             tx.send(EveRecord::Flow(rec)).unwrap();
         }
         drop(tx);
@@ -746,24 +863,11 @@ mod tests {
         assert_eq!(ids, (0..100).collect::<Vec<_>>());
     }
 
-    fn flow_record(i: u64) -> EveRecord {
-        EveRecord::Flow(FlowRecord {
-            meta: FlowMeta {
-                flow_id: i,
-                ..meta()
-            },
-            start: Timestamp(0),
-            end: Timestamp(1),
-            pkts: [1, 2],
-            bytes: [3, 4],
-            state: "closed",
-            reason: "timeout",
-            alerted: false,
-            blocked: false,
-            uninspected: None,
-            ident_bytes: [0, 0],
-            bypassed: None,
-        })
+    fn numbered_flow(i: u64) -> EveRecord {
+        EveRecord::Flow(flow_record(FlowMeta {
+            flow_id: i,
+            ..meta()
+        }))
     }
 
     fn flow_ids(path: &std::path::Path) -> Vec<u64> {
@@ -783,12 +887,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("eve.json");
         let rotated = dir.path().join("eve.json.1");
-        let (tx, writer) = EveWriter::spawn(EveTarget::File(path.clone()), 1024).unwrap();
+        let (tx, writer) =
+            EveWriter::spawn(EveTarget::File(path.clone()), 1024, EveFormat::default()).unwrap();
         let reopen = writer.reopen_handle();
         // A sender keeps writing while the file is renamed and reopened, as logrotate does it.
         let sender = std::thread::spawn(move || {
             for i in 0..20_000u64 {
-                tx.send(flow_record(i)).unwrap();
+                tx.send(numbered_flow(i)).unwrap();
             }
         });
         while writer.counters().snapshot().flow < 5_000 {
@@ -824,7 +929,7 @@ mod tests {
 
     #[test]
     fn standard_output_has_nothing_to_reopen() {
-        let (tx, writer) = EveWriter::spawn(EveTarget::Stdout, 4).unwrap();
+        let (tx, writer) = EveWriter::spawn(EveTarget::Stdout, 4, EveFormat::default()).unwrap();
         let outcome = writer.reopen_handle().request(Duration::from_millis(100));
         assert_eq!(outcome, ReopenOutcome::NotAFile);
         drop(tx);
@@ -833,9 +938,13 @@ mod tests {
 
     #[test]
     fn unopenable_target_is_a_clear_error() {
-        let err = EveWriter::spawn(EveTarget::File("/nonexistent-dir/eve.json".into()), 4)
-            .err()
-            .unwrap();
+        let err = EveWriter::spawn(
+            EveTarget::File("/nonexistent-dir/eve.json".into()),
+            4,
+            EveFormat::default(),
+        )
+        .err()
+        .unwrap();
         let msg = err.to_string();
         assert!(msg.contains("/nonexistent-dir/eve.json"), "{msg}");
     }

@@ -2,5 +2,6 @@
 //! metrics (`metrics`). Nothing here runs on the packet path except the metrics countdown that
 //! `metrics::Metered` wraps around a handler; records arrive over a channel.
 
+pub mod community_id;
 pub mod eve;
 pub mod metrics;

@@ -15,7 +15,7 @@ use unmask::engine::record::EveRecord;
 use unmask::engine::worker::{self, Clock};
 use unmask::engine::{Counters, Engine, EngineOptions};
 use unmask::fixtures::TimedFrame;
-use unmask::output::eve::EveTarget;
+use unmask::output::eve::{EveFormat, EveTarget};
 use unmask::verdict::NoFlowControl;
 
 /// What one run of the engine over some frames produced.
@@ -77,7 +77,9 @@ pub fn run_engine(config: &Config, frames: Vec<TimedFrame>) -> Run {
 }
 
 fn drain(rx: Receiver<EveRecord>) -> Vec<Value> {
-    rx.try_iter().map(|r| r.to_json()).collect()
+    rx.try_iter()
+        .map(|r| r.to_json(&EveFormat::default()))
+        .collect()
 }
 
 /// The shared real captures, or None (with a printed "skipped") when they are absent.
