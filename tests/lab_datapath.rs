@@ -321,20 +321,7 @@ fn lab_graceful_stop_leaves_no_program_and_no_maps() {
     let app = lab.appliance(&["--handler", "forward"]);
     let prog_id = app.prog_id;
     let map_ids: Vec<String> = if have("bpftool") {
-        let out = Command::new("bpftool")
-            .args(["prog", "show", "id", &prog_id.to_string()])
-            .output()
-            .expect("bpftool");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let ids = text
-            .split("map_ids ")
-            .nth(1)
-            .map(|s| s.split_whitespace().next().unwrap_or("").to_string())
-            .unwrap_or_default();
-        ids.split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect()
+        prog_map_ids(&prog_id.to_string())
     } else {
         eprintln!("bpftool missing: map check skipped");
         Vec::new()
@@ -382,18 +369,7 @@ fn lab_graceful_stop_leaves_no_program_and_no_maps() {
             map_ids.len() >= 5,
             "found our maps while running: {map_ids:?}"
         );
-        // Map freeing is deferred in the kernel: allow it a moment.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut alive: Vec<String> = map_ids.clone();
-        while !alive.is_empty() && Instant::now() < deadline {
-            alive.retain(|id| {
-                Command::new("bpftool")
-                    .args(["map", "show", "id", id])
-                    .output()
-                    .is_ok_and(|o| o.status.success())
-            });
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let alive = maps_still_alive(&map_ids);
         assert!(
             alive.is_empty(),
             "unmask maps still exist after stop: {alive:?}"

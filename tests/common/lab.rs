@@ -585,3 +585,41 @@ pub fn make_certs(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     ]);
     (ca, cert, key)
 }
+
+/// The ids of the maps program `prog_id` uses (bpftool's `map_ids`), empty without bpftool.
+pub fn prog_map_ids(prog_id: &str) -> Vec<String> {
+    let Ok(out) = Command::new("bpftool")
+        .args(["prog", "show", "id", prog_id])
+        .output()
+    else {
+        return Vec::new();
+    };
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let ids = text
+        .split("map_ids ")
+        .nth(1)
+        .map(|s| s.split_whitespace().next().unwrap_or("").to_string())
+        .unwrap_or_default();
+    ids.split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Of `ids`, the maps that still exist after up to 5 s (map freeing is deferred in the
+/// kernel). Only these ids are looked at: other programs on the machine (other tests, other
+/// instances) may own maps of the same names.
+pub fn maps_still_alive(ids: &[String]) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut alive: Vec<String> = ids.to_vec();
+    while !alive.is_empty() && Instant::now() < deadline {
+        alive.retain(|id| {
+            Command::new("bpftool")
+                .args(["map", "show", "id", id])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    alive
+}
