@@ -84,7 +84,11 @@ pub fn replay(opts: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
         metrics.unwrap_or_else(|| Hub::new(HubOptions::from_config(&config, RunMode::Replay)));
     let mut source = CaptureSource::open(&files, REPLAY_BATCH)?;
     let eve_target = eve.to_string();
-    let (tx, writer) = EveWriter::spawn(eve, config.output.queue_capacity as usize)?;
+    let (tx, writer) = EveWriter::spawn(
+        eve,
+        config.output.queue_capacity as usize,
+        &config.output.sinks,
+    )?;
     hub.set_eve_counters(writer.counters());
     let engine = Engine::new(
         &config.engine(),

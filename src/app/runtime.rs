@@ -159,7 +159,11 @@ pub fn run_metered(
     // Built once: every worker shares it, and a reload replaces it whole.
     let detector = Arc::new(Detector::new(&config.detect));
     let eve_target = eve.to_string();
-    let (tx, writer) = EveWriter::spawn(eve, config.output.queue_capacity as usize)?;
+    let (tx, writer) = EveWriter::spawn(
+        eve,
+        config.output.queue_capacity as usize,
+        &config.output.sinks,
+    )?;
     hub.set_eve_counters(writer.counters());
     reloader.set_reopen(writer.reopen_handle());
     let results: Results = Arc::default();

@@ -19,12 +19,14 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde_json::{json, Map, Value};
 
 use crate::capture::Timestamp;
+use crate::config::SinkConfig;
 use crate::detect::{MITRE_ANALYTIC, MITRE_TACTIC, MITRE_TECHNIQUE, MITRE_TECHNIQUE_NAME};
 use crate::engine::record::{
     AlertAction, AlertRecord, AnomalyRecord, DropRecord, EveRecord, FlowMeta, FlowRecord,
     TlsEveRecord,
 };
 use crate::flow::Dir;
+use crate::output::sink::{Sink, SinkCounter, Sinks};
 use crate::proto::AppProto;
 use crate::text::{civil_from_days, TlsDate};
 use crate::wire::{Family, TcpFlags};
@@ -347,6 +349,12 @@ pub enum EveError {
         #[source]
         source: io::Error,
     },
+    #[error("EVE sink {sink}: cannot create its socket: {source}")]
+    Sink {
+        sink: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("the EVE writer thread panicked")]
     Panicked,
 }
@@ -372,6 +380,8 @@ impl EveStats {
 #[derive(Debug, Default)]
 pub struct EveCounters {
     written: [AtomicU64; 5],
+    /// One per `[[output.sinks]]` entry, in the config's order.
+    sinks: Vec<Arc<SinkCounter>>,
 }
 
 impl EveCounters {
@@ -383,6 +393,22 @@ impl EveCounters {
         {
             slot.store(v, Ordering::Relaxed);
         }
+    }
+
+    /// Counters for a writer with these extra sinks (labels as `SinkConfig::label`).
+    pub fn with_sinks(labels: impl IntoIterator<Item = String>) -> EveCounters {
+        EveCounters {
+            written: Default::default(),
+            sinks: labels
+                .into_iter()
+                .map(|l| Arc::new(SinkCounter::new(l)))
+                .collect(),
+        }
+    }
+
+    /// Each extra sink's records sent and lost so far.
+    pub fn sinks(&self) -> &[Arc<SinkCounter>] {
+        &self.sinks
     }
 
     pub fn snapshot(&self) -> EveStats {
@@ -474,14 +500,25 @@ impl Reopen {
 const FLUSH_IDLE: Duration = Duration::from_millis(200);
 
 impl EveWriter {
-    /// Opens the target now (so a bad path fails at start-up) and starts the thread.
+    /// Opens the target now (so a bad path fails at start-up) and starts the thread. Every
+    /// line also goes to each of `sinks`, after the file.
     pub fn spawn(
         target: EveTarget,
         capacity: usize,
+        sinks: &[SinkConfig],
     ) -> Result<(Sender<EveRecord>, EveWriter), EveError> {
         let out = open_target(&target)?;
+        let counters = Arc::new(EveCounters::with_sinks(sinks.iter().map(|s| s.label())));
+        let mut driven = Vec::with_capacity(sinks.len());
+        for (config, counter) in sinks.iter().zip(counters.sinks()) {
+            let sink = Sink::open(config).map_err(|source| EveError::Sink {
+                sink: config.label(),
+                source,
+            })?;
+            driven.push((sink, Arc::clone(counter)));
+        }
+        let mut sinks = Sinks::new(driven);
         let (tx, rx) = crossbeam_channel::bounded(capacity);
-        let counters = Arc::new(EveCounters::default());
         let live = Arc::clone(&counters);
         let reopen = Reopen::default();
         if target == EveTarget::Stdout {
@@ -493,7 +530,7 @@ impl EveWriter {
             .name("unmask-eve".into())
             .spawn(move || {
                 let out = BufWriter::with_capacity(256 * 1024, out);
-                write_loop(rx, out, &target, &live, &asks)
+                write_loop(rx, out, &mut sinks, &target, &live, &asks)
             })
             .map_err(|source| EveError::Open {
                 target: name,
@@ -547,6 +584,7 @@ const REOPEN_CHECK: Duration = Duration::from_millis(20);
 fn write_loop(
     rx: Receiver<EveRecord>,
     mut out: BufWriter<Box<dyn Write + Send>>,
+    sinks: &mut Sinks,
     target: &EveTarget,
     live: &EveCounters,
     reopen: &Reopen,
@@ -559,6 +597,8 @@ fn write_loop(
     };
     let mut served = 0u64;
     let mut idle = Duration::ZERO;
+    // Each record is serialised once, here, and the same bytes go to the file and every sink.
+    let mut line = Vec::with_capacity(4096);
     loop {
         let asked = reopen.inner.requested.load(Ordering::Acquire);
         if asked != served {
@@ -580,11 +620,12 @@ fn write_loop(
         }
         match rx.recv_timeout(REOPEN_CHECK) {
             Ok(record) => {
-                let line = record.to_json();
-                serde_json::to_writer(&mut out, &line)
-                    .map_err(io::Error::from)
-                    .and_then(|_| out.write_all(b"\n"))
-                    .map_err(|e| fail(&stats, e))?;
+                line.clear();
+                serde_json::to_writer(&mut line, &record.to_json())
+                    .map_err(|e| fail(&stats, e.into()))?;
+                line.push(b'\n');
+                out.write_all(&line).map_err(|e| fail(&stats, e))?;
+                sinks.send(&line);
                 match record {
                     EveRecord::Alert(_) => stats.alert += 1,
                     EveRecord::Flow(_) => stats.flow += 1,
@@ -710,7 +751,7 @@ mod tests {
     fn writer_writes_every_record_then_stops() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("eve.json");
-        let (tx, writer) = EveWriter::spawn(EveTarget::File(path.clone()), 4).unwrap();
+        let (tx, writer) = EveWriter::spawn(EveTarget::File(path.clone()), 4, &[]).unwrap();
         for i in 0..100u64 {
             let rec = FlowRecord {
                 meta: FlowMeta {
@@ -783,7 +824,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("eve.json");
         let rotated = dir.path().join("eve.json.1");
-        let (tx, writer) = EveWriter::spawn(EveTarget::File(path.clone()), 1024).unwrap();
+        let (tx, writer) = EveWriter::spawn(EveTarget::File(path.clone()), 1024, &[]).unwrap();
         let reopen = writer.reopen_handle();
         // A sender keeps writing while the file is renamed and reopened, as logrotate does it.
         let sender = std::thread::spawn(move || {
@@ -824,7 +865,7 @@ mod tests {
 
     #[test]
     fn standard_output_has_nothing_to_reopen() {
-        let (tx, writer) = EveWriter::spawn(EveTarget::Stdout, 4).unwrap();
+        let (tx, writer) = EveWriter::spawn(EveTarget::Stdout, 4, &[]).unwrap();
         let outcome = writer.reopen_handle().request(Duration::from_millis(100));
         assert_eq!(outcome, ReopenOutcome::NotAFile);
         drop(tx);
@@ -833,7 +874,7 @@ mod tests {
 
     #[test]
     fn unopenable_target_is_a_clear_error() {
-        let err = EveWriter::spawn(EveTarget::File("/nonexistent-dir/eve.json".into()), 4)
+        let err = EveWriter::spawn(EveTarget::File("/nonexistent-dir/eve.json".into()), 4, &[])
             .err()
             .unwrap();
         let msg = err.to_string();
