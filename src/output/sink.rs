@@ -3,8 +3,9 @@
 //!
 //! A sink's peer is someone else's process and may be absent, slow or gone. None of that may hold
 //! the writer for long, or the workers' queue fills and records are lost for the file too: the
-//! datagram sinks never wait (a full or absent peer loses the record), the stream sink waits at
-//! most [`STREAM_WRITE_TIMEOUT`] and then gives the connection up. Every record a sink could not
+//! datagram sinks wait at most [`DGRAM_WAIT`] for a full peer, and not at all after a loss (an
+//! absent peer fails at once); the stream sink waits at most [`STREAM_WRITE_TIMEOUT`] and then
+//! gives the connection up. Every record a sink could not
 //! deliver is counted, per sink.
 
 use std::io::{self, Write};
@@ -22,6 +23,12 @@ use crate::config::{SinkConfig, SinkKind};
 /// enough for a reader that is merely busy, short enough that the workers' queue (65536 records
 /// by default) does not fill behind a stuck one.
 pub const STREAM_WRITE_TIMEOUT: Duration = Duration::from_millis(50);
+/// How long a datagram may wait for room at a peer that has been keeping up. Linux queues only
+/// `net.unix.max_dgram_qlen` datagrams (10 by default outside systemd) per receiver, so a reader
+/// that is merely scheduled late would lose most of a burst without it. After a loss the sink
+/// sends without waiting until a datagram gets through, so a stuck peer costs one wait, not one
+/// per record.
+pub const DGRAM_WAIT: Duration = Duration::from_millis(5);
 /// The first wait after a failed connection; at least a second, as the task asks of reconnects.
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 /// Doubling stops here so a peer that comes back is found within half a minute.
@@ -53,9 +60,35 @@ impl SinkCounter {
     }
 }
 
+/// A datagram socket that waits up to [`DGRAM_WAIT`] while its peer keeps up, and not at all
+/// once it has lost a record.
+struct Datagrams {
+    socket: UnixDatagram,
+    patient: bool,
+}
+
+impl Datagrams {
+    fn new() -> io::Result<Datagrams> {
+        let socket = UnixDatagram::unbound()?;
+        socket.set_write_timeout(Some(DGRAM_WAIT))?;
+        Ok(Datagrams {
+            socket,
+            patient: true,
+        })
+    }
+
+    fn send(&mut self, buf: &[u8], path: &std::path::Path) -> bool {
+        let ok = self.socket.send_to(buf, path).is_ok();
+        if ok != self.patient && self.socket.set_nonblocking(!ok).is_ok() {
+            self.patient = ok;
+        }
+        ok
+    }
+}
+
 enum Transport {
     Dgram {
-        socket: UnixDatagram,
+        socket: Datagrams,
     },
     Stream {
         conn: Option<UnixStream>,
@@ -64,7 +97,7 @@ enum Transport {
         backoff: Duration,
     },
     Syslog {
-        socket: UnixDatagram,
+        socket: Datagrams,
         context: SyslogContext,
         /// The header and the JSON, reused so a record costs no allocation here.
         buf: Vec<u8>,
@@ -84,7 +117,7 @@ impl Sink {
         let path = PathBuf::from(config.path());
         let transport = match config.kind {
             SinkKind::UnixDgram => Transport::Dgram {
-                socket: unbound_nonblocking()?,
+                socket: Datagrams::new()?,
             },
             SinkKind::UnixStream => Transport::Stream {
                 conn: None,
@@ -97,7 +130,7 @@ impl Sink {
                 let mut context = SyslogContext::new();
                 context.facility(facility).appname(config.identity());
                 Transport::Syslog {
-                    socket: unbound_nonblocking()?,
+                    socket: Datagrams::new()?,
                     context,
                     buf: Vec::with_capacity(4096),
                 }
@@ -109,7 +142,7 @@ impl Sink {
     /// Hands one EVE line (with its newline) to the sink; false if the record was lost.
     pub fn send(&mut self, line: &[u8]) -> bool {
         match &mut self.transport {
-            Transport::Dgram { socket } => socket.send_to(line, &self.path).is_ok(),
+            Transport::Dgram { socket } => socket.send(line, &self.path),
             Transport::Syslog {
                 socket,
                 context,
@@ -127,7 +160,7 @@ impl Sink {
                 if write!(buf, "{formatted}").is_err() {
                     return false;
                 }
-                socket.send_to(buf, &self.path).is_ok()
+                socket.send(buf, &self.path)
             }
             Transport::Stream {
                 conn,
@@ -168,12 +201,6 @@ impl Sink {
             }
         }
     }
-}
-
-fn unbound_nonblocking() -> io::Result<UnixDatagram> {
-    let socket = UnixDatagram::unbound()?;
-    socket.set_nonblocking(true)?;
-    Ok(socket)
 }
 
 /// Connects without waiting: a blocking connect to a listener whose backlog is full would wait
