@@ -3,8 +3,8 @@
 //!
 //! A sink's peer is someone else's process and may be absent, slow or gone. None of that may hold
 //! the writer for long, or the workers' queue fills and records are lost for the file too: the
-//! datagram sinks wait at most [`DGRAM_WAIT`] for a full peer, and not at all after a loss (an
-//! absent peer fails at once); the stream sink waits at most [`STREAM_WRITE_TIMEOUT`] and then
+//! datagram sinks wait at most [`DGRAM_WAIT`] for a full peer, not at all after a loss, and never
+//! more than [`DGRAM_WAIT_BUDGET`] a second (an absent peer fails at once); the stream sink waits at most [`STREAM_WRITE_TIMEOUT`] and then
 //! gives the connection up. Every record a sink could not
 //! deliver is counted, per sink.
 
@@ -28,7 +28,10 @@ pub const STREAM_WRITE_TIMEOUT: Duration = Duration::from_millis(50);
 /// that is merely scheduled late would lose most of a burst without it. After a loss the sink
 /// sends without waiting until a datagram gets through, so a stuck peer costs one wait, not one
 /// per record.
-pub const DGRAM_WAIT: Duration = Duration::from_millis(5);
+pub const DGRAM_WAIT: Duration = Duration::from_millis(20);
+/// At most this much waiting per second and sink, so a peer that keeps taking one record per
+/// wait cannot slow the writer below nine tenths of its pace.
+pub const DGRAM_WAIT_BUDGET: Duration = Duration::from_millis(100);
 /// The first wait after a failed connection; at least a second, as the task asks of reconnects.
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 /// Doubling stops here so a peer that comes back is found within half a minute.
@@ -60,11 +63,16 @@ impl SinkCounter {
     }
 }
 
-/// A datagram socket that waits up to [`DGRAM_WAIT`] while its peer keeps up, and not at all
-/// once it has lost a record.
+/// A datagram socket that waits up to [`DGRAM_WAIT`] while its peer keeps up and the second's
+/// [`DGRAM_WAIT_BUDGET`] lasts, and not at all once it has lost a record.
 struct Datagrams {
     socket: UnixDatagram,
+    /// Whether the socket blocks (up to `DGRAM_WAIT`); changed only when the answer changes.
     patient: bool,
+    /// The last send failed: no waiting until one succeeds.
+    lost: bool,
+    second: Instant,
+    waited: Duration,
 }
 
 impl Datagrams {
@@ -74,14 +82,27 @@ impl Datagrams {
         Ok(Datagrams {
             socket,
             patient: true,
+            lost: false,
+            second: Instant::now(),
+            waited: Duration::ZERO,
         })
     }
 
     fn send(&mut self, buf: &[u8], path: &std::path::Path) -> bool {
-        let ok = self.socket.send_to(buf, path).is_ok();
-        if ok != self.patient && self.socket.set_nonblocking(!ok).is_ok() {
-            self.patient = ok;
+        let start = Instant::now();
+        if start.duration_since(self.second) >= Duration::from_secs(1) {
+            self.second = start;
+            self.waited = Duration::ZERO;
         }
+        let patient = !self.lost && self.waited < DGRAM_WAIT_BUDGET;
+        if patient != self.patient && self.socket.set_nonblocking(!patient).is_ok() {
+            self.patient = patient;
+        }
+        let ok = self.socket.send_to(buf, path).is_ok();
+        if self.patient {
+            self.waited += start.elapsed();
+        }
+        self.lost = !ok;
         ok
     }
 }
