@@ -787,6 +787,61 @@ mod tests {
     }
 
     #[test]
+    fn output_sinks_parse_with_syslog_defaults() {
+        let c = parse(
+            "[[output.sinks]]\nkind = \"unix_stream\"\npath = \"/run/a.sock\"\n\
+             [[output.sinks]]\nkind = \"syslog\"\n",
+        )
+        .unwrap();
+        let s = &c.output.sinks;
+        assert_eq!(s[0].kind, SinkKind::UnixStream);
+        assert_eq!(s[0].label(), "unix_stream:/run/a.sock");
+        assert_eq!(
+            (s[1].path(), s[1].facility(), s[1].identity()),
+            ("/dev/log", "local5", "unmask")
+        );
+    }
+
+    #[test]
+    fn bad_output_sinks_name_the_key_and_what_is_accepted() {
+        let (key, message) = key_error("[[output.sinks]]\nkind = \"redis\"\n");
+        assert_eq!(key, "output.sinks[0].kind");
+        assert!(message.contains("unix_dgram"), "{message}");
+        let (key, message) = key_error("[[output.sinks]]\nkind = \"unix_dgram\"\n");
+        assert_eq!(key, "output.sinks[0].path");
+        assert!(message.contains("missing"), "{message}");
+        let (key, message) = key_error(
+            "[[output.sinks]]\nkind = \"unix_stream\"\npath = \"/a\"\nfacility = \"local0\"\n",
+        );
+        assert_eq!(key, "output.sinks[0].facility");
+        assert!(message.contains("only with kind = \"syslog\""), "{message}");
+        let (key, message) =
+            key_error("[[output.sinks]]\nkind = \"syslog\"\nfacility = \"local9\"\n");
+        assert_eq!(key, "output.sinks[0].facility");
+        assert!(
+            message.contains("local9") && message.contains("local7"),
+            "{message}"
+        );
+        let (key, message) =
+            key_error("[[output.sinks]]\nkind = \"syslog\"\nidentity = \"un mask\"\n");
+        assert_eq!(key, "output.sinks[0].identity");
+        assert!(message.contains("RFC 5424"), "{message}");
+        let long = "x".repeat(108);
+        let (key, message) = key_error(&format!(
+            "[[output.sinks]]\nkind = \"unix_dgram\"\npath = \"/{long}\"\n"
+        ));
+        assert_eq!(key, "output.sinks[0].path");
+        assert!(message.contains("107"), "{message}");
+        let (key, message) = key_error(
+            "[[output.sinks]]\nkind = \"syslog\"\n[[output.sinks]]\nkind = \"syslog\"\npath = \"/dev/log\"\n",
+        );
+        assert_eq!(key, "output.sinks[1].path");
+        assert!(message.contains("output.sinks[0]"), "{message}");
+        let (key, _) = key_error("[[output.sinks]]\nkind = \"syslog\"\nlevel = \"info\"\n");
+        assert_eq!(key, "output.sinks[0].level");
+    }
+
+    #[test]
     fn metrics_listen_must_be_an_address() {
         for bad in [
             "localhost",

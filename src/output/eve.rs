@@ -872,6 +872,132 @@ mod tests {
         writer.finish().unwrap();
     }
 
+    fn sink(kind: crate::config::SinkKind, path: &std::path::Path) -> SinkConfig {
+        SinkConfig {
+            kind,
+            path: Some(path.display().to_string()),
+            facility: None,
+            identity: None,
+        }
+    }
+
+    fn file_lines(path: &std::path::Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits until the writer has handed `n` records to its sinks (sent or lost).
+    fn wait_handled(counters: &EveCounters, n: u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let s = &counters.sinks()[0];
+        while s.sent() + s.lost() < n {
+            assert!(std::time::Instant::now() < deadline, "the writer stalled");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn a_stream_peer_that_appears_late_gets_the_records_after_it_came() {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("eve.json");
+        let sock = dir.path().join("late.sock");
+        let sinks = [sink(crate::config::SinkKind::UnixStream, &sock)];
+        let (tx, writer) = EveWriter::spawn(EveTarget::File(path.clone()), 64, &sinks).unwrap();
+        let counters = writer.counters();
+        // Nobody listens: the first record's connection fails, the rest wait out the backoff.
+        let started = std::time::Instant::now();
+        for i in 0..50 {
+            tx.send(flow_record(i)).unwrap();
+        }
+        wait_handled(&counters, 50);
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "an absent peer must not slow the writer: {:?}",
+            started.elapsed()
+        );
+        let s = &counters.sinks()[0];
+        assert_eq!((s.sent(), s.lost()), (0, 50));
+
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let reader = std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            std::io::BufReader::new(conn)
+                .lines()
+                .map(|l| l.unwrap())
+                .collect::<Vec<_>>()
+        });
+        // One failed attempt so far, so the next is allowed a second after it.
+        std::thread::sleep(crate::output::sink::STREAM_WRITE_TIMEOUT + Duration::from_millis(1100));
+        for i in 50..80 {
+            tx.send(flow_record(i)).unwrap();
+        }
+        drop(tx);
+        writer.finish().unwrap();
+        assert_eq!((s.sent(), s.lost()), (30, 50));
+        let file = file_lines(&path);
+        assert_eq!(file.len(), 80);
+        assert_eq!(reader.join().unwrap(), file[50..].to_vec());
+    }
+
+    #[test]
+    fn a_stream_peer_is_tried_at_most_once_a_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("never.sock");
+        let config = sink(crate::config::SinkKind::UnixStream, &sock);
+        let mut s = crate::output::sink::Sink::open(&config).unwrap();
+        assert!(!s.send(b"{}\n"));
+        // A listener now exists, but the backoff keeps the sink from looking for a second.
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        assert!(!s.send(b"{}\n"));
+        std::thread::sleep(Duration::from_millis(1050));
+        assert!(s.send(b"{}\n"));
+    }
+
+    #[test]
+    fn syslog_lines_are_rfc5424_with_the_eve_json_as_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("eve.json");
+        let log = dir.path().join("log");
+        let socket = std::os::unix::net::UnixDatagram::bind(&log).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut config = sink(crate::config::SinkKind::Syslog, &log);
+        config.identity = Some("unmask-test".into());
+        let (tx, writer) = EveWriter::spawn(EveTarget::File(path.clone()), 64, &[config]).unwrap();
+        for i in 0..5 {
+            tx.send(flow_record(i)).unwrap();
+        }
+        drop(tx);
+        writer.finish().unwrap();
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        let mut buf = vec![0u8; 65536];
+        for line in file_lines(&path) {
+            let n = socket.recv(&mut buf).unwrap();
+            let msg = std::str::from_utf8(&buf[..n]).unwrap();
+            let fields: Vec<&str> = msg.splitn(8, ' ').collect();
+            // local5 (21) * 8 + informational (6).
+            assert_eq!(fields[0], "<174>1", "{msg}");
+            let ts = fields[1];
+            assert!(
+                ts.len() == 27 && ts.as_bytes()[10] == b'T' && ts.ends_with('Z'),
+                "RFC 3339 UTC with microseconds: {ts}"
+            );
+            assert_eq!(fields[2], hostname.trim());
+            assert_eq!(fields[3], "unmask-test");
+            assert_eq!(fields[4], std::process::id().to_string());
+            assert_eq!((fields[5], fields[6]), ("-", "-"), "no MSGID, no SD");
+            assert!(!fields[7].ends_with('\n'));
+            let json: Value = serde_json::from_str(fields[7]).unwrap();
+            assert_eq!(json, serde_json::from_str::<Value>(&line).unwrap());
+            assert_eq!(fields[7], line);
+        }
+    }
+
     #[test]
     fn unopenable_target_is_a_clear_error() {
         let err = EveWriter::spawn(EveTarget::File("/nonexistent-dir/eve.json".into()), 4, &[])
