@@ -375,6 +375,25 @@ impl EveStats {
     }
 }
 
+/// What one extra sink did with the records, for the end summaries.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SinkStats {
+    /// `kind:path`, as the metrics label it.
+    pub sink: String,
+    pub records: u64,
+    pub lost: u64,
+}
+
+impl fmt::Display for SinkStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "  eve sink   {} records to {} ({} lost: peer absent, full or slow)",
+            self.records, self.sink, self.lost
+        )
+    }
+}
+
 /// What the writer has written so far, readable from other threads while it runs (the
 /// metrics exporter). Only the writer thread stores, once per record, off the packet path.
 #[derive(Debug, Default)]
@@ -409,6 +428,18 @@ impl EveCounters {
     /// Each extra sink's records sent and lost so far.
     pub fn sinks(&self) -> &[Arc<SinkCounter>] {
         &self.sinks
+    }
+
+    /// The same, as plain numbers for an end summary.
+    pub fn sink_stats(&self) -> Vec<SinkStats> {
+        self.sinks
+            .iter()
+            .map(|s| SinkStats {
+                sink: s.label.clone(),
+                records: s.sent(),
+                lost: s.lost(),
+            })
+            .collect()
     }
 
     pub fn snapshot(&self) -> EveStats {
