@@ -975,6 +975,36 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_peer_that_never_reads_costs_the_writer_little() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("eve.json");
+        let sock = dir.path().join("stuck.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let sinks = [sink(crate::config::SinkKind::UnixStream, &sock)];
+        let (tx, writer) = EveWriter::spawn(EveTarget::File(path.clone()), 1024, &sinks).unwrap();
+        let counters = writer.counters();
+        // Accepted and held, never read: the socket buffers fill and every write must time out.
+        let held = std::thread::spawn(move || listener.accept().unwrap());
+        let started = std::time::Instant::now();
+        for i in 0..20_000 {
+            tx.send(flow_record(i)).unwrap();
+        }
+        drop(tx);
+        writer.finish().unwrap();
+        let took = started.elapsed();
+        let s = &counters.sinks()[0];
+        assert_eq!(s.sent() + s.lost(), 20_000);
+        assert!(s.lost() > 0 && s.sent() > 0, "{} / {}", s.sent(), s.lost());
+        assert_eq!(flow_ids(&path).len(), 20_000, "the file gets everything");
+        // One 50 ms timeout, then records lost without trying for the backoff's second.
+        assert!(
+            took < Duration::from_secs(3),
+            "the writer was held {took:?}"
+        );
+        drop(held.join().unwrap());
+    }
+
+    #[test]
     fn a_stream_peer_is_tried_at_most_once_a_second() {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("never.sock");

@@ -205,7 +205,7 @@ impl Sink {
                 let Some(c) = conn.as_mut() else {
                     return false;
                 };
-                match c.write_all(line) {
+                match write_within(c, line, now + STREAM_WRITE_TIMEOUT) {
                     Ok(()) => {
                         *backoff = BACKOFF_MIN;
                         true
@@ -222,6 +222,33 @@ impl Sink {
             }
         }
     }
+}
+
+/// Writes all of `buf` or fails at `deadline`: a peer that drains a few bytes at a time must not
+/// stretch one record into many timeouts.
+fn write_within(c: &mut UnixStream, mut buf: &[u8], deadline: Instant) -> io::Result<()> {
+    let mut writes = 0u32;
+    while !buf.is_empty() {
+        if writes > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            c.set_write_timeout(Some(left))?;
+        }
+        match c.write(buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        writes += 1;
+    }
+    if writes > 1 {
+        // Back to the full timeout for the next record, which starts with one write.
+        c.set_write_timeout(Some(STREAM_WRITE_TIMEOUT))?;
+    }
+    Ok(())
 }
 
 /// Connects without waiting: a blocking connect to a listener whose backlog is full would wait
