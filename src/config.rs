@@ -180,6 +180,119 @@ pub struct OutputConfig {
     pub community_id: bool,
     #[serde(deserialize_with = "community_id_seed")]
     pub community_id_seed: u16,
+    /// Where each EVE line also goes, beside the file (`[[output.sinks]]`).
+    pub sinks: Vec<SinkConfig>,
+}
+
+/// What an extra EVE sink is, with Suricata's names for the same outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkKind {
+    UnixStream,
+    UnixDgram,
+    Syslog,
+}
+
+impl SinkKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            SinkKind::UnixStream => "unix_stream",
+            SinkKind::UnixDgram => "unix_dgram",
+            SinkKind::Syslog => "syslog",
+        }
+    }
+}
+
+/// One extra EVE sink. `facility` and `identity` are syslog's; `None` takes the default so
+/// a unix sink that sets them can be told apart and refused.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    pub kind: SinkKind,
+    /// The socket's path; syslog defaults to [`SinkConfig::SYSLOG_PATH`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facility: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+}
+
+impl SinkConfig {
+    pub const SYSLOG_PATH: &'static str = "/dev/log";
+    /// Suricata's default facility for its EVE syslog output.
+    pub const SYSLOG_FACILITY: &'static str = "local5";
+    pub const SYSLOG_IDENTITY: &'static str = "unmask";
+
+    pub fn path(&self) -> &str {
+        self.path.as_deref().unwrap_or(Self::SYSLOG_PATH)
+    }
+
+    pub fn facility(&self) -> &str {
+        self.facility.as_deref().unwrap_or(Self::SYSLOG_FACILITY)
+    }
+
+    pub fn identity(&self) -> &str {
+        self.identity.as_deref().unwrap_or(Self::SYSLOG_IDENTITY)
+    }
+
+    /// The `sink` label of its metrics, unique because validation refuses duplicates.
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.kind.name(), self.path())
+    }
+
+    fn validate(&self, key: &str) -> Result<(), (String, String)> {
+        let at = |field: &str, message: String| (format!("{key}.{field}"), message);
+        let kind = self.kind.name();
+        match &self.path {
+            None if self.kind != SinkKind::Syslog => {
+                return Err(at(
+                    "path",
+                    format!("missing for kind = \"{kind}\"; accepted: the socket's file path"),
+                ))
+            }
+            // sun_path holds 108 bytes with the terminating NUL.
+            Some(p) if p.is_empty() || p.len() > 107 || p.ends_with('/') => {
+                return Err(at(
+                    "path",
+                    format!(
+                        "{p:?} ({} bytes); accepted: a socket file path of 1 to 107 bytes",
+                        p.len()
+                    ),
+                ))
+            }
+            _ => {}
+        }
+        if self.kind != SinkKind::Syslog {
+            for (field, set) in [("facility", &self.facility), ("identity", &self.identity)] {
+                if let Some(v) = set {
+                    return Err(at(
+                        field,
+                        format!("{v:?} given for kind = \"{kind}\"; accepted only with kind = \"syslog\""),
+                    ));
+                }
+            }
+            return Ok(());
+        }
+        if self.facility().parse::<fasyslog::Facility>().is_err() {
+            return Err(at(
+                "facility",
+                format!(
+                    "unknown facility {:?}; accepted: kern, user, mail, daemon, auth, syslog, lpr, news, uucp, cron, authpriv, ftp, ntp, audit, alert, clock, local0 to local7",
+                    self.facility()
+                ),
+            ));
+        }
+        // RFC 5424 APP-NAME: 1 to 48 printable US-ASCII characters, no space.
+        let id = self.identity();
+        if id.is_empty() || id.len() > 48 || !id.bytes().all(|b| (33..=126).contains(&b)) {
+            return Err(at(
+                "identity",
+                format!("invalid identity {id:?}; accepted: 1 to 48 printable ASCII characters without spaces (RFC 5424 APP-NAME)"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for OutputConfig {
@@ -190,6 +303,7 @@ impl Default for OutputConfig {
             queue_capacity: 65_536,
             community_id: true,
             community_id_seed: 0,
+            sinks: Vec::new(),
         }
     }
 }
@@ -488,6 +602,19 @@ impl Config {
             16,
             16 * 1024 * 1024,
         )?;
+        for (i, sink) in o.sinks.iter().enumerate() {
+            let key = format!("output.sinks[{i}]");
+            sink.validate(&key).map_err(|(k, m)| err(&k, m))?;
+            if let Some(j) = o.sinks[..i].iter().position(|s| s.label() == sink.label()) {
+                return Err(err(
+                    &format!("{key}.path"),
+                    format!(
+                        "{:?} is already the path of output.sinks[{j}] of the same kind; accepted: one sink per kind and path",
+                        sink.path()
+                    ),
+                ));
+            }
+        }
 
         let m = &self.metrics;
         if m.listen_addr().is_none() {
@@ -685,6 +812,61 @@ mod tests {
             }
             other => panic!("expected a syntax error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn output_sinks_parse_with_syslog_defaults() {
+        let c = parse(
+            "[[output.sinks]]\nkind = \"unix_stream\"\npath = \"/run/a.sock\"\n\
+             [[output.sinks]]\nkind = \"syslog\"\n",
+        )
+        .unwrap();
+        let s = &c.output.sinks;
+        assert_eq!(s[0].kind, SinkKind::UnixStream);
+        assert_eq!(s[0].label(), "unix_stream:/run/a.sock");
+        assert_eq!(
+            (s[1].path(), s[1].facility(), s[1].identity()),
+            ("/dev/log", "local5", "unmask")
+        );
+    }
+
+    #[test]
+    fn bad_output_sinks_name_the_key_and_what_is_accepted() {
+        let (key, message) = key_error("[[output.sinks]]\nkind = \"redis\"\n");
+        assert_eq!(key, "output.sinks[0].kind");
+        assert!(message.contains("unix_dgram"), "{message}");
+        let (key, message) = key_error("[[output.sinks]]\nkind = \"unix_dgram\"\n");
+        assert_eq!(key, "output.sinks[0].path");
+        assert!(message.contains("missing"), "{message}");
+        let (key, message) = key_error(
+            "[[output.sinks]]\nkind = \"unix_stream\"\npath = \"/a\"\nfacility = \"local0\"\n",
+        );
+        assert_eq!(key, "output.sinks[0].facility");
+        assert!(message.contains("only with kind = \"syslog\""), "{message}");
+        let (key, message) =
+            key_error("[[output.sinks]]\nkind = \"syslog\"\nfacility = \"local9\"\n");
+        assert_eq!(key, "output.sinks[0].facility");
+        assert!(
+            message.contains("local9") && message.contains("local7"),
+            "{message}"
+        );
+        let (key, message) =
+            key_error("[[output.sinks]]\nkind = \"syslog\"\nidentity = \"un mask\"\n");
+        assert_eq!(key, "output.sinks[0].identity");
+        assert!(message.contains("RFC 5424"), "{message}");
+        let long = "x".repeat(108);
+        let (key, message) = key_error(&format!(
+            "[[output.sinks]]\nkind = \"unix_dgram\"\npath = \"/{long}\"\n"
+        ));
+        assert_eq!(key, "output.sinks[0].path");
+        assert!(message.contains("107"), "{message}");
+        let (key, message) = key_error(
+            "[[output.sinks]]\nkind = \"syslog\"\n[[output.sinks]]\nkind = \"syslog\"\npath = \"/dev/log\"\n",
+        );
+        assert_eq!(key, "output.sinks[1].path");
+        assert!(message.contains("output.sinks[0]"), "{message}");
+        let (key, _) = key_error("[[output.sinks]]\nkind = \"syslog\"\nlevel = \"info\"\n");
+        assert_eq!(key, "output.sinks[0].level");
     }
 
     #[test]

@@ -103,11 +103,23 @@ fn a_real_prometheus_scrapes_the_replay() {
     let pcap = dir.path().join("fixture.pcap");
     write_capture(&pcap);
     let eve = dir.path().join("eve.json");
+    // A datagram sink nobody listens on, so the sink families are exported too.
+    let config = dir.path().join("unmask.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[output.sinks]]\nkind = \"unix_dgram\"\npath = \"{}\"\n",
+            dir.path().join("absent.dgram").display()
+        ),
+    )
+    .unwrap();
 
     // unmask first: it binds port 0 and prints the port it got.
     let mut unmask = Reaped(
         Command::new(env!("CARGO_BIN_EXE_unmask"))
-            .args(["replay", "--no-progress", "--mode", "block", "--eve"])
+            .args(["replay", "--no-progress", "--mode", "block", "--config"])
+            .arg(&config)
+            .arg("--eve")
             .arg(&eve)
             .args(["--metrics", "127.0.0.1:0", "--metrics-linger", "300"])
             .arg(&pcap)

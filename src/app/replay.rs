@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::engine::worker::{self, Clock};
 use crate::engine::{Counters, Engine, EngineOptions};
 use crate::flow::table::TableStats;
-use crate::output::eve::{EveError, EveFormat, EveStats, EveTarget, EveWriter};
+use crate::output::eve::{EveError, EveFormat, EveStats, EveTarget, EveWriter, SinkStats};
 use crate::output::metrics::{Hub, HubOptions, Metered, RunMode, TimingSummary};
 use crate::verdict::{Mode, NoFlowControl};
 
@@ -39,6 +39,8 @@ pub struct ReplaySummary {
     pub table: TableStats,
     pub eve: EveStats,
     pub eve_target: String,
+    /// Each `[[output.sinks]]` entry's records sent and lost.
+    pub eve_sinks: Vec<SinkStats>,
     pub elapsed: Duration,
     pub flow_commands: NoFlowControl,
     /// Per-packet and per-batch latency percentiles.
@@ -88,6 +90,7 @@ pub fn replay(opts: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
         eve,
         config.output.queue_capacity as usize,
         EveFormat::from_config(&config.output),
+        &config.output.sinks,
     )?;
     hub.set_eve_counters(writer.counters());
     let engine = Engine::new(
@@ -123,6 +126,7 @@ pub fn replay(opts: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
     let timing = hub.timing_summary();
     // Dropping the engine drops its sender, which lets the writer finish.
     drop(engine);
+    let eve_counters = writer.counters();
     let eve_stats = writer.finish()?;
     Ok(ReplayOutcome {
         summary: ReplaySummary {
@@ -132,6 +136,7 @@ pub fn replay(opts: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
             table,
             eve: eve_stats,
             eve_target,
+            eve_sinks: eve_counters.sink_stats(),
             elapsed,
             flow_commands: ctl,
             timing,
@@ -242,6 +247,9 @@ impl std::fmt::Display for ReplaySummary {
             self.eve_target,
             c.eve_dropped
         )?;
+        for s in &self.eve_sinks {
+            writeln!(f, "{s}")?;
+        }
         if self.timing.batches_timed > 0 {
             writeln!(f, "  latency    {}", self.timing)?;
         }

@@ -13,7 +13,7 @@ use crate::datapath::Topology;
 use crate::detect::Detector;
 use crate::engine::{Counters, Engine, EngineOptions};
 use crate::flow::table::TableStats;
-use crate::output::eve::{EveError, EveFormat, EveStats, EveTarget, EveWriter};
+use crate::output::eve::{EveError, EveFormat, EveStats, EveTarget, EveWriter, SinkStats};
 use crate::output::metrics::live::DatapathSource;
 use crate::output::metrics::{EngineView, Hub, HubOptions, Metered, Observe, RunMode};
 use crate::verdict::{FlowControl, FrameHandler, Mode};
@@ -40,6 +40,8 @@ pub struct LiveSummary {
     pub table: Vec<TableStatsReport>,
     pub eve: EveStatsReport,
     pub eve_target: String,
+    /// Each `[[output.sinks]]` entry's records sent and lost.
+    pub eve_sinks: Vec<SinkStats>,
     pub mode: &'static str,
 }
 
@@ -163,6 +165,7 @@ pub fn run_metered(
         eve,
         config.output.queue_capacity as usize,
         EveFormat::from_config(&config.output),
+        &config.output.sinks,
     )?;
     hub.set_eve_counters(writer.counters());
     reloader.set_reopen(writer.reopen_handle());
@@ -246,6 +249,7 @@ pub fn run_metered(
         let _ = writer.finish();
         return Err(e.into());
     }
+    let eve_counters = writer.counters();
     let eve_stats = writer.finish()?;
     let mut counters = Counters::default();
     let mut table = Vec::new();
@@ -266,6 +270,7 @@ pub fn run_metered(
         table,
         eve: eve_stats.into(),
         eve_target,
+        eve_sinks: eve_counters.sink_stats(),
         mode: config.verdict.mode.name(),
     })
 }
@@ -328,6 +333,10 @@ impl std::fmt::Display for LiveSummary {
             f,
             "  eve        {} alert, {} flow, {} tls, {} anomaly, {} drop records to {} ({} dropped: queue full)",
             self.eve.alert, self.eve.flow, self.eve.tls, self.eve.anomaly, self.eve.drop, self.eve_target, c.eve_dropped
-        )
+        )?;
+        for s in &self.eve_sinks {
+            writeln!(f, "{s}")?;
+        }
+        Ok(())
     }
 }

@@ -22,7 +22,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde_json::{json, Map, Value};
 
 use crate::capture::Timestamp;
-use crate::config::OutputConfig;
+use crate::config::{OutputConfig, SinkConfig};
 use crate::detect::{MITRE_ANALYTIC, MITRE_TACTIC, MITRE_TECHNIQUE, MITRE_TECHNIQUE_NAME};
 use crate::engine::record::{
     AlertAction, AlertRecord, AnomalyRecord, DropRecord, EveRecord, FlowMeta, FlowRecord,
@@ -30,6 +30,7 @@ use crate::engine::record::{
 };
 use crate::flow::Dir;
 use crate::output::community_id;
+use crate::output::sink::{Sink, SinkCounter, Sinks};
 use crate::proto::AppProto;
 use crate::text::{civil_from_days, TlsDate};
 use crate::wire::{Family, TcpFlags};
@@ -387,6 +388,12 @@ pub enum EveError {
         #[source]
         source: io::Error,
     },
+    #[error("EVE sink {sink}: cannot create its socket: {source}")]
+    Sink {
+        sink: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("the EVE writer thread panicked")]
     Panicked,
 }
@@ -407,11 +414,32 @@ impl EveStats {
     }
 }
 
+/// What one extra sink did with the records, for the end summaries.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SinkStats {
+    /// `kind:path`, as the metrics label it.
+    pub sink: String,
+    pub records: u64,
+    pub lost: u64,
+}
+
+impl fmt::Display for SinkStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "  eve sink   {} records to {} ({} lost: peer absent, full or slow)",
+            self.records, self.sink, self.lost
+        )
+    }
+}
+
 /// What the writer has written so far, readable from other threads while it runs (the
 /// metrics exporter). Only the writer thread stores, once per record, off the packet path.
 #[derive(Debug, Default)]
 pub struct EveCounters {
     written: [AtomicU64; 5],
+    /// One per `[[output.sinks]]` entry, in the config's order.
+    sinks: Vec<Arc<SinkCounter>>,
 }
 
 impl EveCounters {
@@ -423,6 +451,34 @@ impl EveCounters {
         {
             slot.store(v, Ordering::Relaxed);
         }
+    }
+
+    /// Counters for a writer with these extra sinks (labels as `SinkConfig::label`).
+    pub fn with_sinks(labels: impl IntoIterator<Item = String>) -> EveCounters {
+        EveCounters {
+            written: Default::default(),
+            sinks: labels
+                .into_iter()
+                .map(|l| Arc::new(SinkCounter::new(l)))
+                .collect(),
+        }
+    }
+
+    /// Each extra sink's records sent and lost so far.
+    pub fn sinks(&self) -> &[Arc<SinkCounter>] {
+        &self.sinks
+    }
+
+    /// The same, as plain numbers for an end summary.
+    pub fn sink_stats(&self) -> Vec<SinkStats> {
+        self.sinks
+            .iter()
+            .map(|s| SinkStats {
+                sink: s.label.clone(),
+                records: s.sent(),
+                lost: s.lost(),
+            })
+            .collect()
     }
 
     pub fn snapshot(&self) -> EveStats {
@@ -514,15 +570,26 @@ impl Reopen {
 const FLUSH_IDLE: Duration = Duration::from_millis(200);
 
 impl EveWriter {
-    /// Opens the target now (so a bad path fails at start-up) and starts the thread.
+    /// Opens the target now (so a bad path fails at start-up) and starts the thread. Every
+    /// line also goes to each of `sinks`, after the file.
     pub fn spawn(
         target: EveTarget,
         capacity: usize,
         format: EveFormat,
+        sinks: &[SinkConfig],
     ) -> Result<(Sender<EveRecord>, EveWriter), EveError> {
         let out = open_target(&target)?;
+        let counters = Arc::new(EveCounters::with_sinks(sinks.iter().map(|s| s.label())));
+        let mut driven = Vec::with_capacity(sinks.len());
+        for (config, counter) in sinks.iter().zip(counters.sinks()) {
+            let sink = Sink::open(config).map_err(|source| EveError::Sink {
+                sink: config.label(),
+                source,
+            })?;
+            driven.push((sink, Arc::clone(counter)));
+        }
+        let mut sinks = Sinks::new(driven);
         let (tx, rx) = crossbeam_channel::bounded(capacity);
-        let counters = Arc::new(EveCounters::default());
         let live = Arc::clone(&counters);
         let reopen = Reopen::default();
         if target == EveTarget::Stdout {
@@ -534,7 +601,7 @@ impl EveWriter {
             .name("unmask-eve".into())
             .spawn(move || {
                 let out = BufWriter::with_capacity(256 * 1024, out);
-                write_loop(rx, out, &target, &format, &live, &asks)
+                write_loop(rx, out, &mut sinks, &target, &format, &live, &asks)
             })
             .map_err(|source| EveError::Open {
                 target: name,
@@ -588,6 +655,7 @@ const REOPEN_CHECK: Duration = Duration::from_millis(20);
 fn write_loop(
     rx: Receiver<EveRecord>,
     mut out: BufWriter<Box<dyn Write + Send>>,
+    sinks: &mut Sinks,
     target: &EveTarget,
     format: &EveFormat,
     live: &EveCounters,
@@ -601,6 +669,8 @@ fn write_loop(
     };
     let mut served = 0u64;
     let mut idle = Duration::ZERO;
+    // Each record is serialised once, here, and the same bytes go to the file and every sink.
+    let mut line = Vec::with_capacity(4096);
     loop {
         let asked = reopen.inner.requested.load(Ordering::Acquire);
         if asked != served {
@@ -622,11 +692,12 @@ fn write_loop(
         }
         match rx.recv_timeout(REOPEN_CHECK) {
             Ok(record) => {
-                let line = record.to_json(format);
-                serde_json::to_writer(&mut out, &line)
-                    .map_err(io::Error::from)
-                    .and_then(|_| out.write_all(b"\n"))
-                    .map_err(|e| fail(&stats, e))?;
+                line.clear();
+                serde_json::to_writer(&mut line, &record.to_json(format))
+                    .map_err(|e| fail(&stats, e.into()))?;
+                line.push(b'\n');
+                out.write_all(&line).map_err(|e| fail(&stats, e))?;
+                sinks.send(&line);
                 match record {
                     EveRecord::Alert(_) => stats.alert += 1,
                     EveRecord::Flow(_) => stats.flow += 1,
@@ -840,7 +911,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("eve.json");
         let (tx, writer) =
-            EveWriter::spawn(EveTarget::File(path.clone()), 4, EveFormat::default()).unwrap();
+            EveWriter::spawn(EveTarget::File(path.clone()), 4, EveFormat::default(), &[]).unwrap();
         for i in 0..100u64 {
             let rec = flow_record(FlowMeta {
                 flow_id: i,
@@ -887,8 +958,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("eve.json");
         let rotated = dir.path().join("eve.json.1");
-        let (tx, writer) =
-            EveWriter::spawn(EveTarget::File(path.clone()), 1024, EveFormat::default()).unwrap();
+        let (tx, writer) = EveWriter::spawn(
+            EveTarget::File(path.clone()),
+            1024,
+            EveFormat::default(),
+            &[],
+        )
+        .unwrap();
         let reopen = writer.reopen_handle();
         // A sender keeps writing while the file is renamed and reopened, as logrotate does it.
         let sender = std::thread::spawn(move || {
@@ -929,11 +1005,186 @@ mod tests {
 
     #[test]
     fn standard_output_has_nothing_to_reopen() {
-        let (tx, writer) = EveWriter::spawn(EveTarget::Stdout, 4, EveFormat::default()).unwrap();
+        let (tx, writer) =
+            EveWriter::spawn(EveTarget::Stdout, 4, EveFormat::default(), &[]).unwrap();
         let outcome = writer.reopen_handle().request(Duration::from_millis(100));
         assert_eq!(outcome, ReopenOutcome::NotAFile);
         drop(tx);
         writer.finish().unwrap();
+    }
+
+    fn sink(kind: crate::config::SinkKind, path: &std::path::Path) -> SinkConfig {
+        SinkConfig {
+            kind,
+            path: Some(path.display().to_string()),
+            facility: None,
+            identity: None,
+        }
+    }
+
+    fn file_lines(path: &std::path::Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits until the writer has handed `n` records to its sinks (sent or lost).
+    fn wait_handled(counters: &EveCounters, n: u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let s = &counters.sinks()[0];
+        while s.sent() + s.lost() < n {
+            assert!(std::time::Instant::now() < deadline, "the writer stalled");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn a_stream_peer_that_appears_late_gets_the_records_after_it_came() {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("eve.json");
+        let sock = dir.path().join("late.sock");
+        let sinks = [sink(crate::config::SinkKind::UnixStream, &sock)];
+        let (tx, writer) = EveWriter::spawn(
+            EveTarget::File(path.clone()),
+            64,
+            EveFormat::default(),
+            &sinks,
+        )
+        .unwrap();
+        let counters = writer.counters();
+        // Nobody listens: the first record's connection fails, the rest wait out the backoff.
+        let started = std::time::Instant::now();
+        for i in 0..50 {
+            tx.send(numbered_flow(i)).unwrap();
+        }
+        wait_handled(&counters, 50);
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "an absent peer must not slow the writer: {:?}",
+            started.elapsed()
+        );
+        let s = &counters.sinks()[0];
+        assert_eq!((s.sent(), s.lost()), (0, 50));
+
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let reader = std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            std::io::BufReader::new(conn)
+                .lines()
+                .map(|l| l.unwrap())
+                .collect::<Vec<_>>()
+        });
+        // One failed attempt so far, so the next is allowed a second after it.
+        std::thread::sleep(crate::output::sink::STREAM_WRITE_TIMEOUT + Duration::from_millis(1100));
+        for i in 50..80 {
+            tx.send(numbered_flow(i)).unwrap();
+        }
+        drop(tx);
+        writer.finish().unwrap();
+        assert_eq!((s.sent(), s.lost()), (30, 50));
+        let file = file_lines(&path);
+        assert_eq!(file.len(), 80);
+        assert_eq!(reader.join().unwrap(), file[50..].to_vec());
+    }
+
+    #[test]
+    fn a_stream_peer_that_never_reads_costs_the_writer_little() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("eve.json");
+        let sock = dir.path().join("stuck.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let sinks = [sink(crate::config::SinkKind::UnixStream, &sock)];
+        let (tx, writer) = EveWriter::spawn(
+            EveTarget::File(path.clone()),
+            1024,
+            EveFormat::default(),
+            &sinks,
+        )
+        .unwrap();
+        let counters = writer.counters();
+        // Accepted and held, never read: the socket buffers fill and every write must time out.
+        let held = std::thread::spawn(move || listener.accept().unwrap());
+        let started = std::time::Instant::now();
+        for i in 0..20_000 {
+            tx.send(numbered_flow(i)).unwrap();
+        }
+        drop(tx);
+        writer.finish().unwrap();
+        let took = started.elapsed();
+        let s = &counters.sinks()[0];
+        assert_eq!(s.sent() + s.lost(), 20_000);
+        assert!(s.lost() > 0 && s.sent() > 0, "{} / {}", s.sent(), s.lost());
+        assert_eq!(flow_ids(&path).len(), 20_000, "the file gets everything");
+        // One 50 ms timeout, then records lost without trying for the backoff's second.
+        assert!(
+            took < Duration::from_secs(3),
+            "the writer was held {took:?}"
+        );
+        drop(held.join().unwrap());
+    }
+
+    #[test]
+    fn a_stream_peer_is_tried_at_most_once_a_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("never.sock");
+        let config = sink(crate::config::SinkKind::UnixStream, &sock);
+        let mut s = crate::output::sink::Sink::open(&config).unwrap();
+        assert!(!s.send(b"{}\n"));
+        // A listener now exists, but the backoff keeps the sink from looking for a second.
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        assert!(!s.send(b"{}\n"));
+        std::thread::sleep(Duration::from_millis(1050));
+        assert!(s.send(b"{}\n"));
+    }
+
+    #[test]
+    fn syslog_lines_are_rfc5424_with_the_eve_json_as_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("eve.json");
+        let log = dir.path().join("log");
+        let socket = std::os::unix::net::UnixDatagram::bind(&log).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut config = sink(crate::config::SinkKind::Syslog, &log);
+        config.identity = Some("unmask-test".into());
+        let (tx, writer) = EveWriter::spawn(
+            EveTarget::File(path.clone()),
+            64,
+            EveFormat::default(),
+            &[config],
+        )
+        .unwrap();
+        for i in 0..5 {
+            tx.send(numbered_flow(i)).unwrap();
+        }
+        drop(tx);
+        writer.finish().unwrap();
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        let mut buf = vec![0u8; 65536];
+        for line in file_lines(&path) {
+            let n = socket.recv(&mut buf).unwrap();
+            let msg = std::str::from_utf8(&buf[..n]).unwrap();
+            let fields: Vec<&str> = msg.splitn(8, ' ').collect();
+            // local5 (21) * 8 + informational (6).
+            assert_eq!(fields[0], "<174>1", "{msg}");
+            let ts = fields[1];
+            assert!(
+                ts.len() == 27 && ts.as_bytes()[10] == b'T' && ts.ends_with('Z'),
+                "RFC 3339 UTC with microseconds: {ts}"
+            );
+            assert_eq!(fields[2], hostname.trim());
+            assert_eq!(fields[3], "unmask-test");
+            assert_eq!(fields[4], std::process::id().to_string());
+            assert_eq!((fields[5], fields[6]), ("-", "-"), "no MSGID, no SD");
+            assert!(!fields[7].ends_with('\n'));
+            let json: Value = serde_json::from_str(fields[7]).unwrap();
+            assert_eq!(json, serde_json::from_str::<Value>(&line).unwrap());
+            assert_eq!(fields[7], line);
+        }
     }
 
     #[test]
@@ -942,6 +1193,7 @@ mod tests {
             EveTarget::File("/nonexistent-dir/eve.json".into()),
             4,
             EveFormat::default(),
+            &[],
         )
         .err()
         .unwrap();

@@ -280,12 +280,19 @@ pub fn promtool(tool: &Path, args: &[&str], stdin: &str) -> (bool, String) {
 }
 
 /// The full exposition of a block-mode replay of the fixture capture, with the live stub
-/// registered so the datapath families appear as well.
+/// registered so the datapath families appear as well, and an EVE sink so its families do.
 pub fn full_exposition() -> String {
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("fixture.pcap");
     write_capture(&pcap);
-    let config = block_config();
+    let mut config = block_config();
+    // A datagram sink nobody listens on: its families appear, every record counted lost.
+    config.output.sinks = vec![unmask::config::SinkConfig {
+        kind: unmask::config::SinkKind::UnixDgram,
+        path: Some(dir.path().join("absent.dgram").display().to_string()),
+        facility: None,
+        identity: None,
+    }];
     let hub = replay_hub(&config);
     replay_into(&hub, config, &pcap);
     hub.set_live_source(live_stub());

@@ -270,6 +270,13 @@ impl Hub {
                 out.counter("unmask_eve_records_written_total", &[("type", ty)], n);
             }
         }
+        if let Some(c) = self.eve.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            for s in c.sinks() {
+                let l = [("sink", s.label.as_str())];
+                out.counter("unmask_eve_sink_records_total", &l, s.sent());
+                out.counter("unmask_eve_sink_lost_total", &l, s.lost());
+            }
+        }
         let mut live = LiveSnapshot::default();
         let has_live = {
             let guard = self.live.lock().unwrap_or_else(|e| e.into_inner());
@@ -676,6 +683,8 @@ pub const SPECS: &[Spec] = &[
     spec("unmask_verdict_commands_dropped_total", C, W, "Block/bypass/forget commands for the kernel maps lost to a full command queue."),
     spec("unmask_eve_records_written_total", C, &["type"], "EVE records written, by event type (alert, flow, anomaly, drop, tls)."),
     spec("unmask_eve_records_dropped_total", C, W, "EVE records dropped because the writer's queue was full."),
+    spec("unmask_eve_sink_records_total", C, &["sink"], "EVE records handed to an extra sink ([[output.sinks]], labelled kind:path)."),
+    spec("unmask_eve_sink_lost_total", C, &["sink"], "EVE records an extra sink lost: peer absent, full or too slow, or waiting out a reconnect backoff."),
     spec("unmask_worker_batches_total", C, W, "Non-empty batches handled."),
     spec("unmask_worker_idle_polls_total", C, W, "Polls that found no frame."),
     spec("unmask_worker_snapshots_published_total", C, W, "Snapshots the worker handed to the exporter."),
@@ -873,7 +882,9 @@ mod tests {
         });
         let mut m = crate::output::metrics::Metered::new(Nothing, hub.register_worker(0));
         m.finish(crate::capture::Timestamp(0), &mut NoFlowControl::default());
-        hub.set_eve_counters(Arc::new(EveCounters::default()));
+        hub.set_eve_counters(Arc::new(EveCounters::with_sinks([
+            "unix_dgram:/run/x.sock".to_string(),
+        ])));
         let pb = PacketsBytes {
             packets: 1,
             bytes: 64,
