@@ -5,6 +5,7 @@ mod common;
 
 use unmask::capture::{Frame, Timestamp};
 use unmask::config::Config;
+use unmask::engine::record::EveRecord;
 use unmask::engine::{Engine, EngineOptions};
 use unmask::fixtures::workloads;
 use unmask::verdict::{FrameHandler, NoFlowControl};
@@ -23,16 +24,11 @@ fn feed(engine: &mut Engine, frames: &[(Timestamp, Vec<u8>)]) {
     }
 }
 
-#[test]
-fn decided_flows_cost_no_allocation_per_packet() {
-    let _turn = common::alloc::measuring();
-    let mut config = Config::default();
+/// An engine for 4096 flows whose EVE records queue up unread (the receiver is kept alive).
+fn engine(mut config: Config) -> (Engine, crossbeam_channel::Receiver<EveRecord>) {
     config.flow.capacity = 4096;
-    // Following the records after the handshake (tls_in_tls) keeps these flows under
-    // inspection for 25 more records; this test is about flows already decided.
-    config.detect.tls_in_tls.enabled = false;
     let (tx, rx) = crossbeam_channel::bounded(1 << 16);
-    let mut engine = Engine::new(
+    let engine = Engine::new(
         &config.engine(),
         EngineOptions {
             worker: 0,
@@ -40,6 +36,17 @@ fn decided_flows_cost_no_allocation_per_packet() {
         },
         Some(tx),
     );
+    (engine, rx)
+}
+
+#[test]
+fn decided_flows_cost_no_allocation_per_packet() {
+    let _turn = common::alloc::measuring();
+    let mut config = Config::default();
+    // Following the records after the handshake (tls_in_tls) keeps these flows under
+    // inspection for 25 more records; this test is about flows already decided.
+    config.detect.tls_in_tls.enabled = false;
+    let (mut engine, rx) = engine(config);
     // Warm-up: 64 HTTPS flows through their handshakes, so inspection decides each of them.
     let (warm, steady) = workloads::established_https(64, 20_000, 200_000);
     feed(&mut engine, &warm);
@@ -73,18 +80,9 @@ fn decided_flows_cost_no_allocation_per_packet() {
 #[test]
 fn following_records_after_the_handshake_costs_no_allocation() {
     let _turn = common::alloc::measuring();
-    let mut config = Config::default();
-    config.flow.capacity = 4096;
+    let config = Config::default();
     assert!(config.detect.tls_in_tls.enabled, "on by default");
-    let (tx, rx) = crossbeam_channel::bounded(1 << 16);
-    let mut engine = Engine::new(
-        &config.engine(),
-        EngineOptions {
-            worker: 0,
-            packet_numbers: false,
-        },
-        Some(tx),
-    );
+    let (mut engine, rx) = engine(config);
     let (warm, steady) = workloads::established_https(64, 20_000, 200_000);
     feed(&mut engine, &warm);
     assert_eq!(

@@ -12,8 +12,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::check::KeyError;
 use super::check::{Check, Event, Finding, FindingKind, Findings, FlowView};
+use super::check::{KeyError, KeyRange};
 use crate::flow::Dir;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -41,19 +41,12 @@ impl Default for AsymmetryConfig {
 impl AsymmetryConfig {
     /// Range and consistency checks; `path` names the config file in errors.
     pub fn validate(&self, path: &str) -> Result<(), KeyError> {
-        let range = |key: &str, value: u64, lo: u64, hi: u64| {
-            if (lo..=hi).contains(&value) {
-                Ok(())
-            } else {
-                Err(KeyError {
-                    path: path.into(),
-                    key: format!("detect.asymmetry.{key}"),
-                    message: format!("invalid value {value}; accepted: {lo} to {hi}"),
-                })
-            }
+        let keys = KeyRange {
+            path,
+            section: "detect.asymmetry",
         };
-        range("ratio", u64::from(self.ratio), 1, 1_000_000)?;
-        range("min_bytes", self.min_bytes, 1, 1 << 50)?;
+        keys.check("ratio", u64::from(self.ratio), 1, 1_000_000)?;
+        keys.check("min_bytes", self.min_bytes, 1, 1 << 50)?;
         Ok(())
     }
 }

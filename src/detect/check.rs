@@ -8,6 +8,33 @@ use crate::flow::Dir;
 pub use crate::inspect::{Event, FlowView};
 use crate::text::InlineStr;
 
+/// The range checks every check's `validate` makes: the file and the key's table, so each
+/// error names `path`, `section.key`, the value and the accepted range.
+pub struct KeyRange<'a> {
+    pub path: &'a str,
+    pub section: &'a str,
+}
+
+impl KeyRange<'_> {
+    pub fn check(&self, key: &str, value: u64, lo: u64, hi: u64) -> Result<(), KeyError> {
+        if (lo..=hi).contains(&value) {
+            return Ok(());
+        }
+        Err(self.error(
+            key,
+            format!("invalid value {value}; accepted: {lo} to {hi}"),
+        ))
+    }
+
+    pub fn error(&self, key: &str, message: String) -> KeyError {
+        KeyError {
+            path: self.path.into(),
+            key: format!("{}.{key}", self.section),
+            message,
+        }
+    }
+}
+
 /// A key of the `[detect]` section with a value no check accepts, phrased for the operator:
 /// the file, the key, the value and what would be accepted.
 #[derive(Debug, thiserror::Error)]

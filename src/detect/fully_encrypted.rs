@@ -13,8 +13,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::check::KeyError;
 use super::check::{Check, Event, Finding, FindingKind, Findings, FlowView};
+use super::check::{KeyError, KeyRange};
 use crate::flow::Dir;
 use crate::proto::entropy::{Exemption, PayloadFigures};
 
@@ -58,39 +58,32 @@ impl Default for FullyEncryptedConfig {
 impl FullyEncryptedConfig {
     /// Range checks; `path` names the config file in errors.
     pub fn validate(&self, path: &str) -> Result<(), KeyError> {
-        let range = |key: &str, value: u64, lo: u64, hi: u64| {
-            if (lo..=hi).contains(&value) {
-                Ok(())
-            } else {
-                Err(KeyError {
-                    path: path.into(),
-                    key: format!("detect.fully_encrypted.{key}"),
-                    message: format!("invalid value {value}; accepted: {lo} to {hi}"),
-                })
-            }
+        let keys = KeyRange {
+            path,
+            section: "detect.fully_encrypted",
         };
-        range(
+        keys.check(
             "min_payload_bytes",
             self.min_payload_bytes.into(),
             1,
             65_535,
         )?;
-        range(
+        keys.check(
             "min_entropy_percent",
             self.min_entropy_percent.into(),
             0,
             100,
         )?;
-        range("confidence", self.confidence.into(), 1, 100)?;
-        range("server_confidence", self.server_confidence.into(), 1, 100)?;
-        range(
+        keys.check("confidence", self.confidence.into(), 1, 100)?;
+        keys.check("server_confidence", self.server_confidence.into(), 1, 100)?;
+        keys.check(
             "server_min_flows",
             self.server_min_flows.into(),
             1,
             1_000_000,
         )?;
-        range("server_slots", self.server_slots.into(), 1, 1 << 24)?;
-        range(
+        keys.check("server_slots", self.server_slots.into(), 1, 1 << 24)?;
+        keys.check(
             "server_window_secs",
             self.server_window_secs.into(),
             1,

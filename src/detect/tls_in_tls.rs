@@ -28,8 +28,8 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use super::check::KeyError;
 use super::check::{Check, Event, Finding, FindingKind, Findings, FlowView};
+use super::check::{KeyError, KeyRange};
 use crate::flow::Dir;
 use crate::inspect::RecordTrail;
 use crate::text::InlineStr;
@@ -94,82 +94,71 @@ impl Default for TlsInTlsConfig {
 impl TlsInTlsConfig {
     /// Range and consistency checks; `path` names the config file in errors.
     pub fn validate(&self, path: &str) -> Result<(), KeyError> {
-        let err = |key: &str, message: String| KeyError {
-            path: path.into(),
-            key: format!("detect.tls_in_tls.{key}"),
-            message,
+        let keys = KeyRange {
+            path,
+            section: "detect.tls_in_tls",
         };
-        let range = |key: &str, value: u64, lo: u64, hi: u64| {
-            if (lo..=hi).contains(&value) {
-                Ok(())
-            } else {
-                Err(err(
-                    key,
-                    format!("invalid value {value}; accepted: {lo} to {hi}"),
-                ))
-            }
-        };
-        range("hello_min", self.hello_min.into(), 1, 65_535)?;
-        range("hello_max", self.hello_max.into(), 1, 65_535)?;
-        range(
+        keys.check("hello_min", self.hello_min.into(), 1, 65_535)?;
+        keys.check("hello_max", self.hello_max.into(), 1, 65_535)?;
+        keys.check(
             "server_flight_min",
             self.server_flight_min.into(),
             1,
             1 << 20,
         )?;
-        range(
+        keys.check(
             "flight_over_hello_percent",
             self.flight_over_hello_percent.into(),
             0,
             10_000,
         )?;
-        range(
+        keys.check(
             "short_flight_over_hello_percent",
             self.short_flight_over_hello_percent.into(),
             0,
             10_000,
         )?;
-        range(
+        keys.check(
             "short_flight_key_exchange_max",
             self.short_flight_key_exchange_max.into(),
             0,
             65_535,
         )?;
-        range(
+        keys.check(
             "echo_tolerance_percent",
             self.echo_tolerance_percent.into(),
             0,
             100,
         )?;
-        range("key_exchange_min", self.key_exchange_min.into(), 0, 65_535)?;
-        range("key_exchange_max", self.key_exchange_max.into(), 1, 65_535)?;
-        range(
+        keys.check("key_exchange_min", self.key_exchange_min.into(), 0, 65_535)?;
+        keys.check("key_exchange_max", self.key_exchange_max.into(), 1, 65_535)?;
+        keys.check(
             "key_exchange_burst_max",
             self.key_exchange_burst_max.into(),
             1,
             1 << 20,
         )?;
-        range(
+        keys.check(
             "key_exchange_record_min",
             self.key_exchange_record_min.into(),
             0,
             65_535,
         )?;
-        range(
+        keys.check(
             "max_prelude_exchanges",
             self.max_prelude_exchanges.into(),
             0,
             8,
         )?;
-        range("confidence", self.confidence.into(), 1, 100)?;
-        range(
+        keys.check("confidence", self.confidence.into(), 1, 100)?;
+        keys.check(
             "unanswered_confidence",
             self.unanswered_confidence.into(),
             1,
             100,
         )?;
         if self.hello_min > self.hello_max {
-            return Err(err(
+            return Err(keys.error(
                 "hello_min",
                 format!(
                     "invalid value {}; accepted: at most hello_max ({})",
@@ -178,7 +167,7 @@ impl TlsInTlsConfig {
             ));
         }
         if self.key_exchange_min > self.key_exchange_max {
-            return Err(err(
+            return Err(keys.error(
                 "key_exchange_min",
                 format!(
                     "invalid value {}; accepted: at most key_exchange_max ({})",

@@ -10,8 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::check::KeyError;
 use super::check::{Check, Event, Finding, FindingKind, Findings, FlowView};
+use super::check::{KeyError, KeyRange};
 use crate::proto::websocket::Problem;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -39,19 +39,12 @@ impl Default for WebSocketConfig {
 impl WebSocketConfig {
     /// Range checks; `path` names the config file in errors.
     pub fn validate(&self, path: &str) -> Result<(), KeyError> {
-        for (key, value) in [
-            ("confidence", self.confidence),
-            ("request_confidence", self.request_confidence),
-        ] {
-            if !(1..=100).contains(&value) {
-                return Err(KeyError {
-                    path: path.into(),
-                    key: format!("detect.websocket.{key}"),
-                    message: format!("invalid value {value}; accepted: 1 to 100"),
-                });
-            }
-        }
-        Ok(())
+        let keys = KeyRange {
+            path,
+            section: "detect.websocket",
+        };
+        keys.check("confidence", self.confidence.into(), 1, 100)?;
+        keys.check("request_confidence", self.request_confidence.into(), 1, 100)
     }
 }
 
