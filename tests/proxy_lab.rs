@@ -121,7 +121,7 @@ fn proxies_are_unmasked_and_benign_traffic_is_not() {
         match class {
             "fully_encrypted" => {
                 // One miss per scenario at most, 95% over the class: a loaded CI machine once
-                // lost one obfs4 opening in three; 260 of 260 were flagged by hand.
+                // lost one obfs4 opening in three; lab runs by hand flagged 130 of 130.
                 assert!(alerted + 1 >= flows, "{what}: fully encrypted flows missed");
                 opaque_flows += flows;
                 opaque_alerted += alerted;
