@@ -203,6 +203,7 @@ fn a_browser_inside_the_tunnel_is_unmasked_and_a_browser_outside_is_not() {
         eprintln!("proxy_lab chromium: skipped (no chromium; run `bash scripts/deps.sh proxylab`)");
         return;
     }
+    let _turn = LAB.lock().unwrap_or_else(|e| e.into_inner());
     let report = chromium_lab(&[
         "https-direct",
         "h2-direct",
