@@ -66,7 +66,7 @@ pub fn community_id_v1(seed: u16, proto: u8, a: Endpoint<'_>, b: Endpoint<'_>) -
     let digest: [u8; 20] = h.finalize().into();
     let mut out = [0u8; ID_LEN];
     out[..2].copy_from_slice(b"1:");
-    base64_into(&digest, &mut out[2..]);
+    crate::text::base64_into(&digest, &mut out[2..]);
     CommunityId(out)
 }
 
@@ -90,27 +90,6 @@ pub fn for_flow(seed: u16, meta: &FlowMeta) -> CommunityId {
             port: meta.server_port,
         },
     )
-}
-
-const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Standard base64 (RFC 4648 section 4, with padding) of `input` into `out`, which must hold
-/// exactly `4 * ceil(input.len() / 3)` bytes. Written here rather than pulled in as a crate:
-/// the one caller encodes a 20-byte digest.
-fn base64_into(input: &[u8], out: &mut [u8]) {
-    debug_assert_eq!(out.len(), input.len().div_ceil(3) * 4);
-    for (chunk, quad) in input.chunks(3).zip(out.chunks_mut(4)) {
-        let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
-        let group = byte(0) << 16 | byte(1) << 8 | byte(2);
-        for (j, c) in quad.iter_mut().enumerate() {
-            // A short last chunk of n bytes fills n + 1 characters; the rest are padding.
-            *c = if j <= chunk.len() {
-                BASE64[(group >> (18 - 6 * j)) as usize & 63]
-            } else {
-                b'='
-            };
-        }
-    }
 }
 
 #[cfg(test)]
@@ -274,28 +253,5 @@ mod tests {
             for_flow(1, &meta).as_str(),
             "1:HhA1B+6CoLbiKPEs5nhNYN4XWfk="
         );
-    }
-
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        for (input, want) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            let mut out = vec![0u8; input.len().div_ceil(3) * 4];
-            base64_into(input.as_bytes(), &mut out);
-            assert_eq!(std::str::from_utf8(&out).unwrap(), want, "{input:?}");
-        }
-        // Every alphabet position, including '+' and '/'.
-        let all: Vec<u8> = (0u8..=255).collect();
-        let mut out = vec![0u8; all.len().div_ceil(3) * 4];
-        base64_into(&all, &mut out);
-        assert!(out.starts_with(b"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8g"));
-        assert!(out.ends_with(b"+/w=="));
     }
 }

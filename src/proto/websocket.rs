@@ -102,27 +102,8 @@ pub fn accept_for(key: &[u8]) -> [u8; 28] {
     h.update(key);
     h.update(ACCEPT_GUID);
     let digest: [u8; 20] = h.finalize().into();
-    base64_20(&digest)
-}
-
-/// Standard base64 of 20 bytes: 27 characters and one `=`.
-fn base64_20(bytes: &[u8; 20]) -> [u8; 28] {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = [b'='; 28];
-    let mut o = 0;
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            out[o + i] = ALPHABET[((n >> (18 - 6 * i)) & 0x3f) as usize];
-        }
-        o += 4;
-    }
+    let mut out = [0u8; 28];
+    crate::text::base64_into(&digest, &mut out);
     out
 }
 
