@@ -14,6 +14,16 @@ const SSH_BANNER: &str = "SSH-2.0-OpenSSH_9.2p1 Debian-2\\r\\n";
 /// 64-byte record: a fake handshake.
 const FAKE_TLS_HELLO: &str = "1603010040010000ff0303";
 
+/// Gives the server namespace the impersonators' address, 10.77.0.3, beside 10.77.0.2.
+fn second_server_address(lab: &Lab) {
+    let s_if = lab.iface('s');
+    let out = lab.run(
+        "server",
+        &["ip", "addr", "add", "10.77.0.3/24", "dev", &s_if],
+    );
+    assert!(out.status.success(), "second server address");
+}
+
 /// Lab with an HTTPS server (openssl s_server, CA-signed certificate) serving a 20 MiB blob
 /// at www.lab.example, and a second server address (10.77.0.3) for the impersonators.
 struct Scene {
@@ -25,12 +35,7 @@ struct Scene {
 impl Scene {
     fn new(tag: &str, queues: u32) -> Scene {
         let mut lab = Lab::up(tag, queues);
-        let s_if = lab.iface('s');
-        let out = lab.run(
-            "server",
-            &["ip", "addr", "add", "10.77.0.3/24", "dev", &s_if],
-        );
-        assert!(out.status.success(), "second server address");
+        second_server_address(&lab);
         let www = lab.path("www");
         std::fs::create_dir_all(&www).expect("www dir");
         let blob = www.join("blob");
@@ -461,11 +466,7 @@ fn lab_two_queues_two_workers_spread_flows_with_the_same_findings() {
         return;
     }
     let mut lab = Lab::up("q2", 2);
-    let s_if = lab.iface('s');
-    lab.run(
-        "server",
-        &["ip", "addr", "add", "10.77.0.3/24", "dev", &s_if],
-    );
+    second_server_address(&lab);
     let www = lab.path("www");
     std::fs::create_dir_all(&www).unwrap();
     random_file(&www.join("f"), 256 * 1024);
@@ -542,12 +543,7 @@ fn lab_hot_reload_switches_policy_live_keeps_flows_and_rejects_a_bad_config() {
         return;
     }
     let mut lab = Lab::up("hr", 1);
-    let s_if = lab.iface('s');
-    let out = lab.run(
-        "server",
-        &["ip", "addr", "add", "10.77.0.3/24", "dev", &s_if],
-    );
-    assert!(out.status.success(), "second server address");
+    second_server_address(&lab);
     let cfg = lab.config("monitor", "inline", 1, "fail-open");
     let unmask = lab.unmask(&cfg);
     let pid = unmask.child.id();
@@ -712,12 +708,7 @@ fn lab_the_units_bounding_set_is_enough_to_start_block_and_stop() {
         return;
     }
     let mut lab = Lab::up("uc", 1);
-    let s_if = lab.iface('s');
-    let out = lab.run(
-        "server",
-        &["ip", "addr", "add", "10.77.0.3/24", "dev", &s_if],
-    );
-    assert!(out.status.success(), "second server address");
+    second_server_address(&lab);
     let cfg = lab.config("block", "inline", 1, "fail-open");
     let bounding = unit_bounding_set();
     // As systemd starts a root service with that bounding set: nothing else is permitted.
@@ -749,12 +740,7 @@ fn lab_logrotate_rotates_the_eve_file_under_traffic_and_loses_nothing() {
         return;
     }
     let mut lab = Lab::up("lr", 1);
-    let s_if = lab.iface('s');
-    let out = lab.run(
-        "server",
-        &["ip", "addr", "add", "10.77.0.3/24", "dev", &s_if],
-    );
-    assert!(out.status.success(), "second server address");
+    second_server_address(&lab);
     let cfg = lab.config("monitor", "inline", 1, "fail-open");
     let unmask = lab.unmask(&cfg);
     let eve = lab.path("eve.json");
