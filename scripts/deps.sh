@@ -12,6 +12,8 @@
 #   bpftool                                                              inspecting maps after a stop
 #   prometheus                                                           a real scrape in the metrics tests
 #   logrotate                                                            rotates the EVE file in a lab test
+#   redis-server                                                         the redis EVE sink's tests start their
+#                                                                        own on a private port (tests/eve_redis.rs)
 #   time util-linux                                                      peak RSS (GNU time) in flood.sh and
 #                                                                        soak.sh; setpriv for the unit's caps
 #   python3-pip                                                          installs the Python packages below
@@ -77,7 +79,7 @@ fi
 PKGS=(clang llvm m4 make pkg-config libelf-dev zlib1g-dev linux-libc-dev
 	libpcap-dev
 	iproute2 ethtool iputils-ping tcpreplay openssl curl socat python3 procps tcpdump bpftool
-	prometheus time util-linux logrotate python3-pip)
+	prometheus time util-linux logrotate redis-server python3-pip)
 
 # Python packages the tests import, installed only when an import fails. Debian's python3 is
 # "externally managed" (PEP 668): pip refuses to install into it unless told to, and these are

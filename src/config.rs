@@ -191,6 +191,7 @@ pub enum SinkKind {
     UnixStream,
     UnixDgram,
     Syslog,
+    Redis,
 }
 
 impl SinkKind {
@@ -199,23 +200,81 @@ impl SinkKind {
             SinkKind::UnixStream => "unix_stream",
             SinkKind::UnixDgram => "unix_dgram",
             SinkKind::Syslog => "syslog",
+            SinkKind::Redis => "redis",
         }
     }
 }
 
-/// One extra EVE sink. `facility` and `identity` are syslog's; `None` takes the default so
-/// a unix sink that sets them can be told apart and refused.
+/// How the redis sink hands a record over, with Suricata's names: `list` and `lpush` push at
+/// the head of the list (LPUSH), `rpush` at its tail (RPUSH), `channel` and `publish` publish
+/// on a pub/sub channel (PUBLISH).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisMode {
+    List,
+    Lpush,
+    Rpush,
+    Channel,
+    Publish,
+}
+
+impl RedisMode {
+    /// The redis command the mode sends.
+    pub fn command(self) -> &'static str {
+        match self {
+            RedisMode::List | RedisMode::Lpush => "LPUSH",
+            RedisMode::Rpush => "RPUSH",
+            RedisMode::Channel | RedisMode::Publish => "PUBLISH",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RedisMode::List => "list",
+            RedisMode::Lpush => "lpush",
+            RedisMode::Rpush => "rpush",
+            RedisMode::Channel => "channel",
+            RedisMode::Publish => "publish",
+        }
+    }
+
+    /// Whether records go to a list (one push of many values per batch) rather than a channel.
+    pub fn is_list(self) -> bool {
+        !matches!(self, RedisMode::Channel | RedisMode::Publish)
+    }
+}
+
+/// One extra EVE sink. `facility` and `identity` are syslog's, `server` to `batch_size`
+/// redis's; `None` takes the default so a sink of another kind that sets them can be told
+/// apart and refused.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SinkConfig {
     pub kind: SinkKind,
-    /// The socket's path; syslog defaults to [`SinkConfig::SYSLOG_PATH`].
+    /// The socket's path; syslog defaults to [`SinkConfig::SYSLOG_PATH`]. For redis, its unix
+    /// socket instead of `server` and `port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub facility: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
+    /// The redis server's host name or address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<RedisMode>,
+    /// The list or channel name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Records waiting for the redis sender thread; more are lost (counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_capacity: Option<u32>,
+    /// At most this many records per round trip to redis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<u32>,
 }
 
 impl SinkConfig {
@@ -223,9 +282,41 @@ impl SinkConfig {
     /// Suricata's default facility for its EVE syslog output.
     pub const SYSLOG_FACILITY: &'static str = "local5";
     pub const SYSLOG_IDENTITY: &'static str = "unmask";
+    pub const REDIS_SERVER: &'static str = "127.0.0.1";
+    pub const REDIS_PORT: u16 = 6379;
+    /// Suricata's default mode: LPUSH onto a list.
+    pub const REDIS_MODE: RedisMode = RedisMode::List;
+    /// Suricata's default key is "suricata"; ours names this program.
+    pub const REDIS_KEY: &'static str = "unmask";
+    /// About 16 MiB of records at 1 KiB each: a redis restart of a few seconds at a few
+    /// thousand records a second is bridged without loss.
+    pub const REDIS_QUEUE_CAPACITY: u32 = 16_384;
+    /// Enough records per round trip to keep up with the writer, few enough that one failed
+    /// round trip loses little.
+    pub const REDIS_BATCH_SIZE: u32 = 256;
 
+    /// A sink of `kind` with every other key at its default.
+    pub fn new(kind: SinkKind) -> SinkConfig {
+        SinkConfig {
+            kind,
+            path: None,
+            facility: None,
+            identity: None,
+            server: None,
+            port: None,
+            mode: None,
+            key: None,
+            queue_capacity: None,
+            batch_size: None,
+        }
+    }
+
+    /// The socket path (syslog's default when unset; for redis, empty when it uses TCP).
     pub fn path(&self) -> &str {
-        self.path.as_deref().unwrap_or(Self::SYSLOG_PATH)
+        match self.kind {
+            SinkKind::Redis => self.path.as_deref().unwrap_or(""),
+            _ => self.path.as_deref().unwrap_or(Self::SYSLOG_PATH),
+        }
     }
 
     pub fn facility(&self) -> &str {
@@ -236,16 +327,58 @@ impl SinkConfig {
         self.identity.as_deref().unwrap_or(Self::SYSLOG_IDENTITY)
     }
 
-    /// The `sink` label of its metrics, unique because validation refuses duplicates.
+    pub fn server(&self) -> &str {
+        self.server.as_deref().unwrap_or(Self::REDIS_SERVER)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(Self::REDIS_PORT)
+    }
+
+    pub fn mode(&self) -> RedisMode {
+        self.mode.unwrap_or(Self::REDIS_MODE)
+    }
+
+    pub fn key(&self) -> &str {
+        self.key.as_deref().unwrap_or(Self::REDIS_KEY)
+    }
+
+    pub fn queue_capacity(&self) -> u32 {
+        self.queue_capacity.unwrap_or(Self::REDIS_QUEUE_CAPACITY)
+    }
+
+    pub fn batch_size(&self) -> u32 {
+        self.batch_size.unwrap_or(Self::REDIS_BATCH_SIZE)
+    }
+
+    /// Where a redis sink connects: its unix socket, else `server:port` (IPv6 in brackets).
+    pub fn redis_address(&self) -> String {
+        match &self.path {
+            Some(p) => p.clone(),
+            None if self.server().contains(':') => format!("[{}]:{}", self.server(), self.port()),
+            None => format!("{}:{}", self.server(), self.port()),
+        }
+    }
+
+    /// The `sink` label of its metrics, unique because validation refuses duplicates:
+    /// `kind:path`, and for redis `redis:<address>/<command>:<key>`.
     pub fn label(&self) -> String {
-        format!("{}:{}", self.kind.name(), self.path())
+        match self.kind {
+            SinkKind::Redis => format!(
+                "redis:{}/{}:{}",
+                self.redis_address(),
+                self.mode().command().to_ascii_lowercase(),
+                self.key()
+            ),
+            _ => format!("{}:{}", self.kind.name(), self.path()),
+        }
     }
 
     fn validate(&self, key: &str) -> Result<(), (String, String)> {
         let at = |field: &str, message: String| (format!("{key}.{field}"), message);
         let kind = self.kind.name();
         match &self.path {
-            None if self.kind != SinkKind::Syslog => {
+            None if matches!(self.kind, SinkKind::UnixStream | SinkKind::UnixDgram) => {
                 return Err(at(
                     "path",
                     format!("missing for kind = \"{kind}\"; accepted: the socket's file path"),
@@ -263,17 +396,46 @@ impl SinkConfig {
             }
             _ => {}
         }
-        if self.kind != SinkKind::Syslog {
-            for (field, set) in [("facility", &self.facility), ("identity", &self.identity)] {
-                if let Some(v) = set {
-                    return Err(at(
-                        field,
-                        format!("{v:?} given for kind = \"{kind}\"; accepted only with kind = \"syslog\""),
-                    ));
-                }
+        // Each kind's own keys; any other kind setting them is told which kind takes them.
+        let shown = |v: Option<String>| v.map(|v| format!("{v:?}"));
+        let syslog_keys = [
+            ("facility", shown(self.facility.clone())),
+            ("identity", shown(self.identity.clone())),
+        ];
+        let redis_keys = [
+            ("server", shown(self.server.clone())),
+            ("port", self.port.map(|v| v.to_string())),
+            ("mode", self.mode.map(|m| format!("{:?}", m.name()))),
+            ("key", shown(self.key.clone())),
+            ("queue_capacity", self.queue_capacity.map(|v| v.to_string())),
+            ("batch_size", self.batch_size.map(|v| v.to_string())),
+        ];
+        for (owner, keys) in [
+            (SinkKind::Syslog, &syslog_keys[..]),
+            (SinkKind::Redis, &redis_keys[..]),
+        ] {
+            if self.kind == owner {
+                continue;
             }
-            return Ok(());
+            if let Some((field, Some(value))) = keys.iter().find(|(_, v)| v.is_some()) {
+                return Err(at(
+                    field,
+                    format!(
+                        "{value} given for kind = \"{kind}\"; accepted only with kind = \"{}\"",
+                        owner.name()
+                    ),
+                ));
+            }
         }
+        match self.kind {
+            SinkKind::Syslog => self.validate_syslog(key),
+            SinkKind::Redis => self.validate_redis(key),
+            SinkKind::UnixStream | SinkKind::UnixDgram => Ok(()),
+        }
+    }
+
+    fn validate_syslog(&self, key: &str) -> Result<(), (String, String)> {
+        let at = |field: &str, message: String| (format!("{key}.{field}"), message);
         if self.facility().parse::<fasyslog::Facility>().is_err() {
             return Err(at(
                 "facility",
@@ -289,6 +451,61 @@ impl SinkConfig {
             return Err(at(
                 "identity",
                 format!("invalid identity {id:?}; accepted: 1 to 48 printable ASCII characters without spaces (RFC 5424 APP-NAME)"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_redis(&self, key: &str) -> Result<(), (String, String)> {
+        let at = |field: &str, message: String| (format!("{key}.{field}"), message);
+        if self.path.is_some() {
+            for (field, set) in [
+                ("server", self.server.is_some()),
+                ("port", self.port.is_some()),
+            ] {
+                if set {
+                    return Err(at(
+                        field,
+                        "given with path; accepted: either path (redis's unix socket) or server and port".into(),
+                    ));
+                }
+            }
+        }
+        let server = self.server();
+        if server.is_empty()
+            || server.len() > 253
+            || !server
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(&b))
+        {
+            return Err(at(
+                "server",
+                format!("invalid server {server:?}; accepted: a host name, an IPv4 or an IPv6 address (without brackets)"),
+            ));
+        }
+        if self.port == Some(0) {
+            return Err(at("port", "invalid port 0; accepted: 1 to 65535".into()));
+        }
+        // Any binary-safe string is a valid redis key; control characters only hide mistakes.
+        let k = self.key();
+        if k.is_empty() || k.len() > 512 || k.chars().any(char::is_control) {
+            return Err(at(
+                "key",
+                format!("invalid key {k:?}; accepted: 1 to 512 characters, no control characters"),
+            ));
+        }
+        let q = self.queue_capacity();
+        if !(16..=16 * 1024 * 1024).contains(&q) {
+            return Err(at(
+                "queue_capacity",
+                format!("invalid value {q}; accepted: 16 to 16777216"),
+            ));
+        }
+        let b = self.batch_size();
+        if !(1..=65_536).contains(&b) {
+            return Err(at(
+                "batch_size",
+                format!("invalid value {b}; accepted: 1 to 65536"),
             ));
         }
         Ok(())
@@ -606,6 +823,17 @@ impl Config {
             let key = format!("output.sinks[{i}]");
             sink.validate(&key).map_err(|(k, m)| err(&k, m))?;
             if let Some(j) = o.sinks[..i].iter().position(|s| s.label() == sink.label()) {
+                if sink.kind == SinkKind::Redis {
+                    return Err(err(
+                        &format!("{key}.key"),
+                        format!(
+                            "{:?} at {} with {} is already output.sinks[{j}]; accepted: one redis sink per server, mode and key",
+                            sink.key(),
+                            sink.redis_address(),
+                            sink.mode().command()
+                        ),
+                    ));
+                }
                 return Err(err(
                     &format!("{key}.path"),
                     format!(
@@ -831,10 +1059,68 @@ mod tests {
     }
 
     #[test]
+    fn redis_sinks_parse_with_suricatas_defaults() {
+        let c = parse(
+            "[[output.sinks]]\nkind = \"redis\"\n\
+             [[output.sinks]]\nkind = \"redis\"\nserver = \"::1\"\nport = 6380\nmode = \"channel\"\nkey = \"eve\"\n\
+             [[output.sinks]]\nkind = \"redis\"\npath = \"/run/redis/redis.sock\"\nmode = \"rpush\"\nbatch_size = 1\nqueue_capacity = 16\n",
+        )
+        .unwrap();
+        let s = &c.output.sinks;
+        assert_eq!(
+            (s[0].server(), s[0].port(), s[0].mode(), s[0].key()),
+            ("127.0.0.1", 6379, RedisMode::List, "unmask")
+        );
+        assert_eq!(s[0].mode().command(), "LPUSH");
+        assert_eq!(s[0].label(), "redis:127.0.0.1:6379/lpush:unmask");
+        assert_eq!(s[1].label(), "redis:[::1]:6380/publish:eve");
+        assert!(!s[1].mode().is_list());
+        assert_eq!(s[2].label(), "redis:/run/redis/redis.sock/rpush:unmask");
+        assert_eq!((s[2].batch_size(), s[2].queue_capacity()), (1, 16));
+    }
+
+    #[test]
+    fn bad_redis_sinks_name_the_key_and_what_is_accepted() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("mode = \"stream\"", "mode", "rpush"),
+            ("key = \"\"", "key", "1 to 512"),
+            ("server = \"a b\"", "server", "host name"),
+            ("port = 0", "port", "1 to 65535"),
+            ("port = 70000", "port", ""),
+            ("batch_size = 0", "batch_size", "1 to 65536"),
+            ("queue_capacity = 8", "queue_capacity", "16 to 16777216"),
+            ("path = \"/a.sock\"\nport = 6379", "port", "either path"),
+            (
+                "facility = \"local0\"",
+                "facility",
+                "only with kind = \"syslog\"",
+            ),
+        ];
+        for (line, field, hint) in cases {
+            let (key, message) =
+                key_error(&format!("[[output.sinks]]\nkind = \"redis\"\n{line}\n"));
+            assert_eq!(key, format!("output.sinks[0].{field}"), "{line}: {message}");
+            assert!(message.contains(hint), "{line}: {message}");
+        }
+        let (key, message) =
+            key_error("[[output.sinks]]\nkind = \"unix_dgram\"\npath = \"/a\"\nkey = \"k\"\n");
+        assert_eq!(key, "output.sinks[0].key");
+        assert!(message.contains("only with kind = \"redis\""), "{message}");
+        let (key, message) = key_error(
+            "[[output.sinks]]\nkind = \"redis\"\n[[output.sinks]]\nkind = \"redis\"\nmode = \"lpush\"\n",
+        );
+        assert_eq!(key, "output.sinks[1].key");
+        assert!(message.contains("output.sinks[0]"), "{message}");
+    }
+
+    #[test]
     fn bad_output_sinks_name_the_key_and_what_is_accepted() {
-        let (key, message) = key_error("[[output.sinks]]\nkind = \"redis\"\n");
+        let (key, message) = key_error("[[output.sinks]]\nkind = \"kafka\"\n");
         assert_eq!(key, "output.sinks[0].kind");
-        assert!(message.contains("unix_dgram"), "{message}");
+        assert!(
+            message.contains("unix_dgram") && message.contains("redis"),
+            "{message}"
+        );
         let (key, message) = key_error("[[output.sinks]]\nkind = \"unix_dgram\"\n");
         assert_eq!(key, "output.sinks[0].path");
         assert!(message.contains("missing"), "{message}");

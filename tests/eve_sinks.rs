@@ -61,16 +61,12 @@ fn a_replay_reaches_a_stream_and_a_datagram_peer_exactly_as_the_file() {
     let mut config = Config::default();
     config.output.sinks = vec![
         SinkConfig {
-            kind: SinkKind::UnixStream,
             path: Some(stream_path.display().to_string()),
-            facility: None,
-            identity: None,
+            ..SinkConfig::new(SinkKind::UnixStream)
         },
         SinkConfig {
-            kind: SinkKind::UnixDgram,
             path: Some(dgram_path.display().to_string()),
-            facility: None,
-            identity: None,
+            ..SinkConfig::new(SinkKind::UnixDgram)
         },
     ];
     config.validate("test").unwrap();

@@ -30,6 +30,7 @@ use crate::engine::record::{
 };
 use crate::flow::Dir;
 use crate::output::community_id;
+use crate::output::delivery::LineMeta;
 use crate::output::sink::{Sink, SinkCounter, Sinks};
 use crate::proto::AppProto;
 use crate::text::{civil_from_days, TlsDate};
@@ -388,7 +389,7 @@ pub enum EveError {
         #[source]
         source: io::Error,
     },
-    #[error("EVE sink {sink}: cannot create its socket: {source}")]
+    #[error("EVE sink {sink}: cannot create its socket or thread: {source}")]
     Sink {
         sink: String,
         #[source]
@@ -417,18 +418,20 @@ impl EveStats {
 /// What one extra sink did with the records, for the end summaries.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SinkStats {
-    /// `kind:path`, as the metrics label it.
+    /// `kind:path` (redis: `redis:<address>/<command>:<key>`), as the metrics label it.
     pub sink: String,
     pub records: u64,
     pub lost: u64,
+    /// Connections made after the first.
+    pub reconnects: u64,
 }
 
 impl fmt::Display for SinkStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "  eve sink   {} records to {} ({} lost: peer absent, full or slow)",
-            self.records, self.sink, self.lost
+            "  eve sink   {} records to {} ({} lost: peer absent, full or slow; {} reconnects)",
+            self.records, self.sink, self.lost, self.reconnects
         )
     }
 }
@@ -438,6 +441,9 @@ impl fmt::Display for SinkStats {
 #[derive(Debug, Default)]
 pub struct EveCounters {
     written: [AtomicU64; 5],
+    /// Reopens of the file carried out (log rotation), and those whose open failed.
+    reopens: AtomicU64,
+    reopen_failures: AtomicU64,
     /// One per `[[output.sinks]]` entry, in the config's order.
     sinks: Vec<Arc<SinkCounter>>,
 }
@@ -457,6 +463,8 @@ impl EveCounters {
     pub fn with_sinks(labels: impl IntoIterator<Item = String>) -> EveCounters {
         EveCounters {
             written: Default::default(),
+            reopens: AtomicU64::new(0),
+            reopen_failures: AtomicU64::new(0),
             sinks: labels
                 .into_iter()
                 .map(|l| Arc::new(SinkCounter::new(l)))
@@ -477,8 +485,19 @@ impl EveCounters {
                 sink: s.label.clone(),
                 records: s.sent(),
                 lost: s.lost(),
+                reconnects: s.reconnects(),
             })
             .collect()
+    }
+
+    /// Reopens of the EVE file carried out so far (`unmask ctl reopen`, SIGHUP).
+    pub fn reopens(&self) -> u64 {
+        self.reopens.load(Ordering::Relaxed)
+    }
+
+    /// Reopen requests whose open failed (the writer went on with the file it had).
+    pub fn reopen_failures(&self) -> u64 {
+        self.reopen_failures.load(Ordering::Relaxed)
     }
 
     pub fn snapshot(&self) -> EveStats {
@@ -582,11 +601,12 @@ impl EveWriter {
         let counters = Arc::new(EveCounters::with_sinks(sinks.iter().map(|s| s.label())));
         let mut driven = Vec::with_capacity(sinks.len());
         for (config, counter) in sinks.iter().zip(counters.sinks()) {
-            let sink = Sink::open(config).map_err(|source| EveError::Sink {
-                sink: config.label(),
-                source,
-            })?;
-            driven.push((sink, Arc::clone(counter)));
+            let sink =
+                Sink::open(config, Arc::clone(counter)).map_err(|source| EveError::Sink {
+                    sink: config.label(),
+                    source,
+                })?;
+            driven.push(sink);
         }
         let mut sinks = Sinks::new(driven);
         let (tx, rx) = crossbeam_channel::bounded(capacity);
@@ -601,7 +621,11 @@ impl EveWriter {
             .name("unmask-eve".into())
             .spawn(move || {
                 let out = BufWriter::with_capacity(256 * 1024, out);
-                write_loop(rx, out, &mut sinks, &target, &format, &live, &asks)
+                let result = write_loop(rx, out, &mut sinks, &target, &format, &live, &asks);
+                // Sinks with a thread of their own deliver what they hold before the writer
+                // reports, so the end summary's counts are final.
+                sinks.finish();
+                result
             })
             .map_err(|source| EveError::Open {
                 target: name,
@@ -681,10 +705,12 @@ fn write_loop(
                 match open_target(target) {
                     Ok(fresh) => {
                         out = BufWriter::with_capacity(256 * 1024, fresh);
+                        live.reopens.fetch_add(1, Ordering::Relaxed);
                         reopen.inner.done.store(asked, Ordering::Release);
                     }
                     Err(e) => {
                         eprintln!("unmask: {e}; records go on to the file already open");
+                        live.reopen_failures.fetch_add(1, Ordering::Relaxed);
                         reopen.inner.failed.fetch_add(1, Ordering::AcqRel);
                     }
                 }
@@ -697,7 +723,13 @@ fn write_loop(
                     .map_err(|e| fail(&stats, e.into()))?;
                 line.push(b'\n');
                 out.write_all(&line).map_err(|e| fail(&stats, e))?;
-                sinks.send(&line);
+                let meta = LineMeta {
+                    alert_severity: match &record {
+                        EveRecord::Alert(a) => Some(a.finding.kind.info().severity),
+                        _ => None,
+                    },
+                };
+                sinks.send(&line, meta);
                 match record {
                     EveRecord::Alert(_) => stats.alert += 1,
                     EveRecord::Flow(_) => stats.flow += 1,
@@ -980,6 +1012,8 @@ mod tests {
             reopen.request(Duration::from_secs(5)),
             ReopenOutcome::Reopened(1)
         );
+        let counters = writer.counters();
+        assert_eq!((counters.reopens(), counters.reopen_failures()), (1, 0));
         sender.join().unwrap();
         let stats = writer.finish().unwrap();
         let (old, new) = (flow_ids(&rotated), flow_ids(&path));
@@ -1004,6 +1038,32 @@ mod tests {
     }
 
     #[test]
+    fn a_reopen_that_cannot_open_is_counted_and_the_old_file_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("eve.json");
+        let (tx, writer) =
+            EveWriter::spawn(EveTarget::File(path.clone()), 16, EveFormat::default(), &[]).unwrap();
+        let kept = dir.path().join("eve.json.1");
+        std::fs::rename(&path, &kept).unwrap();
+        // A directory where the file should be: the open fails.
+        std::fs::create_dir(&path).unwrap();
+        assert_eq!(
+            writer.reopen_handle().request(Duration::from_secs(5)),
+            ReopenOutcome::Failed
+        );
+        let counters = writer.counters();
+        assert_eq!((counters.reopens(), counters.reopen_failures()), (0, 1));
+        tx.send(numbered_flow(7)).unwrap();
+        drop(tx);
+        writer.finish().unwrap();
+        assert_eq!(
+            flow_ids(&kept),
+            vec![7],
+            "records go on to the file already open"
+        );
+    }
+
+    #[test]
     fn standard_output_has_nothing_to_reopen() {
         let (tx, writer) =
             EveWriter::spawn(EveTarget::Stdout, 4, EveFormat::default(), &[]).unwrap();
@@ -1015,10 +1075,8 @@ mod tests {
 
     fn sink(kind: crate::config::SinkKind, path: &std::path::Path) -> SinkConfig {
         SinkConfig {
-            kind,
             path: Some(path.display().to_string()),
-            facility: None,
-            identity: None,
+            ..SinkConfig::new(kind)
         }
     }
 
@@ -1131,13 +1189,53 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("never.sock");
         let config = sink(crate::config::SinkKind::UnixStream, &sock);
-        let mut s = crate::output::sink::Sink::open(&config).unwrap();
-        assert!(!s.send(b"{}\n"));
+        let counter = Arc::new(SinkCounter::new(config.label()));
+        let mut s = crate::output::sink::Sink::open(&config, Arc::clone(&counter)).unwrap();
+        let meta = LineMeta::default();
+        s.send(b"{}\n", meta);
+        assert_eq!((counter.sent(), counter.lost()), (0, 1));
         // A listener now exists, but the backoff keeps the sink from looking for a second.
-        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-        assert!(!s.send(b"{}\n"));
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        s.send(b"{}\n", meta);
+        assert_eq!((counter.sent(), counter.lost()), (0, 2));
         std::thread::sleep(Duration::from_millis(1050));
-        assert!(s.send(b"{}\n"));
+        s.send(b"{}\n", meta);
+        assert_eq!((counter.sent(), counter.lost()), (1, 2));
+        assert_eq!(
+            counter.reconnects(),
+            0,
+            "the first connection is no reconnect"
+        );
+        // The peer goes away: the next record finds the connection broken, and after the
+        // backoff a new listener is found again, which counts as a reconnect.
+        let (conn, _) = listener.accept().unwrap();
+        drop(conn);
+        drop(listener);
+        std::fs::remove_file(&sock).unwrap();
+        let mut tries = 0;
+        while counter.lost() == 2 && tries < 100 {
+            s.send(b"{}\n", meta);
+            tries += 1;
+        }
+        assert!(counter.lost() > 2, "a closed peer loses the record");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        std::thread::sleep(Duration::from_millis(1050));
+        let sent = counter.sent();
+        s.send(b"{}\n", meta);
+        assert_eq!(counter.sent(), sent + 1);
+        assert_eq!(counter.reconnects(), 1);
+    }
+
+    #[test]
+    fn syslog_severity_follows_the_alert_severity() {
+        use crate::output::sink::syslog_severity;
+        use fasyslog::Severity;
+        let at = |s: Option<u8>| syslog_severity(LineMeta { alert_severity: s });
+        assert_eq!(at(Some(1)), Severity::ERROR);
+        assert_eq!(at(Some(2)), Severity::WARNING);
+        assert_eq!(at(Some(3)), Severity::NOTICE);
+        assert_eq!(at(Some(4)), Severity::INFORMATIONAL);
+        assert_eq!(at(None), Severity::INFORMATIONAL);
     }
 
     #[test]
@@ -1185,6 +1283,69 @@ mod tests {
             assert_eq!(json, serde_json::from_str::<Value>(&line).unwrap());
             assert_eq!(fields[7], line);
         }
+    }
+
+    #[test]
+    fn syslog_alerts_carry_their_severity_and_other_records_info() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let socket = std::os::unix::net::UnixDatagram::bind(&log).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let config = sink(crate::config::SinkKind::Syslog, &log);
+        let (tx, writer) = EveWriter::spawn(
+            EveTarget::File(dir.path().join("eve.json")),
+            64,
+            EveFormat::default(),
+            &[config],
+        )
+        .unwrap();
+        // One kind of each severity the table uses, then a flow record.
+        let mut kinds: Vec<FindingKind> = Vec::new();
+        for want in 1..=3u8 {
+            if let Some(k) = FindingKind::ALL.iter().find(|k| k.info().severity == want) {
+                kinds.push(*k);
+            }
+        }
+        assert!(!kinds.is_empty());
+        for kind in &kinds {
+            tx.send(EveRecord::Alert(Box::new(AlertRecord {
+                ts: Timestamp::from_secs_nanos(1, 0),
+                meta: meta(),
+                dir: Dir::ToServer,
+                action: AlertAction::Allowed,
+                finding: Finding {
+                    kind: *kind,
+                    confidence: 90,
+                    block: false,
+                    dir: Dir::ToServer,
+                    evidence: Evidence::default(),
+                },
+                pcap_cnt: None,
+            })))
+            .unwrap();
+        }
+        tx.send(numbered_flow(1)).unwrap();
+        drop(tx);
+        writer.finish().unwrap();
+        let mut buf = vec![0u8; 65536];
+        let mut pri = |_: ()| {
+            let n = socket.recv(&mut buf).unwrap();
+            let msg = std::str::from_utf8(&buf[..n]).unwrap().to_string();
+            msg.split('>')
+                .next()
+                .unwrap()
+                .trim_start_matches('<')
+                .parse::<u32>()
+                .unwrap()
+        };
+        for kind in &kinds {
+            // local5 (21) * 8 + err (3), warning (4), notice (5).
+            let want = 21 * 8 + 2 + u32::from(kind.info().severity);
+            assert_eq!(pri(()), want, "{kind:?}");
+        }
+        assert_eq!(pri(()), 21 * 8 + 6, "a flow record is info");
     }
 
     #[test]

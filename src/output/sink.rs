@@ -1,5 +1,6 @@
 //! The EVE outputs beside the file (`[[output.sinks]]`): a unix stream, a unix datagram socket,
-//! the local syslog socket. Fed only by the writer thread, with each line it already serialised.
+//! the local syslog socket, redis (through its own thread, `output::redis`). Fed only by the
+//! writer thread, with each line it already serialised.
 //!
 //! A sink's peer is someone else's process and may be absent, slow or gone. None of that may hold
 //! the writer for long, or the workers' queue fills and records are lost for the file too: the
@@ -11,13 +12,16 @@
 use std::io::{self, Write};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fasyslog::format::SyslogContext;
 use fasyslog::{Facility, Severity};
 
 use crate::config::{SinkConfig, SinkKind};
+pub use crate::output::delivery::SinkCounter;
+use crate::output::delivery::{Delivery, LineMeta};
+use crate::output::redis::RedisSink;
 
 /// How long one record may take to reach a stream peer before the connection is dropped. Long
 /// enough for a reader that is merely busy, short enough that the workers' queue (65536 records
@@ -36,32 +40,6 @@ pub const DGRAM_WAIT_BUDGET: Duration = Duration::from_millis(100);
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 /// Doubling stops here so a peer that comes back is found within half a minute.
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
-
-/// Records one sink delivered and lost, readable by the metrics exporter while the writer runs.
-#[derive(Debug)]
-pub struct SinkCounter {
-    pub label: String,
-    sent: AtomicU64,
-    lost: AtomicU64,
-}
-
-impl SinkCounter {
-    pub fn new(label: String) -> SinkCounter {
-        SinkCounter {
-            label,
-            sent: AtomicU64::new(0),
-            lost: AtomicU64::new(0),
-        }
-    }
-
-    pub fn sent(&self) -> u64 {
-        self.sent.load(Ordering::Relaxed)
-    }
-
-    pub fn lost(&self) -> u64 {
-        self.lost.load(Ordering::Relaxed)
-    }
-}
 
 /// A datagram socket that waits up to [`DGRAM_WAIT`] while its peer keeps up and the second's
 /// [`DGRAM_WAIT_BUDGET`] lasts, and not at all once it has lost a record.
@@ -116,6 +94,8 @@ enum Transport {
         /// No connection attempt before this instant.
         next_attempt: Instant,
         backoff: Duration,
+        /// A connection was made before: the next one is a reconnect.
+        connected_once: bool,
     },
     Syslog {
         socket: Datagrams,
@@ -123,18 +103,20 @@ enum Transport {
         /// The header and the JSON, reused so a record costs no allocation here.
         buf: Vec<u8>,
     },
+    Redis(RedisSink),
 }
 
 /// One sink as the writer thread drives it.
 pub struct Sink {
     path: PathBuf,
     transport: Transport,
+    counter: Arc<SinkCounter>,
 }
 
 impl Sink {
-    /// Creates the sink's socket. Nothing is connected yet: a peer that is absent at start-up
-    /// is a lost record later, not a failed start.
-    pub fn open(config: &SinkConfig) -> io::Result<Sink> {
+    /// Creates the sink's socket (for redis, its sender thread). Nothing is connected yet: a
+    /// peer that is absent at start-up is a lost record later, not a failed start.
+    pub fn open(config: &SinkConfig, counter: Arc<SinkCounter>) -> io::Result<Sink> {
         let path = PathBuf::from(config.path());
         let transport = match config.kind {
             SinkKind::UnixDgram => Transport::Dgram {
@@ -144,6 +126,7 @@ impl Sink {
                 conn: None,
                 next_attempt: Instant::now(),
                 backoff: BACKOFF_MIN,
+                connected_once: false,
             },
             SinkKind::Syslog => {
                 // Validation accepted the facility, so the parse cannot fail.
@@ -156,14 +139,37 @@ impl Sink {
                     buf: Vec::with_capacity(4096),
                 }
             }
+            SinkKind::Redis => Transport::Redis(RedisSink::spawn(config, Arc::clone(&counter))?),
         };
-        Ok(Sink { path, transport })
+        Ok(Sink {
+            path,
+            transport,
+            counter,
+        })
     }
 
-    /// Hands one EVE line (with its newline) to the sink; false if the record was lost.
-    pub fn send(&mut self, line: &[u8]) -> bool {
+    /// Hands one EVE line (with its newline) to the sink and counts what became of it.
+    pub fn send(&mut self, line: &[u8], meta: LineMeta) {
+        let delivery = self.deliver(line, meta);
+        match delivery {
+            Delivery::Sent => self.counter.add_sent(1),
+            Delivery::Lost => self.counter.add_lost(1),
+            Delivery::Queued => {}
+        }
+    }
+
+    /// Waits for a sink with a thread of its own to deliver what it holds.
+    pub fn finish(&mut self) {
+        if let Transport::Redis(r) = &mut self.transport {
+            r.finish();
+        }
+    }
+
+    fn deliver(&mut self, line: &[u8], meta: LineMeta) -> Delivery {
+        let delivered = |ok: bool| if ok { Delivery::Sent } else { Delivery::Lost };
         match &mut self.transport {
-            Transport::Dgram { socket } => socket.send(line, &self.path),
+            Transport::Redis(r) => r.send(line),
+            Transport::Dgram { socket } => delivered(socket.send(line, &self.path)),
             Transport::Syslog {
                 socket,
                 context,
@@ -171,44 +177,51 @@ impl Sink {
             } => {
                 let json = std::str::from_utf8(line).unwrap_or_default().trim_end();
                 buf.clear();
-                // Suricata logs EVE to syslog at Info; an empty MSGID and SD, as the task asks.
+                // An empty MSGID and SD; the severity follows the alert's.
                 let formatted = context.format_rfc5424(
-                    Severity::INFORMATIONAL,
+                    syslog_severity(meta),
                     None::<&str>,
                     Vec::new(),
                     Some(json),
                 );
                 if write!(buf, "{formatted}").is_err() {
-                    return false;
+                    return Delivery::Lost;
                 }
-                socket.send(buf, &self.path)
+                delivered(socket.send(buf, &self.path))
             }
             Transport::Stream {
                 conn,
                 next_attempt,
                 backoff,
+                connected_once,
             } => {
                 let now = Instant::now();
                 if conn.is_none() {
                     if now < *next_attempt {
-                        return false;
+                        return Delivery::Lost;
                     }
                     match connect_stream(&self.path) {
-                        Ok(c) => *conn = Some(c),
+                        Ok(c) => {
+                            if *connected_once {
+                                self.counter.add_reconnect();
+                            }
+                            *connected_once = true;
+                            *conn = Some(c);
+                        }
                         Err(_) => {
                             *next_attempt = now + *backoff;
                             *backoff = (*backoff * 2).min(BACKOFF_MAX);
-                            return false;
+                            return Delivery::Lost;
                         }
                     }
                 }
                 let Some(c) = conn.as_mut() else {
-                    return false;
+                    return Delivery::Lost;
                 };
                 match write_within(c, line, now + STREAM_WRITE_TIMEOUT) {
                     Ok(()) => {
                         *backoff = BACKOFF_MIN;
-                        true
+                        Delivery::Sent
                     }
                     Err(_) => {
                         // The peer is gone or stuck: whatever part of the line it got ends
@@ -216,7 +229,7 @@ impl Sink {
                         *conn = None;
                         *next_attempt = now + *backoff;
                         *backoff = (*backoff * 2).min(BACKOFF_MAX);
-                        false
+                        Delivery::Lost
                     }
                 }
             }
@@ -270,25 +283,39 @@ fn connect_stream(path: &std::path::Path) -> io::Result<UnixStream> {
     Ok(stream)
 }
 
-/// Every extra sink with its counters, driven by the writer thread.
+/// The syslog severity of a record: an alert's follows its `alert.severity` as SIEMs map
+/// Suricata's (1 high: err, 2 medium: warning, 3 low: notice); every other record, and an
+/// alert of another severity, is info, the level Suricata's EVE syslog output uses.
+pub fn syslog_severity(meta: LineMeta) -> Severity {
+    match meta.alert_severity {
+        Some(1) => Severity::ERROR,
+        Some(2) => Severity::WARNING,
+        Some(3) => Severity::NOTICE,
+        _ => Severity::INFORMATIONAL,
+    }
+}
+
+/// Every extra sink, driven by the writer thread.
 pub struct Sinks {
-    sinks: Vec<(Sink, std::sync::Arc<SinkCounter>)>,
+    sinks: Vec<Sink>,
 }
 
 impl Sinks {
-    pub fn new(sinks: Vec<(Sink, std::sync::Arc<SinkCounter>)>) -> Sinks {
+    pub fn new(sinks: Vec<Sink>) -> Sinks {
         Sinks { sinks }
     }
 
-    /// Hands the line to every sink in turn and counts what each did with it.
-    pub fn send(&mut self, line: &[u8]) {
-        for (sink, counter) in &mut self.sinks {
-            let slot = if sink.send(line) {
-                &counter.sent
-            } else {
-                &counter.lost
-            };
-            slot.fetch_add(1, Ordering::Relaxed);
+    /// Hands the line to every sink in turn; each counts what it did with it.
+    pub fn send(&mut self, line: &[u8], meta: LineMeta) {
+        for sink in &mut self.sinks {
+            sink.send(line, meta);
+        }
+    }
+
+    /// Lets every sink deliver what it still holds; its counters are final afterwards.
+    pub fn finish(&mut self) {
+        for sink in &mut self.sinks {
+            sink.finish();
         }
     }
 }

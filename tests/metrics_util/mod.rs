@@ -288,10 +288,8 @@ pub fn full_exposition() -> String {
     let mut config = block_config();
     // A datagram sink nobody listens on: its families appear, every record counted lost.
     config.output.sinks = vec![unmask::config::SinkConfig {
-        kind: unmask::config::SinkKind::UnixDgram,
         path: Some(dir.path().join("absent.dgram").display().to_string()),
-        facility: None,
-        identity: None,
+        ..unmask::config::SinkConfig::new(unmask::config::SinkKind::UnixDgram)
     }];
     let hub = replay_hub(&config);
     replay_into(&hub, config, &pcap);

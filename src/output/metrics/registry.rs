@@ -275,7 +275,10 @@ impl Hub {
                 let l = [("sink", s.label.as_str())];
                 out.counter("unmask_eve_sink_records_total", &l, s.sent());
                 out.counter("unmask_eve_sink_lost_total", &l, s.lost());
+                out.counter("unmask_eve_sink_reconnects_total", &l, s.reconnects());
             }
+            out.counter("unmask_eve_reopen_total", &[], c.reopens());
+            out.counter("unmask_eve_reopen_failures_total", &[], c.reopen_failures());
         }
         let mut live = LiveSnapshot::default();
         let has_live = {
@@ -683,8 +686,11 @@ pub const SPECS: &[Spec] = &[
     spec("unmask_verdict_commands_dropped_total", C, W, "Block/bypass/forget commands for the kernel maps lost to a full command queue."),
     spec("unmask_eve_records_written_total", C, &["type"], "EVE records written, by event type (alert, flow, anomaly, drop, tls)."),
     spec("unmask_eve_records_dropped_total", C, W, "EVE records dropped because the writer's queue was full."),
-    spec("unmask_eve_sink_records_total", C, &["sink"], "EVE records handed to an extra sink ([[output.sinks]], labelled kind:path)."),
-    spec("unmask_eve_sink_lost_total", C, &["sink"], "EVE records an extra sink lost: peer absent, full or too slow, or waiting out a reconnect backoff."),
+    spec("unmask_eve_sink_records_total", C, &["sink"], "EVE records handed to an extra sink ([[output.sinks]], labelled kind:path; redis: redis:address/command:key, counted when redis acknowledged them)."),
+    spec("unmask_eve_sink_lost_total", C, &["sink"], "EVE records an extra sink lost: peer absent, full or too slow, or waiting out a reconnect backoff (redis: its queue full, a failed round trip, or redis away at shutdown)."),
+    spec("unmask_eve_sink_reconnects_total", C, &["sink"], "Connections an extra sink made after its first (unix_stream, redis): the peer went away or was away at start and was found again."),
+    spec("unmask_eve_reopen_total", C, &[], "Reopens of the EVE file for log rotation (unmask ctl reopen, SIGHUP)."),
+    spec("unmask_eve_reopen_failures_total", C, &[], "Reopen requests whose open failed; the writer went on with the file it had."),
     spec("unmask_worker_batches_total", C, W, "Non-empty batches handled."),
     spec("unmask_worker_idle_polls_total", C, W, "Polls that found no frame."),
     spec("unmask_worker_snapshots_published_total", C, W, "Snapshots the worker handed to the exporter."),
