@@ -63,8 +63,13 @@ impl Redis {
     /// Starts redis on `port` and a unix socket in `dir`, without persistence (a restart
     /// starts empty), and waits until it answers.
     fn start(dir: &Path, port: u16) -> Redis {
+        Redis::start_with(dir, port, &[])
+    }
+
+    fn start_with(dir: &Path, port: u16, extra: &[&str]) -> Redis {
         let socket = dir.join("redis.sock");
         let child = Command::new("redis-server")
+            .args(extra)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .arg("--unixsocket")
             .arg(&socket)
@@ -576,4 +581,36 @@ fn a_redis_killed_mid_replay_loses_records_counted_and_is_found_again() {
         metric(&hub, &format!("unmask_eve_sink_lost_total{label}")),
         s.lost
     );
+}
+
+#[test]
+fn a_connection_redis_closed_while_idle_loses_nothing() {
+    if !redis_installed("eve_redis") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Redis closes clients idle for a second (checked ten times a second).
+    let redis = Redis::start_with(dir.path(), free_port(), &["--timeout", "1"]);
+    let config = tcp_sink(&redis, RedisMode::Rpush, "unmask");
+    let counter = Arc::new(unmask::output::delivery::SinkCounter::new(config.label()));
+    let mut sink = unmask::output::redis::RedisSink::spawn(&config, Arc::clone(&counter)).unwrap();
+    sink.send(b"{\"n\":1}\n");
+    wait_for(Duration::from_secs(10), "the first record", || {
+        counter.sent() == 1
+    });
+    // Long enough for redis to have closed the idle connection.
+    let mut c = redis.connection().unwrap();
+    wait_for(
+        Duration::from_secs(10),
+        "redis closing the idle client",
+        || {
+            let clients: String = redis::cmd("CLIENT").arg("LIST").query(&mut c).unwrap();
+            clients.lines().count() == 1
+        },
+    );
+    sink.send(b"{\"n\":2}\n");
+    sink.finish();
+    assert_eq!((counter.sent(), counter.lost()), (2, 0));
+    assert_eq!(counter.reconnects(), 1);
+    assert_eq!(redis.list("unmask"), vec!["{\"n\":1}", "{\"n\":2}"]);
 }

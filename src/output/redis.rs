@@ -9,7 +9,8 @@
 //! record. When redis is away the thread leaves records queued and tries again after a backoff
 //! that doubles from [`BACKOFF_MIN`] to [`BACKOFF_MAX`]; what the queue holds then reaches
 //! redis when it is back, in order. A batch whose round trip fails is counted lost, not sent
-//! again, since redis may have taken part of it.
+//! again, since redis may have taken part of it; only a connection found closed after sitting
+//! idle (redis's client `timeout`) gets the batch once more on a fresh one ([`IDLE_RETRY`]).
 
 use std::io;
 use std::path::PathBuf;
@@ -34,6 +35,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a sender waiting out its backoff looks whether the writer is finishing.
 const CLOSING_POLL: Duration = Duration::from_millis(10);
+/// A connection unused this long may have been closed by redis's idle `timeout` (or a NAT or
+/// firewall) meanwhile, which shows only when the next batch fails: such a batch is sent again
+/// once on a fresh connection rather than counted lost. Redis closes an idle client before
+/// reading from it, so the retry does not write the batch twice.
+const IDLE_RETRY: Duration = Duration::from_secs(1);
 
 /// The writer thread's end of one redis sink.
 pub struct RedisSink {
@@ -147,6 +153,8 @@ impl RedisSender {
         let mut refusal_reported = false;
         let mut batch: Vec<Vec<u8>> = Vec::with_capacity(self.batch_size);
         let mut pipe = ::redis::Pipeline::with_capacity(self.batch_size);
+        // The last time the connection was known to work.
+        let mut last_ok = Instant::now();
         loop {
             let closing = self.closing.load(Ordering::Acquire);
             let Some(c) = conn.as_mut() else {
@@ -166,6 +174,7 @@ impl RedisSender {
                         connected_once = true;
                         outage_reported = false;
                         backoff = BACKOFF_MIN;
+                        last_ok = Instant::now();
                         conn = Some(c);
                     }
                     Err(e) => {
@@ -204,8 +213,21 @@ impl RedisSender {
                 }
             }
             let n = batch.len() as u64;
-            match self.deliver(c, &mut pipe, &batch) {
-                Ok(()) => self.counter.add_sent(n),
+            let idle = last_ok.elapsed() >= IDLE_RETRY;
+            let mut result = self.deliver(c, &mut pipe, &batch);
+            if idle && matches!(&result, Err(Failure::Connection(e)) if e.is_connection_dropped()) {
+                // Closed while idle: one fresh connection, the same batch again.
+                if let Ok(fresh) = self.connect() {
+                    self.counter.add_reconnect();
+                    *c = fresh;
+                    result = self.deliver(c, &mut pipe, &batch);
+                }
+            }
+            match result {
+                Ok(()) => {
+                    self.counter.add_sent(n);
+                    last_ok = Instant::now();
+                }
                 Err(Failure::Refused(e)) => {
                     self.counter.add_lost(n);
                     if !refusal_reported {
