@@ -614,3 +614,72 @@ fn a_connection_redis_closed_while_idle_loses_nothing() {
     assert_eq!(counter.reconnects(), 1);
     assert_eq!(redis.list("unmask"), vec!["{\"n\":1}", "{\"n\":2}"]);
 }
+
+#[test]
+fn a_stuck_redis_holds_neither_the_engine_nor_the_file() {
+    if !redis_installed("eve_redis") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("flows.pcap");
+    let mut w = PcapWriter::create_ethernet(&pcap).unwrap();
+    for (ts, frame) in &short_flows(3_000) {
+        w.write(*ts, frame).unwrap();
+    }
+    w.finish().unwrap();
+    let redis = Redis::start(dir.path(), free_port());
+    // Stopped, not gone: connections are accepted by the kernel and never answered.
+    let pid = redis.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut config = Config::default();
+    config.output.sinks = vec![SinkConfig {
+        queue_capacity: Some(64),
+        ..tcp_sink(&redis, RedisMode::Rpush, "unmask")
+    }];
+    config.validate("test").unwrap();
+    let hub = Hub::new(HubOptions::from_config(&config, RunMode::Replay));
+    let eve = dir.path().join("eve.json");
+    let started = Instant::now();
+    let run = {
+        let (hub, eve) = (Arc::clone(&hub), eve.clone());
+        std::thread::spawn(move || {
+            replay(ReplayOptions {
+                config,
+                files: vec![pcap],
+                eve: EveTarget::File(eve),
+                progress: None,
+                metrics: Some(hub),
+            })
+            .unwrap()
+        })
+    };
+    wait_for(Duration::from_secs(10), "every flow record written", || {
+        written(&hub) == 3_000
+    });
+    let file_done = started.elapsed();
+    let outcome = run.join().unwrap();
+    let finished = started.elapsed();
+    assert!(Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let s = &outcome.summary.eve_sinks[0];
+    println!(
+        "stuck redis: file complete after {file_done:?}, replay returned after {finished:?}; {s:?}"
+    );
+    assert_eq!(file_lines(&eve).len(), 3_000, "the file gets everything");
+    assert_eq!(
+        outcome.summary.counters.eve_dropped, 0,
+        "the workers' queue never filled"
+    );
+    assert_eq!((s.records, s.lost), (0, 3_000));
+    // The file does not wait for redis; the end waits at most one round trip's timeout and
+    // one connection attempt for it.
+    assert!(file_done < Duration::from_secs(4), "{file_done:?}");
+    assert!(finished < Duration::from_secs(15), "{finished:?}");
+}
