@@ -148,7 +148,7 @@ impl RedisSender {
         let mut connected_once = false;
         let mut next_attempt = Instant::now();
         let mut backoff = BACKOFF_MIN;
-        // Said once per outage and once per kind of refusal, not once per record.
+        // Said once per outage, and only the first refusal: never once per record.
         let mut outage_reported = false;
         let mut refusal_reported = false;
         let mut batch: Vec<Vec<u8>> = Vec::with_capacity(self.batch_size);
