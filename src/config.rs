@@ -755,6 +755,11 @@ impl Config {
         d.fully_encrypted.validate(path)?;
         d.tls_in_tls.validate(path)?;
         d.websocket.validate(path)?;
+        crate::detect::policy::FindingPolicy::from_tables(
+            &d.alert_min_confidence.0,
+            &d.block_min_confidence.0,
+            path,
+        )?;
 
         let l = &self.live;
         in_range(path, "live.workers", l.workers as u64, 1, 64)?;

@@ -384,6 +384,11 @@ pub struct HttpFacts {
     /// (a body of unknown length) or the direction is not HTTP.
     pub next: [Option<u32>; 2],
     pub not_http: [bool; 2],
+    /// A request asked for `Upgrade: h2c` (RFC 7540 3.2).
+    pub h2c_requested: bool,
+    /// The server agreed (101): both directions speak HTTP/2 from the next byte on, so no
+    /// more HTTP/1 heads are read (the client's preface is not a request).
+    pub h2c_upgraded: bool,
 }
 
 impl HttpFacts {
@@ -998,6 +1003,12 @@ impl InspectState {
                                 self.ws.requested = true;
                                 self.ws.note_request(&head);
                             }
+                            if head.header("upgrade").is_some_and(|v| {
+                                v.split(|&b| b == b',')
+                                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"h2c"))
+                            }) {
+                                self.http.h2c_requested = true;
+                            }
                             self.http.requests += 1;
                             Event::HttpRequest(&head)
                         }
@@ -1008,6 +1019,13 @@ impl InspectState {
                     };
                     let view = base.view(self.ident, None, Some(&self.http), now);
                     report.event(&view, &event);
+                    if dir == Dir::ToClient && head.status() == Some(101) && self.http.h2c_requested
+                    {
+                        // HTTP/2 frames follow in both directions: no more HTTP/1 to read.
+                        self.http.h2c_upgraded = true;
+                        self.http.next = [None; 2];
+                        return;
+                    }
                     if dir == Dir::ToClient && head.status() == Some(101) && self.ws.requested {
                         // Frames follow both heads; the parser has no more HTTP to read.
                         self.ws.upgraded = true;

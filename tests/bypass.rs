@@ -266,6 +266,12 @@ fn a_bypassed_download_leaves_the_engine_but_its_flow_record_counts_every_packet
 fn the_byte_ratio_check_still_judges_a_bypassed_upload() {
     let mut config = Config::default();
     config.verdict.mode = Mode::Monitor;
+    // Alerted, so the evidence can be read (by default upload-heavy flows are only recorded).
+    config
+        .detect
+        .alert_min_confidence
+        .0
+        .insert("asymmetric_flow".into(), 0);
     let frames = fixtures::upload_heavy(
         addr(1, 40002),
         addr(2, 443),

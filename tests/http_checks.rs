@@ -92,15 +92,26 @@ const SWITCHES: &[Switch] = &[
     }),
 ];
 
+/// The default config with upload-heavy flows alerted (by default they are only recorded in
+/// the flow record: every honest upload is one).
+fn uploads_alerted() -> Config {
+    let mut c = Config::default();
+    c.detect
+        .alert_min_confidence
+        .0
+        .insert("asymmetric_flow".into(), 0);
+    c
+}
+
 #[test]
 fn each_finding_vanishes_when_its_check_or_rule_is_off() {
     for (name, finding, off) in SWITCHES {
-        let (_, on) = run(&Config::default(), name);
+        let (_, on) = run(&uploads_alerted(), name);
         assert!(
             on.iter().any(|f| f == finding),
             "{name}: {finding} in {on:?}"
         );
-        let mut c = Config::default();
+        let mut c = uploads_alerted();
         off(&mut c);
         let (_, without) = run(&c, name);
         assert!(
@@ -176,7 +187,17 @@ fn evidence_names_the_reasons() {
 
 #[test]
 fn asymmetry_is_judged_periodically_and_at_the_end_once() {
-    let c = Config::default();
+    // By default an upload-heavy flow is recorded, not alerted: its flow record names it.
+    let (r, found) = run(&Config::default(), "upload_heavy");
+    assert!(found.is_empty(), "{found:?}");
+    let rec = r.of_type("flow").next().unwrap();
+    assert_eq!(rec["flow"]["alerted"], false);
+    assert_eq!(
+        rec["unmask"]["recorded_findings"],
+        serde_json::json!(["asymmetric_flow"])
+    );
+
+    let c = uploads_alerted();
     let (r, found) = run(&c, "upload_heavy");
     assert_eq!(found, vec!["asymmetric_flow".to_string()]);
     assert_eq!(r.of_type("alert").count(), 1, "raised once per flow");
@@ -224,7 +245,7 @@ fn asymmetry_is_judged_periodically_and_at_the_end_once() {
 
 #[test]
 fn block_mode_cuts_impersonations_but_not_uploads() {
-    let mut c = Config::default();
+    let mut c = uploads_alerted();
     c.verdict.mode = Mode::Block;
     let (r, _) = run(&c, "upload_heavy");
     assert!(r.actions.iter().all(|a| *a == Action::Forward));

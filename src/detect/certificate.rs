@@ -256,8 +256,16 @@ impl CertificateCheck {
         if let (true, Some(NameMatch::Mismatch), Some(host)) =
             (self.cfg.name_mismatch, c.host_match, sni)
         {
-            let mut f = self.finding(FindingKind::CertNameMismatch, 90, true);
+            // An IP address as SNI is already a broken client (sni_ip_literal), and almost no
+            // certificate names an address: the mismatch follows from it and says less than a
+            // name the certificate does not cover (Teams' media relays do this, benignly).
+            let ip_literal = host.parse::<std::net::IpAddr>().is_ok();
+            let confidence = if ip_literal { 60 } else { 90 };
+            let mut f = self.finding(FindingKind::CertNameMismatch, confidence, true);
             f.evidence.add("sni", host);
+            if ip_literal {
+                f.evidence.add("sni_is_ip_literal", true);
+            }
             f.evidence.add("subject", c.subject.as_str());
             f.evidence.add("san_dns", SanList(c));
             f.evidence.add("issuer", c.issuer.as_str());

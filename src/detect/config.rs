@@ -25,4 +25,9 @@ pub struct DetectConfig {
     pub fully_encrypted: fully_encrypted::FullyEncryptedConfig,
     pub tls_in_tls: tls_in_tls::TlsInTlsConfig,
     pub websocket: websocket::WebSocketConfig,
+    /// Per finding name: the confidence a finding needs to raise an alert (below it, it is
+    /// only recorded); kinds not named keep their built-in floor (see `policy`).
+    pub alert_min_confidence: super::policy::AlertFloors,
+    /// Per finding name: the confidence a finding of a blocking check needs to drop its flow.
+    pub block_min_confidence: super::policy::BlockFloors,
 }

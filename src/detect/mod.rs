@@ -13,6 +13,7 @@ pub mod fingerprint;
 pub mod fully_encrypted;
 pub mod http;
 pub mod http_body;
+pub mod policy;
 pub mod protocol_port;
 pub mod service;
 pub mod sni;
@@ -41,6 +42,8 @@ pub struct Detector {
     fully_encrypted: Option<fully_encrypted::FullyEncryptedCheck>,
     tls_in_tls: Option<tls_in_tls::TlsInTlsCheck>,
     websocket: Option<websocket::WebSocketCheck>,
+    /// What each finding kind's confidence buys: an alert, a block.
+    pub policy: policy::FindingPolicy,
 }
 
 impl Detector {
@@ -57,6 +60,11 @@ impl Detector {
     /// Builds the checks for a reload: every list must load, or the reload is refused and the
     /// detector in force stays. `path` names the config in messages.
     pub fn try_new(cfg: &DetectConfig, path: &str) -> Result<Detector, KeyError> {
+        policy::FindingPolicy::from_tables(
+            &cfg.alert_min_confidence.0,
+            &cfg.block_min_confidence.0,
+            path,
+        )?;
         let fingerprint = if cfg.fingerprint.enabled {
             let lists = fingerprint::load_lists(&cfg.fingerprint, path)?;
             Some(fingerprint::FingerprintCheck::with_lists(
@@ -114,6 +122,13 @@ impl Detector {
                 .websocket
                 .enabled
                 .then(|| websocket::WebSocketCheck::new(&cfg.websocket)),
+            // The tables were validated with the rest of the file (try_new fails on them first).
+            policy: policy::FindingPolicy::from_tables(
+                &cfg.alert_min_confidence.0,
+                &cfg.block_min_confidence.0,
+                "",
+            )
+            .unwrap_or_default(),
         }
     }
 

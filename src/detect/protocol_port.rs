@@ -61,6 +61,8 @@ impl Default for ProtocolPortConfig {
                 ],
             ),
             ("http", &[80, 591, 8000, 8008, 8080, 8081, 8888, 3128]),
+            // Cleartext HTTP/2 runs where HTTP/1 does (RFC 9113 3.3: "http" URIs).
+            ("http2", &[80, 591, 8000, 8008, 8080, 8081, 8888, 3128]),
             ("ssh", &[22]),
             ("smtp", &[25, 587, 2525]),
             ("pop3", &[110]),

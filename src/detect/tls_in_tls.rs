@@ -56,6 +56,9 @@ pub struct TlsInTlsConfig {
     pub key_exchange_max: u32,
     pub key_exchange_burst_max: u32,
     pub key_exchange_record_min: u32,
+    /// A key exchange whose first record is within this share of the hello's first record is
+    /// the same request again on a kept-alive connection, not a handshake's second flight.
+    pub repeat_tolerance_percent: u32,
     /// Client bursts allowed before the inner ClientHello (a CONNECT, a WebSocket upgrade).
     pub max_prelude_exchanges: u32,
     pub confidence: u8,
@@ -80,6 +83,7 @@ impl Default for TlsInTlsConfig {
             key_exchange_max: 330,
             key_exchange_burst_max: 1200,
             key_exchange_record_min: 20,
+            repeat_tolerance_percent: 8,
             max_prelude_exchanges: 1,
             confidence: 75,
             // TLS 1.3 Finished without/with ChangeCipherSpec (SHA-256: 58, 64; SHA-384: 74,
@@ -143,6 +147,12 @@ impl TlsInTlsConfig {
             self.key_exchange_record_min.into(),
             0,
             65_535,
+        )?;
+        keys.check(
+            "repeat_tolerance_percent",
+            self.repeat_tolerance_percent.into(),
+            0,
+            100,
         )?;
         keys.check(
             "max_prelude_exchanges",
@@ -260,9 +270,12 @@ impl TlsInTlsCheck {
             } else {
                 c.short_flight_key_exchange_max.min(c.key_exchange_max)
             };
+            let (hf, kf) = (u64::from(hello.first), u64::from(kx.first));
+            let repeat = kf.abs_diff(hf) * 100 <= hf * u64::from(c.repeat_tolerance_percent);
             let kx_ok = (c.key_exchange_min..=kx_max).contains(&u32::from(kx.first))
                 && kx.bytes <= c.key_exchange_burst_max
-                && u32::from(kx.smallest) >= c.key_exchange_record_min;
+                && u32::from(kx.smallest) >= c.key_exchange_record_min
+                && !repeat;
             if !(hello_ok && flight_ok && kx_ok) {
                 continue;
             }
@@ -446,6 +459,13 @@ mod tests {
             ('S', 50),
         ];
         assert_eq!(found(&late), None);
+        // HTTP/1.1 keep-alive from the benign corpus (Node's fetch to nginx, httpx to
+        // lighttpd): a request, the page, the same request again. A key exchange the size of
+        // the hello is a second request, never a handshake's second flight.
+        let keep_alive = [('C', 176), ('S', 5019), ('C', 176), ('S', 7268)];
+        assert_eq!(found(&keep_alive), None);
+        let keep_alive = [('S', 249), ('C', 150), ('S', 4714), ('C', 149), ('S', 3747)];
+        assert_eq!(found(&keep_alive), None);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use crate::capture::{Action, Frame, Timestamp};
 use crate::detect::config::DetectConfig;
+use crate::detect::policy::FindingPolicy;
 use crate::detect::{Detector, Event, FindingKind, Findings, FlowView};
 use crate::flow::table::{Expiry, Recheck, SegmentMeta, TcpState, Track};
 use crate::flow::table::{TableConfig, TableStats};
@@ -134,6 +135,8 @@ pub struct Counters {
     pub findings: PerKind<{ FindingKind::COUNT }>,
     /// Of `findings`: those whose action was to block the flow (block mode, blocking check).
     pub findings_blocked: PerKind<{ FindingKind::COUNT }>,
+    /// Findings below their kind's alert floor: recorded in the flow record, no alert.
+    pub findings_recorded: PerKind<{ FindingKind::COUNT }>,
     pub findings_overflow: u64,
     pub tls_anomalies: PerKind<{ crate::proto::tls::TlsAnomaly::KINDS }>,
     pub eve_dropped: u64,
@@ -196,6 +199,7 @@ impl std::ops::AddAssign<&Counters> for Counters {
         add_all(&mut self.flows_by_app, &o.flows_by_app);
         add_all(&mut self.findings.0, &o.findings.0);
         add_all(&mut self.findings_blocked.0, &o.findings_blocked.0);
+        add_all(&mut self.findings_recorded.0, &o.findings_recorded.0);
         add_all(&mut self.tls_anomalies.0, &o.tls_anomalies.0);
     }
 }
@@ -306,11 +310,25 @@ impl Sink {
     }
 
     /// Turns findings into alerts and, in block mode, a block verdict.
-    fn raise(&mut self, flow: &mut Flow, findings: &Findings, ts: Timestamp) {
+    fn raise(
+        &mut self,
+        flow: &mut Flow,
+        findings: &Findings,
+        policy: &FindingPolicy,
+        ts: Timestamp,
+    ) {
         self.counters.findings_overflow += findings.overflow as u64;
         for f in findings.iter() {
             let bit = 1u64 << f.kind.index();
-            let block = self.mode == Mode::Block && f.block;
+            if !policy.alerts(f) {
+                // Below the alert floor: the flow record names it, once per kind.
+                if flow.ext.recorded & bit == 0 {
+                    flow.ext.recorded |= bit;
+                    self.counters.findings_recorded[f.kind.index()] += 1;
+                }
+                continue;
+            }
+            let block = self.mode == Mode::Block && policy.blocks(f);
             let blocked = FlowVerdict::from_u8(flow.ext.verdict) == FlowVerdict::Blocked;
             // One alert per kind per flow, unless a later finding of that kind blocks a flow an
             // earlier, alert-only one of the same kind let through.
@@ -393,7 +411,8 @@ impl Report for FlowReport<'_> {
             let _ = dir;
         }
         if !self.findings.is_empty() {
-            self.sink.raise(self.flow, self.findings, self.ts);
+            self.sink
+                .raise(self.flow, self.findings, &self.detector.policy, self.ts);
         }
     }
 
@@ -1022,6 +1041,7 @@ impl Core {
                 state: flow.state.eve_name(),
                 reason: reason.eve_name(),
                 alerted: flow.ext.alerted != 0,
+                recorded: flow.ext.recorded,
                 blocked: verdict == FlowVerdict::Blocked,
                 uninspected: (verdict == FlowVerdict::Uninspected).then_some("stream_memcap"),
                 ident_bytes: flow.ext.ident_bytes,

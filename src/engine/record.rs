@@ -54,6 +54,8 @@ pub struct FlowRecord {
     pub state: &'static str,
     pub reason: &'static str,
     pub alerted: bool,
+    /// Bit per finding kind raised below its alert floor: named in the record, no alert.
+    pub recorded: u64,
     pub blocked: bool,
     /// Why inspection ended early, if it did (e.g. "stream_memcap").
     pub uninspected: Option<&'static str>,

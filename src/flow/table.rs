@@ -151,6 +151,8 @@ pub struct FlowExt {
     pub inspect: u32,
     /// Bit per finding kind already alerted on this flow (alerts are raised once per kind).
     pub alerted: u64,
+    /// Bit per finding kind raised below its alert floor (recorded, not alerted).
+    pub recorded: u64,
     /// Number of packets dropped by verdict.
     pub dropped: u32,
     /// In-order bytes identification had looked at when it finished, per direction ("unknown
@@ -177,6 +179,7 @@ impl Default for FlowExt {
             // "No inspection slot", per the field's contract; a derived 0 would name slot 0.
             inspect: u32::MAX,
             alerted: 0,
+            recorded: 0,
             dropped: 0,
             ident_bytes: [0; 2],
             bypass_at: Timestamp(0),

@@ -23,7 +23,9 @@ use serde_json::{json, Map, Value};
 
 use crate::capture::Timestamp;
 use crate::config::{OutputConfig, SinkConfig};
-use crate::detect::{MITRE_ANALYTIC, MITRE_TACTIC, MITRE_TECHNIQUE, MITRE_TECHNIQUE_NAME};
+use crate::detect::{
+    FindingKind, MITRE_ANALYTIC, MITRE_TACTIC, MITRE_TECHNIQUE, MITRE_TECHNIQUE_NAME,
+};
 use crate::engine::record::{
     AlertAction, AlertRecord, AnomalyRecord, DropRecord, EveRecord, FlowMeta, FlowRecord,
     TlsEveRecord,
@@ -243,6 +245,14 @@ fn flow_json(f: &FlowRecord, format: &EveFormat) -> Value {
     });
     if let Some(why) = f.uninspected {
         unmask["uninspected"] = why.into();
+    }
+    if f.recorded != 0 {
+        let names: Vec<&str> = FindingKind::ALL
+            .iter()
+            .filter(|k| f.recorded & (1u64 << k.index()) != 0)
+            .map(|k| k.name())
+            .collect();
+        unmask["recorded_findings"] = names.into();
     }
     m.insert("unmask".into(), unmask);
     Value::Object(m)
@@ -863,6 +873,7 @@ mod tests {
             state: "closed",
             reason: "timeout",
             alerted: false,
+            recorded: 0,
             blocked: false,
             uninspected: None,
             ident_bytes: [0, 0],

@@ -951,6 +951,41 @@ pub(crate) fn probe(data: &[u8]) -> Evidence {
     probe_request(rest)
 }
 
+/// The client connection preface of HTTP/2 with prior knowledge (RFC 9113 3.4).
+pub const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Is this the start of a cleartext HTTP/2 connection? The client's preface is certain (its
+/// first line alone already outbids the HTTP/1 probe's reading of it as a request with the
+/// PRI method); a server's first frame is a SETTINGS frame on stream 0 without the ACK flag,
+/// whose length is a whole number of 6-byte settings.
+pub(crate) fn probe_h2(data: &[u8]) -> Evidence {
+    let n = data.len().min(H2_PREFACE.len());
+    if data[..n] == H2_PREFACE[..n] {
+        if n == H2_PREFACE.len() {
+            return Evidence::matched(100, Role::Client);
+        }
+        // "PRI * HTTP/2.0\r\n" (16 bytes) is already more than any HTTP/1 request line.
+        let tentative = if n >= 16 { 99 } else { (n * 5) as u8 };
+        return Evidence::need(tentative, Role::Client);
+    }
+    match data {
+        [l0, l1, l2, 0x04, 0x00, s0, s1, s2, s3, ..] => {
+            let len = u32::from_be_bytes([0, *l0, *l1, *l2]);
+            let stream = u32::from_be_bytes([*s0, *s1, *s2, *s3]) & 0x7fff_ffff;
+            if stream == 0 && len % 6 == 0 && len <= 16_384 {
+                Evidence::matched(85, Role::Server)
+            } else {
+                Evidence::no()
+            }
+        }
+        // Too short for a frame header: only a SETTINGS frame's first bytes can still become one.
+        [0x00] | [0x00, _] | [0x00, _, _] | [0x00, _, _, 0x04] | [0x00, _, _, 0x04, 0x00, ..] => {
+            Evidence::need(10, Role::Server)
+        }
+        _ => Evidence::no(),
+    }
+}
+
 fn probe_response(data: &[u8]) -> Evidence {
     let role = Role::Server;
     match first_line(data, 512) {
@@ -1321,5 +1356,22 @@ mod tests {
         assert_eq!(p(b"FOO /x\r\n\r\n"), Step::NoMatch);
         assert_eq!(p(b"USER anonymous\r\n"), Step::NoMatch);
         assert_eq!(p(b"HTTP/1.1 200"), Step::NeedMore(60));
+    }
+
+    #[test]
+    fn h2c_preface_and_server_settings_are_http2() {
+        let p = |d: &[u8]| probe_h2(d).step;
+        assert_eq!(p(H2_PREFACE), Step::Match(100));
+        assert_eq!(p(&H2_PREFACE[..16]), Step::NeedMore(99));
+        assert_eq!(p(b"PRI"), Step::NeedMore(15));
+        assert_eq!(p(b"GET / HTTP/1.1\r\n"), Step::NoMatch);
+        // nginx's opening SETTINGS: three settings, 18 bytes, stream 0.
+        assert_eq!(p(&[0, 0, 18, 4, 0, 0, 0, 0, 0, 0, 3]), Step::Match(85));
+        // An ACK, a frame on a stream, a length that is not whole settings: not an opening.
+        assert_eq!(p(&[0, 0, 0, 4, 1, 0, 0, 0, 0]), Step::NoMatch);
+        assert_eq!(p(&[0, 0, 18, 4, 0, 0, 0, 0, 1]), Step::NoMatch);
+        assert_eq!(p(&[0, 0, 17, 4, 0, 0, 0, 0, 0]), Step::NoMatch);
+        assert_eq!(p(&[0, 0, 18]), Step::NeedMore(10));
+        assert_eq!(p(&[0x17, 3, 3, 0, 40]), Step::NoMatch);
     }
 }

@@ -37,10 +37,13 @@ pub enum AppProto {
     Socks4,
     Socks5,
     OpenVpn,
+    /// Cleartext HTTP/2 (h2c) with prior knowledge: the client's connection preface, the
+    /// server's opening SETTINGS frame. HTTP/2 inside TLS is `Tls` (ALPN says h2).
+    Http2,
 }
 
 impl AppProto {
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 14;
 
     pub const ALL: [AppProto; Self::COUNT] = [
         AppProto::Unknown,
@@ -56,6 +59,7 @@ impl AppProto {
         AppProto::Socks4,
         AppProto::Socks5,
         AppProto::OpenVpn,
+        AppProto::Http2,
     ];
 
     pub fn from_u8(v: u8) -> AppProto {
@@ -86,6 +90,7 @@ impl AppProto {
             AppProto::Socks4 => "socks4",
             AppProto::Socks5 => "socks5",
             AppProto::OpenVpn => "openvpn",
+            AppProto::Http2 => "http2",
         }
     }
 
@@ -169,6 +174,7 @@ const FALLBACK_MIN: u8 = 25;
 /// which [`resolve`] can reconcile with either partner.
 const PROBE_ORDER: [AppProto; AppProto::COUNT - 1] = [
     AppProto::Tls,
+    AppProto::Http2,
     AppProto::Http,
     AppProto::Ssh,
     AppProto::Ftp,
@@ -198,6 +204,7 @@ pub fn probe_as(proto: AppProto, data: &[u8]) -> Evidence {
         AppProto::Socks4 => probes::socks4(data),
         AppProto::Socks5 => probes::socks5(data),
         AppProto::OpenVpn => probes::openvpn(data),
+        AppProto::Http2 => http::probe_h2(data),
     }
 }
 

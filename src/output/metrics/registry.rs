@@ -465,6 +465,7 @@ fn worker_families(out: &mut Families, t: &WorkerTotals, polling: bool, depth: u
         for (action, n) in [
             ("blocked", blocked),
             ("allowed", all.saturating_sub(blocked)),
+            ("recorded", c.findings_recorded[i]),
         ] {
             out.counter(
                 "unmask_detect_findings_total",
