@@ -22,7 +22,8 @@
 #   communityid      the Community ID reference implementation, oracle of tests/community_id.rs
 #
 # `bash scripts/deps.sh proxylab` installs, instead, the optional group for scripts/proxylab.sh
-# (proxy servers and clients, the inner site, nDPI for the comparison); see proxylab_deps below.
+# (proxy servers and clients, the inner site, nDPI for the comparison), and `bash scripts/deps.sh
+# corpus` the benign corpus's (scripts/corpus.sh); see PROXYLAB_PKGS and CORPUS_PKGS below.
 set -euo pipefail
 
 # The proxy lab's packages: only on request, never in the default call.
@@ -35,10 +36,25 @@ set -euo pipefail
 #                                                                 and certutil for its trust of the lab CA
 # Package scripts must not start these services on the host: a policy-rc.d that refuses every
 # start is put in place for the install when none exists, and removed afterwards.
-proxylab_deps() {
-	local pkgs=(shadowsocks-libev simple-obfs shadowsocks-v2ray-plugin v2ray trojan obfs4proxy
-		stunnel4 tinyproxy nginx fcgiwrap git openssh-server openssh-client
-		tcpdump iproute2 openssl curl python3 procps libndpi-bin chromium libnss3-tools)
+PROXYLAB_PKGS=(shadowsocks-libev simple-obfs shadowsocks-v2ray-plugin v2ray trojan obfs4proxy
+	stunnel4 tinyproxy nginx fcgiwrap git openssh-server openssh-client
+	tcpdump iproute2 openssl curl python3 procps libndpi-bin chromium libnss3-tools)
+
+# The benign corpus's packages (scripts/corpus.sh), on request too:
+#   apache2 lighttpd lighttpd-mod-openssl h2o nodejs               web servers beside the proxy lab's nginx
+#   postgresql redis-server postfix dovecot-imapd                   database, cache and mail servers
+#   firefox-esr golang-go default-jdk-headless wget ffmpeg          clients: a second browser, Go's net/http,
+#   python3-requests python3-httpx python3-h2 python3-aiohttp       Java's HttpClient, wget, a media player,
+#   postgresql-client redis-tools                                   Python's HTTP libraries, psql, redis-cli
+CORPUS_PKGS=(apache2 lighttpd lighttpd-mod-openssl h2o nodejs postgresql redis-server postfix dovecot-imapd
+	firefox-esr golang-go default-jdk-headless wget ffmpeg python3-requests python3-httpx python3-h2
+	python3-aiohttp postgresql-client redis-tools)
+
+# Installs an optional group: its name, then its packages.
+group_deps() {
+	local group="$1"
+	shift
+	local pkgs=("$@")
 	local want=() p
 	for p in "${pkgs[@]}"; do
 		if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -57,7 +73,7 @@ proxylab_deps() {
 		$sudo chmod 755 /usr/sbin/policy-rc.d
 		made_policy=1
 	fi
-	echo "deps.sh: installing (proxylab) ${want[*]}" >&2
+	echo "deps.sh: installing ($group) ${want[*]}" >&2
 	export DEBIAN_FRONTEND=noninteractive
 	local rc=0
 	{ $sudo apt-get update -q && $sudo apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=600 "${want[@]}"; } || rc=$?
@@ -65,16 +81,23 @@ proxylab_deps() {
 		$sudo rm -f /usr/sbin/policy-rc.d
 	fi
 	# Whatever a package script started anyway (no policy-rc.d honoured, a systemd unit) stops.
-	for p in nginx ssh shadowsocks-libev v2ray trojan stunnel4 tinyproxy fcgiwrap; do
+	for p in nginx ssh shadowsocks-libev v2ray trojan stunnel4 tinyproxy fcgiwrap apache2 lighttpd h2o postgresql \
+		redis-server postfix dovecot; do
 		$sudo systemctl stop "$p" >/dev/null 2>&1 || $sudo service "$p" stop >/dev/null 2>&1 || true
 	done
 	return "$rc"
 }
 
-if [ "${1:-}" = "proxylab" ]; then
-	proxylab_deps
+case "${1:-}" in
+proxylab)
+	group_deps proxylab "${PROXYLAB_PKGS[@]}"
 	exit $?
-fi
+	;;
+corpus)
+	group_deps corpus "${CORPUS_PKGS[@]}"
+	exit $?
+	;;
+esac
 
 PKGS=(clang llvm m4 make pkg-config libelf-dev zlib1g-dev linux-libc-dev
 	libpcap-dev

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/deps.sh
 bash scripts/deps.sh proxylab
+bash scripts/deps.sh corpus
 python3 scripts/check-layers.py
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
