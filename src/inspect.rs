@@ -265,6 +265,9 @@ pub struct TlsFacts {
     /// Per direction: the stream is inspected from its first byte (the SYN was seen), so a
     /// first record that is not a handshake was sent that way, not picked up mid-session.
     pub from_start: [bool; 2],
+    /// Per direction, set when the flow ends: bytes beyond a hole never became readable (the
+    /// capture or the tap lost a segment), so what was not seen may well have been sent.
+    pub lost_bytes: [bool; 2],
     pub handshake_done: bool,
     pub logged: bool,
     pub trail: RecordTrail,
@@ -284,6 +287,7 @@ impl Default for TlsFacts {
             leaf_error: None,
             fatal_alert_after_certificate: false,
             from_start: [false; 2],
+            lost_bytes: [false; 2],
             handshake_done: false,
             logged: false,
             trail: RecordTrail::default(),
@@ -685,6 +689,9 @@ impl InspectState {
         cfg: &InspectConfig,
         report: &mut R,
     ) {
+        for d in 0..2 {
+            self.tls.lost_bytes[d] = self.stream[d].gaps() > 0;
+        }
         for dir in [Dir::ToServer, Dir::ToClient] {
             let d = dir.index();
             let readable = self.stream[d].readable().min(windows[d].len());

@@ -516,7 +516,8 @@ impl TlsHandshakeCheck {
     /// At flow end: the client sent its hello and more, the server was on the wire, yet it
     /// sent nothing that was or could become TLS. A tap that sees one direction (no server
     /// packets at all), a SYN-only or hello-only flow, and a server whose first record was cut
-    /// by the capture or the stream depth (its bytes start like TLS) are all left alone.
+    /// by the capture or the stream depth (its bytes start like TLS) are all left alone, and so
+    /// is a server whose stream has a hole (a lost segment: its hello may be in it).
     fn one_sided(&self, view: &FlowView<'_>, t: &TlsFacts, out: &mut Findings) {
         if !self.cfg.one_sided {
             return;
@@ -532,6 +533,7 @@ impl TlsHandshakeCheck {
             || s.server_hello_seen
             || server.records() > 0
             || server.stopped()
+            || t.lost_bytes[Dir::ToClient.index()]
             || server_ident.proto() == AppProto::Tls
             || view.pkts[Dir::ToClient.index()] == 0
             || client.records() < 2
@@ -1135,6 +1137,12 @@ mod tests {
         feed(&check, &mut t, ident, Dir::ToServer, &client);
         feed(&check, &mut t, ident, Dir::ToClient, &[22, 3, 3, 0x40, 0]);
         assert!(end(&check, &t, tls_ident(), [5, 3]).is_empty());
+        // A server stream with a hole (the capture lost the segment with its hello, the
+        // client acknowledged it): what was lost may have been TLS.
+        let mut t = TlsFacts::default();
+        feed(&check, &mut t, ident, Dir::ToServer, &client);
+        t.lost_bytes[Dir::ToClient.index()] = true;
+        assert!(end(&check, &t, ident, [5, 3]).is_empty());
         // Switched off.
         let off = TlsHandshakeCheck::new(&TlsHandshakeConfig {
             one_sided: false,
