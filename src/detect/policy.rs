@@ -30,9 +30,9 @@ const BLOCK_DEFAULTS: &[(&str, u8)] = &[
     ("opaque_on_cleartext_port", 85),
     ("protocol_direction_mismatch", 90),
     ("tls_malformed_handshake", 85),
-    ("tls_answered_by_non_tls", 85),
+    ("tls_answered_by_non_tls", 80),
     ("cert_name_mismatch", 80),
-    ("http_header_signature", 90),
+    ("http_header_signature", 85),
     ("http_header_anomaly", 90),
     ("fully_encrypted", 90),
 ];
