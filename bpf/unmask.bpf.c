@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* XDP steering for unmask.
  *
+ *   tunnel carrier, fragment -> AF_XDP socket (the worker opens tunnels, reassembles fragments)
  *   non-TCP                  -> peer port via devmap (inline) | XDP_DROP (tap)
  *   TCP, flow in block map   -> XDP_DROP
  *   TCP, flow in bypass map  -> peer port via devmap (inline) | XDP_DROP (tap)
@@ -209,6 +210,8 @@ int unmask_xdp(struct xdp_md *ctx)
 	int eth_proto = parse_eth(&c, data_end);
 	if (eth_proto < 0)
 		return finish(ctx, UNMASK_R_NON_TCP, let_through(port));
+	if (eth_proto == bpf_htons(UNMASK_ETH_P_MPLS_UC) || eth_proto == bpf_htons(UNMASK_ETH_P_MPLS_MC))
+		return to_socket(ctx, port, UNMASK_R_TUNNEL);
 
 	struct unmask_flow_key key = {};
 	int frag = 0;
@@ -220,8 +223,13 @@ int unmask_xdp(struct xdp_md *ctx)
 		l4 = parse_ipv4(&c, data_end, &ip, &frag);
 		if (l4 < 0) /* a broken IPv4 header could hide TCP: let a worker look */
 			return to_socket(ctx, port, UNMASK_R_UNSURE);
-		if (l4 != IPPROTO_TCP)
+		if (l4 != IPPROTO_TCP) {
+			/* A fragment's ports may be in another fragment: any fragment may be a
+			 * tunnel's, so the worker reassembles it and decides. */
+			if (frag || is_tunnel(&c, data_end, l4))
+				return to_socket(ctx, port, UNMASK_R_TUNNEL);
 			return finish(ctx, UNMASK_R_NON_TCP, let_through(port));
+		}
 		if (frag)
 			return to_socket(ctx, port, UNMASK_R_UNSURE);
 		struct tcphdr *tcp = parse_tcp(&c, data_end);
@@ -234,8 +242,11 @@ int unmask_xdp(struct xdp_md *ctx)
 		l4 = parse_ipv6(&c, data_end, &ip6, &frag);
 		if (l4 < 0)
 			return to_socket(ctx, port, UNMASK_R_UNSURE);
-		if (l4 != IPPROTO_TCP)
+		if (l4 != IPPROTO_TCP) {
+			if (frag || is_tunnel(&c, data_end, l4))
+				return to_socket(ctx, port, UNMASK_R_TUNNEL);
 			return finish(ctx, UNMASK_R_NON_TCP, let_through(port));
+		}
 		if (frag)
 			return to_socket(ctx, port, UNMASK_R_UNSURE);
 		struct tcphdr *tcp = parse_tcp(&c, data_end);

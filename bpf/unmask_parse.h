@@ -115,6 +115,36 @@ static __always_inline int parse_ipv6(struct cursor *c, void *data_end, struct i
 	return -1;
 }
 
+#ifndef IPPROTO_GRE
+#define IPPROTO_GRE 47
+#endif
+#define UNMASK_ETH_P_MPLS_UC 0x8847
+#define UNMASK_ETH_P_MPLS_MC 0x8848
+#define UNMASK_PORT_VXLAN 4789
+#define UNMASK_PORT_GENEVE 6081
+#define UNMASK_PORT_GTPU 2152
+
+struct udp_ports {
+	__be16 source;
+	__be16 dest;
+};
+
+/* Is this IP payload a tunnel that may carry TCP? GRE (ERSPAN included), IP-in-IP, IPv6 in
+ * IP, and UDP to the VXLAN, Geneve or GTP-U port. The worker opens it; here only the carrier
+ * is recognised, so a tunnelled flow is inspected rather than bridged unseen. */
+static __always_inline int is_tunnel(struct cursor *c, void *data_end, int l4)
+{
+	if (l4 == IPPROTO_GRE || l4 == IPPROTO_IPIP || l4 == IPPROTO_IPV6)
+		return 1;
+	if (l4 != IPPROTO_UDP)
+		return 0;
+	struct udp_ports *udp = c->pos;
+	if ((void *)(udp + 1) > data_end)
+		return 0;
+	return udp->dest == bpf_htons(UNMASK_PORT_VXLAN) || udp->dest == bpf_htons(UNMASK_PORT_GENEVE) ||
+	       udp->dest == bpf_htons(UNMASK_PORT_GTPU) || udp->source == bpf_htons(UNMASK_PORT_GTPU);
+}
+
 static __always_inline struct tcphdr *parse_tcp(struct cursor *c, void *data_end)
 {
 	struct tcphdr *tcp = c->pos;

@@ -54,7 +54,9 @@ enum unmask_reason {
 	UNMASK_R_UNSURE = 5,        /* TCP-looking but not keyable (fragment, odd header): to socket */
 	UNMASK_R_NO_SOCKET = 6,     /* no socket bound for (port, rx queue): fail mode decides */
 	UNMASK_R_EXPIRED = 7,       /* event, not an exit: an expired block/bypass entry was removed */
-	UNMASK_R_MAX = 8,
+	UNMASK_R_TUNNEL = 8,        /* a tunnel carrier (GRE, IP-in-IP, VXLAN, Geneve, GTP-U, MPLS) or
+				     * a non-TCP fragment: to socket, the worker opens it */
+	UNMASK_R_MAX = 9,
 };
 
 /* Action slots follow the reason slots: index UNMASK_ACT_BASE + XDP action code. */

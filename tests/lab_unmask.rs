@@ -825,6 +825,12 @@ fn lab_logrotate_rotates_the_eve_file_under_traffic_and_loses_nothing() {
         .map(|k| u64_at(&report, &format!("/eve/{k}")))
         .sum();
     let found: usize = per_file.iter().map(Vec::len).sum();
+    eprintln!(
+        "lab_logrotate: {} + {} + {} records in the rotated and current files, {written} written",
+        per_file[0].len(),
+        per_file[1].len(),
+        per_file[2].len()
+    );
     assert_eq!(
         found as u64, written,
         "records across the rotations = records written"

@@ -59,10 +59,11 @@ pub enum Reason {
     Unsure = 5,
     NoSocket = 6,
     Expired = 7,
+    Tunnel = 8,
 }
 
 impl Reason {
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 9;
     pub const ALL: [Reason; Self::COUNT] = [
         Reason::ForeignPort,
         Reason::NonTcp,
@@ -72,6 +73,7 @@ impl Reason {
         Reason::Unsure,
         Reason::NoSocket,
         Reason::Expired,
+        Reason::Tunnel,
     ];
     pub const NAMES: [&'static str; Self::COUNT] = [
         "foreign_port",
@@ -82,6 +84,7 @@ impl Reason {
         "unsure",
         "no_socket",
         "expired",
+        "tunnel",
     ];
 }
 
@@ -1034,16 +1037,32 @@ mod tests {
         assert_eq!(p.test_run(0, &frag).unwrap(), XDP_PASS);
         // A truncated TCP header likewise.
         assert_eq!(p.test_run(0, &syn[..40]).unwrap(), XDP_PASS);
+        // Tunnel carriers and non-TCP fragments go the socket way too, so the worker can
+        // open them: VXLAN (UDP to 4789), GRE, and a UDP fragment.
+        let mut vxlan = udp.clone();
+        vxlan[36..38].copy_from_slice(&4789u16.to_be_bytes());
+        let mut gre = syn.clone();
+        gre[23] = 47;
+        let mut udp_frag = udp.clone();
+        udp_frag[20] = 0x20;
+        for f in [&vxlan, &gre, &udp_frag] {
+            assert_eq!(p.test_run(0, f).unwrap(), XDP_PASS);
+        }
 
         let c = p.counters().unwrap();
-        assert_eq!(c.reason(Reason::NoSocket).packets, 5);
+        assert_eq!(c.reason(Reason::NoSocket).packets, 8);
         assert_eq!(c.reason(Reason::NonTcp).packets, 2);
+        assert_eq!(
+            c.reason(Reason::Tunnel).packets,
+            0,
+            "tunnel only counts delivered frames"
+        );
         assert_eq!(
             c.reason(Reason::Unsure).packets,
             0,
             "unsure only counts delivered frames"
         );
-        assert_eq!(c.actions[2].packets, 5, "pass");
+        assert_eq!(c.actions[2].packets, 8, "pass");
         assert_eq!(c.actions[1].packets, 2, "drop");
 
         // Block the flow: both directions dropped by the kernel, with hits counted.

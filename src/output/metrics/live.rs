@@ -52,7 +52,7 @@ pub struct PacketsBytes {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct XdpCounts {
     /// Why frames left the program (`foreign_port`, `non_tcp`, `blocked` (block map),
-    /// `bypassed`, `to_socket`, `unsure`, `no_socket`, `expired`): label `reason`.
+    /// `bypassed`, `to_socket`, `unsure`, `no_socket`, `expired`, `tunnel`): label `reason`.
     pub reasons: Vec<(&'static str, PacketsBytes)>,
     /// The XDP action each frame got (`aborted`, `drop`, `pass`, `tx`, `redirect`): label
     /// `action`.
