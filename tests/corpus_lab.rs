@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::lab::{have, Command};
+use common::lab::{root_with, Command};
 use serde_json::Value;
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/corpus.sh");
@@ -23,36 +23,26 @@ const UNMASK: &str = env!("CARGO_BIN_EXE_unmask");
 const MIN_SCENARIOS: usize = 55;
 
 fn can_run() -> bool {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    let missing: Vec<&str> = [
-        "nginx",
-        "apache2",
-        "lighttpd",
-        "h2o",
-        "postfix",
-        "dovecot",
-        "redis-server",
-        "psql",
-        "firefox-esr",
-        "go",
-        "javac",
-        "node",
-        "ffmpeg",
-        "tcpdump",
-    ]
-    .into_iter()
-    .filter(|t| !have(t))
-    .collect();
-    if !root || !missing.is_empty() {
-        eprintln!(
-            "corpus_lab: skipped (root: {root}, missing: {missing:?}; run `bash scripts/deps.sh proxylab` and `bash scripts/deps.sh corpus` as root)"
-        );
-        return false;
-    }
-    true
+    root_with(
+        "corpus_lab",
+        &[
+            "nginx",
+            "apache2",
+            "lighttpd",
+            "h2o",
+            "postfix",
+            "dovecot",
+            "redis-server",
+            "psql",
+            "firefox-esr",
+            "go",
+            "javac",
+            "node",
+            "ffmpeg",
+            "tcpdump",
+        ],
+        "run `bash scripts/deps.sh proxylab` and `bash scripts/deps.sh corpus` as root",
+    )
 }
 
 #[test]

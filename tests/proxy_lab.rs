@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::lab::{have, Command};
+use common::lab::{have, root_with, Command};
 use serde_json::Value;
 
 const PROXYLAB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/proxylab.sh");
@@ -46,31 +46,21 @@ fn captures_dir(client: &str) -> std::path::PathBuf {
 }
 
 fn can_run() -> bool {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    let missing: Vec<&str> = [
-        "ss-server",
-        "v2ray",
-        "trojan",
-        "obfs4proxy",
-        "stunnel4",
-        "tinyproxy",
-        "nginx",
-        "tcpdump",
-        "ndpiReader",
-    ]
-    .into_iter()
-    .filter(|t| !have(t))
-    .collect();
-    if !root || !missing.is_empty() {
-        eprintln!(
-            "proxy_lab: skipped (root: {root}, missing: {missing:?}; run `bash scripts/deps.sh proxylab` as root)"
-        );
-        return false;
-    }
-    true
+    root_with(
+        "proxy_lab",
+        &[
+            "ss-server",
+            "v2ray",
+            "trojan",
+            "obfs4proxy",
+            "stunnel4",
+            "tinyproxy",
+            "nginx",
+            "tcpdump",
+            "ndpiReader",
+        ],
+        "run `bash scripts/deps.sh proxylab` as root",
+    )
 }
 
 #[test]

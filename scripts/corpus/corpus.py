@@ -32,8 +32,8 @@ LABDIR = os.path.join(os.path.dirname(HERE), "proxylab")
 sys.path.insert(0, LABDIR)
 sys.path.insert(0, HERE)
 import pcapstat  # noqa: E402
-from lab import (CHROMIUM, CHROMIUM_FLAGS, PY, SITE, SITE_IP, Lab, chromium_nssdb, make_pki, sh,  # noqa: E402
-                 start_site)
+from lab import (CHROMIUM, CHROMIUM_FLAGS, PY, SITE, SITE_IP, Lab, chromium_nssdb, cleanup, make_pki,  # noqa: E402
+                 sh, start_site)
 from servers import HOSTS, Servers, make_certs, make_web  # noqa: E402
 
 
@@ -701,24 +701,6 @@ def write_manifest(out, manifest):
         f.write("\n")
 
 
-def capture_start(lab, pcap, name):
-    """tcpdump on the client's TAP in immediate mode: a short scenario's last packets would
-    otherwise wait in a half-filled capture block that the stop never delivers."""
-    errlog = os.path.join(lab.logs, name + ".log")
-    open(errlog, "wb").close()
-    p = lab.spawn(lab.ns_c, ["tcpdump", "-Z", "root", "-i", lab.tap_c, "--immediate-mode", "-s", "0", "-U", "-n",
-                             "-w", pcap, "tcp or udp"], name)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with open(errlog, "rb") as f:
-            if b"listening on" in f.read():
-                return p
-        if p.poll() is not None:
-            raise RuntimeError("tcpdump ended (see logs/%s.log)" % name)
-        time.sleep(0.05)
-    raise RuntimeError("tcpdump did not start")
-
-
 def run_scenario(ctx, out, name, client, server, what, n, fn):
     lab = ctx.lab
     entry = {"scenario": name, "client": client, "server": server, "exercises": what, "pcap": name + ".pcap",
@@ -738,7 +720,7 @@ def run_scenario(ctx, out, name, client, server, what, n, fn):
         os.unlink(pcap)
     t = time.monotonic()
     errors = []
-    cap = capture_start(lab, pcap, "tcpdump-" + name)
+    cap = lab.capture_start(pcap, "tcpdump-" + name, immediate=True)
     try:
         for i in range(n):
             entry["sessions_attempted"] += 1
@@ -766,17 +748,6 @@ def run_scenario(ctx, out, name, client, server, what, n, fn):
     log("%-28s %-16s ok %d/%d flows=%d %.0fs %s" % (name, client, entry["sessions_ok"], entry["sessions_attempted"],
                                                     entry["flows"], entry["seconds"], entry["status"]))
     return entry
-
-
-def cleanup(args):
-    lab = Lab.__new__(Lab)
-    lab.p = args.prefix
-    lab.ns_c, lab.ns_p, lab.ns_s = args.prefix + "-c", args.prefix + "-p", args.prefix + "-s"
-    lab.tap_c, lab.tap_p = args.prefix + "tc", args.prefix + "tp"
-    lab.veth_p, lab.veth_s = args.prefix + "vp", args.prefix + "vs"
-    lab.procs = []
-    lab.down(quiet=True)
-    return 0
 
 
 def main():

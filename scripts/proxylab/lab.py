@@ -199,11 +199,15 @@ class Lab:
             log("cleaned up %s-*" % self.p)
 
     # ---- capture ---------------------------------------------------------------------
-    def capture_start(self, pcap, name):
+    def capture_start(self, pcap, name, immediate=False):
+        """tcpdump on the client's TAP. immediate: every packet is delivered at once; else a
+        short capture's last packets may wait in a half-filled capture block that the stop
+        never delivers (the proxy lab waits a second before it stops)."""
         errlog = os.path.join(self.logs, name + ".log")
         open(errlog, "wb").close()
-        p = self.spawn(self.ns_c, ["tcpdump", "-Z", "root", "-i", self.tap_c, "-s", "0", "-U", "-n", "-w", pcap,
-                                   "tcp or udp"], name)
+        mode = ["--immediate-mode"] if immediate else []
+        p = self.spawn(self.ns_c, ["tcpdump", "-Z", "root", "-i", self.tap_c] + mode + ["-s", "0", "-U", "-n", "-w",
+                                                                                     pcap, "tcp or udp"], name)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with open(errlog, "rb") as f:

@@ -25,17 +25,23 @@ pub fn have(tool: &str) -> bool {
 
 /// Root and every tool the lab needs, or a "skipped" line.
 pub fn can_run(test: &str) -> bool {
-    // SAFETY-free check of the effective uid through `id -u`.
+    root_with(
+        test,
+        &["ip", "ethtool", "ping", "curl", "socat", "python3"],
+        "run scripts/deps.sh as root",
+    )
+}
+
+/// Root and every one of `tools`, or a "skipped" line naming what is missing and `hint`.
+pub fn root_with(test: &str, tools: &[&str], hint: &str) -> bool {
+    // The effective uid through `id -u`: no unsafe libc call in a test.
     let root = Command::new("id")
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    let missing: Vec<&str> = ["ip", "ethtool", "ping", "curl", "socat", "python3"]
-        .into_iter()
-        .filter(|t| !have(t))
-        .collect();
+    let missing: Vec<&str> = tools.iter().copied().filter(|t| !have(t)).collect();
     if !root || !missing.is_empty() {
-        eprintln!("{test}: skipped (root: {root}, missing tools: {missing:?}; run scripts/deps.sh as root)");
+        eprintln!("{test}: skipped (root: {root}, missing: {missing:?}; {hint})");
         return false;
     }
     true
