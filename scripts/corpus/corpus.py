@@ -665,6 +665,7 @@ def run(args):
         up["nginx-site"] = True
         manifest["servers"] = {"up": sorted(up), "failed": servers.failed}
         ctx = Ctx(lab, pki, token, site_extra, up)
+        ctx.servers = servers
         if args.hold:
             log("holding %ds: ip netns exec %s ..." % (args.hold, lab.ns_c))
             time.sleep(args.hold)
@@ -685,6 +686,8 @@ def run(args):
             shutil.copytree(lab.logs, os.path.join(out, "logs"))
         shutil.rmtree(work, ignore_errors=True)
     manifest["seconds"] = round(time.monotonic() - t0)
+    if servers is not None:
+        manifest["servers"]["restarts"] = servers.restarts
     sc = manifest["scenarios"]
     manifest["totals"] = {"scenarios": len(sc), "scenarios_ok": sum(1 for s in sc if s["status"] == "ok"),
                           "flows": sum(s["flows"] for s in sc),
@@ -706,6 +709,8 @@ def run_scenario(ctx, out, name, client, server, what, n, fn):
     entry = {"scenario": name, "client": client, "server": server, "exercises": what, "pcap": name + ".pcap",
              "sessions_attempted": 0, "sessions_ok": 0, "flows": 0, "status": "failed"}
     need = NEEDS.get(server)
+    if need and ctx.up.get(need) and not ctx.servers.ensure(need):
+        ctx.up[need] = False
     if need and not ctx.up.get(need):
         entry.update(status="skipped", note="server %s did not start" % need, pcap=None)
         log("%-28s skipped: server %s did not start" % (name, need))

@@ -400,13 +400,20 @@ class Servers:
         os.makedirs(self.run_dir, exist_ok=True)
         os.chmod(self.run_dir, 0o777)
 
+    # Servers started again when found dead before a scenario; the others (initdb, postfix's
+    # own supervisor) are reported.
+    RESTARTABLE = ("nginx-web", "apache2", "lighttpd", "h2o", "python-http", "node-http", "redis", "dovecot")
+
     def start_all(self):
-        for name, fn in (("nginx-web", self.nginx), ("apache2", self.apache), ("lighttpd", self.lighttpd),
-                         ("h2o", self.h2o), ("python-http", self.python), ("node-http", self.node),
-                         ("postgresql", self.postgres), ("redis", self.redis), ("dovecot", self.dovecot),
-                         ("postfix", self.postfix)):
+        self.starters = {"nginx-web": self.nginx, "apache2": self.apache, "lighttpd": self.lighttpd, "h2o": self.h2o,
+                         "python-http": self.python, "node-http": self.node, "postgresql": self.postgres,
+                         "redis": self.redis, "dovecot": self.dovecot, "postfix": self.postfix}
+        self.procs = {}
+        self.restarts = {}
+        for name, fn in self.starters.items():
             try:
                 fn()
+                self.procs[name] = self.last
                 self.up[name] = True
             except Exception as e:  # a server that cannot start costs its scenarios, not the corpus
                 self.failed[name] = str(e)[:300]
@@ -424,7 +431,27 @@ class Servers:
         return {"work": self.lab.work, "logs": self.lab.logs, "root": self.web, "ip": HOSTS[host], "crt": crt,
                 "key": key, "run": self.run_dir}
 
+    def ensure(self, name):
+        """Before a scenario: a server that died since is started again (counted in the
+        manifest), so one crash costs the sessions that met it, not every later scenario."""
+        p = self.procs.get(name)
+        if p is None or p.poll() is None:
+            return True
+        print("corpus: server %s exited (%s); %s" % (name, p.returncode, "restarting" if name in self.RESTARTABLE
+                                                      else "not restartable"), file=sys.stderr, flush=True)
+        self.restarts[name] = self.restarts.get(name, 0) + 1
+        if name not in self.RESTARTABLE:
+            return False
+        try:
+            self.starters[name]()
+            self.procs[name] = self.last
+            return True
+        except Exception as e:
+            print("corpus: server %s did not come back: %s" % (name, e), file=sys.stderr, flush=True)
+            return False
+
     def _wait(self, host, ports, proc):
+        self.last = proc
         for port in ports:
             self.lab.wait_listen(self.lab.ns_s, port, proc, timeout=20)
 
