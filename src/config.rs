@@ -58,6 +58,7 @@ pub struct Config {
     pub flow: FlowConfig,
     pub stream: StreamConfig,
     pub proto: ProtoConfig,
+    pub decode: crate::wire::DecodeConfig,
     pub detect: DetectConfig,
     pub output: OutputConfig,
     pub live: LiveConfig,
@@ -369,6 +370,7 @@ impl Config {
             unknown_after: self.proto.unknown_after_bytes as usize,
             mode: self.verdict.mode,
             detect: self.detect.clone(),
+            decode: self.decode,
         }
     }
 
@@ -486,6 +488,14 @@ impl Config {
             self.proto.unknown_after_bytes as u64,
             16,
             s.depth as u64,
+        )?;
+
+        in_range(
+            path,
+            "decode.tunnel_depth",
+            self.decode.tunnel_depth as u64,
+            0,
+            crate::wire::MAX_TUNNEL_DEPTH as u64,
         )?;
 
         let pp = &self.detect.protocol_port;

@@ -107,3 +107,66 @@ fn following_records_after_the_handshake_costs_no_allocation() {
     drop(engine);
     drop(rx);
 }
+
+/// The frame's IP packet inside GTP-U inside GRE, on a new Ethernet header.
+fn tunnelled(frame: &[u8]) -> Vec<u8> {
+    fn ipv4(proto: u8, payload: &[u8]) -> Vec<u8> {
+        let total = (20 + payload.len()) as u16;
+        let mut ip = vec![
+            0x45, 0, 0, 0, 0, 1, 0, 0, 64, proto, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2,
+        ];
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        ip.extend_from_slice(payload);
+        ip
+    }
+    let inner = &frame[14..];
+    let mut gtp = vec![0x30, 0xff];
+    gtp.extend_from_slice(&(inner.len() as u16).to_be_bytes());
+    gtp.extend_from_slice(&[0, 0, 0, 7]);
+    gtp.extend_from_slice(inner);
+    let mut udp = vec![0x08, 0x68, 0x08, 0x68];
+    udp.extend_from_slice(&((8 + gtp.len()) as u16).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(&gtp);
+    let mut gre = vec![0, 0, 0x08, 0x00];
+    gre.extend_from_slice(&ipv4(17, &udp));
+    let mut out = frame[..12].to_vec();
+    out.extend_from_slice(&[0x08, 0x00]);
+    out.extend_from_slice(&ipv4(47, &gre));
+    out
+}
+
+#[test]
+fn tunnelled_flows_cost_no_allocation_per_packet() {
+    let _turn = common::alloc::measuring();
+    let mut config = Config::default();
+    config.detect.tls_in_tls.enabled = false;
+    let (mut engine, rx) = engine(config);
+    let (warm, steady) = workloads::established_https(64, 20_000, 200_000);
+    let wrap = |frames: Vec<(Timestamp, Vec<u8>)>| -> Vec<(Timestamp, Vec<u8>)> {
+        frames
+            .into_iter()
+            .map(|(ts, f)| (ts, tunnelled(&f)))
+            .collect()
+    };
+    let (warm, steady) = (wrap(warm), wrap(steady));
+    feed(&mut engine, &warm);
+    assert_eq!(engine.streams_in_use(), 0, "warm flows decided");
+    let before = common::alloc::allocations();
+    feed(&mut engine, &steady);
+    let after = common::alloc::allocations();
+    assert_eq!(
+        after - before,
+        0,
+        "allocations over {} packets",
+        steady.len()
+    );
+    let gtp = unmask::wire::TunnelKind::GtpU.index();
+    assert_eq!(
+        engine.counters().tunnels[gtp] as usize,
+        warm.len() + steady.len(),
+        "every frame was opened down to its TCP segment"
+    );
+    drop(engine);
+    drop(rx);
+}

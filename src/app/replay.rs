@@ -201,6 +201,17 @@ impl std::fmt::Display for ReplaySummary {
             f.write_str("]")?;
         }
         writeln!(f)?;
+        if c.tunnels.iter().any(|&n| n > 0) {
+            f.write_str("  tunnels    ")?;
+            nonzero_list(
+                f,
+                crate::wire::TunnelKind::NAMES
+                    .iter()
+                    .copied()
+                    .zip(c.tunnels.iter().copied()),
+            )?;
+            writeln!(f)?;
+        }
         writeln!(
             f,
             "  rate       {:.0} packets/s ({:.3} s)",

@@ -26,10 +26,13 @@ use crate::proto::{self, AppProto, DirIdent, Probe};
 use crate::verdict::{
     Bypass, FlowCommand, FlowControl, FlowVerdict, FrameHandler, KernelFlow, Mode,
 };
-use crate::wire::{self, Malformed, OtherKind, Parsed, TcpPacket, WireAnomalies};
+use crate::wire::{
+    self, DecodeConfig, Malformed, OtherKind, Parsed, TcpPacket, TunnelKind, TunnelPath,
+    WireAnomalies,
+};
 use record::{
     AlertAction, AlertRecord, AnomalyRecord, DropRecord, EveRecord, FlowMeta, FlowRecord,
-    KernelShare, TlsEveRecord, TlsRecord,
+    KernelShare, TlsEveRecord, TlsRecord, Tunnels,
 };
 use servers::ServerHistory;
 
@@ -53,6 +56,7 @@ pub struct EngineConfig {
     pub unknown_after: usize,
     pub mode: Mode,
     pub detect: DetectConfig,
+    pub decode: DecodeConfig,
 }
 
 /// How the engine is being run.
@@ -111,11 +115,16 @@ pub struct Counters {
     pub tcp: u64,
     pub other: [u64; OtherKind::COUNT],
     pub malformed: [u64; Malformed::COUNT],
+    /// Encapsulations opened, by [`TunnelKind::index`] (a packet in two tunnels counts twice).
+    pub tunnels: [u64; TunnelKind::COUNT],
     pub bad_tcp_options: u64,
     pub truncated_payload: u64,
     pub forwarded: u64,
     /// Packets dropped because their flow was blocked (the triggering packet included).
     pub dropped: u64,
+    /// Packets dropped in block mode because they could not be inspected (tunnels nested too
+    /// deep, IP fragments beyond the reassembly limits).
+    pub dropped_uninspectable: u64,
     /// Packets of decided flows that skipped inspection.
     pub fast_path: u64,
     /// Packets that went through stream and protocol inspection.
@@ -157,7 +166,7 @@ fn add_all(into: &mut [u64], from: &[u64]) {
 impl std::ops::AddAssign<&Counters> for Counters {
     /// Sums another worker's counters into these (for run totals).
     fn add_assign(&mut self, o: &Counters) {
-        let scalars: [(&mut u64, u64); 26] = [
+        let scalars: [(&mut u64, u64); 27] = [
             (&mut self.packets, o.packets),
             (&mut self.bytes, o.bytes),
             (&mut self.tcp, o.tcp),
@@ -165,6 +174,7 @@ impl std::ops::AddAssign<&Counters> for Counters {
             (&mut self.truncated_payload, o.truncated_payload),
             (&mut self.forwarded, o.forwarded),
             (&mut self.dropped, o.dropped),
+            (&mut self.dropped_uninspectable, o.dropped_uninspectable),
             (&mut self.fast_path, o.fast_path),
             (&mut self.inspected, o.inspected),
             (&mut self.flows_refused_packets, o.flows_refused_packets),
@@ -193,6 +203,7 @@ impl std::ops::AddAssign<&Counters> for Counters {
         }
         add_all(&mut self.other, &o.other);
         add_all(&mut self.malformed, &o.malformed);
+        add_all(&mut self.tunnels, &o.tunnels);
         add_all(&mut self.flows_by_app, &o.flows_by_app);
         add_all(&mut self.findings.0, &o.findings.0);
         add_all(&mut self.findings_blocked.0, &o.findings_blocked.0);
@@ -461,6 +472,8 @@ impl Expiry for Hooks<'_> {
 pub struct Engine {
     flows: FlowTable,
     core: Core,
+    /// Tunnels opened per frame at most, and what happens to frames nested deeper.
+    decode: DecodeConfig,
 }
 
 /// Packets between two periodic checks of a long flow (a power of two: a mask test).
@@ -489,6 +502,7 @@ impl Engine {
         let pool = InspectPool::new(config.stream_depth, config.stream_memcap);
         Engine {
             flows,
+            decode: config.decode,
             core: Core {
                 flow_records: config.flow_records,
                 inspect: InspectConfig {
@@ -558,10 +572,10 @@ impl Engine {
         self.core.pool.streams.in_use()
     }
 
-    fn tcp(&mut self, frame: &Frame<'_>, p: &TcpPacket<'_>) -> Action {
+    fn tcp(&mut self, frame: &Frame<'_>, p: &TcpPacket<'_>, tunnels: &TunnelPath) -> Action {
         let (key, side) = FlowKey::from_tcp(p);
         let hash = key.hash64();
-        let Engine { flows, core } = self;
+        let Engine { flows, core, .. } = self;
         let seg = SegmentMeta {
             side,
             flags: p.flags,
@@ -576,7 +590,12 @@ impl Engine {
                 return Action::Forward;
             }
         };
-        let action = core.packet(flows.get_mut(idx), dir, p, frame);
+        let flow = flows.get_mut(idx);
+        if flow.ext.tunnel_depth == 0 && !tunnels.is_empty() {
+            flow.ext.tunnels = tunnels.packed();
+            flow.ext.tunnel_depth = u8::try_from(tunnels.depth()).unwrap_or(u8::MAX);
+        }
+        let action = core.packet(flow, dir, p, frame);
         if core.refile {
             core.refile = false;
             flows.refile(idx);
@@ -593,7 +612,11 @@ impl FrameHandler for Engine {
         if frame.ts > self.core.clock {
             self.core.clock = frame.ts;
         }
-        match wire::parse_frame(frame) {
+        let decoded = wire::decode_frame(frame, self.decode.tunnel_depth);
+        for kind in decoded.tunnels.kinds() {
+            c.tunnels[kind.index()] += 1;
+        }
+        match decoded.parsed {
             Parsed::Tcp(p) => {
                 c.tcp += 1;
                 if p.anomalies.has(WireAnomalies::BAD_TCP_OPTIONS) {
@@ -602,7 +625,14 @@ impl FrameHandler for Engine {
                 if p.anomalies.has(WireAnomalies::TRUNCATED_PAYLOAD) {
                     c.truncated_payload += 1;
                 }
-                self.tcp(frame, &p)
+                self.tcp(frame, &p, &decoded.tunnels)
+            }
+            Parsed::Other(OtherKind::TunnelTooDeep)
+                if self.decode.drop_too_deep && self.core.sink.mode == Mode::Block =>
+            {
+                c.other[OtherKind::TunnelTooDeep.index()] += 1;
+                c.dropped_uninspectable += 1;
+                Action::Drop
             }
             Parsed::Other(kind) => {
                 c.other[kind.index()] += 1;
@@ -623,7 +653,7 @@ impl FrameHandler for Engine {
         if now > self.core.clock {
             self.core.clock = now;
         }
-        let Engine { flows, core } = self;
+        let Engine { flows, core, .. } = self;
         let clock = core.clock;
         flows.expire_with(clock, Hooks { core, ctl });
         core.sink.commands.drain(ctl);
@@ -631,7 +661,7 @@ impl FrameHandler for Engine {
 
     fn finish(&mut self, now: Timestamp, ctl: &mut dyn FlowControl) {
         self.after_batch(now, ctl);
-        let Engine { flows, core } = self;
+        let Engine { flows, core, .. } = self;
         flows.drain_with(Hooks { core, ctl });
         core.sink.commands.drain(ctl);
     }
@@ -1093,6 +1123,10 @@ pub fn flow_meta(flow: &Flow) -> FlowMeta {
         app_proto: ident.app_proto,
         app_ts: ident.app_proto_ts,
         app_tc: ident.app_proto_tc,
+        tunnels: Tunnels {
+            kinds: flow.ext.tunnels,
+            depth: flow.ext.tunnel_depth,
+        },
     }
 }
 
