@@ -2,6 +2,18 @@
 """Writes the evasion fixtures: small pcaps (Ethernet) that hide a flagged TCP flow inside a
 tunnel or IP fragments, beside a benign flow carried the same way.
 
+Fragment files (frag_*.pcap) split the data segments of both flows (the handshakes stay whole)
+into 16-byte IP fragments, so even the TCP header is cut in two:
+  in_order, reversed      every fragment once
+  overlap_first_real      the client's data, then an overlapping copy of part of it with other
+                          bytes (a receiver that keeps the last copy sees the other bytes)
+  overlap_last_real       the other bytes first, then the real ones over them
+                          (the benign flow repeats the same fragment with identical bytes)
+  too_many                the flagged flow's data in 8-byte fragments, more than 64 per
+                          datagram; the benign flow in three ordinary fragments
+  v6_in_order, v6_reversed    the same over IPv6 (fragment extension header)
+  outer_gtpu              GTP-U packets whose outer IPv4 datagram is fragmented
+
 Run from the repository root: `python3 scripts/evasion_pcaps.py [OUTDIR]` (default
 fixtures/evasion). Standard library only (struct-packed by hand), deterministic: the same
 bytes on every run, so tests/evasion.rs can check the committed files are current.
@@ -120,11 +132,104 @@ def conversation(client, server, cport, sport, to_server, to_client):
     return pkts
 
 
-def flows(v6=False):
+def flows(v6=False, flagged_client=SSH_CLIENT, flagged_server=SSH_SERVER):
     client, server = (CLIENT6, SERVER6) if v6 else (CLIENT4, SERVER4)
-    flagged = conversation(client, server, 40001, 443, SSH_CLIENT, SSH_SERVER)
+    flagged = conversation(client, server, 40001, 443, flagged_client, flagged_server)
     benign = conversation(client, server, 40002, 80, HTTP_REQUEST, HTTP_RESPONSE)
     return flagged + benign
+
+
+def ip_payload(packet):
+    """(header fields, payload) of an unfragmented IPv4 or IPv6 packet."""
+    if packet[0] >> 4 == 4:
+        ihl = (packet[0] & 0x0F) * 4
+        return packet[12:16], packet[16:20], packet[9], packet[ihl:]
+    return packet[8:24], packet[24:40], packet[6], packet[40:]
+
+
+def fragments(packet, size, ident, extra=()):
+    """The packet's payload in `size`-byte IP fragments, in order, plus `extra` fragments
+    (offset, bytes, more) inserted after the fragment list position each names:
+    extra = [(position, offset, data)]. Returns a list of IP packets."""
+    src, dst, proto, payload = ip_payload(packet)
+    pieces = []
+    for off in range(0, len(payload), size):
+        chunk = payload[off:off + size]
+        pieces.append((off, chunk, off + size < len(payload)))
+    for position, off, data in sorted(extra, reverse=True):
+        pieces.insert(position, (off, data, True))
+    out = []
+    for off, chunk, more in pieces:
+        if len(src) == 4:
+            out.append(ipv4(src, dst, proto, chunk, ident=ident, frag_offset=off, more=more))
+        else:
+            out.append(ipv6_fragment(src, dst, proto, chunk, off, more, ident))
+    return out
+
+
+def has_data(packet):
+    _, _, proto, payload = ip_payload(packet)
+    return proto == 6 and len(payload) > 20
+
+
+def is_flagged(packet):
+    _, _, _, payload = ip_payload(packet)
+    return 443 in struct.unpack("!HH", payload[:4])
+
+
+def fragmented(packets, strategy):
+    out = []
+    ident = 100
+    for p in packets:
+        if not has_data(p):
+            out.append(p)
+            continue
+        ident += 1
+        client_data = is_to_server(p)
+        if strategy == "reversed":
+            out += list(reversed(fragments(p, 16, ident)))
+        elif strategy in ("overlap_first_real", "overlap_last_real") and client_data:
+            _, _, _, payload = ip_payload(p)
+            if is_flagged(p):
+                # Bytes 24..40 of the segment (the banner from its 5th byte) in another version.
+                other = bytes(b ^ 0x20 for b in payload[24:40])
+            else:
+                other = payload[24:40]
+            frags = fragments(p, 16, ident)
+            copy = fragments(p, 16, ident, extra=[(0, 24, other)])[0]
+            # frags[1] covers 16..32 and frags[2] 32..48: the copy overlaps both.
+            if strategy == "overlap_first_real":
+                out += frags[:3] + [copy] + frags[3:]
+            else:
+                out += frags[:1] + [copy] + frags[1:]
+        elif strategy == "too_many" and is_flagged(p):
+            out += fragments(p, 8, ident)
+        elif strategy == "too_many":
+            _, _, _, payload = ip_payload(p)
+            out += fragments(p, (len(payload) // 3 + 7) // 8 * 8, ident)
+        else:
+            out += fragments(p, 16, ident)
+    return out
+
+
+# An SSH banner followed by a key exchange packet (what real clients send at once): long
+# enough that 8-byte fragments are more than 64.
+SSH_KEXINIT = struct.pack("!IBB", 596, 10, 20) + bytes(range(256)) * 2 + b"\0" * 82
+LONG_SSH_CLIENT = SSH_CLIENT + SSH_KEXINIT
+LONG_SSH_SERVER = SSH_SERVER + SSH_KEXINIT
+
+
+def gtp_outer_fragments(packets):
+    out = []
+    ident = 500
+    for inner in packets:
+        outer = outer_ipv4(inner, 17, udp(2152, 2152, gtp_u(inner)))
+        if has_data(inner):
+            ident += 1
+            out += fragments(outer, 48, ident)
+        else:
+            out.append(outer)
+    return out
 
 
 def is_to_server(inner):
@@ -274,6 +379,17 @@ def main():
     write_pcap(os.path.join(out, "plain.pcap"), [eth(inner_ethertype(p), p) for p in flows()])
     for name, (wrap, v6) in TUNNELS.items():
         write_pcap(os.path.join(out, f"tunnel_{name}.pcap"), [wrap(p) for p in flows(v6)])
+    on_eth = lambda packets: [eth(inner_ethertype(p), p) for p in packets]
+    for strategy in ("in_order", "reversed", "overlap_first_real", "overlap_last_real"):
+        write_pcap(os.path.join(out, f"frag_{strategy}.pcap"), on_eth(fragmented(flows(), strategy)))
+    long_flows = flows(flagged_client=LONG_SSH_CLIENT, flagged_server=LONG_SSH_SERVER)
+    write_pcap(os.path.join(out, "frag_too_many.pcap"), on_eth(fragmented(long_flows, "too_many")))
+    for strategy in ("in_order", "reversed"):
+        write_pcap(
+            os.path.join(out, f"frag_v6_{strategy}.pcap"),
+            on_eth(fragmented(flows(v6=True), strategy)),
+        )
+    write_pcap(os.path.join(out, "frag_outer_gtpu.pcap"), on_eth(gtp_outer_fragments(flows())))
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ pub struct Config {
     pub stream: StreamConfig,
     pub proto: ProtoConfig,
     pub decode: crate::wire::DecodeConfig,
+    pub defrag: crate::flow::defrag::DefragConfig,
     pub detect: DetectConfig,
     pub output: OutputConfig,
     pub live: LiveConfig,
@@ -371,6 +372,7 @@ impl Config {
             mode: self.verdict.mode,
             detect: self.detect.clone(),
             decode: self.decode,
+            defrag: self.defrag,
         }
     }
 
@@ -497,6 +499,29 @@ impl Config {
             0,
             crate::wire::MAX_TUNNEL_DEPTH as u64,
         )?;
+        let d = &self.defrag;
+        in_range(
+            path,
+            "defrag.max_datagrams",
+            d.max_datagrams as u64,
+            1,
+            65_536,
+        )?;
+        in_range(
+            path,
+            "defrag.max_fragments",
+            d.max_fragments as u64,
+            2,
+            8_192,
+        )?;
+        in_range(
+            path,
+            "defrag.max_datagram_bytes",
+            d.max_datagram_bytes as u64,
+            576,
+            65_535,
+        )?;
+        in_range(path, "defrag.timeout_secs", d.timeout_secs as u64, 1, 600)?;
 
         let pp = &self.detect.protocol_port;
         in_range(

@@ -107,7 +107,7 @@ pub enum OtherKind {
     Udp,
     Icmp,
     Arp,
-    /// An IPv4 or IPv6 fragment (counted, not reassembled).
+    /// An IPv4 or IPv6 fragment (reassembled by the engine when `defrag.enabled`).
     Fragment,
     /// Another IP protocol number.
     OtherIp(u8),
@@ -266,6 +266,16 @@ impl TunnelPath {
         out
     }
 
+    /// This path followed by `inner` (tunnels found inside a reassembled datagram), cut at
+    /// [`MAX_TUNNEL_DEPTH`].
+    pub fn then(&self, inner: &TunnelPath) -> TunnelPath {
+        let mut out = *self;
+        for k in inner.kinds() {
+            out.push(k);
+        }
+        out
+    }
+
     fn push(&mut self, kind: TunnelKind) {
         let at = self.depth();
         if let Some(slot) = self.kinds.get_mut(at) {
@@ -280,6 +290,30 @@ impl TunnelPath {
 pub struct Decoded<'a> {
     pub parsed: Parsed<'a>,
     pub tunnels: TunnelPath,
+    /// Set when `parsed` is [`OtherKind::Fragment`]: the fragment, for reassembly.
+    pub fragment: Option<IpFragment<'a>>,
+}
+
+/// One IPv4 or IPv6 fragment (not an atomic one), checked and sliced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpFragment<'a> {
+    pub family: Family,
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    /// IPv4 identification (16 bits) or IPv6 fragment identification.
+    pub id: u32,
+    /// The protocol of the reassembled payload (IPv4 protocol, IPv6 fragment next header).
+    pub proto: u8,
+    /// Byte offset of `data` in the reassembled payload.
+    pub offset: u32,
+    /// More fragments follow (MF / M flag).
+    pub more: bool,
+    pub ttl: u8,
+    pub vlan: Option<u16>,
+    /// The fragment's bytes as captured.
+    pub data: &'a [u8],
+    /// False when the capture cut the fragment: it cannot be reassembled.
+    pub whole: bool,
 }
 
 /// Why a frame could not be parsed. Each is a counter label; none is an error of the engine.
@@ -471,6 +505,7 @@ struct L3<'a> {
 /// What one network layer leads to.
 enum Step<'a> {
     Done(Parsed<'a>),
+    Fragment(IpFragment<'a>),
     /// A tunnel: the inner layer (or why it cannot be reached), and what the outer packet is
     /// when tunnels are not opened.
     Tunnel {
@@ -482,7 +517,11 @@ enum Step<'a> {
 
 fn parse_with(data: &[u8], link: LinkType, cut: Cut, max_depth: u8) -> Decoded<'_> {
     let mut tunnels = TunnelPath::default();
-    let done = |parsed, tunnels| Decoded { parsed, tunnels };
+    let done = |parsed, tunnels| Decoded {
+        parsed,
+        tunnels,
+        fragment: None,
+    };
     let mut l3 = match link_layer(data, link, cut) {
         Ok(l3) => l3,
         Err(parsed) => return done(parsed, tunnels),
@@ -502,6 +541,13 @@ fn parse_with(data: &[u8], link: LinkType, cut: Cut, max_depth: u8) -> Decoded<'
         };
         match step {
             Step::Done(parsed) => return done(parsed, tunnels),
+            Step::Fragment(f) => {
+                return Decoded {
+                    parsed: Parsed::Other(OtherKind::Fragment),
+                    tunnels,
+                    fragment: Some(f),
+                }
+            }
             Step::Tunnel { kind, inner, outer } => {
                 if max_depth == 0 {
                     return done(outer, tunnels);
@@ -755,10 +801,26 @@ fn ipv4(l3: L3<'_>) -> Step<'_> {
     let Some(extent) = extent(&l3, total) else {
         return done(Parsed::Malformed(Malformed::BadIpv4Length));
     };
-    if ip.is_fragmenting_payload() {
-        return done(Parsed::Other(OtherKind::Fragment));
-    }
     let segment = l3.bytes.get(header_len..extent.present).unwrap_or_default();
+    if ip.is_fragmenting_payload() {
+        let mut src = [0u8; 16];
+        let mut dst = [0u8; 16];
+        src[..4].copy_from_slice(&ip.source());
+        dst[..4].copy_from_slice(&ip.destination());
+        return Step::Fragment(IpFragment {
+            family: Family::V4,
+            src,
+            dst,
+            id: u32::from(ip.identification()),
+            proto: ip.protocol().0,
+            offset: u32::from(ip.fragments_offset().value()) * 8,
+            more: ip.more_fragments(),
+            ttl: ip.ttl(),
+            vlan: l3.vlan,
+            data: segment,
+            whole: extent.present == total,
+        });
+    }
     match ip.protocol().0 {
         IPPROTO_TCP => {}
         IPPROTO_ICMP => return done(Parsed::Other(OtherKind::Icmp)),
@@ -1039,7 +1101,20 @@ fn ipv6(l3: L3<'_>) -> Step<'_> {
                 };
                 // An atomic fragment (offset 0, no more fragments; RFC 6946) is a whole packet.
                 if ext.is_fragmenting_payload() {
-                    return done(Parsed::Other(OtherKind::Fragment));
+                    let after = offset.saturating_add(ext.slice().len());
+                    return Step::Fragment(IpFragment {
+                        family: Family::V6,
+                        src: ip.source(),
+                        dst: ip.destination(),
+                        id: ext.identification(),
+                        proto: ext.next_header().0,
+                        offset: u32::from(ext.fragment_offset().value()) * 8,
+                        more: ext.more_fragments(),
+                        ttl: ip.hop_limit(),
+                        vlan: l3.vlan,
+                        data: datagram.get(after..).unwrap_or_default(),
+                        whole: extent.present == total,
+                    });
                 }
                 next = ext.next_header().0;
                 ext.slice().len()

@@ -11,6 +11,7 @@ use unmask::capture::pcap::CaptureSource;
 use unmask::capture::{Action, PacketSource, Polled};
 use unmask::config::Config;
 use unmask::fixtures::TimedFrame;
+use unmask::flow::defrag::DefragEvent;
 use unmask::verdict::Mode;
 use unmask::wire::{OtherKind, TunnelKind};
 
@@ -99,10 +100,11 @@ fn assert_caught(name: &str, run_monitor: &Run, run_block: &Run) {
         .filter(|a| **a == Action::Forward)
         .count();
     assert_eq!(
-        forwarded as u64 + run_block.counters.dropped,
+        forwarded as u64 + run_block.counters.dropped + run_block.counters.dropped_uninspectable,
         run_block.actions.len() as u64,
         "{name}"
     );
+    assert_eq!(run_block.counters.dropped_uninspectable, 0, "{name}");
 }
 
 #[test]
@@ -242,7 +244,7 @@ fn fixtures_are_current() {
         );
         checked += 1;
     }
-    assert!(checked >= 17, "{checked}");
+    assert!(checked >= 25, "{checked}");
 }
 
 /// The one GTP-U capture among the shared real ones: a TLS ClientHello to e.crashlytics.com
@@ -270,4 +272,119 @@ fn the_real_gtp_tls_flow_is_inspected() {
         .find(|t| t["dest_ip"] == "54.221.224.45")
         .expect("a tls record for the inner flow");
     assert_eq!(tls["tls"]["sni"], "e.crashlytics.com");
+}
+
+fn defrag(run: &Run, event: DefragEvent) -> u64 {
+    run.counters.defrag[event.index()]
+}
+
+#[test]
+fn fragments_in_any_order_are_reassembled_before_inspection() {
+    for name in [
+        "in_order",
+        "reversed",
+        "v6_in_order",
+        "v6_reversed",
+        "outer_gtpu",
+    ] {
+        let file = format!("frag_{name}.pcap");
+        let (m, b) = (run(&file, Mode::Monitor), run(&file, Mode::Block));
+        assert_caught(name, &m, &b);
+        // Two data segments per flow, each one datagram.
+        assert_eq!(defrag(&m, DefragEvent::Reassembled), 4, "{name}");
+        assert_eq!(defrag(&m, DefragEvent::OverlapConflict), 0, "{name}");
+        assert_eq!(
+            m.counters.tcp, 16,
+            "{name}: 12 whole segments and 4 reassembled"
+        );
+    }
+    let gtp = run("frag_outer_gtpu.pcap", Mode::Monitor);
+    assert_eq!(gtp.counters.tunnels[TunnelKind::GtpU.index()], 16);
+    let alert = gtp.of_type("alert").next().unwrap();
+    assert_eq!(alert["tunnel"]["pkt_src"], "gtp_u tunnel");
+}
+
+/// Without reassembly the same fixtures pass unseen: what the reassembly buys.
+#[test]
+fn without_reassembly_fragmented_flows_are_not_judged() {
+    let mut c = Config::default();
+    c.defrag.enabled = false;
+    let r = run_engine(&c, frames(&fixture("frag_in_order.pcap")));
+    assert!(r.findings_on_port(443).is_empty());
+    assert_eq!(r.counters.other[OtherKind::Fragment.index()], 38);
+}
+
+#[test]
+fn overlapping_fragments_with_different_bytes_are_a_finding_either_way_round() {
+    for name in ["overlap_first_real", "overlap_last_real"] {
+        let file = format!("frag_{name}.pcap");
+        let (m, b) = (run(&file, Mode::Monitor), run(&file, Mode::Block));
+        let v = verdicts(&m);
+        assert!(
+            v.flagged_findings
+                .contains(&"ip_fragment_overlap".to_string()),
+            "{name}: {:?}",
+            v.flagged_findings
+        );
+        // The benign flow repeats a fragment with identical bytes: a retransmission.
+        assert!(
+            v.benign_findings.is_empty(),
+            "{name}: {:?}",
+            v.benign_findings
+        );
+        assert_eq!(defrag(&m, DefragEvent::OverlapConflict), 1, "{name}");
+        let alert = m
+            .of_type("alert")
+            .find(|a| a["unmask"]["finding"] == "ip_fragment_overlap")
+            .unwrap();
+        assert_eq!(alert["dest_port"], 443, "{name}");
+        assert!(
+            alert["unmask"]["evidence"]["fragment_id"].is_string(),
+            "{alert}"
+        );
+        let vb = verdicts(&b);
+        assert_eq!(
+            vb.flagged_findings,
+            ["ip_fragment_overlap"],
+            "{name}: blocked at once"
+        );
+        assert_eq!(vb.flagged_dropped, 1, "{name}");
+        assert_eq!(vb.benign_dropped, 0, "{name}");
+        // The fragment that completed the conflicting datagram is the first one dropped.
+        let first_drop = b.of_type("drop").next().unwrap();
+        let alert_b = b.of_type("alert").next().unwrap();
+        assert_eq!(first_drop["pcap_cnt"], alert_b["pcap_cnt"], "{name}");
+    }
+}
+
+#[test]
+fn fragments_beyond_the_limits_are_counted_and_dropped_in_block_mode() {
+    let (m, b) = (
+        run("frag_too_many.pcap", Mode::Monitor),
+        run("frag_too_many.pcap", Mode::Block),
+    );
+    // Each direction of the flagged flow sent one datagram in more than 64 fragments.
+    assert_eq!(defrag(&m, DefragEvent::TooManyFragments), 2);
+    let refused = defrag(&m, DefragEvent::TooManyFragments) + defrag(&m, DefragEvent::Refused);
+    // The benign flow's three-fragment datagrams are reassembled and judged clean.
+    assert_eq!(defrag(&m, DefragEvent::Reassembled), 2);
+    assert!(m.findings_on_port(80).is_empty());
+    // Monitor mode forwards what it could not reassemble (counted above)...
+    assert!(m.actions.iter().all(|a| *a == Action::Forward));
+    // ...block mode drops it: the receiver never gets a whole datagram.
+    let dropped = b.actions.iter().filter(|a| **a == Action::Drop).count() as u64;
+    assert_eq!(dropped, refused);
+    assert_eq!(b.counters.dropped_uninspectable, refused);
+    assert_eq!(verdicts(&b).benign_dropped, 0);
+    // With the limit raised, the same flow is reassembled and caught.
+    let mut c = Config::default();
+    c.defrag.max_fragments = 128;
+    let raised = run_engine(&c, frames(&fixture("frag_too_many.pcap")));
+    assert_eq!(raised.findings_on_port(443), ["protocol_port_mismatch"]);
+    // And with drop_unreassembled off, block mode forwards them (counted) instead.
+    let mut c = Config::default();
+    c.verdict.mode = Mode::Block;
+    c.defrag.drop_unreassembled = false;
+    let lenient = run_engine(&c, frames(&fixture("frag_too_many.pcap")));
+    assert!(lenient.actions.iter().all(|a| *a == Action::Forward));
 }

@@ -201,6 +201,17 @@ impl std::fmt::Display for ReplaySummary {
             f.write_str("]")?;
         }
         writeln!(f)?;
+        if c.defrag.iter().any(|&n| n > 0) {
+            f.write_str("  defrag     ")?;
+            nonzero_list(
+                f,
+                crate::flow::defrag::DefragEvent::NAMES
+                    .iter()
+                    .copied()
+                    .zip(c.defrag.iter().copied()),
+            )?;
+            writeln!(f)?;
+        }
         if c.tunnels.iter().any(|&n| n > 0) {
             f.write_str("  tunnels    ")?;
             nonzero_list(
@@ -247,6 +258,13 @@ impl std::fmt::Display for ReplaySummary {
                 "  block      would drop {} packets in {} flows (first packet of each: see EVE `drop` records, pcap_cnt)",
                 c.dropped, c.flows_blocked
             )?;
+            if c.dropped_uninspectable > 0 {
+                writeln!(
+                    f,
+                    "             and {} packets it could not inspect (tunnels too deep, fragments beyond the reassembly limits)",
+                    c.dropped_uninspectable
+                )?;
+            }
         }
         writeln!(
             f,

@@ -13,9 +13,11 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Sender, TrySendError};
 
-use crate::capture::{Action, Frame, Timestamp};
+use crate::capture::{Action, Frame, LinkType, Timestamp};
+use crate::detect::check::Evidence;
 use crate::detect::config::DetectConfig;
-use crate::detect::{Detector, Event, FindingKind, Findings, FlowView};
+use crate::detect::{Detector, Event, Finding, FindingKind, Findings, FlowView};
+use crate::flow::defrag::{Defrag, DefragConfig, DefragEvent, Outcome as DefragOutcome};
 use crate::flow::table::{Expiry, Recheck, SegmentMeta, TcpState, Track};
 use crate::flow::table::{TableConfig, TableStats};
 use crate::flow::{Dir, EndReason, Flow, FlowKey, FlowTable, Side, StreamPool};
@@ -57,6 +59,7 @@ pub struct EngineConfig {
     pub mode: Mode,
     pub detect: DetectConfig,
     pub decode: DecodeConfig,
+    pub defrag: DefragConfig,
 }
 
 /// How the engine is being run.
@@ -117,6 +120,8 @@ pub struct Counters {
     pub malformed: [u64; Malformed::COUNT],
     /// Encapsulations opened, by [`TunnelKind::index`] (a packet in two tunnels counts twice).
     pub tunnels: [u64; TunnelKind::COUNT],
+    /// IP reassembly events by [`DefragEvent::index`] (copied from the reassembly table).
+    pub defrag: [u64; DefragEvent::COUNT],
     pub bad_tcp_options: u64,
     pub truncated_payload: u64,
     pub forwarded: u64,
@@ -204,6 +209,7 @@ impl std::ops::AddAssign<&Counters> for Counters {
         add_all(&mut self.other, &o.other);
         add_all(&mut self.malformed, &o.malformed);
         add_all(&mut self.tunnels, &o.tunnels);
+        add_all(&mut self.defrag, &o.defrag);
         add_all(&mut self.flows_by_app, &o.flows_by_app);
         add_all(&mut self.findings.0, &o.findings.0);
         add_all(&mut self.findings_blocked.0, &o.findings_blocked.0);
@@ -474,6 +480,8 @@ pub struct Engine {
     core: Core,
     /// Tunnels opened per frame at most, and what happens to frames nested deeper.
     decode: DecodeConfig,
+    /// IP fragments waiting for the rest of their datagram.
+    defrag: Defrag,
 }
 
 /// Packets between two periodic checks of a long flow (a power of two: a mask test).
@@ -503,6 +511,7 @@ impl Engine {
         Engine {
             flows,
             decode: config.decode,
+            defrag: Defrag::new(config.defrag),
             core: Core {
                 flow_records: config.flow_records,
                 inspect: InspectConfig {
@@ -573,35 +582,146 @@ impl Engine {
     }
 
     fn tcp(&mut self, frame: &Frame<'_>, p: &TcpPacket<'_>, tunnels: &TunnelPath) -> Action {
-        let (key, side) = FlowKey::from_tcp(p);
-        let hash = key.hash64();
         let Engine { flows, core, .. } = self;
-        let seg = SegmentMeta {
-            side,
-            flags: p.flags,
-            seq: p.seq,
-            bytes: frame.wire_len,
-        };
-        let (idx, dir) = match flows.track(&key, hash, seg, frame.ts, |f, r| core.end_flow(f, r)) {
-            Track::Existing { idx, dir } | Track::Started { idx, dir } => (idx, dir),
-            Track::Refused => {
-                core.sink.counters.flows_refused_packets += 1;
+        track_tcp(flows, core, frame, p, tunnels, None)
+    }
+
+    /// A fragment: kept for reassembly and forwarded as it arrives; the one that completes its
+    /// datagram carries the datagram's verdict (a receiver cannot rebuild a datagram whose last
+    /// fragment was dropped, so dropping that one drops the datagram).
+    fn fragment(
+        &mut self,
+        frame: &Frame<'_>,
+        f: &wire::IpFragment<'_>,
+        outer: &TunnelPath,
+    ) -> Action {
+        let Engine {
+            flows,
+            core,
+            decode,
+            defrag,
+        } = self;
+        let block = core.sink.mode == Mode::Block;
+        let (datagram, conflict) = match defrag.insert(f, frame.ts) {
+            DefragOutcome::Pending => {
                 core.sink.counters.forwarded += 1;
                 return Action::Forward;
             }
+            DefragOutcome::Refused(_) => {
+                let c = &mut core.sink.counters;
+                if block && defrag.drop_unreassembled() {
+                    c.dropped_uninspectable += 1;
+                    return Action::Drop;
+                }
+                c.forwarded += 1;
+                return Action::Forward;
+            }
+            DefragOutcome::Complete { datagram, conflict } => (datagram, conflict),
         };
-        let flow = flows.get_mut(idx);
-        if flow.ext.tunnel_depth == 0 && !tunnels.is_empty() {
-            flow.ext.tunnels = tunnels.packed();
-            flow.ext.tunnel_depth = u8::try_from(tunnels.depth()).unwrap_or(u8::MAX);
+        let len = u32::try_from(datagram.len()).unwrap_or(u32::MAX);
+        let remaining = usize::from(decode.tunnel_depth).saturating_sub(outer.depth());
+        let inner = wire::decode_captured(
+            datagram,
+            len,
+            LinkType::RawIp,
+            u8::try_from(remaining).unwrap_or(0),
+        );
+        let c = &mut core.sink.counters;
+        for kind in inner.tunnels.kinds() {
+            c.tunnels[kind.index()] += 1;
         }
-        let action = core.packet(flow, dir, p, frame);
-        if core.refile {
-            core.refile = false;
-            flows.refile(idx);
+        let whole = Frame {
+            data: datagram,
+            ts: frame.ts,
+            link: LinkType::RawIp,
+            wire_len: len,
+            port: frame.port,
+            queue: frame.queue,
+        };
+        let path = outer.then(&inner.tunnels);
+        let overlap = conflict.then(|| {
+            let mut evidence = Evidence::default();
+            evidence.add("fragment_id", f.id);
+            evidence.add("fragments_protocol", f.proto);
+            Finding {
+                kind: FindingKind::IpFragmentOverlap,
+                confidence: 90,
+                block: true,
+                dir: Dir::ToServer,
+                evidence,
+            }
+        });
+        match inner.parsed {
+            Parsed::Tcp(p) => {
+                c.tcp += 1;
+                track_tcp(flows, core, &whole, &p, &path, overlap)
+            }
+            other => {
+                match other {
+                    Parsed::Other(kind) => c.other[kind.index()] += 1,
+                    Parsed::Malformed(why) => c.malformed[why.index()] += 1,
+                    Parsed::Tcp(_) => {}
+                }
+                // No flow to raise it on: the conflict is counted (defrag overlap_conflict)
+                // and, in block mode, the datagram does not go through.
+                if conflict && block {
+                    c.dropped_uninspectable += 1;
+                    return Action::Drop;
+                }
+                c.forwarded += 1;
+                Action::Forward
+            }
         }
-        action
     }
+}
+
+/// Tracks a TCP packet's flow and judges the packet. `raise` is a finding the packet brought
+/// before inspection (overlapping fragments), raised on its flow first.
+fn track_tcp(
+    flows: &mut FlowTable,
+    core: &mut Core,
+    frame: &Frame<'_>,
+    p: &TcpPacket<'_>,
+    tunnels: &TunnelPath,
+    raise: Option<Finding>,
+) -> Action {
+    let (key, side) = FlowKey::from_tcp(p);
+    let hash = key.hash64();
+    let seg = SegmentMeta {
+        side,
+        flags: p.flags,
+        seq: p.seq,
+        bytes: frame.wire_len,
+    };
+    let (idx, dir) = match flows.track(&key, hash, seg, frame.ts, |f, r| core.end_flow(f, r)) {
+        Track::Existing { idx, dir } | Track::Started { idx, dir } => (idx, dir),
+        Track::Refused => {
+            core.sink.counters.flows_refused_packets += 1;
+            if raise.is_some() && core.sink.mode == Mode::Block {
+                core.sink.counters.dropped_uninspectable += 1;
+                return Action::Drop;
+            }
+            core.sink.counters.forwarded += 1;
+            return Action::Forward;
+        }
+    };
+    let flow = flows.get_mut(idx);
+    if flow.ext.tunnel_depth == 0 && !tunnels.is_empty() {
+        flow.ext.tunnels = tunnels.packed();
+        flow.ext.tunnel_depth = u8::try_from(tunnels.depth()).unwrap_or(u8::MAX);
+    }
+    if let Some(mut finding) = raise {
+        finding.dir = dir;
+        core.findings.clear();
+        core.findings.push(finding);
+        core.sink.raise(flow, &core.findings, frame.ts);
+    }
+    let action = core.packet(flow, dir, p, frame);
+    if core.refile {
+        core.refile = false;
+        flows.refile(idx);
+    }
+    action
 }
 
 impl FrameHandler for Engine {
@@ -634,6 +754,18 @@ impl FrameHandler for Engine {
                 c.dropped_uninspectable += 1;
                 Action::Drop
             }
+            Parsed::Other(OtherKind::Fragment) if self.defrag.enabled() => {
+                c.other[OtherKind::Fragment.index()] += 1;
+                let action = match decoded.fragment {
+                    Some(f) => self.fragment(frame, &f, &decoded.tunnels),
+                    None => {
+                        self.core.sink.counters.forwarded += 1;
+                        Action::Forward
+                    }
+                };
+                self.core.sink.counters.defrag = self.defrag.events;
+                action
+            }
             Parsed::Other(kind) => {
                 c.other[kind.index()] += 1;
                 c.forwarded += 1;
@@ -653,8 +785,15 @@ impl FrameHandler for Engine {
         if now > self.core.clock {
             self.core.clock = now;
         }
-        let Engine { flows, core, .. } = self;
+        let Engine {
+            flows,
+            core,
+            defrag,
+            ..
+        } = self;
         let clock = core.clock;
+        defrag.expire(clock);
+        core.sink.counters.defrag = defrag.events;
         flows.expire_with(clock, Hooks { core, ctl });
         core.sink.commands.drain(ctl);
     }

@@ -1,6 +1,7 @@
 //! Per-worker flow state: the direction-free key, the fixed-capacity table, and the in-order
 //! stream prefix kept for inspection.
 
+pub mod defrag;
 pub mod key;
 pub mod stream;
 pub mod table;

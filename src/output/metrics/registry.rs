@@ -387,6 +387,13 @@ fn worker_families(out: &mut Families, t: &WorkerTotals, polling: bool, depth: u
             n,
         );
     }
+    for (event, n) in crate::flow::defrag::DefragEvent::NAMES.iter().zip(c.defrag) {
+        out.counter(
+            "unmask_defrag_events_total",
+            &[("worker", w), ("event", event)],
+            n,
+        );
+    }
     for (kind, n) in crate::wire::TunnelKind::NAMES.iter().zip(c.tunnels) {
         out.counter(
             "unmask_wire_tunnels_total",
@@ -674,6 +681,7 @@ pub const SPECS: &[Spec] = &[
     spec("unmask_engine_fast_path_packets_total", C, W, "Packets of already decided flows that skipped inspection."),
     spec("unmask_wire_packets_total", C, &["worker", "kind"], "Parsed frames by kind (tcp, udp, icmp, arp, fragment, other_ip, other_ether, tunnel_too_deep)."),
     spec("unmask_wire_malformed_packets_total", C, &["worker", "reason"], "Frames that could not be parsed, by reason (forwarded unjudged)."),
+    spec("unmask_defrag_events_total", C, &["worker", "event"], "IP fragment reassembly: datagrams reassembled, overlap conflicts, timeouts, and fragments refused by limit (table_full, too_many_fragments, too_large, invalid, refused)."),
     spec("unmask_wire_tunnels_total", C, &["worker", "kind"], "Encapsulations opened to reach the packet inside, by kind (a frame in two tunnels counts in both)."),
     spec("unmask_wire_anomalies_total", C, &["worker", "kind"], "TCP packets parsed despite an anomaly, by kind."),
     spec("unmask_flow_active_flows", G, W, "Flows in the worker's flow table."),
