@@ -14,6 +14,14 @@ into 16-byte IP fragments, so even the TCP header is cut in two:
   v6_in_order, v6_reversed    the same over IPv6 (fragment extension header)
   outer_gtpu              GTP-U packets whose outer IPv4 datagram is fragmented
 
+TCP files (tcp_*.pcap) segment the client's data of both flows:
+  one_byte                1-byte segments
+  out_of_order            four segments, last first
+  overlap_first_real      the real bytes, then a segment over them with other bytes
+  overlap_last_real       other bytes first (ahead of a hole), then the real segment over them
+  syn_data                the SYN carries other bytes where the real data will go
+  (the benign flow overlaps with identical bytes: a retransmission)
+
 Run from the repository root: `python3 scripts/evasion_pcaps.py [OUTDIR]` (default
 fixtures/evasion). Standard library only (struct-packed by hand), deterministic: the same
 bytes on every run, so tests/evasion.rs can check the committed files are current.
@@ -130,6 +138,54 @@ def conversation(client, server, cport, sport, to_server, to_client):
     s2c(ss + 1 + len(to_client), cs + 2 + len(to_server), FIN | ACK)
     c2s(cs + 2 + len(to_server), ss + 2 + len(to_client), ACK)
     return pkts
+
+
+def tcp_segmented(strategy, cport, sport, to_server, to_client, flagged):
+    """One connection whose client data is sent as `strategy` says."""
+    client, server = CLIENT4, SERVER4
+    cs, ss = 1000, 5000
+    pkts = []
+    other = bytes(b ^ 0x20 for b in to_server) if flagged else to_server
+
+    def c2s(seq, ack, flags, data=b""):
+        pkts.append(ipv4(client, server, 6, tcp(client, server, cport, sport, seq, ack, flags, data)))
+
+    def s2c(seq, ack, flags, data=b""):
+        pkts.append(ipv4(server, client, 6, tcp(server, client, sport, cport, seq, ack, flags, data)))
+
+    n = len(to_server)
+    c2s(cs, 0, SYN, other if strategy == "syn_data" else b"")
+    s2c(ss, cs + 1, SYN | ACK)
+    c2s(cs + 1, ss + 1, ACK)
+    d = cs + 1
+    if strategy == "one_byte":
+        for i in range(n):
+            c2s(d + i, ss + 1, ACK, to_server[i:i + 1])
+    elif strategy == "out_of_order":
+        q = n // 4
+        cuts = [(0, q), (q, 2 * q), (2 * q, 3 * q), (3 * q, n)]
+        for a, b in reversed(cuts):
+            c2s(d + a, ss + 1, ACK, to_server[a:b])
+    elif strategy == "overlap_first_real":
+        c2s(d, ss + 1, ACK, to_server[:20])
+        c2s(d + 10, ss + 1, ACK, other[10:30])
+        c2s(d + 20, ss + 1, PSH | ACK, to_server[20:])
+    elif strategy == "overlap_last_real":
+        c2s(d + 10, ss + 1, ACK, other[10:30])
+        c2s(d, ss + 1, PSH | ACK, to_server)
+    else:
+        c2s(d, ss + 1, PSH | ACK, to_server)
+    s2c(ss + 1, cs + 1 + n, PSH | ACK, to_client)
+    c2s(cs + 1 + n, ss + 1 + len(to_client), FIN | ACK)
+    s2c(ss + 1 + len(to_client), cs + 2 + n, FIN | ACK)
+    c2s(cs + 2 + n, ss + 2 + len(to_client), ACK)
+    return pkts
+
+
+def tcp_flows(strategy):
+    flagged = tcp_segmented(strategy, 40001, 443, SSH_CLIENT, SSH_SERVER, True)
+    benign = tcp_segmented(strategy, 40002, 80, HTTP_REQUEST, HTTP_RESPONSE, False)
+    return flagged + benign
 
 
 def flows(v6=False, flagged_client=SSH_CLIENT, flagged_server=SSH_SERVER):
@@ -390,6 +446,8 @@ def main():
             on_eth(fragmented(flows(v6=True), strategy)),
         )
     write_pcap(os.path.join(out, "frag_outer_gtpu.pcap"), on_eth(gtp_outer_fragments(flows())))
+    for strategy in ("one_byte", "out_of_order", "overlap_first_real", "overlap_last_real", "syn_data"):
+        write_pcap(os.path.join(out, f"tcp_{strategy}.pcap"), on_eth(tcp_flows(strategy)))
 
 
 if __name__ == "__main__":

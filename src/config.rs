@@ -147,6 +147,10 @@ impl FlowConfig {
 pub struct StreamConfig {
     pub depth: u32,
     pub memcap: u64,
+    /// Which copy of overlapping TCP bytes is inspected.
+    pub overlap_policy: crate::flow::OverlapPolicy,
+    /// In block mode, a conflicting TCP overlap (tcp_overlap_conflict) blocks the flow.
+    pub block_overlap_conflict: bool,
 }
 
 impl Default for StreamConfig {
@@ -154,6 +158,8 @@ impl Default for StreamConfig {
         StreamConfig {
             depth: 16 * 1024,
             memcap: 256 * 1024 * 1024,
+            overlap_policy: crate::flow::OverlapPolicy::First,
+            block_overlap_conflict: true,
         }
     }
 }
@@ -367,6 +373,8 @@ impl Config {
             table: self.flow.table(),
             stream_depth: self.stream.depth as usize,
             stream_memcap: self.stream.memcap as usize,
+            overlap_policy: self.stream.overlap_policy,
+            block_overlap_conflict: self.stream.block_overlap_conflict,
             flow_records: self.output.flow_records,
             unknown_after: self.proto.unknown_after_bytes as usize,
             mode: self.verdict.mode,

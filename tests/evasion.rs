@@ -244,7 +244,7 @@ fn fixtures_are_current() {
         );
         checked += 1;
     }
-    assert!(checked >= 25, "{checked}");
+    assert!(checked >= 30, "{checked}");
 }
 
 /// The one GTP-U capture among the shared real ones: a TLS ClientHello to e.crashlytics.com
@@ -387,4 +387,53 @@ fn fragments_beyond_the_limits_are_counted_and_dropped_in_block_mode() {
     c.defrag.drop_unreassembled = false;
     let lenient = run_engine(&c, frames(&fixture("frag_too_many.pcap")));
     assert!(lenient.actions.iter().all(|a| *a == Action::Forward));
+}
+
+/// TCP games (Ptacek–Newsham, Geneva): the flagged flow is caught whatever the segmentation,
+/// overlaps with different bytes are a finding of their own, and the benign flow (whose
+/// overlaps repeat identical bytes) passes whole.
+#[test]
+fn tcp_segmentation_games_do_not_change_the_verdict() {
+    let cases: &[(&str, &[&str])] = &[
+        ("one_byte", &["protocol_port_mismatch"]),
+        ("out_of_order", &["protocol_port_mismatch"]),
+        ("overlap_first_real", &["tcp_overlap_conflict"]),
+        ("overlap_last_real", &["tcp_overlap_conflict"]),
+        ("syn_data", &["tcp_overlap_conflict"]),
+    ];
+    for (name, must) in cases {
+        let file = format!("tcp_{name}.pcap");
+        let (m, b) = (run(&file, Mode::Monitor), run(&file, Mode::Block));
+        let v = verdicts(&m);
+        for kind in *must {
+            assert!(
+                v.flagged_findings.iter().any(|f| f == kind),
+                "{name}: {kind} missing from {:?}",
+                v.flagged_findings
+            );
+        }
+        assert!(
+            v.benign_findings.is_empty(),
+            "{name}: {:?}",
+            v.benign_findings
+        );
+        let vb = verdicts(&b);
+        assert_eq!(vb.flagged_dropped, 1, "{name}: flagged flow cut");
+        assert_eq!(vb.benign_dropped, 0, "{name}: benign flow intact");
+        assert!(b.counters.dropped >= 1, "{name}");
+    }
+    // The overlap conflict alone blocks: with the SSH banner kept out of reach of the port
+    // check, block mode still cuts the flow.
+    let mut c = Config::default();
+    c.verdict.mode = Mode::Block;
+    c.detect.protocol_port.enabled = false;
+    let r = run_engine(&c, frames(&fixture("tcp_overlap_first_real.pcap")));
+    assert_eq!(r.findings_on_port(443), ["tcp_overlap_conflict"]);
+    assert_eq!(verdicts(&r).flagged_dropped, 1);
+    let a = r.of_type("alert").next().unwrap();
+    assert_eq!(a["unmask"]["evidence"]["policy"], "first");
+    // Alert only when asked.
+    c.stream.block_overlap_conflict = false;
+    let r = run_engine(&c, frames(&fixture("tcp_overlap_first_real.pcap")));
+    assert_eq!(r.counters.dropped, 0);
 }

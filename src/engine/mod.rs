@@ -20,7 +20,7 @@ use crate::detect::{Detector, Event, Finding, FindingKind, Findings, FlowView};
 use crate::flow::defrag::{Defrag, DefragConfig, DefragEvent, Outcome as DefragOutcome};
 use crate::flow::table::{Expiry, Recheck, SegmentMeta, TcpState, Track};
 use crate::flow::table::{TableConfig, TableStats};
-use crate::flow::{Dir, EndReason, Flow, FlowKey, FlowTable, Side, StreamPool};
+use crate::flow::{Dir, EndReason, Flow, FlowKey, FlowTable, OverlapPolicy, Side, StreamPool};
 use crate::inspect::{FlowBase, InspectConfig, InspectState, Report, TlsFacts, TRAIL_RECORDS};
 use crate::proto::entropy::PayloadFigures;
 use crate::proto::tls::TlsScratch;
@@ -52,6 +52,8 @@ pub struct EngineConfig {
     pub table: TableConfig,
     pub stream_depth: usize,
     pub stream_memcap: usize,
+    pub overlap_policy: OverlapPolicy,
+    pub block_overlap_conflict: bool,
     /// Write a `flow` record at each flow's end.
     pub flow_records: bool,
     /// Bytes after which an unidentified direction is final as unknown.
@@ -424,8 +426,25 @@ impl Report for FlowReport<'_> {
     }
 }
 
+/// What the engine does where TCP segments overlap with different bytes.
+#[derive(Debug, Clone, Copy)]
+struct StreamPolicy {
+    overlap: OverlapPolicy,
+    block_conflict: bool,
+}
+
+impl StreamPolicy {
+    fn overlap_name(&self) -> &'static str {
+        match self.overlap {
+            OverlapPolicy::First => "first",
+            OverlapPolicy::Last => "last",
+        }
+    }
+}
+
 /// Everything but the flow table, so table callbacks can borrow it while the table is busy.
 struct Core {
+    stream_policy: StreamPolicy,
     flow_records: bool,
     inspect: InspectConfig,
     pool: InspectPool,
@@ -513,6 +532,10 @@ impl Engine {
             decode: config.decode,
             defrag: Defrag::new(config.defrag),
             core: Core {
+                stream_policy: StreamPolicy {
+                    overlap: config.overlap_policy,
+                    block_conflict: config.block_overlap_conflict,
+                },
                 flow_records: config.flow_records,
                 inspect: InspectConfig {
                     unknown_after: config.unknown_after,
@@ -899,6 +922,7 @@ impl Core {
             sink,
             inspect,
             servers,
+            stream_policy,
             ..
         } = self;
         let InspectPool { streams, states } = pool;
@@ -911,7 +935,12 @@ impl Core {
         } else {
             p.seq
         };
-        let out = state.stream[d].insert(streams.window_mut(slot, d), seq, p.payload);
+        let out = state.stream[d].insert_with(
+            streams.window_mut(slot, d),
+            seq,
+            p.payload,
+            stream_policy.overlap,
+        );
         let c = &mut sink.counters;
         c.stream_retransmissions += out.retransmission as u64;
         c.stream_out_of_order += out.out_of_order as u64;
@@ -929,6 +958,21 @@ impl Core {
                 pcap_cnt: sink.pcap_cnt(),
             };
             sink.send(EveRecord::Anomaly(rec));
+            // Once per flow (alerts are once per kind): the receiver may keep either copy, so
+            // what was inspected may not be what it reads.
+            let mut evidence = Evidence::default();
+            evidence.add("seq", seq);
+            evidence.add("len", p.payload.len());
+            evidence.add("policy", stream_policy.overlap_name());
+            findings.clear();
+            findings.push(Finding {
+                kind: FindingKind::TcpOverlapConflict,
+                confidence: 85,
+                block: stream_policy.block_conflict,
+                dir,
+                evidence,
+            });
+            sink.raise(flow, findings, frame.ts);
         }
         if out.advanced {
             let base = flow_base(flow);

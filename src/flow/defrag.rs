@@ -158,7 +158,9 @@ impl Slot {
 pub struct Defrag {
     config: DefragConfig,
     slots: Vec<Slot>,
-    /// Per slot: HEADROOM + max_datagram_bytes.
+    /// Per slot: HEADROOM + max_datagram_bytes. Reserved whole at start but only zeroed up to
+    /// the highest slot used so far (growing within the reservation never reallocates): a
+    /// worker that never sees a fragment never touches it.
     mem: Vec<u8>,
     /// Per slot: one bit per 8-byte block of payload.
     held: Vec<u64>,
@@ -171,7 +173,7 @@ pub struct Defrag {
 }
 
 impl Defrag {
-    /// Allocates every slot now (zeroed memory, which the OS backs as it is touched).
+    /// Reserves every slot now; memory is touched only as slots are first used.
     pub fn new(config: DefragConfig) -> Defrag {
         let datagrams = if config.enabled {
             config.max_datagrams as usize
@@ -184,7 +186,7 @@ impl Defrag {
         Defrag {
             config,
             slots: vec![Slot::EMPTY; datagrams],
-            mem: vec![0; datagrams * slot_bytes],
+            mem: Vec::with_capacity(datagrams * slot_bytes),
             held: vec![0; datagrams * slot_words],
             slot_bytes,
             slot_words,
@@ -269,6 +271,11 @@ impl Defrag {
             ..Slot::EMPTY
         };
         self.in_use += 1;
+        let end = (i + 1) * self.slot_bytes;
+        if self.mem.len() < end && end <= self.mem.capacity() {
+            // Within the reservation made at start: no reallocation.
+            self.mem.resize(end, 0);
+        }
         if let Some(words) = self
             .held
             .get_mut(i * self.slot_words..(i + 1) * self.slot_words)

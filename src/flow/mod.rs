@@ -7,7 +7,7 @@ pub mod stream;
 pub mod table;
 
 pub use key::{FlowHasher, FlowKey, Side};
-pub use stream::{InsertOutcome, StreamDir, StreamPool};
+pub use stream::{InsertOutcome, OverlapPolicy, StreamDir, StreamPool};
 pub use table::{
     EndReason, Flow, FlowExt, FlowIdx, FlowTable, ListCounts, Lookup, RoleSource, SegmentMeta,
     TableConfig, TableStats, TcpState, Track,
