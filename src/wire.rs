@@ -511,7 +511,7 @@ enum Step<'a> {
     Tunnel {
         kind: TunnelKind,
         inner: Result<L3<'a>, Parsed<'a>>,
-        outer: Parsed<'a>,
+        outer: OtherKind,
     },
 }
 
@@ -534,7 +534,7 @@ fn parse_with(data: &[u8], link: LinkType, cut: Cut, max_depth: u8) -> Decoded<'
             Step::Tunnel {
                 kind: TunnelKind::Mpls,
                 inner: Ok(l3),
-                outer: Parsed::Other(OtherKind::OtherEther(ETHERTYPE_MPLS)),
+                outer: OtherKind::OtherEther(ETHERTYPE_MPLS),
             }
         } else {
             network_layer(l3)
@@ -550,7 +550,7 @@ fn parse_with(data: &[u8], link: LinkType, cut: Cut, max_depth: u8) -> Decoded<'
             }
             Step::Tunnel { kind, inner, outer } => {
                 if max_depth == 0 {
-                    return done(outer, tunnels);
+                    return done(Parsed::Other(outer), tunnels);
                 }
                 if tunnels.depth() >= usize::from(max_depth).min(MAX_TUNNEL_DEPTH) {
                     return done(Parsed::Other(OtherKind::TunnelTooDeep), tunnels);
@@ -851,7 +851,7 @@ fn inner_cut(l3: &L3<'_>, claimed: usize, extent: Extent) -> Cut {
 
 /// A non-TCP transport: a tunnel to open, or another kind of traffic.
 fn transport(proto: u8, payload: &[u8], cut: Cut, vlan: Option<u16>) -> Step<'_> {
-    let outer = Parsed::Other(OtherKind::OtherIp(proto));
+    let outer = OtherKind::OtherIp(proto);
     let tunnel = |kind, inner| Step::Tunnel { kind, inner, outer };
     match proto {
         IPPROTO_UDP => udp(payload, cut, vlan),
@@ -864,7 +864,7 @@ fn transport(proto: u8, payload: &[u8], cut: Cut, vlan: Option<u16>) -> Step<'_>
             Ok(inner_ip(Net::V6, payload, cut, vlan)),
         ),
         IPPROTO_GRE => gre(payload, cut, vlan),
-        _ => Step::Done(outer),
+        _ => Step::Done(Parsed::Other(outer)),
     }
 }
 
@@ -889,14 +889,14 @@ fn inner_ethernet(bytes: &[u8], cut: Cut, vlan: Option<u16>) -> Result<L3<'_>, P
 }
 
 fn gre(payload: &[u8], cut: Cut, vlan: Option<u16>) -> Step<'_> {
-    let outer = Parsed::Other(OtherKind::OtherIp(IPPROTO_GRE));
+    let outer = OtherKind::OtherIp(IPPROTO_GRE);
     let (Some(flags), Some(proto)) = (be16_at(payload, 0), be16_at(payload, 2)) else {
         return Step::Done(BAD_TUNNEL);
     };
     // Version 1 is PPTP's enhanced GRE (PPP inside) and the routing bit is obsolete (RFC
     // 2784): neither carries what a receiver here would take as IP.
     if flags & 0x0007 != 0 || flags & 0x4000 != 0 {
-        return Step::Done(outer);
+        return Step::Done(Parsed::Other(outer));
     }
     let has_seq = flags & 0x1000 != 0;
     let header_len = 4
@@ -936,19 +936,19 @@ fn gre(payload: &[u8], cut: Cut, vlan: Option<u16>) -> Step<'_> {
             });
             (TunnelKind::Erspan, inner)
         }
-        _ => return Step::Done(outer),
+        _ => return Step::Done(Parsed::Other(outer)),
     };
     Step::Tunnel { kind, inner, outer }
 }
 
 fn udp(payload: &[u8], cut: Cut, vlan: Option<u16>) -> Step<'_> {
-    let outer = Parsed::Other(OtherKind::Udp);
+    let outer = OtherKind::Udp;
     let (Some(sport), Some(dport), Some(len)) = (
         be16_at(payload, 0),
         be16_at(payload, 2),
         be16_at(payload, 4),
     ) else {
-        return Step::Done(outer);
+        return Step::Done(Parsed::Other(outer));
     };
     let end = match usize::from(len) {
         n if n >= 8 && n <= payload.len() => n,
@@ -959,12 +959,12 @@ fn udp(payload: &[u8], cut: Cut, vlan: Option<u16>) -> Step<'_> {
         (_, UDP_PORT_VXLAN) => (TunnelKind::Vxlan, vxlan(body, cut, vlan)),
         (_, UDP_PORT_GENEVE) => (TunnelKind::Geneve, geneve(body, cut, vlan)),
         (UDP_PORT_GTP_U, _) | (_, UDP_PORT_GTP_U) => (TunnelKind::GtpU, gtp_u(body, cut, vlan)),
-        _ => return Step::Done(outer),
+        _ => return Step::Done(Parsed::Other(outer)),
     };
     match inner {
         // Not an encapsulation after all (a GTP echo, a VXLAN header without its I flag): the
         // datagram is plain UDP.
-        None => Step::Done(outer),
+        None => Step::Done(Parsed::Other(outer)),
         Some(inner) => Step::Tunnel { kind, inner, outer },
     }
 }

@@ -677,7 +677,7 @@ impl Engine {
         match inner.parsed {
             Parsed::Tcp(p) => {
                 c.tcp += 1;
-                track_tcp(flows, core, &whole, &p, &path, overlap)
+                track_tcp(flows, core, &whole, &p, &path, overlap.as_ref())
             }
             other => {
                 match other {
@@ -706,7 +706,7 @@ fn track_tcp(
     frame: &Frame<'_>,
     p: &TcpPacket<'_>,
     tunnels: &TunnelPath,
-    raise: Option<Finding>,
+    raise: Option<&Finding>,
 ) -> Action {
     let (key, side) = FlowKey::from_tcp(p);
     let hash = key.hash64();
@@ -733,7 +733,8 @@ fn track_tcp(
         flow.ext.tunnels = tunnels.packed();
         flow.ext.tunnel_depth = u8::try_from(tunnels.depth()).unwrap_or(u8::MAX);
     }
-    if let Some(mut finding) = raise {
+    if let Some(finding) = raise {
+        let mut finding = *finding;
         finding.dir = dir;
         core.findings.clear();
         core.findings.push(finding);
@@ -756,8 +757,10 @@ impl FrameHandler for Engine {
             self.core.clock = frame.ts;
         }
         let decoded = wire::decode_frame(frame, self.decode.tunnel_depth);
-        for kind in decoded.tunnels.kinds() {
-            c.tunnels[kind.index()] += 1;
+        if !decoded.tunnels.is_empty() {
+            for kind in decoded.tunnels.kinds() {
+                c.tunnels[kind.index()] += 1;
+            }
         }
         match decoded.parsed {
             Parsed::Tcp(p) => {
