@@ -20,6 +20,8 @@ TCP files (tcp_*.pcap) segment the client's data of both flows:
   overlap_first_real      the real bytes, then a segment over them with other bytes
   overlap_last_real       other bytes first (ahead of a hole), then the real segment over them
   syn_data                the SYN carries other bytes where the real data will go
+  rst_out_of_window       after the client's data, a RST from the client 50000 bytes ahead of
+                          its stream (a receiver ignores it), then the server's answer; no FIN
   (the benign flow overlaps with identical bytes: a retransmission)
 
 Run from the repository root: `python3 scripts/evasion_pcaps.py [OUTDIR]` (default
@@ -175,6 +177,10 @@ def tcp_segmented(strategy, cport, sport, to_server, to_client, flagged):
         c2s(d, ss + 1, PSH | ACK, to_server)
     else:
         c2s(d, ss + 1, PSH | ACK, to_server)
+    if strategy == "rst_out_of_window":
+        c2s(d + n + 50000, 0, RST)
+        s2c(ss + 1, cs + 1 + n, PSH | ACK, to_client)
+        return pkts
     s2c(ss + 1, cs + 1 + n, PSH | ACK, to_client)
     c2s(cs + 1 + n, ss + 1 + len(to_client), FIN | ACK)
     s2c(ss + 1 + len(to_client), cs + 2 + n, FIN | ACK)
@@ -446,7 +452,14 @@ def main():
             on_eth(fragmented(flows(v6=True), strategy)),
         )
     write_pcap(os.path.join(out, "frag_outer_gtpu.pcap"), on_eth(gtp_outer_fragments(flows())))
-    for strategy in ("one_byte", "out_of_order", "overlap_first_real", "overlap_last_real", "syn_data"):
+    for strategy in (
+        "one_byte",
+        "out_of_order",
+        "overlap_first_real",
+        "overlap_last_real",
+        "syn_data",
+        "rst_out_of_window",
+    ):
         write_pcap(os.path.join(out, f"tcp_{strategy}.pcap"), on_eth(tcp_flows(strategy)))
 
 

@@ -244,7 +244,7 @@ fn fixtures_are_current() {
         );
         checked += 1;
     }
-    assert!(checked >= 30, "{checked}");
+    assert!(checked >= 31, "{checked}");
 }
 
 /// The one GTP-U capture among the shared real ones: a TLS ClientHello to e.crashlytics.com
@@ -400,6 +400,7 @@ fn tcp_segmentation_games_do_not_change_the_verdict() {
         ("overlap_first_real", &["tcp_overlap_conflict"]),
         ("overlap_last_real", &["tcp_overlap_conflict"]),
         ("syn_data", &["tcp_overlap_conflict"]),
+        ("rst_out_of_window", &["protocol_port_mismatch"]),
     ];
     for (name, must) in cases {
         let file = format!("tcp_{name}.pcap");
@@ -436,4 +437,22 @@ fn tcp_segmentation_games_do_not_change_the_verdict() {
     c.stream.block_overlap_conflict = false;
     let r = run_engine(&c, frames(&fixture("tcp_overlap_first_real.pcap")));
     assert_eq!(r.counters.dropped, 0);
+}
+
+/// A RST far from the sender's stream is not a reset (RFC 5961): the flow stays established
+/// (not moved to the short closed timeout nor first in line for eviction), while one at the
+/// right sequence number still ends it.
+#[test]
+fn out_of_window_rsts_do_not_reset_the_flow() {
+    let m = run("tcp_rst_out_of_window.pcap", Mode::Monitor);
+    assert_eq!(m.counters.stream_rst_ignored, 2, "one per flow");
+    for f in m.of_type("flow") {
+        assert_eq!(f["flow"]["state"], "established", "{f}");
+    }
+    assert_eq!(m.findings_on_port(443), ["protocol_port_mismatch"]);
+    // The plain fixture's connections end with FINs: nothing ignored there.
+    assert_eq!(
+        run("plain.pcap", Mode::Monitor).counters.stream_rst_ignored,
+        0
+    );
 }

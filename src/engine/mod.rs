@@ -146,6 +146,9 @@ pub struct Counters {
     pub stream_beyond_depth: u64,
     pub stream_too_many_gaps: u64,
     pub stream_out_of_window: u64,
+    /// RSTs whose sequence number is not where the receiver's stream is (RFC 5961: it would
+    /// not reset): the flow's state is kept as it was.
+    pub stream_rst_ignored: u64,
     pub stream_memcap_refused: u64,
     pub findings: PerKind<{ FindingKind::COUNT }>,
     /// Of `findings`: those whose action was to block the flow (block mode, blocking check).
@@ -173,7 +176,7 @@ fn add_all(into: &mut [u64], from: &[u64]) {
 impl std::ops::AddAssign<&Counters> for Counters {
     /// Sums another worker's counters into these (for run totals).
     fn add_assign(&mut self, o: &Counters) {
-        let scalars: [(&mut u64, u64); 27] = [
+        let scalars: [(&mut u64, u64); 28] = [
             (&mut self.packets, o.packets),
             (&mut self.bytes, o.bytes),
             (&mut self.tcp, o.tcp),
@@ -196,6 +199,7 @@ impl std::ops::AddAssign<&Counters> for Counters {
             (&mut self.stream_beyond_depth, o.stream_beyond_depth),
             (&mut self.stream_too_many_gaps, o.stream_too_many_gaps),
             (&mut self.stream_out_of_window, o.stream_out_of_window),
+            (&mut self.stream_rst_ignored, o.stream_rst_ignored),
             (&mut self.stream_memcap_refused, o.stream_memcap_refused),
             (&mut self.findings_overflow, o.findings_overflow),
             (&mut self.eve_dropped, o.eve_dropped),
@@ -716,6 +720,13 @@ fn track_tcp(
         seq: p.seq,
         bytes: frame.wire_len,
     };
+    // A RST ends the connection only at the receiver's next sequence number; the state before
+    // it is kept in case it was not (an evasion: a forged RST that makes an inspector give up).
+    let before_rst = if p.flags.rst() {
+        flows.find(&key, hash).map(|i| flows.get(i).state)
+    } else {
+        None
+    };
     let (idx, dir) = match flows.track(&key, hash, seg, frame.ts, |f, r| core.end_flow(f, r)) {
         Track::Existing { idx, dir } | Track::Started { idx, dir } => (idx, dir),
         Track::Refused => {
@@ -729,6 +740,13 @@ fn track_tcp(
         }
     };
     let flow = flows.get_mut(idx);
+    if let Some(prior) = before_rst {
+        if prior != TcpState::Reset && core.rst_out_of_window(flow, dir, p.seq) {
+            flow.state = prior;
+            core.sink.counters.stream_rst_ignored += 1;
+            core.refile = true;
+        }
+    }
     if flow.ext.tunnel_depth == 0 && !tunnels.is_empty() {
         flow.ext.tunnels = tunnels.packed();
         flow.ext.tunnel_depth = u8::try_from(tunnels.depth()).unwrap_or(u8::MAX);
@@ -869,6 +887,21 @@ impl Core {
         }
         self.sink.counters.forwarded += 1;
         Action::Forward
+    }
+
+    /// Whether a RST from `dir` lies away from where that direction's stream is, as far as the
+    /// inspection slot knows it (RFC 5961: only a RST at the receiver's next sequence number
+    /// resets; one inside the window draws a challenge ACK). Without a slot, or before the
+    /// direction sent anything, the RST is taken at its word.
+    fn rst_out_of_window(&self, flow: &Flow, dir: Dir, seq: u32) -> bool {
+        let Some(state) = slot_of(flow).and_then(|s| self.pool.states.get(s as usize)) else {
+            return false;
+        };
+        match state.stream[dir.index()].next_seq() {
+            // After a FIN the sender's next sequence number is one further.
+            Some(next) => seq != next && seq != next.wrapping_add(1),
+            None => false,
+        }
     }
 
     fn drop_packet(

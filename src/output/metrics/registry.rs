@@ -462,6 +462,7 @@ fn worker_families(out: &mut Families, t: &WorkerTotals, polling: bool, depth: u
         ("beyond_depth", c.stream_beyond_depth),
         ("too_many_gaps", c.stream_too_many_gaps),
         ("out_of_window", c.stream_out_of_window),
+        ("rst_ignored", c.stream_rst_ignored),
     ] {
         out.counter(
             "unmask_stream_events_total",
