@@ -20,6 +20,8 @@ TCP files (tcp_*.pcap) segment the client's data of both flows:
   overlap_first_real      the real bytes, then a segment over them with other bytes
   overlap_last_real       other bytes first (ahead of a hole), then the real segment over them
   syn_data                the SYN carries other bytes where the real data will go
+  bad_checksum            a copy of the client's data with other bytes and a wrong TCP checksum
+                          first (the receiver drops it), then the real data
   rst_out_of_window       after the client's data, a RST from the client 50000 bytes ahead of
                           its stream (a receiver ignores it), then the server's answer; no FIN
   (the benign flow overlaps with identical bytes: a retransmission)
@@ -172,6 +174,11 @@ def tcp_segmented(strategy, cport, sport, to_server, to_client, flagged):
         c2s(d, ss + 1, ACK, to_server[:20])
         c2s(d + 10, ss + 1, ACK, other[10:30])
         c2s(d + 20, ss + 1, PSH | ACK, to_server[20:])
+    elif strategy == "bad_checksum":
+        decoy = ipv4(client, server, 6, tcp(client, server, cport, sport, d, ss + 1, PSH | ACK, other))
+        # Break the checksum (bytes 20+16..18 of the IPv4 packet).
+        pkts.append(decoy[:36] + bytes([decoy[36] ^ 0xFF]) + decoy[37:])
+        c2s(d, ss + 1, PSH | ACK, to_server)
     elif strategy == "overlap_last_real":
         c2s(d + 10, ss + 1, ACK, other[10:30])
         c2s(d, ss + 1, PSH | ACK, to_server)
@@ -458,6 +465,7 @@ def main():
         "overlap_first_real",
         "overlap_last_real",
         "syn_data",
+        "bad_checksum",
         "rst_out_of_window",
     ):
         write_pcap(os.path.join(out, f"tcp_{strategy}.pcap"), on_eth(tcp_flows(strategy)))

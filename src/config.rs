@@ -151,6 +151,21 @@ pub struct StreamConfig {
     pub overlap_policy: crate::flow::OverlapPolicy,
     /// In block mode, a conflicting TCP overlap (tcp_overlap_conflict) blocks the flow.
     pub block_overlap_conflict: bool,
+    /// Whether segments whose TCP checksum is wrong are left out of inspection.
+    pub checksum_validation: ChecksumValidation,
+}
+
+/// `stream.checksum_validation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChecksumValidation {
+    /// Live: yes (frames come off the wire with their real checksums). Replay: no (captures
+    /// taken on a host with checksum offload, or on loopback, carry unfinished checksums on
+    /// every packet the host sent).
+    #[default]
+    Auto,
+    Yes,
+    No,
 }
 
 impl Default for StreamConfig {
@@ -160,6 +175,7 @@ impl Default for StreamConfig {
             memcap: 256 * 1024 * 1024,
             overlap_policy: crate::flow::OverlapPolicy::First,
             block_overlap_conflict: true,
+            checksum_validation: ChecksumValidation::Auto,
         }
     }
 }
@@ -375,6 +391,8 @@ impl Config {
             stream_memcap: self.stream.memcap as usize,
             overlap_policy: self.stream.overlap_policy,
             block_overlap_conflict: self.stream.block_overlap_conflict,
+            // `Auto` is settled by the caller that knows whether frames come from a capture.
+            verify_checksums: self.stream.checksum_validation != ChecksumValidation::No,
             flow_records: self.output.flow_records,
             unknown_after: self.proto.unknown_after_bytes as usize,
             mode: self.verdict.mode,

@@ -96,6 +96,8 @@ pub struct TcpPacket<'a> {
     pub vlan: Option<u16>,
     /// Segment length from the IP header (what the sequence space advances by, minus SYN/FIN).
     pub segment_len: u32,
+    /// The TCP header as on the wire, options included (for the checksum).
+    pub header: &'a [u8],
     /// The payload bytes present in the frame (shorter than `segment_len` when truncated).
     pub payload: &'a [u8],
     pub anomalies: WireAnomalies,
@@ -1172,9 +1174,55 @@ fn tcp(present: &[u8], claimed: usize, ip: IpInfo) -> Parsed<'_> {
         ttl: ip.ttl,
         vlan: ip.vlan,
         segment_len: u32::try_from(segment_len).unwrap_or(u32::MAX),
+        header: header.slice(),
         payload,
         anomalies: WireAnomalies(anomalies),
     })
+}
+
+/// Whether the segment's TCP checksum is right; `None` when it cannot be told (the capture cut
+/// the payload). A receiver drops a segment whose checksum is wrong, so an inspector that read
+/// it would read bytes the receiver never did (the insertion game).
+pub fn tcp_checksum_ok(p: &TcpPacket<'_>) -> Option<bool> {
+    if p.payload.len() as u64 != u64::from(p.segment_len) {
+        return None;
+    }
+    let len = p.header.len() + p.payload.len();
+    let mut sum: u64 = match p.family {
+        Family::V4 => ones_sum(&p.src[..4]) + ones_sum(&p.dst[..4]),
+        Family::V6 => ones_sum(&p.src) + ones_sum(&p.dst),
+    };
+    sum += u64::from(IPPROTO_TCP) + len as u64;
+    sum += ones_sum(p.header);
+    // The header has an even length (a multiple of 4), so the payload's 16-bit words line up.
+    sum += ones_sum(p.payload);
+    Some(fold(sum) == 0xffff)
+}
+
+/// The one's-complement sum of `data` as big-endian 16-bit words (odd length padded with a
+/// zero), not yet folded.
+fn ones_sum(data: &[u8]) -> u64 {
+    let mut sum = 0u64;
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        sum += (w >> 48) + ((w >> 32) & 0xffff) + ((w >> 16) & 0xffff) + (w & 0xffff);
+    }
+    let mut words = chunks.remainder().chunks_exact(2);
+    for w in &mut words {
+        sum += u64::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    if let [last] = words.remainder() {
+        sum += u64::from(*last) << 8;
+    }
+    sum
+}
+
+fn fold(mut sum: u64) -> u16 {
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
 }
 
 /// Walks the options: the kinds etherparse knows must have their exact lengths, any other kind
@@ -2202,6 +2250,30 @@ mod tests {
             }
         }
         assert!(tcp_seen > 100, "{tcp_seen}");
+    }
+
+    #[test]
+    fn tcp_checksums_are_checked_over_both_families() {
+        for frame in [
+            tcp_v4(PAYLOAD, &GOOD_OPTIONS),
+            tcp_v6(PAYLOAD),
+            tcp_v4(b"odd", &[]),
+        ] {
+            assert_eq!(
+                tcp_checksum_ok(&tcp_of(parse(&frame, LinkType::RawIp))),
+                Some(true)
+            );
+            let mut bad = frame.clone();
+            let last = bad.len() - 1;
+            bad[last] ^= 0x01;
+            assert_eq!(
+                tcp_checksum_ok(&tcp_of(parse(&bad, LinkType::RawIp))),
+                Some(false)
+            );
+            // A cut payload cannot be judged.
+            let cut = &frame[..frame.len() - 1];
+            assert_eq!(tcp_checksum_ok(&tcp_of(parse(cut, LinkType::RawIp))), None);
+        }
     }
 
     #[test]

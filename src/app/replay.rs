@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::capture::pcap::CaptureSource;
 use crate::capture::SourceError;
-use crate::config::Config;
+use crate::config::{ChecksumValidation, Config};
 use crate::engine::worker::{self, Clock};
 use crate::engine::{Counters, Engine, EngineOptions};
 use crate::flow::table::TableStats;
@@ -93,8 +93,13 @@ pub fn replay(opts: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
         &config.output.sinks,
     )?;
     hub.set_eve_counters(writer.counters());
+    let mut engine_config = config.engine();
+    if config.stream.checksum_validation == ChecksumValidation::Auto {
+        // Captures taken where the kernel offloads checksums hold unfinished ones.
+        engine_config.verify_checksums = false;
+    }
     let engine = Engine::new(
-        &config.engine(),
+        &engine_config,
         EngineOptions {
             worker: 0,
             packet_numbers: true,

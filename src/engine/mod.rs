@@ -54,6 +54,7 @@ pub struct EngineConfig {
     pub stream_memcap: usize,
     pub overlap_policy: OverlapPolicy,
     pub block_overlap_conflict: bool,
+    pub verify_checksums: bool,
     /// Write a `flow` record at each flow's end.
     pub flow_records: bool,
     /// Bytes after which an unidentified direction is final as unknown.
@@ -149,6 +150,8 @@ pub struct Counters {
     /// RSTs whose sequence number is not where the receiver's stream is (RFC 5961: it would
     /// not reset): the flow's state is kept as it was.
     pub stream_rst_ignored: u64,
+    /// Segments not inspected because their TCP checksum is wrong (`stream.verify_checksums`).
+    pub stream_bad_checksum: u64,
     pub stream_memcap_refused: u64,
     pub findings: PerKind<{ FindingKind::COUNT }>,
     /// Of `findings`: those whose action was to block the flow (block mode, blocking check).
@@ -176,7 +179,7 @@ fn add_all(into: &mut [u64], from: &[u64]) {
 impl std::ops::AddAssign<&Counters> for Counters {
     /// Sums another worker's counters into these (for run totals).
     fn add_assign(&mut self, o: &Counters) {
-        let scalars: [(&mut u64, u64); 28] = [
+        let scalars: [(&mut u64, u64); 29] = [
             (&mut self.packets, o.packets),
             (&mut self.bytes, o.bytes),
             (&mut self.tcp, o.tcp),
@@ -200,6 +203,7 @@ impl std::ops::AddAssign<&Counters> for Counters {
             (&mut self.stream_too_many_gaps, o.stream_too_many_gaps),
             (&mut self.stream_out_of_window, o.stream_out_of_window),
             (&mut self.stream_rst_ignored, o.stream_rst_ignored),
+            (&mut self.stream_bad_checksum, o.stream_bad_checksum),
             (&mut self.stream_memcap_refused, o.stream_memcap_refused),
             (&mut self.findings_overflow, o.findings_overflow),
             (&mut self.eve_dropped, o.eve_dropped),
@@ -435,6 +439,7 @@ impl Report for FlowReport<'_> {
 struct StreamPolicy {
     overlap: OverlapPolicy,
     block_conflict: bool,
+    verify_checksums: bool,
 }
 
 impl StreamPolicy {
@@ -539,6 +544,7 @@ impl Engine {
                 stream_policy: StreamPolicy {
                     overlap: config.overlap_policy,
                     block_conflict: config.block_overlap_conflict,
+                    verify_checksums: config.verify_checksums,
                 },
                 flow_records: config.flow_records,
                 inspect: InspectConfig {
@@ -741,7 +747,9 @@ fn track_tcp(
     };
     let flow = flows.get_mut(idx);
     if let Some(prior) = before_rst {
-        if prior != TcpState::Reset && core.rst_out_of_window(flow, dir, p.seq) {
+        let bad_checksum =
+            core.stream_policy.verify_checksums && wire::tcp_checksum_ok(p) == Some(false);
+        if prior != TcpState::Reset && (bad_checksum || core.rst_out_of_window(flow, dir, p.seq)) {
             flow.state = prior;
             core.sink.counters.stream_rst_ignored += 1;
             core.refile = true;
@@ -946,6 +954,12 @@ impl Core {
 
     /// Feeds a data segment to the flow's stream and inspects whatever became readable.
     fn inspect(&mut self, flow: &mut Flow, dir: Dir, p: &TcpPacket<'_>, frame: &Frame<'_>) {
+        // A segment the receiver drops must not change what is inspected: otherwise a
+        // bad-checksum copy shows the inspector one stream and the receiver another.
+        if self.stream_policy.verify_checksums && wire::tcp_checksum_ok(p) == Some(false) {
+            self.sink.counters.stream_bad_checksum += 1;
+            return;
+        }
         let Some(slot) = self.slot_for(flow) else {
             return;
         };

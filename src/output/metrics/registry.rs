@@ -463,6 +463,7 @@ fn worker_families(out: &mut Families, t: &WorkerTotals, polling: bool, depth: u
         ("too_many_gaps", c.stream_too_many_gaps),
         ("out_of_window", c.stream_out_of_window),
         ("rst_ignored", c.stream_rst_ignored),
+        ("bad_checksum", c.stream_bad_checksum),
     ] {
         out.counter(
             "unmask_stream_events_total",
