@@ -58,6 +58,8 @@ pub struct Config {
     pub flow: FlowConfig,
     pub stream: StreamConfig,
     pub proto: ProtoConfig,
+    pub decode: crate::wire::DecodeConfig,
+    pub defrag: crate::flow::defrag::DefragConfig,
     pub detect: DetectConfig,
     pub output: OutputConfig,
     pub live: LiveConfig,
@@ -145,6 +147,25 @@ impl FlowConfig {
 pub struct StreamConfig {
     pub depth: u32,
     pub memcap: u64,
+    /// Which copy of overlapping TCP bytes is inspected.
+    pub overlap_policy: crate::flow::OverlapPolicy,
+    /// In block mode, a conflicting TCP overlap (tcp_overlap_conflict) blocks the flow.
+    pub block_overlap_conflict: bool,
+    /// Whether segments whose TCP checksum is wrong are left out of inspection.
+    pub checksum_validation: ChecksumValidation,
+}
+
+/// `stream.checksum_validation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChecksumValidation {
+    /// Live: yes (frames come off the wire with their real checksums). Replay: no (captures
+    /// taken on a host with checksum offload, or on loopback, carry unfinished checksums on
+    /// every packet the host sent).
+    #[default]
+    Auto,
+    Yes,
+    No,
 }
 
 impl Default for StreamConfig {
@@ -152,6 +173,9 @@ impl Default for StreamConfig {
         StreamConfig {
             depth: 16 * 1024,
             memcap: 256 * 1024 * 1024,
+            overlap_policy: crate::flow::OverlapPolicy::First,
+            block_overlap_conflict: true,
+            checksum_validation: ChecksumValidation::Auto,
         }
     }
 }
@@ -582,10 +606,16 @@ impl Config {
             table: self.flow.table(),
             stream_depth: self.stream.depth as usize,
             stream_memcap: self.stream.memcap as usize,
+            overlap_policy: self.stream.overlap_policy,
+            block_overlap_conflict: self.stream.block_overlap_conflict,
+            // `Auto` is settled by the caller that knows whether frames come from a capture.
+            verify_checksums: self.stream.checksum_validation != ChecksumValidation::No,
             flow_records: self.output.flow_records,
             unknown_after: self.proto.unknown_after_bytes as usize,
             mode: self.verdict.mode,
             detect: self.detect.clone(),
+            decode: self.decode,
+            defrag: self.defrag,
         }
     }
 
@@ -704,6 +734,37 @@ impl Config {
             16,
             s.depth as u64,
         )?;
+
+        in_range(
+            path,
+            "decode.tunnel_depth",
+            self.decode.tunnel_depth as u64,
+            0,
+            crate::wire::MAX_TUNNEL_DEPTH as u64,
+        )?;
+        let d = &self.defrag;
+        in_range(
+            path,
+            "defrag.max_datagrams",
+            d.max_datagrams as u64,
+            1,
+            65_536,
+        )?;
+        in_range(
+            path,
+            "defrag.max_fragments",
+            d.max_fragments as u64,
+            2,
+            8_192,
+        )?;
+        in_range(
+            path,
+            "defrag.max_datagram_bytes",
+            d.max_datagram_bytes as u64,
+            576,
+            65_535,
+        )?;
+        in_range(path, "defrag.timeout_secs", d.timeout_secs as u64, 1, 600)?;
 
         let pp = &self.detect.protocol_port;
         in_range(

@@ -5,7 +5,12 @@
 //!
 //! [`parse_frame`] is the entry point for frames from a [`crate::capture::PacketSource`]: it knows
 //! the original length, so a capture cut (snaplen) is told apart from a length field that lies.
-//! Tunnels (GRE, IP-in-IP, GTP-U, VXLAN) are not opened: their outer protocol is what counts.
+//!
+//! Tunnels are opened up to a bounded depth ([`decode_frame`]): GRE (with transparent Ethernet,
+//! ERSPAN I/II/III and MPLS inside), IPv4/IPv6 in IPv4/IPv6, VXLAN (UDP 4789), Geneve (6081),
+//! GTP-U (2152) and MPLS label stacks. The packet returned is the innermost one; the
+//! [`TunnelPath`] beside it says what carried it. An attacker who nests one tunnel more than the
+//! limit gets a counted [`OtherKind::TunnelTooDeep`], never an inspected-looking outer packet.
 
 use etherparse::{
     Ethernet2HeaderSlice, IpAuthHeaderSlice, Ipv4HeaderSlice, Ipv6FragmentHeaderSlice,
@@ -91,6 +96,8 @@ pub struct TcpPacket<'a> {
     pub vlan: Option<u16>,
     /// Segment length from the IP header (what the sequence space advances by, minus SYN/FIN).
     pub segment_len: u32,
+    /// The TCP header as on the wire, options included (for the checksum).
+    pub header: &'a [u8],
     /// The payload bytes present in the frame (shorter than `segment_len` when truncated).
     pub payload: &'a [u8],
     pub anomalies: WireAnomalies,
@@ -102,16 +109,18 @@ pub enum OtherKind {
     Udp,
     Icmp,
     Arp,
-    /// An IPv4 or IPv6 fragment (counted, not reassembled).
+    /// An IPv4 or IPv6 fragment (reassembled by the engine when `defrag.enabled`).
     Fragment,
     /// Another IP protocol number.
     OtherIp(u8),
     /// Another EtherType.
     OtherEther(u16),
+    /// Tunnels nested deeper than the configured decapsulation depth.
+    TunnelTooDeep,
 }
 
 impl OtherKind {
-    pub const COUNT: usize = 6;
+    pub const COUNT: usize = 7;
 
     /// Dense index for per-kind counter arrays.
     pub fn index(self) -> usize {
@@ -122,11 +131,191 @@ impl OtherKind {
             OtherKind::Fragment => 3,
             OtherKind::OtherIp(_) => 4,
             OtherKind::OtherEther(_) => 5,
+            OtherKind::TunnelTooDeep => 6,
         }
     }
 
-    pub const NAMES: [&'static str; Self::COUNT] =
-        ["udp", "icmp", "arp", "fragment", "other_ip", "other_ether"];
+    pub const NAMES: [&'static str; Self::COUNT] = [
+        "udp",
+        "icmp",
+        "arp",
+        "fragment",
+        "other_ip",
+        "other_ether",
+        "tunnel_too_deep",
+    ];
+}
+
+/// An encapsulation [`decode_frame`] opens. Values are stable (stored in flows as `u8`, 0 = none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum TunnelKind {
+    /// GRE carrying IP, Ethernet (transparent bridging) or MPLS.
+    Gre = 1,
+    /// ERSPAN type I, II or III (mirrored Ethernet frames over GRE).
+    Erspan = 2,
+    /// IPv4 inside IPv4 or IPv6 (IP protocol 4).
+    Ipv4InIp = 3,
+    /// IPv6 inside IPv4 (6in4, 6to4) or IPv6 (IP protocol 41).
+    Ipv6InIp = 4,
+    /// VXLAN, UDP destination port 4789.
+    Vxlan = 5,
+    /// Geneve, UDP destination port 6081.
+    Geneve = 6,
+    /// GTP-U G-PDU, UDP port 2152.
+    GtpU = 7,
+    /// An MPLS label stack (EtherType 0x8847, or inside GRE) with IP under it.
+    Mpls = 8,
+}
+
+impl TunnelKind {
+    pub const COUNT: usize = 8;
+    pub const ALL: [TunnelKind; Self::COUNT] = [
+        TunnelKind::Gre,
+        TunnelKind::Erspan,
+        TunnelKind::Ipv4InIp,
+        TunnelKind::Ipv6InIp,
+        TunnelKind::Vxlan,
+        TunnelKind::Geneve,
+        TunnelKind::GtpU,
+        TunnelKind::Mpls,
+    ];
+    /// Counter labels and EVE names, by [`TunnelKind::index`].
+    pub const NAMES: [&'static str; Self::COUNT] = [
+        "gre",
+        "erspan",
+        "ipv4_in_ip",
+        "ipv6_in_ip",
+        "vxlan",
+        "geneve",
+        "gtp_u",
+        "mpls",
+    ];
+
+    /// Dense index for per-kind counter arrays.
+    pub fn index(self) -> usize {
+        self as usize - 1
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self.index()]
+    }
+
+    /// The kind stored as `v`; `None` for 0 and unknown values.
+    pub fn from_u8(v: u8) -> Option<TunnelKind> {
+        Self::ALL.get(usize::from(v).checked_sub(1)?).copied()
+    }
+}
+
+/// The largest decapsulation depth a config may ask for.
+pub const MAX_TUNNEL_DEPTH: usize = 8;
+/// Decapsulation depth when none is configured: deeper nesting than this is not seen on real
+/// links (GTP inside VXLAN inside MPLS is three).
+pub const DEFAULT_TUNNEL_DEPTH: u8 = 4;
+
+/// How frames are decoded (`[decode]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecodeConfig {
+    /// Nested tunnels opened at most; 0 leaves tunnels closed (their outer packet counts).
+    pub tunnel_depth: u8,
+    /// In block mode, drop frames nested deeper than `tunnel_depth` instead of forwarding them
+    /// uninspected (one more tunnel layer would otherwise be a way past inspection).
+    pub drop_too_deep: bool,
+}
+
+impl Default for DecodeConfig {
+    fn default() -> Self {
+        DecodeConfig {
+            tunnel_depth: DEFAULT_TUNNEL_DEPTH,
+            drop_too_deep: true,
+        }
+    }
+}
+
+/// The tunnels opened to reach a packet, outermost first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TunnelPath {
+    kinds: [u8; MAX_TUNNEL_DEPTH],
+    depth: u8,
+}
+
+impl TunnelPath {
+    pub fn depth(&self) -> usize {
+        usize::from(self.depth)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.depth == 0
+    }
+
+    /// The kinds opened, outermost first.
+    pub fn kinds(&self) -> impl Iterator<Item = TunnelKind> + '_ {
+        self.kinds[..self.depth().min(MAX_TUNNEL_DEPTH)]
+            .iter()
+            .filter_map(|&k| TunnelKind::from_u8(k))
+    }
+
+    /// The first `N` kinds as stored values (0 past the end), for a fixed-size flow field.
+    pub fn packed<const N: usize>(&self) -> [u8; N] {
+        let mut out = [0u8; N];
+        for (o, k) in out
+            .iter_mut()
+            .zip(&self.kinds[..self.depth().min(MAX_TUNNEL_DEPTH)])
+        {
+            *o = *k;
+        }
+        out
+    }
+
+    /// This path followed by `inner` (tunnels found inside a reassembled datagram), cut at
+    /// [`MAX_TUNNEL_DEPTH`].
+    pub fn then(&self, inner: &TunnelPath) -> TunnelPath {
+        let mut out = *self;
+        for k in inner.kinds() {
+            out.push(k);
+        }
+        out
+    }
+
+    fn push(&mut self, kind: TunnelKind) {
+        let at = self.depth();
+        if let Some(slot) = self.kinds.get_mut(at) {
+            *slot = kind as u8;
+            self.depth += 1;
+        }
+    }
+}
+
+/// A parse and the tunnels opened on the way to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decoded<'a> {
+    pub parsed: Parsed<'a>,
+    pub tunnels: TunnelPath,
+    /// Set when `parsed` is [`OtherKind::Fragment`]: the fragment, for reassembly.
+    pub fragment: Option<IpFragment<'a>>,
+}
+
+/// One IPv4 or IPv6 fragment (not an atomic one), checked and sliced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpFragment<'a> {
+    pub family: Family,
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    /// IPv4 identification (16 bits) or IPv6 fragment identification.
+    pub id: u32,
+    /// The protocol of the reassembled payload (IPv4 protocol, IPv6 fragment next header).
+    pub proto: u8,
+    /// Byte offset of `data` in the reassembled payload.
+    pub offset: u32,
+    /// More fragments follow (MF / M flag).
+    pub more: bool,
+    pub ttl: u8,
+    pub vlan: Option<u16>,
+    /// The fragment's bytes as captured.
+    pub data: &'a [u8],
+    /// False when the capture cut the fragment: it cannot be reassembled.
+    pub whole: bool,
 }
 
 /// Why a frame could not be parsed. Each is a counter label; none is an error of the engine.
@@ -148,10 +337,12 @@ pub enum Malformed {
     BadTcpHeader,
     /// Link-layer says IP but the version nibble disagrees.
     BadIpVersion,
+    /// A tunnel header (GRE, ERSPAN, VXLAN, Geneve, GTP-U, MPLS) cut short or inconsistent.
+    BadTunnel,
 }
 
 impl Malformed {
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 9;
 
     pub fn index(self) -> usize {
         self as usize
@@ -170,6 +361,7 @@ impl Malformed {
         "bad_ipv6_extension",
         "bad_tcp_header",
         "bad_ip_version",
+        "bad_tunnel",
     ];
 }
 
@@ -192,6 +384,21 @@ const ETHERTYPE_QINQ: u16 = 0x88a8;
 const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
 /// A service tag plus a customer tag; anything deeper is not something we expect on a link.
 const MAX_VLAN_TAGS: usize = 2;
+/// MPLS unicast (RFC 3032).
+const ETHERTYPE_MPLS: u16 = 0x8847;
+/// Transparent Ethernet bridging: an Ethernet frame inside GRE or Geneve.
+const ETHERTYPE_TEB: u16 = 0x6558;
+/// ERSPAN type I and II inside GRE (type I has no sequence number and no ERSPAN header).
+const ETHERTYPE_ERSPAN_2: u16 = 0x88be;
+/// ERSPAN type III inside GRE.
+const ETHERTYPE_ERSPAN_3: u16 = 0x22eb;
+/// Labels beyond this are a loop or an attack, not a label stack (real stacks are 2 to 5 deep).
+const MAX_MPLS_LABELS: usize = 16;
+/// GTP-U extension headers beyond this are not a real G-PDU.
+const MAX_GTP_EXTENSIONS: usize = 8;
+const UDP_PORT_VXLAN: u16 = 4789;
+const UDP_PORT_GENEVE: u16 = 6081;
+const UDP_PORT_GTP_U: u16 = 2152;
 
 const LINUX_SLL_LEN: usize = 16;
 const LINUX_SLL2_LEN: usize = 20;
@@ -204,7 +411,10 @@ const AF_INET6: [u32; 4] = [10, 24, 28, 30];
 
 const IPPROTO_HOPOPTS: u8 = 0;
 const IPPROTO_ICMP: u8 = 1;
+const IPPROTO_IPIP: u8 = 4;
 const IPPROTO_TCP: u8 = 6;
+const IPPROTO_IPV6: u8 = 41;
+const IPPROTO_GRE: u8 = 47;
 const IPPROTO_UDP: u8 = 17;
 const IPPROTO_ROUTING: u8 = 43;
 const IPPROTO_FRAGMENT: u8 = 44;
@@ -237,26 +447,39 @@ impl Cut {
     }
 }
 
-/// Parses one frame of the given link type. Never panics, never allocates.
+/// Parses one frame of the given link type, opening tunnels up to [`DEFAULT_TUNNEL_DEPTH`].
+/// Never panics, never allocates.
 ///
 /// Without the original length, an IP length that points past the end of `data` is taken as a
 /// capture cut (snaplen): the segment is still returned, with
 /// [`WireAnomalies::TRUNCATED_PAYLOAD`]. Use [`parse_frame`] (or [`parse_captured`]) when the
 /// original length is known, so that a lying length field is told apart from a short capture.
 pub fn parse(data: &[u8], link: LinkType) -> Parsed<'_> {
-    parse_with(data, link, Cut::Unknown)
+    parse_with(data, link, Cut::Unknown, DEFAULT_TUNNEL_DEPTH).parsed
 }
 
 /// Parses a frame whose original (on the wire) length is `wire_len`; `data` may be shorter when
 /// the capture cut it. An IP length reaching further than `wire_len` is malformed.
 pub fn parse_captured(data: &[u8], wire_len: u32, link: LinkType) -> Parsed<'_> {
-    let wire_len = usize::try_from(wire_len).unwrap_or(usize::MAX);
-    parse_with(data, link, Cut::Exact(wire_len.saturating_sub(data.len())))
+    decode_captured(data, wire_len, link, DEFAULT_TUNNEL_DEPTH).parsed
 }
 
 /// [`parse_captured`] over a source's frame.
 pub fn parse_frame<'a>(frame: &Frame<'a>) -> Parsed<'a> {
     parse_captured(frame.data, frame.wire_len, frame.link)
+}
+
+/// [`parse_captured`] opening at most `max_depth` nested tunnels (0: none, the outer packet is
+/// what counts), and saying which it opened.
+pub fn decode_captured(data: &[u8], wire_len: u32, link: LinkType, max_depth: u8) -> Decoded<'_> {
+    let wire_len = usize::try_from(wire_len).unwrap_or(usize::MAX);
+    let cut = Cut::Exact(wire_len.saturating_sub(data.len()));
+    parse_with(data, link, cut, max_depth)
+}
+
+/// [`decode_captured`] over a source's frame.
+pub fn decode_frame<'a>(frame: &Frame<'a>, max_depth: u8) -> Decoded<'a> {
+    decode_captured(frame.data, frame.wire_len, frame.link, max_depth)
 }
 
 /// Which network layer the link layer announced.
@@ -277,19 +500,80 @@ struct L3<'a> {
     /// The link pads short frames (Ethernet and the cooked captures of it).
     padded: bool,
     cut: Cut,
+    /// An MPLS label stack was stripped to reach these bytes.
+    mpls: bool,
 }
 
-fn parse_with(data: &[u8], link: LinkType, cut: Cut) -> Parsed<'_> {
-    let l3 = match link_layer(data, link, cut) {
-        Ok(l3) => l3,
-        Err(done) => return done,
+/// What one network layer leads to.
+enum Step<'a> {
+    Done(Parsed<'a>),
+    Fragment(IpFragment<'a>),
+    /// A tunnel: the inner layer (or why it cannot be reached), and what the outer packet is
+    /// when tunnels are not opened.
+    Tunnel {
+        kind: TunnelKind,
+        inner: Result<L3<'a>, Parsed<'a>>,
+        outer: OtherKind,
+    },
+}
+
+fn parse_with(data: &[u8], link: LinkType, cut: Cut, max_depth: u8) -> Decoded<'_> {
+    let mut tunnels = TunnelPath::default();
+    let done = |parsed, tunnels| Decoded {
+        parsed,
+        tunnels,
+        fragment: None,
     };
+    let mut l3 = match link_layer(data, link, cut) {
+        Ok(l3) => l3,
+        Err(parsed) => return done(parsed, tunnels),
+    };
+    // Every pass either returns or pushes one tunnel, and the depth is capped: the loop is
+    // bounded by `max_depth` (itself at most MAX_TUNNEL_DEPTH) plus one.
+    loop {
+        let step = if l3.mpls {
+            l3.mpls = false;
+            Step::Tunnel {
+                kind: TunnelKind::Mpls,
+                inner: Ok(l3),
+                outer: OtherKind::OtherEther(ETHERTYPE_MPLS),
+            }
+        } else {
+            network_layer(l3)
+        };
+        match step {
+            Step::Done(parsed) => return done(parsed, tunnels),
+            Step::Fragment(f) => {
+                return Decoded {
+                    parsed: Parsed::Other(OtherKind::Fragment),
+                    tunnels,
+                    fragment: Some(f),
+                }
+            }
+            Step::Tunnel { kind, inner, outer } => {
+                if max_depth == 0 {
+                    return done(Parsed::Other(outer), tunnels);
+                }
+                if tunnels.depth() >= usize::from(max_depth).min(MAX_TUNNEL_DEPTH) {
+                    return done(Parsed::Other(OtherKind::TunnelTooDeep), tunnels);
+                }
+                tunnels.push(kind);
+                match inner {
+                    Ok(next) => l3 = next,
+                    Err(parsed) => return done(parsed, tunnels),
+                }
+            }
+        }
+    }
+}
+
+fn network_layer(l3: L3<'_>) -> Step<'_> {
     let net = match l3.net {
         Net::AnyIp => match l3.bytes.first().map(|b| b >> 4) {
             Some(4) => Net::V4,
             Some(6) => Net::V6,
-            Some(_) => return Parsed::Malformed(Malformed::BadIpVersion),
-            None => return Parsed::Malformed(Malformed::TruncatedLink),
+            Some(_) => return Step::Done(Parsed::Malformed(Malformed::BadIpVersion)),
+            None => return Step::Done(Parsed::Malformed(Malformed::TruncatedLink)),
         },
         net => net,
     };
@@ -308,24 +592,25 @@ fn link_layer(data: &[u8], link: LinkType, cut: Cut) -> Result<L3<'_>, Parsed<'_
         vlan: None,
         padded: false,
         cut,
+        mpls: false,
     };
     match link {
         LinkType::Ethernet => {
             let eth = Ethernet2HeaderSlice::from_slice(data).map_err(|_| truncated)?;
             let rest = data.get(eth.slice().len()..).unwrap_or_default();
-            ethertype_chain(eth.ether_type().0, rest, cut)
+            ethertype_chain(eth.ether_type().0, rest, cut, None)
         }
         LinkType::LinuxSll => {
             // Parsed by hand: etherparse's SLL slice rejects hardware types (loopback, tun,
             // PPP) that real "any"-interface captures contain.
             let proto = be16_at(data, 14).ok_or(truncated)?;
             let rest = data.get(LINUX_SLL_LEN..).ok_or(truncated)?;
-            ethertype_chain(proto, rest, cut)
+            ethertype_chain(proto, rest, cut, None)
         }
         LinkType::LinuxSll2 => {
             let rest = data.get(LINUX_SLL2_LEN..).ok_or(truncated)?;
             let proto = be16_at(data, 0).ok_or(truncated)?;
-            ethertype_chain(proto, rest, cut)
+            ethertype_chain(proto, rest, cut, None)
         }
         LinkType::RawIp => {
             if data.is_empty() {
@@ -371,11 +656,17 @@ fn link_layer(data: &[u8], link: LinkType, cut: Cut) -> Result<L3<'_>, Parsed<'_
     }
 }
 
-/// Follows an EtherType through up to two VLAN tags to the network layer.
-fn ethertype_chain(ethertype: u16, bytes: &[u8], cut: Cut) -> Result<L3<'_>, Parsed<'_>> {
+/// Follows an EtherType through up to two VLAN tags (and an MPLS label stack) to the network
+/// layer. `vlan` is the id an outer layer already saw: the outermost one is kept.
+fn ethertype_chain(
+    ethertype: u16,
+    bytes: &[u8],
+    cut: Cut,
+    vlan: Option<u16>,
+) -> Result<L3<'_>, Parsed<'_>> {
     let mut ethertype = ethertype;
     let mut bytes = bytes;
-    let mut vlan = None;
+    let mut vlan = vlan;
     let mut tags = 0;
     while matches!(
         ethertype,
@@ -394,6 +685,12 @@ fn ethertype_chain(ethertype: u16, bytes: &[u8], cut: Cut) -> Result<L3<'_>, Par
     let net = match ethertype {
         ETHERTYPE_IPV4 => Net::V4,
         ETHERTYPE_IPV6 => Net::V6,
+        ETHERTYPE_MPLS => {
+            let mut l3 = mpls(bytes, cut)?;
+            l3.vlan = vlan;
+            l3.padded = true;
+            return Ok(l3);
+        }
         ETHERTYPE_ARP => return Err(Parsed::Other(OtherKind::Arp)),
         other => return Err(Parsed::Other(OtherKind::OtherEther(other))),
     };
@@ -403,7 +700,38 @@ fn ethertype_chain(ethertype: u16, bytes: &[u8], cut: Cut) -> Result<L3<'_>, Par
         vlan,
         padded: true,
         cut,
+        mpls: false,
     })
+}
+
+/// Strips an MPLS label stack down to the bottom-of-stack label; the payload is IP when its
+/// first nibble says so (RFC 4385: a pseudowire control word starts with 0000, and Ethernet
+/// pseudowires are not decoded).
+fn mpls(bytes: &[u8], cut: Cut) -> Result<L3<'_>, Parsed<'_>> {
+    let bad = Parsed::Malformed(Malformed::BadTunnel);
+    let mut at = 0usize;
+    for _ in 0..MAX_MPLS_LABELS {
+        let label = bytes.get(at..at + 4).ok_or(bad)?;
+        at += 4;
+        if label[2] & 0x01 != 0 {
+            let rest = bytes.get(at..).unwrap_or_default();
+            let net = match rest.first().map(|b| b >> 4) {
+                Some(4) => Net::V4,
+                Some(6) => Net::V6,
+                None => return Err(bad),
+                Some(_) => return Err(Parsed::Other(OtherKind::OtherEther(ETHERTYPE_MPLS))),
+            };
+            return Ok(L3 {
+                net,
+                bytes: rest,
+                vlan: None,
+                padded: false,
+                cut,
+                mpls: true,
+            });
+        }
+    }
+    Err(bad)
 }
 
 fn be16_at(data: &[u8], at: usize) -> Option<u16> {
@@ -452,14 +780,15 @@ struct IpInfo {
     anomalies: WireAnomalies,
 }
 
-fn ipv4(l3: L3<'_>) -> Parsed<'_> {
+fn ipv4(l3: L3<'_>) -> Step<'_> {
+    let done = Step::Done;
     match l3.bytes.first() {
-        None => return Parsed::Malformed(Malformed::BadIpv4Header),
-        Some(b) if b >> 4 != 4 => return Parsed::Malformed(Malformed::BadIpVersion),
+        None => return done(Parsed::Malformed(Malformed::BadIpv4Header)),
+        Some(b) if b >> 4 != 4 => return done(Parsed::Malformed(Malformed::BadIpVersion)),
         Some(_) => {}
     }
     let Ok(ip) = Ipv4HeaderSlice::from_slice(l3.bytes) else {
-        return Parsed::Malformed(Malformed::BadIpv4Header);
+        return done(Parsed::Malformed(Malformed::BadIpv4Header));
     };
     let header_len = ip.slice().len();
     let total = match usize::from(ip.total_len()) {
@@ -469,19 +798,35 @@ fn ipv4(l3: L3<'_>) -> Parsed<'_> {
         n => n,
     };
     if total < header_len {
-        return Parsed::Malformed(Malformed::BadIpv4Length);
+        return done(Parsed::Malformed(Malformed::BadIpv4Length));
     }
     let Some(extent) = extent(&l3, total) else {
-        return Parsed::Malformed(Malformed::BadIpv4Length);
+        return done(Parsed::Malformed(Malformed::BadIpv4Length));
     };
+    let segment = l3.bytes.get(header_len..extent.present).unwrap_or_default();
     if ip.is_fragmenting_payload() {
-        return Parsed::Other(OtherKind::Fragment);
+        let mut src = [0u8; 16];
+        let mut dst = [0u8; 16];
+        src[..4].copy_from_slice(&ip.source());
+        dst[..4].copy_from_slice(&ip.destination());
+        return Step::Fragment(IpFragment {
+            family: Family::V4,
+            src,
+            dst,
+            id: u32::from(ip.identification()),
+            proto: ip.protocol().0,
+            offset: u32::from(ip.fragments_offset().value()) * 8,
+            more: ip.more_fragments(),
+            ttl: ip.ttl(),
+            vlan: l3.vlan,
+            data: segment,
+            whole: extent.present == total,
+        });
     }
     match ip.protocol().0 {
         IPPROTO_TCP => {}
-        IPPROTO_UDP => return Parsed::Other(OtherKind::Udp),
-        IPPROTO_ICMP => return Parsed::Other(OtherKind::Icmp),
-        other => return Parsed::Other(OtherKind::OtherIp(other)),
+        IPPROTO_ICMP => return done(Parsed::Other(OtherKind::Icmp)),
+        other => return transport(other, segment, inner_cut(&l3, total, extent), l3.vlan),
     }
     let mut src = [0u8; 16];
     let mut dst = [0u8; 16];
@@ -495,8 +840,214 @@ fn ipv4(l3: L3<'_>) -> Parsed<'_> {
         vlan: l3.vlan,
         anomalies: trailing_anomaly(extent),
     };
-    let segment = l3.bytes.get(header_len..extent.present).unwrap_or_default();
-    tcp(segment, total - header_len, info)
+    done(tcp(segment, total - header_len, info))
+}
+
+/// What the capture left out of a datagram's payload, for a layer inside it.
+fn inner_cut(l3: &L3<'_>, claimed: usize, extent: Extent) -> Cut {
+    match l3.cut {
+        Cut::Exact(_) => Cut::Exact(claimed.saturating_sub(extent.present)),
+        Cut::Unknown => Cut::Unknown,
+    }
+}
+
+/// A non-TCP transport: a tunnel to open, or another kind of traffic.
+fn transport(proto: u8, payload: &[u8], cut: Cut, vlan: Option<u16>) -> Step<'_> {
+    let outer = OtherKind::OtherIp(proto);
+    let tunnel = |kind, inner| Step::Tunnel { kind, inner, outer };
+    match proto {
+        IPPROTO_UDP => udp(payload, cut, vlan),
+        IPPROTO_IPIP => tunnel(
+            TunnelKind::Ipv4InIp,
+            Ok(inner_ip(Net::V4, payload, cut, vlan)),
+        ),
+        IPPROTO_IPV6 => tunnel(
+            TunnelKind::Ipv6InIp,
+            Ok(inner_ip(Net::V6, payload, cut, vlan)),
+        ),
+        IPPROTO_GRE => gre(payload, cut, vlan),
+        _ => Step::Done(Parsed::Other(outer)),
+    }
+}
+
+fn inner_ip(net: Net, bytes: &[u8], cut: Cut, vlan: Option<u16>) -> L3<'_> {
+    L3 {
+        net,
+        bytes,
+        vlan,
+        padded: false,
+        cut,
+        mpls: false,
+    }
+}
+
+const BAD_TUNNEL: Parsed<'static> = Parsed::Malformed(Malformed::BadTunnel);
+
+/// An Ethernet frame carried by a tunnel (VXLAN, Geneve, GRE bridging, ERSPAN).
+fn inner_ethernet(bytes: &[u8], cut: Cut, vlan: Option<u16>) -> Result<L3<'_>, Parsed<'_>> {
+    let eth = Ethernet2HeaderSlice::from_slice(bytes).map_err(|_| BAD_TUNNEL)?;
+    let rest = bytes.get(eth.slice().len()..).unwrap_or_default();
+    ethertype_chain(eth.ether_type().0, rest, cut, vlan)
+}
+
+fn gre(payload: &[u8], cut: Cut, vlan: Option<u16>) -> Step<'_> {
+    let outer = OtherKind::OtherIp(IPPROTO_GRE);
+    let (Some(flags), Some(proto)) = (be16_at(payload, 0), be16_at(payload, 2)) else {
+        return Step::Done(BAD_TUNNEL);
+    };
+    // Version 1 is PPTP's enhanced GRE (PPP inside) and the routing bit is obsolete (RFC
+    // 2784): neither carries what a receiver here would take as IP.
+    if flags & 0x0007 != 0 || flags & 0x4000 != 0 {
+        return Step::Done(Parsed::Other(outer));
+    }
+    let has_seq = flags & 0x1000 != 0;
+    let header_len = 4
+        + 4 * usize::from(flags & 0x8000 != 0)
+        + 4 * usize::from(flags & 0x2000 != 0)
+        + 4 * usize::from(has_seq);
+    let Some(body) = payload.get(header_len..) else {
+        return Step::Done(BAD_TUNNEL);
+    };
+    let (kind, inner) = match proto {
+        ETHERTYPE_IPV4 => (TunnelKind::Gre, Ok(inner_ip(Net::V4, body, cut, vlan))),
+        ETHERTYPE_IPV6 => (TunnelKind::Gre, Ok(inner_ip(Net::V6, body, cut, vlan))),
+        ETHERTYPE_TEB => (TunnelKind::Gre, inner_ethernet(body, cut, vlan)),
+        ETHERTYPE_MPLS => (
+            TunnelKind::Gre,
+            mpls(body, cut).map(|mut l3| {
+                l3.vlan = vlan;
+                l3
+            }),
+        ),
+        // Type II carries an 8-byte ERSPAN header and sets the GRE sequence bit; type I has
+        // neither.
+        ETHERTYPE_ERSPAN_2 => {
+            let skip = if has_seq { 8 } else { 0 };
+            let inner = body
+                .get(skip..)
+                .ok_or(BAD_TUNNEL)
+                .and_then(|f| inner_ethernet(f, cut, vlan));
+            (TunnelKind::Erspan, inner)
+        }
+        // Type III: a 12-byte header, plus an 8-byte platform subheader when its O bit is set.
+        ETHERTYPE_ERSPAN_3 => {
+            let inner = body.get(11).ok_or(BAD_TUNNEL).and_then(|o| {
+                let skip = if o & 0x01 != 0 { 20 } else { 12 };
+                let frame = body.get(skip..).ok_or(BAD_TUNNEL)?;
+                inner_ethernet(frame, cut, vlan)
+            });
+            (TunnelKind::Erspan, inner)
+        }
+        _ => return Step::Done(Parsed::Other(outer)),
+    };
+    Step::Tunnel { kind, inner, outer }
+}
+
+fn udp(payload: &[u8], cut: Cut, vlan: Option<u16>) -> Step<'_> {
+    let outer = OtherKind::Udp;
+    let (Some(sport), Some(dport), Some(len)) = (
+        be16_at(payload, 0),
+        be16_at(payload, 2),
+        be16_at(payload, 4),
+    ) else {
+        return Step::Done(Parsed::Other(outer));
+    };
+    let end = match usize::from(len) {
+        n if n >= 8 && n <= payload.len() => n,
+        _ => payload.len(),
+    };
+    let body = payload.get(8..end).unwrap_or_default();
+    let (kind, inner) = match (sport, dport) {
+        (_, UDP_PORT_VXLAN) => (TunnelKind::Vxlan, vxlan(body, cut, vlan)),
+        (_, UDP_PORT_GENEVE) => (TunnelKind::Geneve, geneve(body, cut, vlan)),
+        (UDP_PORT_GTP_U, _) | (_, UDP_PORT_GTP_U) => (TunnelKind::GtpU, gtp_u(body, cut, vlan)),
+        _ => return Step::Done(Parsed::Other(outer)),
+    };
+    match inner {
+        // Not an encapsulation after all (a GTP echo, a VXLAN header without its I flag): the
+        // datagram is plain UDP.
+        None => Step::Done(Parsed::Other(outer)),
+        Some(inner) => Step::Tunnel { kind, inner, outer },
+    }
+}
+
+/// `None`: not a VXLAN data packet (the I flag, which receivers require, is clear).
+fn vxlan(body: &[u8], cut: Cut, vlan: Option<u16>) -> Option<Result<L3<'_>, Parsed<'_>>> {
+    let Some(frame) = body.get(8..) else {
+        return Some(Err(BAD_TUNNEL));
+    };
+    if body.first()? & 0x08 == 0 {
+        return None;
+    }
+    Some(inner_ethernet(frame, cut, vlan))
+}
+
+/// `None`: a Geneve version or protocol type not decoded here.
+fn geneve(body: &[u8], cut: Cut, vlan: Option<u16>) -> Option<Result<L3<'_>, Parsed<'_>>> {
+    let (Some(&first), Some(proto)) = (body.first(), be16_at(body, 2)) else {
+        return Some(Err(BAD_TUNNEL));
+    };
+    if first >> 6 != 0 {
+        return None;
+    }
+    let options = usize::from(first & 0x3f) * 4;
+    let Some(inner) = body.get(8 + options..) else {
+        return Some(Err(BAD_TUNNEL));
+    };
+    match proto {
+        ETHERTYPE_TEB => Some(inner_ethernet(inner, cut, vlan)),
+        ETHERTYPE_IPV4 => Some(Ok(inner_ip(Net::V4, inner, cut, vlan))),
+        ETHERTYPE_IPV6 => Some(Ok(inner_ip(Net::V6, inner, cut, vlan))),
+        _ => None,
+    }
+}
+
+/// `None`: not a GTPv1-U G-PDU carrying IP (echo, error indication, GTP', PPP PDUs).
+fn gtp_u(body: &[u8], cut: Cut, vlan: Option<u16>) -> Option<Result<L3<'_>, Parsed<'_>>> {
+    let (&flags, &msg_type) = (body.first()?, body.get(1)?);
+    // Version 1 and protocol type 1 (GTP, not GTP'); message type 255 is the G-PDU.
+    if flags >> 5 != 1 || flags & 0x10 == 0 || msg_type != 0xff {
+        return None;
+    }
+    let Some(len) = be16_at(body, 2) else {
+        return Some(Err(BAD_TUNNEL));
+    };
+    let mut at = 8usize;
+    // Any of E, S, PN adds the 4-byte sequence / N-PDU / next-extension word.
+    if flags & 0x07 != 0 {
+        let Some(&first_ext) = body.get(11) else {
+            return Some(Err(BAD_TUNNEL));
+        };
+        at = 12;
+        let mut next = if flags & 0x04 != 0 { first_ext } else { 0 };
+        let mut extensions = 0;
+        while next != 0 {
+            extensions += 1;
+            // Each extension is a multiple of 4 bytes, its length in 4-byte units first and
+            // the next type last.
+            let units = body.get(at).copied().unwrap_or(0);
+            if units == 0 || extensions > MAX_GTP_EXTENSIONS {
+                return Some(Err(BAD_TUNNEL));
+            }
+            let ext_len = usize::from(units) * 4;
+            let Some(&n) = body.get(at + ext_len - 1) else {
+                return Some(Err(BAD_TUNNEL));
+            };
+            next = n;
+            at += ext_len;
+        }
+    }
+    // The length counts everything after the mandatory 8 bytes.
+    let end = (8 + usize::from(len)).min(body.len());
+    let Some(pdu) = body.get(at..end) else {
+        return Some(Err(BAD_TUNNEL));
+    };
+    match pdu.first().map(|b| b >> 4) {
+        Some(4) => Some(Ok(inner_ip(Net::V4, pdu, cut, vlan))),
+        Some(6) => Some(Ok(inner_ip(Net::V6, pdu, cut, vlan))),
+        None => Some(Err(BAD_TUNNEL)),
+        Some(_) => None,
+    }
 }
 
 fn trailing_anomaly(extent: Extent) -> WireAnomalies {
@@ -507,14 +1058,15 @@ fn trailing_anomaly(extent: Extent) -> WireAnomalies {
     }
 }
 
-fn ipv6(l3: L3<'_>) -> Parsed<'_> {
+fn ipv6(l3: L3<'_>) -> Step<'_> {
+    let done = Step::Done;
     match l3.bytes.first() {
-        None => return Parsed::Malformed(Malformed::BadIpv6Header),
-        Some(b) if b >> 4 != 6 => return Parsed::Malformed(Malformed::BadIpVersion),
+        None => return done(Parsed::Malformed(Malformed::BadIpv6Header)),
+        Some(b) if b >> 4 != 6 => return done(Parsed::Malformed(Malformed::BadIpVersion)),
         Some(_) => {}
     }
     let Ok(ip) = Ipv6HeaderSlice::from_slice(l3.bytes) else {
-        return Parsed::Malformed(Malformed::BadIpv6Header);
+        return done(Parsed::Malformed(Malformed::BadIpv6Header));
     };
     let mut next = ip.next_header().0;
     let total = match usize::from(ip.payload_length()) {
@@ -524,7 +1076,7 @@ fn ipv6(l3: L3<'_>) -> Parsed<'_> {
         n => IPV6_HEADER_LEN + n,
     };
     let Some(extent) = extent(&l3, total) else {
-        return Parsed::Malformed(Malformed::BadIpv6Header);
+        return done(Parsed::Malformed(Malformed::BadIpv6Header));
     };
     let datagram = l3.bytes.get(..extent.present).unwrap_or_default();
     let mut offset = IPV6_HEADER_LEN;
@@ -533,25 +1085,38 @@ fn ipv6(l3: L3<'_>) -> Parsed<'_> {
         let ext_len = match next {
             IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS => {
                 let Ok(ext) = Ipv6RawExtHeaderSlice::from_slice(rest) else {
-                    return Parsed::Malformed(Malformed::BadIpv6Extension);
+                    return done(Parsed::Malformed(Malformed::BadIpv6Extension));
                 };
                 next = ext.next_header().0;
                 ext.slice().len()
             }
             IPPROTO_AH => {
                 let Ok(ext) = IpAuthHeaderSlice::from_slice(rest) else {
-                    return Parsed::Malformed(Malformed::BadIpv6Extension);
+                    return done(Parsed::Malformed(Malformed::BadIpv6Extension));
                 };
                 next = ext.next_header().0;
                 ext.slice().len()
             }
             IPPROTO_FRAGMENT => {
                 let Ok(ext) = Ipv6FragmentHeaderSlice::from_slice(rest) else {
-                    return Parsed::Malformed(Malformed::BadIpv6Extension);
+                    return done(Parsed::Malformed(Malformed::BadIpv6Extension));
                 };
                 // An atomic fragment (offset 0, no more fragments; RFC 6946) is a whole packet.
                 if ext.is_fragmenting_payload() {
-                    return Parsed::Other(OtherKind::Fragment);
+                    let after = offset.saturating_add(ext.slice().len());
+                    return Step::Fragment(IpFragment {
+                        family: Family::V6,
+                        src: ip.source(),
+                        dst: ip.destination(),
+                        id: ext.identification(),
+                        proto: ext.next_header().0,
+                        offset: u32::from(ext.fragment_offset().value()) * 8,
+                        more: ext.more_fragments(),
+                        ttl: ip.hop_limit(),
+                        vlan: l3.vlan,
+                        data: datagram.get(after..).unwrap_or_default(),
+                        whole: extent.present == total,
+                    });
                 }
                 next = ext.next_header().0;
                 ext.slice().len()
@@ -561,11 +1126,11 @@ fn ipv6(l3: L3<'_>) -> Parsed<'_> {
         // Each header is at least 8 bytes, so the walk ends within len/8 steps.
         offset = offset.saturating_add(ext_len);
     }
+    let segment = datagram.get(offset..).unwrap_or_default();
     match next {
         IPPROTO_TCP => {}
-        IPPROTO_UDP => return Parsed::Other(OtherKind::Udp),
-        IPPROTO_ICMPV6 => return Parsed::Other(OtherKind::Icmp),
-        other => return Parsed::Other(OtherKind::OtherIp(other)),
+        IPPROTO_ICMPV6 => return done(Parsed::Other(OtherKind::Icmp)),
+        other => return transport(other, segment, inner_cut(&l3, total, extent), l3.vlan),
     }
     let info = IpInfo {
         family: Family::V6,
@@ -575,8 +1140,7 @@ fn ipv6(l3: L3<'_>) -> Parsed<'_> {
         vlan: l3.vlan,
         anomalies: trailing_anomaly(extent),
     };
-    let segment = datagram.get(offset..).unwrap_or_default();
-    tcp(segment, total.saturating_sub(offset), info)
+    done(tcp(segment, total.saturating_sub(offset), info))
 }
 
 /// `present` is the segment as captured, `claimed` its length according to the IP header.
@@ -610,9 +1174,56 @@ fn tcp(present: &[u8], claimed: usize, ip: IpInfo) -> Parsed<'_> {
         ttl: ip.ttl,
         vlan: ip.vlan,
         segment_len: u32::try_from(segment_len).unwrap_or(u32::MAX),
+        header: header.slice(),
         payload,
         anomalies: WireAnomalies(anomalies),
     })
+}
+
+/// Whether the segment's TCP checksum is right; `None` when it cannot be told (the capture cut
+/// the payload). A receiver drops a segment whose checksum is wrong, so an inspector that read
+/// it would read bytes the receiver never did (the insertion game).
+pub fn tcp_checksum_ok(p: &TcpPacket<'_>) -> Option<bool> {
+    if p.payload.len() as u64 != u64::from(p.segment_len) {
+        return None;
+    }
+    let len = p.header.len() + p.payload.len();
+    let mut sum: u64 = match p.family {
+        Family::V4 => ones_sum(&p.src[..4]) + ones_sum(&p.dst[..4]),
+        Family::V6 => ones_sum(&p.src) + ones_sum(&p.dst),
+    };
+    sum += u64::from(IPPROTO_TCP) + len as u64;
+    sum += ones_sum(p.header);
+    // The header has an even length (a multiple of 4), so the payload's 16-bit words line up.
+    sum += ones_sum(p.payload);
+    Some(fold(sum) == 0xffff)
+}
+
+/// The one's-complement sum of `data` as big-endian 16-bit words (odd length padded with a
+/// zero), not yet folded. Summed 32 bits at a time: 2^16 is 1 modulo 2^16 - 1, so the wider
+/// words fold to the same 16-bit sum.
+fn ones_sum(data: &[u8]) -> u64 {
+    let mut sum = 0u64;
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        sum += (w >> 32) + (w & 0xffff_ffff);
+    }
+    let mut words = chunks.remainder().chunks_exact(2);
+    for w in &mut words {
+        sum += u64::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    if let [last] = words.remainder() {
+        sum += u64::from(*last) << 8;
+    }
+    sum
+}
+
+fn fold(mut sum: u64) -> u16 {
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
 }
 
 /// Walks the options: the kinds etherparse knows must have their exact lengths, any other kind
@@ -1441,6 +2052,228 @@ mod tests {
                 }
                 let _ = parse(data, link);
             }
+        }
+    }
+
+    fn udp_v4(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        PacketBuilder::ipv4([192, 0, 2, 9], [192, 0, 2, 10], 64)
+            .udp(sport, dport)
+            .write(&mut v, payload)
+            .unwrap();
+        v
+    }
+
+    fn ip_proto_v4(proto: u8, payload: &[u8]) -> Vec<u8> {
+        let mut v = udp_v4(1, 1, b"");
+        v.truncate(20);
+        v[9] = proto;
+        v.extend_from_slice(payload);
+        let total = v.len() as u16;
+        set_v4_total(&mut v, total);
+        v
+    }
+
+    fn gtp(inner: &[u8]) -> Vec<u8> {
+        let mut g = vec![0x30, 0xff];
+        g.extend_from_slice(&(inner.len() as u16).to_be_bytes());
+        g.extend_from_slice(&[0, 0, 0, 1]);
+        g.extend_from_slice(inner);
+        g
+    }
+
+    fn decode(frame: &[u8], link: LinkType, depth: u8) -> Decoded<'_> {
+        decode_captured(frame, frame.len() as u32, link, depth)
+    }
+
+    #[test]
+    fn tunnels_open_to_the_inner_segment() {
+        let inner = tcp_v4(PAYLOAD, &[]);
+        let inner6 = tcp_v6(PAYLOAD);
+        let mut vx = vec![0x08, 0, 0, 0, 0, 0, 1, 0];
+        vx.extend_from_slice(&eth(ETHERTYPE_IPV4, &inner));
+        let mut gre = vec![0, 0, 0x86, 0xdd];
+        gre.extend_from_slice(&inner6);
+        let mut mpls = vec![0, 0, 0x10, 64, 0, 0, 0x21, 64];
+        mpls.extend_from_slice(&inner);
+        let cases: [(Vec<u8>, LinkType, TunnelKind); 5] = [
+            (
+                udp_v4(1, 2152, &gtp(&inner)),
+                LinkType::RawIp,
+                TunnelKind::GtpU,
+            ),
+            (udp_v4(1, 4789, &vx), LinkType::RawIp, TunnelKind::Vxlan),
+            (
+                ip_proto_v4(IPPROTO_GRE, &gre),
+                LinkType::RawIp,
+                TunnelKind::Gre,
+            ),
+            (
+                ip_proto_v4(IPPROTO_IPIP, &inner),
+                LinkType::RawIp,
+                TunnelKind::Ipv4InIp,
+            ),
+            (
+                eth(ETHERTYPE_MPLS, &mpls),
+                LinkType::Ethernet,
+                TunnelKind::Mpls,
+            ),
+        ];
+        for (frame, link, kind) in cases {
+            let d = decode(&frame, link, DEFAULT_TUNNEL_DEPTH);
+            let t = tcp_of(d.parsed);
+            assert_eq!(t.payload, PAYLOAD, "{kind:?}");
+            assert_eq!(d.tunnels.kinds().collect::<Vec<_>>(), [kind]);
+            assert!(
+                !t.anomalies.has(WireAnomalies::TRUNCATED_PAYLOAD),
+                "{kind:?}"
+            );
+            // Closed tunnels: the outer packet is what counts, as before tunnels were opened.
+            let closed = decode(&frame, link, 0);
+            assert!(matches!(closed.parsed, Parsed::Other(_)), "{kind:?}");
+            assert!(closed.tunnels.is_empty());
+            // Every cut of a tunnelled frame is told apart from a whole one, and never panics.
+            for n in 0..frame.len() {
+                let cut = &frame[..n];
+                if let Parsed::Tcp(t) = decode_captured(cut, frame.len() as u32, link, 4).parsed {
+                    assert!(
+                        t.anomalies.has(WireAnomalies::TRUNCATED_PAYLOAD),
+                        "{kind:?} {n}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tunnel_lookalikes_stay_what_they_are() {
+        // A GTP echo request on 2152, VXLAN without its I flag, a Geneve version 1 header:
+        // plain UDP. Truncated tunnel headers are malformed.
+        let echo = [0x32, 0x01, 0, 4, 0, 0, 0, 0, 0, 1, 0, 0];
+        assert_eq!(
+            parse(&udp_v4(2152, 2152, &echo), LinkType::RawIp),
+            Parsed::Other(OtherKind::Udp)
+        );
+        let mut vx = vec![0, 0, 0, 0, 0, 0, 1, 0];
+        vx.extend_from_slice(&eth(ETHERTYPE_IPV4, &tcp_v4(PAYLOAD, &[])));
+        assert_eq!(
+            parse(&udp_v4(1, 4789, &vx), LinkType::RawIp),
+            Parsed::Other(OtherKind::Udp)
+        );
+        assert_eq!(
+            parse(
+                &udp_v4(1, 6081, &[0x40, 0, 0x65, 0x58, 0, 0, 0, 0]),
+                LinkType::RawIp
+            ),
+            Parsed::Other(OtherKind::Udp)
+        );
+        assert_eq!(
+            parse(&udp_v4(1, 4789, &[0x08, 0, 0]), LinkType::RawIp),
+            Parsed::Malformed(Malformed::BadTunnel)
+        );
+        assert_eq!(
+            parse(&ip_proto_v4(IPPROTO_GRE, &[0, 0]), LinkType::RawIp),
+            Parsed::Malformed(Malformed::BadTunnel)
+        );
+        // PPTP's enhanced GRE (version 1) is not opened.
+        assert_eq!(
+            parse(
+                &ip_proto_v4(IPPROTO_GRE, &[0x30, 0x01, 0x88, 0x0b, 0, 0, 0, 0]),
+                LinkType::RawIp
+            ),
+            Parsed::Other(OtherKind::OtherIp(IPPROTO_GRE))
+        );
+        // An MPLS stack that never reaches bottom-of-stack.
+        assert_eq!(
+            parse(&eth(ETHERTYPE_MPLS, &[0; 80]), LinkType::Ethernet),
+            Parsed::Malformed(Malformed::BadTunnel)
+        );
+    }
+
+    #[test]
+    fn tunnel_depth_is_bounded() {
+        let mut packet = tcp_v4(PAYLOAD, &[]);
+        for _ in 0..MAX_TUNNEL_DEPTH + 2 {
+            packet = ip_proto_v4(IPPROTO_IPIP, &packet);
+        }
+        for depth in 1..=MAX_TUNNEL_DEPTH as u8 {
+            let d = decode(&packet, LinkType::RawIp, depth);
+            assert_eq!(d.parsed, Parsed::Other(OtherKind::TunnelTooDeep));
+            assert_eq!(d.tunnels.depth(), usize::from(depth));
+        }
+        // Asking for more than the cap opens no more than the cap.
+        let d = decode(&packet, LinkType::RawIp, u8::MAX);
+        assert_eq!(d.tunnels.depth(), MAX_TUNNEL_DEPTH);
+    }
+
+    /// Mutations of tunnelled frames: no panic, and TCP results stay inside the frame.
+    #[test]
+    fn mutated_tunnel_frames_never_panic() {
+        let inner = tcp_v4(PAYLOAD, &[]);
+        let mut vx = vec![0x08, 0, 0, 0, 0, 0, 1, 0];
+        vx.extend_from_slice(&eth(ETHERTYPE_IPV4, &inner));
+        let mut gre = vec![0xb0, 0, 0x88, 0xbe, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2];
+        gre.extend_from_slice(&[0x10, 0, 0, 5, 0, 0, 0, 0]);
+        gre.extend_from_slice(&eth(ETHERTYPE_IPV4, &inner));
+        let mut gtp_ext = vec![0x34, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x85, 1, 0, 1, 0];
+        gtp_ext.extend_from_slice(&inner);
+        let len = (gtp_ext.len() - 8) as u16;
+        gtp_ext[2..4].copy_from_slice(&len.to_be_bytes());
+        let seeds = [
+            udp_v4(1, 4789, &vx),
+            ip_proto_v4(IPPROTO_GRE, &gre),
+            udp_v4(2152, 2152, &gtp_ext),
+        ];
+        let mut tcp_seen = 0;
+        for seed in &seeds {
+            assert!(matches!(parse(seed, LinkType::RawIp), Parsed::Tcp(_)));
+            let mut frame = seed.clone();
+            for i in 0..frame.len() {
+                let original = frame[i];
+                for value in [
+                    0x00,
+                    0xff,
+                    0x80,
+                    0x0f,
+                    original ^ 0x01,
+                    original.wrapping_add(8),
+                ] {
+                    frame[i] = value;
+                    if let Parsed::Tcp(t) =
+                        parse_captured(&frame, frame.len() as u32, LinkType::RawIp)
+                    {
+                        tcp_seen += 1;
+                        let start = t.payload.as_ptr() as usize - frame.as_ptr() as usize;
+                        assert!(start + t.payload.len() <= frame.len());
+                    }
+                }
+                frame[i] = original;
+            }
+        }
+        assert!(tcp_seen > 100, "{tcp_seen}");
+    }
+
+    #[test]
+    fn tcp_checksums_are_checked_over_both_families() {
+        for frame in [
+            tcp_v4(PAYLOAD, &GOOD_OPTIONS),
+            tcp_v6(PAYLOAD),
+            tcp_v4(b"odd", &[]),
+        ] {
+            assert_eq!(
+                tcp_checksum_ok(&tcp_of(parse(&frame, LinkType::RawIp))),
+                Some(true)
+            );
+            let mut bad = frame.clone();
+            let last = bad.len() - 1;
+            bad[last] ^= 0x01;
+            assert_eq!(
+                tcp_checksum_ok(&tcp_of(parse(&bad, LinkType::RawIp))),
+                Some(false)
+            );
+            // A cut payload cannot be judged.
+            let cut = &frame[..frame.len() - 1];
+            assert_eq!(tcp_checksum_ok(&tcp_of(parse(cut, LinkType::RawIp))), None);
         }
     }
 

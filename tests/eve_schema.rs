@@ -74,6 +74,27 @@ fn every_record_type_validates_against_suricatas_schema() {
     }
 }
 
+/// Records of flows found inside tunnels carry Suricata's `tunnel` object (depth, pkt_src),
+/// which the schema closes to other fields: the kinds go in `unmask.tunnels` instead.
+#[test]
+fn tunnelled_flow_records_validate() {
+    let Some(v) = validator() else { return };
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/evasion/tunnel_gtpu_in_vxlan.pcap");
+    let mut c = Config::default();
+    c.verdict.mode = Mode::Block;
+    let (records, error) = common::replay_capture(&path, c);
+    assert!(error.is_none(), "{error:?}");
+    let with_tunnel = records.iter().filter(|r| r["tunnel"]["depth"] == 2).count();
+    assert_eq!(
+        with_tunnel,
+        records.len(),
+        "every record says what carried its flow"
+    );
+    assert!(records.iter().any(|r| r["event_type"] == "alert"));
+    assert_eq!(assert_valid(&v, &records), records.len());
+}
+
 #[test]
 fn the_validator_rejects_what_suricata_would_not_write() {
     // Guards the test above against a validator that accepts anything.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::capture::pcap::CaptureSource;
 use crate::capture::SourceError;
-use crate::config::Config;
+use crate::config::{ChecksumValidation, Config};
 use crate::engine::worker::{self, Clock};
 use crate::engine::{Counters, Engine, EngineOptions};
 use crate::flow::table::TableStats;
@@ -93,8 +93,13 @@ pub fn replay(opts: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
         &config.output.sinks,
     )?;
     hub.set_eve_counters(writer.counters());
+    let mut engine_config = config.engine();
+    if config.stream.checksum_validation == ChecksumValidation::Auto {
+        // Captures taken where the kernel offloads checksums hold unfinished ones.
+        engine_config.verify_checksums = false;
+    }
     let engine = Engine::new(
-        &config.engine(),
+        &engine_config,
         EngineOptions {
             worker: 0,
             packet_numbers: true,
@@ -201,6 +206,28 @@ impl std::fmt::Display for ReplaySummary {
             f.write_str("]")?;
         }
         writeln!(f)?;
+        if c.defrag.iter().any(|&n| n > 0) {
+            f.write_str("  defrag     ")?;
+            nonzero_list(
+                f,
+                crate::flow::defrag::DefragEvent::NAMES
+                    .iter()
+                    .copied()
+                    .zip(c.defrag.iter().copied()),
+            )?;
+            writeln!(f)?;
+        }
+        if c.tunnels.iter().any(|&n| n > 0) {
+            f.write_str("  tunnels    ")?;
+            nonzero_list(
+                f,
+                crate::wire::TunnelKind::NAMES
+                    .iter()
+                    .copied()
+                    .zip(c.tunnels.iter().copied()),
+            )?;
+            writeln!(f)?;
+        }
         writeln!(
             f,
             "  rate       {:.0} packets/s ({:.3} s)",
@@ -236,6 +263,13 @@ impl std::fmt::Display for ReplaySummary {
                 "  block      would drop {} packets in {} flows (first packet of each: see EVE `drop` records, pcap_cnt)",
                 c.dropped, c.flows_blocked
             )?;
+            if c.dropped_uninspectable > 0 {
+                writeln!(
+                    f,
+                    "             and {} packets it could not inspect (tunnels too deep, fragments beyond the reassembly limits)",
+                    c.dropped_uninspectable
+                )?;
+            }
         }
         writeln!(
             f,

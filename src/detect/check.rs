@@ -151,6 +151,12 @@ pub enum FindingKind {
     /// An HTTP upgrade to WebSocket the server never performed (wrong accept value) or whose
     /// bytes are not WebSocket frames: a tunnel dressed as WebSocket.
     WebSocketImpersonation = 33,
+    /// IP fragments of one datagram overlap with different bytes: the inspector and the
+    /// receiver may reassemble different payloads (raised by the engine's reassembly).
+    IpFragmentOverlap = 34,
+    /// TCP segments overlap with different bytes: the inspector and the receiver may read
+    /// different streams (raised by the engine's stream reassembly).
+    TcpOverlapConflict = 35,
 }
 
 /// Static facts about a finding kind: its EVE signature and classification.
@@ -169,7 +175,7 @@ pub struct KindInfo {
 const SID_BASE: u32 = 9_470_000;
 
 impl FindingKind {
-    pub const COUNT: usize = 34;
+    pub const COUNT: usize = 36;
     pub const ALL: [FindingKind; Self::COUNT] = [
         FindingKind::ProtocolPortMismatch,
         FindingKind::NonStandardPort,
@@ -205,6 +211,8 @@ impl FindingKind {
         FindingKind::HttpBodyTypeMismatch,
         FindingKind::HttpImageWithoutMagic,
         FindingKind::WebSocketImpersonation,
+        FindingKind::IpFragmentOverlap,
+        FindingKind::TcpOverlapConflict,
     ];
 
     pub fn index(self) -> usize {
@@ -486,6 +494,22 @@ impl FindingKind {
                 category: "Potential Corporate Privacy Violation",
                 severity: 2,
                 tunable: Tunable::ProtocolMatchConfidence,
+            },
+            FindingKind::IpFragmentOverlap => KindInfo {
+                name: "ip_fragment_overlap",
+                signature_id: SID_BASE + 35,
+                signature: "UNMASK overlapping IP fragments with different data",
+                category: "Potentially Bad Traffic",
+                severity: 1,
+                tunable: Tunable::HeaderAnomalyScore,
+            },
+            FindingKind::TcpOverlapConflict => KindInfo {
+                name: "tcp_overlap_conflict",
+                signature_id: SID_BASE + 36,
+                signature: "UNMASK overlapping TCP segments with different data",
+                category: "Potentially Bad Traffic",
+                severity: 1,
+                tunable: Tunable::HeaderAnomalyScore,
             },
         }
     }

@@ -13,13 +13,15 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Sender, TrySendError};
 
-use crate::capture::{Action, Frame, Timestamp};
+use crate::capture::{Action, Frame, LinkType, Timestamp};
+use crate::detect::check::Evidence;
 use crate::detect::config::DetectConfig;
 use crate::detect::policy::FindingPolicy;
-use crate::detect::{Detector, Event, FindingKind, Findings, FlowView};
+use crate::detect::{Detector, Event, Finding, FindingKind, Findings, FlowView};
+use crate::flow::defrag::{Defrag, DefragConfig, DefragEvent, Outcome as DefragOutcome};
 use crate::flow::table::{Expiry, Recheck, SegmentMeta, TcpState, Track};
 use crate::flow::table::{TableConfig, TableStats};
-use crate::flow::{Dir, EndReason, Flow, FlowKey, FlowTable, Side, StreamPool};
+use crate::flow::{Dir, EndReason, Flow, FlowKey, FlowTable, OverlapPolicy, Side, StreamPool};
 use crate::inspect::{FlowBase, InspectConfig, InspectState, Report, TlsFacts, TRAIL_RECORDS};
 use crate::proto::entropy::PayloadFigures;
 use crate::proto::tls::TlsScratch;
@@ -27,10 +29,13 @@ use crate::proto::{self, AppProto, DirIdent, Probe};
 use crate::verdict::{
     Bypass, FlowCommand, FlowControl, FlowVerdict, FrameHandler, KernelFlow, Mode,
 };
-use crate::wire::{self, Malformed, OtherKind, Parsed, TcpPacket, WireAnomalies};
+use crate::wire::{
+    self, DecodeConfig, Malformed, OtherKind, Parsed, TcpPacket, TunnelKind, TunnelPath,
+    WireAnomalies,
+};
 use record::{
     AlertAction, AlertRecord, AnomalyRecord, DropRecord, EveRecord, FlowMeta, FlowRecord,
-    KernelShare, TlsEveRecord, TlsRecord,
+    KernelShare, TlsEveRecord, TlsRecord, Tunnels,
 };
 use servers::ServerHistory;
 
@@ -48,12 +53,17 @@ pub struct EngineConfig {
     pub table: TableConfig,
     pub stream_depth: usize,
     pub stream_memcap: usize,
+    pub overlap_policy: OverlapPolicy,
+    pub block_overlap_conflict: bool,
+    pub verify_checksums: bool,
     /// Write a `flow` record at each flow's end.
     pub flow_records: bool,
     /// Bytes after which an unidentified direction is final as unknown.
     pub unknown_after: usize,
     pub mode: Mode,
     pub detect: DetectConfig,
+    pub decode: DecodeConfig,
+    pub defrag: DefragConfig,
 }
 
 /// How the engine is being run.
@@ -112,11 +122,18 @@ pub struct Counters {
     pub tcp: u64,
     pub other: [u64; OtherKind::COUNT],
     pub malformed: [u64; Malformed::COUNT],
+    /// Encapsulations opened, by [`TunnelKind::index`] (a packet in two tunnels counts twice).
+    pub tunnels: [u64; TunnelKind::COUNT],
+    /// IP reassembly events by [`DefragEvent::index`] (copied from the reassembly table).
+    pub defrag: [u64; DefragEvent::COUNT],
     pub bad_tcp_options: u64,
     pub truncated_payload: u64,
     pub forwarded: u64,
     /// Packets dropped because their flow was blocked (the triggering packet included).
     pub dropped: u64,
+    /// Packets dropped in block mode because they could not be inspected (tunnels nested too
+    /// deep, IP fragments beyond the reassembly limits).
+    pub dropped_uninspectable: u64,
     /// Packets of decided flows that skipped inspection.
     pub fast_path: u64,
     /// Packets that went through stream and protocol inspection.
@@ -131,6 +148,11 @@ pub struct Counters {
     pub stream_beyond_depth: u64,
     pub stream_too_many_gaps: u64,
     pub stream_out_of_window: u64,
+    /// RSTs whose sequence number is not where the receiver's stream is (RFC 5961: it would
+    /// not reset): the flow's state is kept as it was.
+    pub stream_rst_ignored: u64,
+    /// Segments not inspected because their TCP checksum is wrong (`stream.verify_checksums`).
+    pub stream_bad_checksum: u64,
     pub stream_memcap_refused: u64,
     pub findings: PerKind<{ FindingKind::COUNT }>,
     /// Of `findings`: those whose action was to block the flow (block mode, blocking check).
@@ -160,7 +182,7 @@ fn add_all(into: &mut [u64], from: &[u64]) {
 impl std::ops::AddAssign<&Counters> for Counters {
     /// Sums another worker's counters into these (for run totals).
     fn add_assign(&mut self, o: &Counters) {
-        let scalars: [(&mut u64, u64); 26] = [
+        let scalars: [(&mut u64, u64); 29] = [
             (&mut self.packets, o.packets),
             (&mut self.bytes, o.bytes),
             (&mut self.tcp, o.tcp),
@@ -168,6 +190,7 @@ impl std::ops::AddAssign<&Counters> for Counters {
             (&mut self.truncated_payload, o.truncated_payload),
             (&mut self.forwarded, o.forwarded),
             (&mut self.dropped, o.dropped),
+            (&mut self.dropped_uninspectable, o.dropped_uninspectable),
             (&mut self.fast_path, o.fast_path),
             (&mut self.inspected, o.inspected),
             (&mut self.flows_refused_packets, o.flows_refused_packets),
@@ -182,6 +205,8 @@ impl std::ops::AddAssign<&Counters> for Counters {
             (&mut self.stream_beyond_depth, o.stream_beyond_depth),
             (&mut self.stream_too_many_gaps, o.stream_too_many_gaps),
             (&mut self.stream_out_of_window, o.stream_out_of_window),
+            (&mut self.stream_rst_ignored, o.stream_rst_ignored),
+            (&mut self.stream_bad_checksum, o.stream_bad_checksum),
             (&mut self.stream_memcap_refused, o.stream_memcap_refused),
             (&mut self.findings_overflow, o.findings_overflow),
             (&mut self.eve_dropped, o.eve_dropped),
@@ -196,6 +221,8 @@ impl std::ops::AddAssign<&Counters> for Counters {
         }
         add_all(&mut self.other, &o.other);
         add_all(&mut self.malformed, &o.malformed);
+        add_all(&mut self.tunnels, &o.tunnels);
+        add_all(&mut self.defrag, &o.defrag);
         add_all(&mut self.flows_by_app, &o.flows_by_app);
         add_all(&mut self.findings.0, &o.findings.0);
         add_all(&mut self.findings_blocked.0, &o.findings_blocked.0);
@@ -426,8 +453,26 @@ impl Report for FlowReport<'_> {
     }
 }
 
+/// What the engine does where TCP segments overlap with different bytes.
+#[derive(Debug, Clone, Copy)]
+struct StreamPolicy {
+    overlap: OverlapPolicy,
+    block_conflict: bool,
+    verify_checksums: bool,
+}
+
+impl StreamPolicy {
+    fn overlap_name(&self) -> &'static str {
+        match self.overlap {
+            OverlapPolicy::First => "first",
+            OverlapPolicy::Last => "last",
+        }
+    }
+}
+
 /// Everything but the flow table, so table callbacks can borrow it while the table is busy.
 struct Core {
+    stream_policy: StreamPolicy,
     flow_records: bool,
     inspect: InspectConfig,
     pool: InspectPool,
@@ -480,6 +525,10 @@ impl Expiry for Hooks<'_> {
 pub struct Engine {
     flows: FlowTable,
     core: Core,
+    /// Tunnels opened per frame at most, and what happens to frames nested deeper.
+    decode: DecodeConfig,
+    /// IP fragments waiting for the rest of their datagram.
+    defrag: Defrag,
 }
 
 /// Packets between two periodic checks of a long flow (a power of two: a mask test).
@@ -508,7 +557,14 @@ impl Engine {
         let pool = InspectPool::new(config.stream_depth, config.stream_memcap);
         Engine {
             flows,
+            decode: config.decode,
+            defrag: Defrag::new(config.defrag),
             core: Core {
+                stream_policy: StreamPolicy {
+                    overlap: config.overlap_policy,
+                    block_conflict: config.block_overlap_conflict,
+                    verify_checksums: config.verify_checksums,
+                },
                 flow_records: config.flow_records,
                 inspect: InspectConfig {
                     unknown_after: config.unknown_after,
@@ -577,31 +633,165 @@ impl Engine {
         self.core.pool.streams.in_use()
     }
 
-    fn tcp(&mut self, frame: &Frame<'_>, p: &TcpPacket<'_>) -> Action {
-        let (key, side) = FlowKey::from_tcp(p);
-        let hash = key.hash64();
-        let Engine { flows, core } = self;
-        let seg = SegmentMeta {
-            side,
-            flags: p.flags,
-            seq: p.seq,
-            bytes: frame.wire_len,
-        };
-        let (idx, dir) = match flows.track(&key, hash, seg, frame.ts, |f, r| core.end_flow(f, r)) {
-            Track::Existing { idx, dir } | Track::Started { idx, dir } => (idx, dir),
-            Track::Refused => {
-                core.sink.counters.flows_refused_packets += 1;
+    fn tcp(&mut self, frame: &Frame<'_>, p: &TcpPacket<'_>, tunnels: &TunnelPath) -> Action {
+        let Engine { flows, core, .. } = self;
+        track_tcp(flows, core, frame, p, tunnels, None)
+    }
+
+    /// A fragment: kept for reassembly and forwarded as it arrives; the one that completes its
+    /// datagram carries the datagram's verdict (a receiver cannot rebuild a datagram whose last
+    /// fragment was dropped, so dropping that one drops the datagram).
+    fn fragment(
+        &mut self,
+        frame: &Frame<'_>,
+        f: &wire::IpFragment<'_>,
+        outer: &TunnelPath,
+    ) -> Action {
+        let Engine {
+            flows,
+            core,
+            decode,
+            defrag,
+        } = self;
+        let block = core.sink.mode == Mode::Block;
+        let (datagram, conflict) = match defrag.insert(f, frame.ts) {
+            DefragOutcome::Pending => {
                 core.sink.counters.forwarded += 1;
                 return Action::Forward;
             }
+            DefragOutcome::Refused(_) => {
+                let c = &mut core.sink.counters;
+                if block && defrag.drop_unreassembled() {
+                    c.dropped_uninspectable += 1;
+                    return Action::Drop;
+                }
+                c.forwarded += 1;
+                return Action::Forward;
+            }
+            DefragOutcome::Complete { datagram, conflict } => (datagram, conflict),
         };
-        let action = core.packet(flows.get_mut(idx), dir, p, frame);
-        if core.refile {
-            core.refile = false;
-            flows.refile(idx);
+        let len = u32::try_from(datagram.len()).unwrap_or(u32::MAX);
+        let remaining = usize::from(decode.tunnel_depth).saturating_sub(outer.depth());
+        let inner = wire::decode_captured(
+            datagram,
+            len,
+            LinkType::RawIp,
+            u8::try_from(remaining).unwrap_or(0),
+        );
+        let c = &mut core.sink.counters;
+        for kind in inner.tunnels.kinds() {
+            c.tunnels[kind.index()] += 1;
         }
-        action
+        let whole = Frame {
+            data: datagram,
+            ts: frame.ts,
+            link: LinkType::RawIp,
+            wire_len: len,
+            port: frame.port,
+            queue: frame.queue,
+        };
+        let path = outer.then(&inner.tunnels);
+        let overlap = conflict.then(|| {
+            let mut evidence = Evidence::default();
+            evidence.add("fragment_id", f.id);
+            evidence.add("fragments_protocol", f.proto);
+            Finding {
+                kind: FindingKind::IpFragmentOverlap,
+                confidence: 90,
+                block: true,
+                dir: Dir::ToServer,
+                evidence,
+            }
+        });
+        match inner.parsed {
+            Parsed::Tcp(p) => {
+                c.tcp += 1;
+                track_tcp(flows, core, &whole, &p, &path, overlap.as_ref())
+            }
+            other => {
+                match other {
+                    Parsed::Other(kind) => c.other[kind.index()] += 1,
+                    Parsed::Malformed(why) => c.malformed[why.index()] += 1,
+                    Parsed::Tcp(_) => {}
+                }
+                // No flow to raise it on: the conflict is counted (defrag overlap_conflict)
+                // and, in block mode, the datagram does not go through.
+                if conflict && block {
+                    c.dropped_uninspectable += 1;
+                    return Action::Drop;
+                }
+                c.forwarded += 1;
+                Action::Forward
+            }
+        }
     }
+}
+
+/// Tracks a TCP packet's flow and judges the packet. `raise` is a finding the packet brought
+/// before inspection (overlapping fragments), raised on its flow first.
+fn track_tcp(
+    flows: &mut FlowTable,
+    core: &mut Core,
+    frame: &Frame<'_>,
+    p: &TcpPacket<'_>,
+    tunnels: &TunnelPath,
+    raise: Option<&Finding>,
+) -> Action {
+    let (key, side) = FlowKey::from_tcp(p);
+    let hash = key.hash64();
+    let seg = SegmentMeta {
+        side,
+        flags: p.flags,
+        seq: p.seq,
+        bytes: frame.wire_len,
+    };
+    // A RST ends the connection only at the receiver's next sequence number; the state before
+    // it is kept in case it was not (an evasion: a forged RST that makes an inspector give up).
+    let before_rst = if p.flags.rst() {
+        flows.find(&key, hash).map(|i| flows.get(i).state)
+    } else {
+        None
+    };
+    let (idx, dir) = match flows.track(&key, hash, seg, frame.ts, |f, r| core.end_flow(f, r)) {
+        Track::Existing { idx, dir } | Track::Started { idx, dir } => (idx, dir),
+        Track::Refused => {
+            core.sink.counters.flows_refused_packets += 1;
+            if raise.is_some() && core.sink.mode == Mode::Block {
+                core.sink.counters.dropped_uninspectable += 1;
+                return Action::Drop;
+            }
+            core.sink.counters.forwarded += 1;
+            return Action::Forward;
+        }
+    };
+    let flow = flows.get_mut(idx);
+    if let Some(prior) = before_rst {
+        let bad_checksum =
+            core.stream_policy.verify_checksums && wire::tcp_checksum_ok(p) == Some(false);
+        if prior != TcpState::Reset && (bad_checksum || core.rst_out_of_window(flow, dir, p.seq)) {
+            flow.state = prior;
+            core.sink.counters.stream_rst_ignored += 1;
+            core.refile = true;
+        }
+    }
+    if flow.ext.tunnel_depth == 0 && !tunnels.is_empty() {
+        flow.ext.tunnels = tunnels.packed();
+        flow.ext.tunnel_depth = u8::try_from(tunnels.depth()).unwrap_or(u8::MAX);
+    }
+    if let Some(finding) = raise {
+        let mut finding = *finding;
+        finding.dir = dir;
+        core.findings.clear();
+        core.findings.push(finding);
+        core.sink
+            .raise(flow, &core.findings, &core.detector.policy, frame.ts);
+    }
+    let action = core.packet(flow, dir, p, frame);
+    if core.refile {
+        core.refile = false;
+        flows.refile(idx);
+    }
+    action
 }
 
 impl FrameHandler for Engine {
@@ -612,7 +802,13 @@ impl FrameHandler for Engine {
         if frame.ts > self.core.clock {
             self.core.clock = frame.ts;
         }
-        match wire::parse_frame(frame) {
+        let decoded = wire::decode_frame(frame, self.decode.tunnel_depth);
+        if !decoded.tunnels.is_empty() {
+            for kind in decoded.tunnels.kinds() {
+                c.tunnels[kind.index()] += 1;
+            }
+        }
+        match decoded.parsed {
             Parsed::Tcp(p) => {
                 c.tcp += 1;
                 if p.anomalies.has(WireAnomalies::BAD_TCP_OPTIONS) {
@@ -621,7 +817,26 @@ impl FrameHandler for Engine {
                 if p.anomalies.has(WireAnomalies::TRUNCATED_PAYLOAD) {
                     c.truncated_payload += 1;
                 }
-                self.tcp(frame, &p)
+                self.tcp(frame, &p, &decoded.tunnels)
+            }
+            Parsed::Other(OtherKind::TunnelTooDeep)
+                if self.decode.drop_too_deep && self.core.sink.mode == Mode::Block =>
+            {
+                c.other[OtherKind::TunnelTooDeep.index()] += 1;
+                c.dropped_uninspectable += 1;
+                Action::Drop
+            }
+            Parsed::Other(OtherKind::Fragment) if self.defrag.enabled() => {
+                c.other[OtherKind::Fragment.index()] += 1;
+                let action = match decoded.fragment {
+                    Some(f) => self.fragment(frame, &f, &decoded.tunnels),
+                    None => {
+                        self.core.sink.counters.forwarded += 1;
+                        Action::Forward
+                    }
+                };
+                self.core.sink.counters.defrag = self.defrag.events;
+                action
             }
             Parsed::Other(kind) => {
                 c.other[kind.index()] += 1;
@@ -642,15 +857,22 @@ impl FrameHandler for Engine {
         if now > self.core.clock {
             self.core.clock = now;
         }
-        let Engine { flows, core } = self;
+        let Engine {
+            flows,
+            core,
+            defrag,
+            ..
+        } = self;
         let clock = core.clock;
+        defrag.expire(clock);
+        core.sink.counters.defrag = defrag.events;
         flows.expire_with(clock, Hooks { core, ctl });
         core.sink.commands.drain(ctl);
     }
 
     fn finish(&mut self, now: Timestamp, ctl: &mut dyn FlowControl) {
         self.after_batch(now, ctl);
-        let Engine { flows, core } = self;
+        let Engine { flows, core, .. } = self;
         flows.drain_with(Hooks { core, ctl });
         core.sink.commands.drain(ctl);
     }
@@ -695,6 +917,21 @@ impl Core {
         Action::Forward
     }
 
+    /// Whether a RST from `dir` lies away from where that direction's stream is, as far as the
+    /// inspection slot knows it (RFC 5961: only a RST at the receiver's next sequence number
+    /// resets; one inside the window draws a challenge ACK). Without a slot, or before the
+    /// direction sent anything, the RST is taken at its word.
+    fn rst_out_of_window(&self, flow: &Flow, dir: Dir, seq: u32) -> bool {
+        let Some(state) = slot_of(flow).and_then(|s| self.pool.states.get(s as usize)) else {
+            return false;
+        };
+        match state.stream[dir.index()].next_seq() {
+            // After a FIN the sender's next sequence number is one further.
+            Some(next) => seq != next && seq != next.wrapping_add(1),
+            None => false,
+        }
+    }
+
     fn drop_packet(
         &mut self,
         flow: &mut Flow,
@@ -737,6 +974,12 @@ impl Core {
 
     /// Feeds a data segment to the flow's stream and inspects whatever became readable.
     fn inspect(&mut self, flow: &mut Flow, dir: Dir, p: &TcpPacket<'_>, frame: &Frame<'_>) {
+        // A segment the receiver drops must not change what is inspected: otherwise a
+        // bad-checksum copy shows the inspector one stream and the receiver another.
+        if self.stream_policy.verify_checksums && wire::tcp_checksum_ok(p) == Some(false) {
+            self.sink.counters.stream_bad_checksum += 1;
+            return;
+        }
         let Some(slot) = self.slot_for(flow) else {
             return;
         };
@@ -749,6 +992,7 @@ impl Core {
             sink,
             inspect,
             servers,
+            stream_policy,
             ..
         } = self;
         let InspectPool { streams, states } = pool;
@@ -761,7 +1005,12 @@ impl Core {
         } else {
             p.seq
         };
-        let out = state.stream[d].insert(streams.window_mut(slot, d), seq, p.payload);
+        let out = state.stream[d].insert_with(
+            streams.window_mut(slot, d),
+            seq,
+            p.payload,
+            stream_policy.overlap,
+        );
         let c = &mut sink.counters;
         c.stream_retransmissions += out.retransmission as u64;
         c.stream_out_of_order += out.out_of_order as u64;
@@ -779,6 +1028,21 @@ impl Core {
                 pcap_cnt: sink.pcap_cnt(),
             };
             sink.send(EveRecord::Anomaly(rec));
+            // Once per flow (alerts are once per kind): the receiver may keep either copy, so
+            // what was inspected may not be what it reads.
+            let mut evidence = Evidence::default();
+            evidence.add("seq", seq);
+            evidence.add("len", p.payload.len());
+            evidence.add("policy", stream_policy.overlap_name());
+            findings.clear();
+            findings.push(Finding {
+                kind: FindingKind::TcpOverlapConflict,
+                confidence: 85,
+                block: stream_policy.block_conflict,
+                dir,
+                evidence,
+            });
+            sink.raise(flow, findings, &detector.policy, frame.ts);
         }
         if out.advanced {
             let base = flow_base(flow);
@@ -1113,6 +1377,10 @@ pub fn flow_meta(flow: &Flow) -> FlowMeta {
         app_proto: ident.app_proto,
         app_ts: ident.app_proto_ts,
         app_tc: ident.app_proto_tc,
+        tunnels: Tunnels {
+            kinds: flow.ext.tunnels,
+            depth: flow.ext.tunnel_depth,
+        },
     }
 }
 

@@ -6,10 +6,11 @@ use std::fmt::Write as _;
 
 use crate::capture::Timestamp;
 use crate::detect::Finding;
+use crate::flow::table::TUNNELS_KEPT;
 use crate::flow::Dir;
 use crate::inspect::{version_name, TlsFacts};
 use crate::proto::AppProto;
-use crate::wire::{Family, TcpFlags};
+use crate::wire::{Family, TcpFlags, TunnelKind};
 
 /// Who the flow's endpoints are and what it carries; shared by every record of a flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +25,28 @@ pub struct FlowMeta {
     /// Per-direction protocols, shown as app_proto_ts / app_proto_tc when they disagree.
     pub app_ts: AppProto,
     pub app_tc: AppProto,
+    /// What carried the flow: see [`Tunnels`].
+    pub tunnels: Tunnels,
+}
+
+/// The encapsulations a flow was seen in (its first tunnelled packet's), outermost first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tunnels {
+    /// `TunnelKind as u8`, 0 past the end.
+    pub kinds: [u8; TUNNELS_KEPT],
+    /// Number of encapsulations (may exceed the kinds kept).
+    pub depth: u8,
+}
+
+impl Tunnels {
+    pub fn is_empty(&self) -> bool {
+        self.depth == 0
+    }
+
+    /// The kinds kept, outermost first.
+    pub fn kinds(&self) -> impl Iterator<Item = TunnelKind> + '_ {
+        self.kinds.iter().filter_map(|&k| TunnelKind::from_u8(k))
+    }
 }
 
 /// What the appliance did about an alert.

@@ -272,6 +272,7 @@ mod tests {
             ttl: 64,
             vlan: None,
             segment_len: 0,
+            header: &[],
             payload: &[],
             anomalies: Default::default(),
         }

@@ -1,12 +1,13 @@
 //! Per-worker flow state: the direction-free key, the fixed-capacity table, and the in-order
 //! stream prefix kept for inspection.
 
+pub mod defrag;
 pub mod key;
 pub mod stream;
 pub mod table;
 
 pub use key::{FlowHasher, FlowKey, Side};
-pub use stream::{InsertOutcome, StreamDir, StreamPool};
+pub use stream::{InsertOutcome, OverlapPolicy, StreamDir, StreamPool};
 pub use table::{
     EndReason, Flow, FlowExt, FlowIdx, FlowTable, ListCounts, Lookup, RoleSource, SegmentMeta,
     TableConfig, TableStats, TcpState, Track,

@@ -7,9 +7,23 @@
 //! ahead of a hole. Bytes outside those ranges are stale (from the slot's previous flow) and are
 //! never read or compared.
 //!
-//! Overlaps keep the first copy: bytes already held are never overwritten, and a later segment
-//! that disagrees with them is reported as a conflicting overlap, the classic way to show an
-//! inspector one stream and the receiver another.
+//! Overlaps keep the first copy by default ([`OverlapPolicy`]): bytes already held are never
+//! overwritten, and a later segment that disagrees with them is reported as a conflicting
+//! overlap, the classic way to show an inspector one stream and the receiver another (receivers
+//! differ: most keep the first copy, some the last, so neither choice is safe on its own and the
+//! conflict itself is what the engine reports).
+
+/// Which copy of overlapping bytes is kept for inspection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverlapPolicy {
+    /// Bytes already held stay (Linux, BSD, Windows for in-window data).
+    #[default]
+    First,
+    /// A later segment overwrites held bytes not yet inspected (bytes the parsers have read
+    /// are not read again).
+    Last,
+}
 
 /// Ranges received ahead of a hole that one direction can hold.
 pub const MAX_GAPS: usize = 8;
@@ -83,6 +97,17 @@ impl StreamDir {
     /// (mid-stream pickup); bytes before it are then out of window. Empty segments change
     /// nothing. Never panics and never allocates, whatever `seq` and `data`.
     pub fn insert(&mut self, window: &mut [u8], seq: u32, data: &[u8]) -> InsertOutcome {
+        self.insert_with(window, seq, data, OverlapPolicy::First)
+    }
+
+    /// [`StreamDir::insert`] keeping the copy `policy` names where segments overlap.
+    pub fn insert_with(
+        &mut self,
+        window: &mut [u8],
+        seq: u32,
+        data: &[u8],
+        policy: OverlapPolicy,
+    ) -> InsertOutcome {
         let mut out = InsertOutcome::default();
         if data.is_empty() {
             return out;
@@ -159,7 +184,12 @@ impl StreamDir {
             }
             let (a, b) = (h.start.max(cursor), h.end.min(end));
             overlapped = true;
-            conflict |= !same(window, data, start, a, b);
+            if !same(window, data, start, a, b) {
+                conflict = true;
+                if policy == OverlapPolicy::Last {
+                    put(window, data, start, a, b);
+                }
+            }
             cursor = cursor.max(h.end);
         }
         if cursor < end {
@@ -535,6 +565,19 @@ mod tests {
         assert!(o.conflicting_overlap && o.out_of_order);
         assert_eq!(&w[29..33], b"AAAA");
         assert_eq!((&w[27..29], &w[33..35]), (&b"xx"[..], &b"yy"[..]));
+    }
+
+    #[test]
+    fn the_last_policy_keeps_the_later_copy_and_still_reports_it() {
+        let mut w = vec![0u8; 64];
+        let mut s = StreamDir::default();
+        s.set_isn(0);
+        s.insert_with(&mut w, 1, b"GET /index.html", OverlapPolicy::Last);
+        let o = s.insert_with(&mut w, 5, b"/evil", OverlapPolicy::Last);
+        assert!(o.conflicting_overlap && !o.retransmission);
+        assert_eq!(&w[..s.readable()], b"GET /evilx.html");
+        let o = s.insert_with(&mut w, 5, b"/evil", OverlapPolicy::Last);
+        assert!(o.retransmission && !o.conflicting_overlap);
     }
 
     #[test]

@@ -168,7 +168,15 @@ pub struct FlowExt {
     /// the flow's `pkts` and `bytes`.
     pub kernel_pkts: [u64; 2],
     pub kernel_bytes: [u64; 2],
+    /// The tunnels that carried the flow's first tunnelled packet, outermost first, as
+    /// `crate::wire::TunnelKind as u8` (0 past the end); deeper ones are only counted.
+    pub tunnels: [u8; TUNNELS_KEPT],
+    /// How many tunnels that packet was nested in (may exceed [`TUNNELS_KEPT`]).
+    pub tunnel_depth: u8,
 }
+
+/// Tunnel kinds a flow remembers.
+pub const TUNNELS_KEPT: usize = 4;
 
 impl Default for FlowExt {
     fn default() -> Self {
@@ -187,6 +195,8 @@ impl Default for FlowExt {
             kernel_read_bytes: [0; 2],
             kernel_pkts: [0; 2],
             kernel_bytes: [0; 2],
+            tunnels: [0; TUNNELS_KEPT],
+            tunnel_depth: 0,
         }
     }
 }

@@ -244,6 +244,7 @@ mod tests {
             app_proto: crate::proto::AppProto::Unknown,
             app_ts: crate::proto::AppProto::Unknown,
             app_tc: crate::proto::AppProto::Unknown,
+            tunnels: Default::default(),
         };
         assert_eq!(
             for_flow(0, &meta).as_str(),

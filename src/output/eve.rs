@@ -158,7 +158,29 @@ fn head(
         m.insert("app_proto_ts".into(), meta.app_ts.name().into());
         m.insert("app_proto_tc".into(), meta.app_tc.name().into());
     }
+    if !meta.tunnels.is_empty() {
+        // Suricata's object for a packet decoded out of a tunnel: `depth` is how many
+        // encapsulations were opened, `pkt_src` names the innermost one as Suricata names its
+        // decoders' packets ("<kind> tunnel"). The whole chain is in `unmask.tunnels`.
+        let innermost = meta.tunnels.kinds().last().map_or("tunnel", |k| k.name());
+        m.insert(
+            "tunnel".into(),
+            json!({
+                "depth": meta.tunnels.depth,
+                "pkt_src": format!("{innermost} tunnel"),
+            }),
+        );
+    }
     m
+}
+
+/// The tunnel kinds that carried a flow, outermost first, for the `unmask` object.
+fn tunnel_chain(meta: &FlowMeta) -> Value {
+    meta.tunnels
+        .kinds()
+        .map(|k| k.name())
+        .collect::<Vec<_>>()
+        .into()
 }
 
 fn alert_json(a: &AlertRecord, format: &EveFormat) -> Value {
@@ -206,6 +228,11 @@ fn alert_json(a: &AlertRecord, format: &EveFormat) -> Value {
             },
         }),
     );
+    if !a.meta.tunnels.is_empty() {
+        if let Some(u) = m.get_mut("unmask") {
+            u["tunnels"] = tunnel_chain(&a.meta);
+        }
+    }
     Value::Object(m)
 }
 
@@ -253,6 +280,9 @@ fn flow_json(f: &FlowRecord, format: &EveFormat) -> Value {
             .map(|k| k.name())
             .collect();
         unmask["recorded_findings"] = names.into();
+    }
+    if !f.meta.tunnels.is_empty() {
+        unmask["tunnels"] = tunnel_chain(&f.meta);
     }
     m.insert("unmask".into(), unmask);
     Value::Object(m)
@@ -829,6 +859,7 @@ mod tests {
             app_proto: AppProto::Ssh,
             app_ts: AppProto::Ssh,
             app_tc: AppProto::Ssh,
+            tunnels: Default::default(),
         }
     }
 

@@ -364,6 +364,11 @@ fn worker_families(out: &mut Families, t: &WorkerTotals, polling: bool, depth: u
         l.dropped_bytes,
     );
     out.counter("unmask_engine_inspected_packets_total", &wl, c.inspected);
+    out.counter(
+        "unmask_engine_uninspectable_dropped_packets_total",
+        &wl,
+        c.dropped_uninspectable,
+    );
     out.counter("unmask_engine_fast_path_packets_total", &wl, c.fast_path);
 
     out.counter(
@@ -382,6 +387,20 @@ fn worker_families(out: &mut Families, t: &WorkerTotals, polling: bool, depth: u
         out.counter(
             "unmask_wire_malformed_packets_total",
             &[("worker", w), ("reason", reason)],
+            n,
+        );
+    }
+    for (event, n) in crate::flow::defrag::DefragEvent::NAMES.iter().zip(c.defrag) {
+        out.counter(
+            "unmask_defrag_events_total",
+            &[("worker", w), ("event", event)],
+            n,
+        );
+    }
+    for (kind, n) in crate::wire::TunnelKind::NAMES.iter().zip(c.tunnels) {
+        out.counter(
+            "unmask_wire_tunnels_total",
+            &[("worker", w), ("kind", kind)],
             n,
         );
     }
@@ -446,6 +465,8 @@ fn worker_families(out: &mut Families, t: &WorkerTotals, polling: bool, depth: u
         ("beyond_depth", c.stream_beyond_depth),
         ("too_many_gaps", c.stream_too_many_gaps),
         ("out_of_window", c.stream_out_of_window),
+        ("rst_ignored", c.stream_rst_ignored),
+        ("bad_checksum", c.stream_bad_checksum),
     ] {
         out.counter(
             "unmask_stream_events_total",
@@ -661,10 +682,13 @@ pub const SPECS: &[Spec] = &[
     spec("unmask_engine_forwarded_bytes_total", C, W, "Bytes on the wire of frames the engine let through."),
     spec("unmask_engine_dropped_packets_total", C, &["worker", "reason"], "Frames the engine dropped, by reason (verdict: the flow was blocked)."),
     spec("unmask_engine_dropped_bytes_total", C, &["worker", "reason"], "Bytes on the wire of frames the engine dropped, by reason."),
+    spec("unmask_engine_uninspectable_dropped_packets_total", C, W, "Frames dropped in block mode because they could not be inspected (tunnels nested too deep, IP fragments beyond the reassembly limits)."),
     spec("unmask_engine_inspected_packets_total", C, W, "TCP segments with payload that went through stream and protocol inspection."),
     spec("unmask_engine_fast_path_packets_total", C, W, "Packets of already decided flows that skipped inspection."),
-    spec("unmask_wire_packets_total", C, &["worker", "kind"], "Parsed frames by kind (tcp, udp, icmp, arp, fragment, other_ip, other_ether)."),
+    spec("unmask_wire_packets_total", C, &["worker", "kind"], "Parsed frames by kind (tcp, udp, icmp, arp, fragment, other_ip, other_ether, tunnel_too_deep)."),
     spec("unmask_wire_malformed_packets_total", C, &["worker", "reason"], "Frames that could not be parsed, by reason (forwarded unjudged)."),
+    spec("unmask_defrag_events_total", C, &["worker", "event"], "IP fragment reassembly: datagrams reassembled, overlap conflicts, timeouts, and fragments refused by limit (table_full, too_many_fragments, too_large, invalid, refused)."),
+    spec("unmask_wire_tunnels_total", C, &["worker", "kind"], "Encapsulations opened to reach the packet inside, by kind (a frame in two tunnels counts in both)."),
     spec("unmask_wire_anomalies_total", C, &["worker", "kind"], "TCP packets parsed despite an anomaly, by kind."),
     spec("unmask_flow_active_flows", G, W, "Flows in the worker's flow table."),
     spec("unmask_flow_created_total", C, W, "Flows started (port reuses included)."),
