@@ -63,6 +63,8 @@ pub struct Config {
     pub live: LiveConfig,
     pub datapath: crate::datapath::XskConfig,
     pub metrics: MetricsConfig,
+    pub correlation: crate::host::correlate::CorrelationConfig,
+    pub baseline: crate::host::baseline::BaselineConfig,
 }
 
 /// Where `unmask run` attaches and how many workers it runs.
@@ -538,6 +540,8 @@ impl Config {
         d.fully_encrypted.validate(path)?;
         d.tls_in_tls.validate(path)?;
         d.websocket.validate(path)?;
+        self.correlation.validate(path)?;
+        self.baseline.validate(path)?;
 
         let l = &self.live;
         in_range(path, "live.workers", l.workers as u64, 1, 64)?;

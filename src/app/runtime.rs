@@ -30,6 +30,8 @@ pub enum RuntimeError {
     Control { path: String, message: String },
     #[error("{0}; set live.drop_privileges = false to run with every capability")]
     Privilege(#[from] PrivilegeError),
+    #[error(transparent)]
+    Store(#[from] crate::host::store::StoreError),
 }
 
 /// What a live run did: the datapath's report and the engines' counters summed.
@@ -61,6 +63,8 @@ pub struct EveStatsReport {
     pub anomaly: u64,
     pub drop: u64,
     pub tls: u64,
+    pub host_alert: u64,
+    pub first_seen: u64,
 }
 
 impl From<EveStats> for EveStatsReport {
@@ -71,6 +75,8 @@ impl From<EveStats> for EveStatsReport {
             anomaly: s.anomaly,
             drop: s.drop,
             tls: s.tls,
+            host_alert: s.host_alert,
+            first_seen: s.first_seen,
         }
     }
 }
@@ -161,11 +167,13 @@ pub fn run_metered(
     // Built once: every worker shares it, and a reload replaces it whole.
     let detector = Arc::new(Detector::new(&config.detect));
     let eve_target = eve.to_string();
-    let (tx, writer) = EveWriter::spawn(
+    let host = crate::host::HostLayer::from_config(&config.correlation, &config.baseline)?;
+    let (tx, writer) = EveWriter::spawn_with_host(
         eve,
         config.output.queue_capacity as usize,
         EveFormat::from_config(&config.output),
         &config.output.sinks,
+        host,
     )?;
     hub.set_eve_counters(writer.counters());
     reloader.set_reopen(writer.reopen_handle());

@@ -266,6 +266,7 @@ impl Hub {
                 ("anomaly", e.anomaly),
                 ("drop", e.drop),
                 ("tls", e.tls),
+                ("first_seen", e.first_seen),
             ] {
                 out.counter("unmask_eve_records_written_total", &[("type", ty)], n);
             }
