@@ -200,12 +200,15 @@ impl Baseline {
     }
 
     fn learning(&self, ts: Timestamp) -> bool {
+        // Without a learning period, nothing is learning: captures replayed together may go
+        // back in time from one file to the next, before the store's first pair.
         self.cfg.mode == BaselineMode::Learn
-            || ts.0
-                < self
-                    .meta
-                    .created_ns
-                    .saturating_add(self.cfg.learning_secs * Timestamp::NANOS_PER_SEC)
+            || (self.cfg.learning_secs > 0
+                && ts.0
+                    < self
+                        .meta
+                        .created_ns
+                        .saturating_add(self.cfg.learning_secs * Timestamp::NANOS_PER_SEC))
     }
 
     /// Records one sighting; returns the pair when it is new and is to be reported.
