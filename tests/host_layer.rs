@@ -104,7 +104,7 @@ fn a_capture_replayed_twice_gives_first_seen_records_only_the_first_time() {
     let cfg = config(dir.path(), "");
     let state = dir.path().join("state");
     let eve = dir.path().join("eve.json");
-    let first = replay(&cfg, &state, &[pcap.clone()], &eve);
+    let first = replay(&cfg, &state, std::slice::from_ref(&pcap), &eve);
     let seen: BTreeSet<(String, String)> = of_type(&first, "first_seen")
         .iter()
         .map(|r| {
@@ -253,7 +253,7 @@ fn a_beacon_after_benign_fetches_gives_first_seen_records_and_one_host_alert() {
     );
     let state = dir.path().join("state");
     let eve = dir.path().join("eve.json");
-    let records = replay(&cfg, &state, &[pcap.clone()], &eve);
+    let records = replay(&cfg, &state, std::slice::from_ref(&pcap), &eve);
 
     let flow_of = |port: u64| -> u64 {
         of_type(&records, "flow")
