@@ -127,7 +127,7 @@ fn host_alert_and_first_seen_records_validate_against_suricatas_schema() {
                 Contribution {
                     ts,
                     flow_id: 7,
-                    cause: Cause::FirstSeen("client_ja4"),
+                    cause: Cause::FirstSeen(PairKind::ClientJa4),
                     points: 40,
                 },
                 Contribution {

@@ -58,7 +58,7 @@ impl Default for BaselineConfig {
             mode: BaselineMode::Alert,
             learning_secs: 0,
             retention_days: 90,
-            max_entries: 1_000_000,
+            max_entries: 250_000,
             commit_interval_ms: 1000,
         }
     }
@@ -390,6 +390,25 @@ mod tests {
 
     fn at(secs: u64) -> Timestamp {
         Timestamp::from_secs_nanos(1_700_000_000 + secs, 0)
+    }
+
+    #[test]
+    fn memory_bounds_per_entry() {
+        let one = Baseline::memory_bound(&BaselineConfig {
+            max_entries: 1,
+            ..BaselineConfig::default()
+        });
+        eprintln!("baseline bound per pair: {one} bytes");
+        eprintln!(
+            "correlation bound per host: {} bytes",
+            super::super::correlate::Correlator::memory_bound(
+                &super::super::correlate::CorrelationConfig {
+                    max_hosts: 1,
+                    ..Default::default()
+                }
+            )
+        );
+        assert!(one < 1024, "{one}");
     }
 
     #[test]

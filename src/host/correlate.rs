@@ -21,6 +21,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::pair::PairKind;
 use crate::capture::Timestamp;
 use crate::detect::{FindingKind, KeyError, KeyRange};
 use crate::wire::Family;
@@ -112,15 +113,15 @@ pub struct HostKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cause {
     Finding(FindingKind),
-    /// A pair the baseline had never seen (its `PairKind` name).
-    FirstSeen(&'static str),
+    /// A pair the baseline had never seen.
+    FirstSeen(PairKind),
 }
 
 impl Cause {
     pub fn name(self) -> &'static str {
         match self {
             Cause::Finding(k) => k.name(),
-            Cause::FirstSeen(k) => k,
+            Cause::FirstSeen(k) => k.name(),
         }
     }
 }
@@ -502,6 +503,17 @@ mod tests {
             c.add(host(1), finding(i, i, FindingKind::TlsInTls, 1));
         }
         assert_eq!(c.stats().slots_overwritten, 3);
+    }
+
+    #[test]
+    fn a_host_costs_well_under_a_kibibyte() {
+        // 16 contributions of 24 bytes, the key and the times; doubled for the map's slack.
+        assert_eq!(std::mem::size_of::<Contribution>(), 24);
+        let per_host = Correlator::memory_bound(&CorrelationConfig {
+            max_hosts: 1,
+            ..cfg()
+        });
+        assert!(per_host <= 1024, "{per_host}");
     }
 
     #[test]

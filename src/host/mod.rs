@@ -185,7 +185,7 @@ impl HostLayer {
             let c = Contribution {
                 ts: n.ts,
                 flow_id: m.flow_id,
-                cause: Cause::FirstSeen(n.pair.kind.name()),
+                cause: Cause::FirstSeen(n.pair.kind),
                 points: self.first_seen_points,
             };
             self.score(m, Role::Client, c, out);
