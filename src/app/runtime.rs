@@ -45,6 +45,8 @@ pub struct LiveSummary {
     /// Each `[[output.sinks]]` entry's records sent and lost.
     pub eve_sinks: Vec<SinkStats>,
     pub mode: &'static str,
+    /// Host correlation and baseline, when configured.
+    pub host: Option<crate::host::HostSummary>,
 }
 
 /// Serializable copies of stats types owned by other modules.
@@ -258,7 +260,7 @@ pub fn run_metered(
         return Err(e.into());
     }
     let eve_counters = writer.counters();
-    let eve_stats = writer.finish()?;
+    let (eve_stats, host) = writer.finish_with_host()?;
     let mut counters = Counters::default();
     let mut table = Vec::new();
     if let Ok(r) = results.lock() {
@@ -280,6 +282,7 @@ pub fn run_metered(
         eve_target,
         eve_sinks: eve_counters.sink_stats(),
         mode: config.verdict.mode.name(),
+        host,
     })
 }
 
@@ -344,6 +347,9 @@ impl std::fmt::Display for LiveSummary {
         )?;
         for s in &self.eve_sinks {
             writeln!(f, "{s}")?;
+        }
+        if let Some(h) = &self.host {
+            write!(f, "{h}")?;
         }
         Ok(())
     }

@@ -113,7 +113,7 @@ pub struct NewPair {
     pub ts: Timestamp,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct BaselineStats {
     pub loaded: u64,
     /// Rows of the store that did not decode (left in place).

@@ -190,7 +190,7 @@ impl HostState {
 }
 
 /// What the correlator counted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct CorrelationStats {
     pub contributions: u64,
     pub alerts: u64,

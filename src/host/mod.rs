@@ -60,7 +60,7 @@ pub enum HostRecord {
 }
 
 /// What the host layer did, for the end summaries.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct HostSummary {
     pub correlation: Option<CorrelationStats>,
     pub baseline: Option<BaselineStats>,
