@@ -5,7 +5,8 @@
 //! that DET0470 asks for ("correlation" with a `TimeWindow` tunable). Each host keeps its last
 //! [`HOST_SLOTS`] contributions (time, flow, what, points) in a fixed array; the score is the
 //! sum of those inside the window, and a host alerts when the score reaches the threshold with
-//! at least `min_flows` distinct flows behind it. After an alert the host's evidence is cleared
+//! at least `min_flows` distinct flows and at least one finding behind it (first_seen points
+//! only add to findings: a fresh baseline makes every host's first connections new). After an alert the host's evidence is cleared
 //! and it stays quiet for one window, so a busy host gives one alert per window, not one per
 //! finding.
 //!
@@ -281,14 +282,17 @@ impl Correlator {
         let mut score = 0u32;
         let mut flows = [0u64; HOST_SLOTS];
         let mut nflows = 0usize;
+        let mut findings = 0usize;
         for s in state.slots.iter().flatten() {
             score = score.saturating_add(s.points);
+            findings += matches!(s.cause, Cause::Finding(_)) as usize;
             if !flows[..nflows].contains(&s.flow_id) {
                 flows[nflows] = s.flow_id;
                 nflows += 1;
             }
         }
-        if score < self.cfg.threshold || (nflows as u32) < self.cfg.min_flows {
+        // Novelty alone is no alarm: a new host's first connections are all first_seen.
+        if score < self.cfg.threshold || (nflows as u32) < self.cfg.min_flows || findings == 0 {
             return None;
         }
         let mut contributions: Vec<Contribution> = state.slots.iter().flatten().copied().collect();
@@ -440,6 +444,26 @@ mod tests {
             .add(host(1), finding(4, 7, FindingKind::TlsInTls, 100))
             .is_none());
         assert_eq!(c.stats().alerts, 0);
+    }
+
+    #[test]
+    fn first_seen_points_alone_never_make_a_host_alert() {
+        let mut c = Correlator::new(&cfg());
+        let new = |secs, flow_id, kind| Contribution {
+            ts: at(secs),
+            flow_id,
+            cause: Cause::FirstSeen(kind),
+            points: 100,
+        };
+        assert!(c.add(host(1), new(0, 1, PairKind::ClientJa4)).is_none());
+        assert!(c.add(host(1), new(1, 2, PairKind::ClientJa4)).is_none());
+        assert!(c.add(host(1), new(2, 3, PairKind::ClientService)).is_none());
+        // One finding on top makes it.
+        let a = c
+            .add(host(1), finding(3, 3, FindingKind::CertSelfSigned, 10))
+            .unwrap();
+        assert_eq!(a.flow_ids(), vec![1, 2, 3]);
+        assert_eq!(a.score, 310);
     }
 
     #[test]
