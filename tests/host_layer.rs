@@ -406,3 +406,66 @@ fn a_store_killed_mid_write_reopens_with_no_more_than_was_committed() {
     assert!(of_type(&again, "first_seen").len() < 2 * 3000 + 2);
     assert!(Duration::from_secs(0) < full_took);
 }
+
+#[test]
+fn an_exported_baseline_imported_elsewhere_knows_every_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("fixtures.pcap");
+    write_pcap(&pcap, &fixtures::standard_capture());
+    let cfg = config(dir.path(), "");
+    let eve = dir.path().join("eve.json");
+    let learned = dir.path().join("learned");
+    assert!(!of_type(
+        &replay(&cfg, &learned, std::slice::from_ref(&pcap), &eve),
+        "first_seen"
+    )
+    .is_empty());
+    let file = dir.path().join("baseline.jsonl");
+    let out = Command::new(BIN)
+        .args(["baseline", "export", "--state"])
+        .arg(&learned)
+        .arg("--out")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fresh = dir.path().join("fresh");
+    let import = |state: &Path, file: &Path| {
+        Command::new(BIN)
+            .args(["baseline", "import", "--state"])
+            .arg(state)
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let out = import(&fresh, &file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(export(&fresh), export(&learned));
+    // The imported store knows every pair: nothing is new to it.
+    assert!(of_type(&replay(&cfg, &fresh, &[pcap], &eve), "first_seen").is_empty());
+
+    // A bad line names the file, the line and the field.
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"type\":\"client_ja4\",\"ip\":\"10.0.0.300\"}\n").unwrap();
+    let out = import(&fresh, &bad);
+    assert!(!out.status.success());
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(msg.contains("bad.jsonl:1") && msg.contains("`ip`"), "{msg}");
+
+    let out = Command::new(BIN)
+        .args(["baseline", "stats", "--state"])
+        .arg(&fresh)
+        .output()
+        .unwrap();
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["pairs"], 4);
+    assert_eq!(stats["by_type"]["client_ja4"], 1);
+}
