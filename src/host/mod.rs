@@ -59,6 +59,16 @@ pub enum HostRecord {
     FirstSeen(Box<FirstSeen>),
 }
 
+/// Running counts for the metrics exporter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostCounts {
+    pub hosts_refused: u64,
+    pub baseline_pairs: u64,
+    pub baseline_commits: u64,
+    pub baseline_commit_errors: u64,
+    pub baseline_refused: u64,
+}
+
 /// What the host layer did, for the end summaries.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct HostSummary {
@@ -207,6 +217,25 @@ impl HostLayer {
             b.commit()?;
         }
         Ok(self.summary())
+    }
+
+    /// The running counts the metrics show (cheap: no allocation).
+    pub fn counts(&self) -> HostCounts {
+        let b = self
+            .baseline
+            .as_ref()
+            .map(Baseline::stats)
+            .unwrap_or_default();
+        HostCounts {
+            hosts_refused: self
+                .correlator
+                .as_ref()
+                .map_or(0, |c| c.stats().hosts_refused),
+            baseline_pairs: self.baseline.as_ref().map_or(0, |b| b.len() as u64),
+            baseline_commits: b.commits,
+            baseline_commit_errors: b.commit_errors,
+            baseline_refused: b.refused_full,
+        }
     }
 
     pub fn summary(&self) -> HostSummary {

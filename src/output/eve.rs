@@ -31,7 +31,7 @@ use crate::engine::record::{
 use crate::flow::Dir;
 use crate::host::correlate::{HostAlert, Role};
 use crate::host::{
-    FirstSeen, HostLayer, HostRecord, HostSummary, HOST_ALERT_SID, HOST_ALERT_SIGNATURE,
+    FirstSeen, HostCounts, HostLayer, HostRecord, HostSummary, HOST_ALERT_SID, HOST_ALERT_SIGNATURE,
 };
 use crate::output::community_id;
 use crate::output::sink::{Sink, SinkCounter, Sinks};
@@ -558,6 +558,8 @@ impl fmt::Display for SinkStats {
 #[derive(Debug, Default)]
 pub struct EveCounters {
     written: [AtomicU64; 7],
+    /// The host layer's counts, in `HostCounts` field order.
+    host: [AtomicU64; 5],
     /// One per `[[output.sinks]]` entry, in the config's order.
     sinks: Vec<Arc<SinkCounter>>,
 }
@@ -577,10 +579,36 @@ impl EveCounters {
         }
     }
 
+    fn store_host(&self, c: &HostCounts) {
+        for (slot, v) in self.host.iter().zip([
+            c.hosts_refused,
+            c.baseline_pairs,
+            c.baseline_commits,
+            c.baseline_commit_errors,
+            c.baseline_refused,
+        ]) {
+            slot.store(v, Ordering::Relaxed);
+        }
+    }
+
+    /// The host layer's counts so far (zeros without one).
+    pub fn host_counts(&self) -> HostCounts {
+        let [hosts_refused, baseline_pairs, baseline_commits, baseline_commit_errors, baseline_refused] =
+            std::array::from_fn(|i| self.host[i].load(Ordering::Relaxed));
+        HostCounts {
+            hosts_refused,
+            baseline_pairs,
+            baseline_commits,
+            baseline_commit_errors,
+            baseline_refused,
+        }
+    }
+
     /// Counters for a writer with these extra sinks (labels as `SinkConfig::label`).
     pub fn with_sinks(labels: impl IntoIterator<Item = String>) -> EveCounters {
         EveCounters {
             written: Default::default(),
+            host: Default::default(),
             sinks: labels
                 .into_iter()
                 .map(|l| Arc::new(SinkCounter::new(l)))
@@ -755,6 +783,10 @@ impl EveWriter {
                     Some(Err(e)) => return Err(EveError::Store(e.to_string())),
                     None => None,
                 };
+                // The last commit shows in the metrics a lingering exporter serves.
+                if let Some(h) = &host {
+                    live.store_host(&h.counts());
+                }
                 Ok((stats, summary))
             })
             .map_err(|source| EveError::Open {
@@ -912,6 +944,7 @@ fn write_loop(
                 }
                 Err(_) => {}
             }
+            live.store_host(&h.counts());
         }
     }
     out.flush().map_err(|e| fail(&stats, e))?;
