@@ -267,3 +267,17 @@ impl std::fmt::Display for HostSummary {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::FindingKind;
+
+    #[test]
+    fn no_finding_kind_takes_the_host_alerts_signature_id() {
+        // FindingKind discriminant 37 would have this id: it must stay unused by findings.
+        for k in FindingKind::ALL {
+            assert_ne!(k.info().signature_id, HOST_ALERT_SID, "{}", k.name());
+        }
+    }
+}
