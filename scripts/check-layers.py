@@ -16,7 +16,7 @@ import sys
 # tests may use it, no non-test code below it may.
 LAYERS = [
     "text", "capture", "wire", "flow", "proto", "inspect", "detect", "verdict", "engine",
-    "datapath", "config", "output", "app", "fixtures",
+    "datapath", "host", "config", "output", "app", "fixtures",
 ]
 TEST_FILES = ("tests.rs", "testdata.rs")
 

@@ -65,6 +65,8 @@ pub struct Config {
     pub live: LiveConfig,
     pub datapath: crate::datapath::XskConfig,
     pub metrics: MetricsConfig,
+    pub correlation: crate::host::correlate::CorrelationConfig,
+    pub baseline: crate::host::baseline::BaselineConfig,
 }
 
 /// Where `unmask run` attaches and how many workers it runs.
@@ -821,6 +823,8 @@ impl Config {
             &d.block_min_confidence.0,
             path,
         )?;
+        self.correlation.validate(path)?;
+        self.baseline.validate(path)?;
 
         let l = &self.live;
         in_range(path, "live.workers", l.workers as u64, 1, 64)?;

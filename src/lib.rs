@@ -25,6 +25,7 @@ pub mod detect;
 pub mod engine;
 pub mod fixtures;
 pub mod flow;
+pub mod host;
 pub mod inspect;
 pub mod output;
 pub mod proto;

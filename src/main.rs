@@ -51,6 +51,10 @@ enum Command {
         /// final values.
         #[arg(long, value_name = "SECS", default_value_t = 0)]
         metrics_linger: u64,
+        /// Keep the first-seen baseline in this directory (overrides baseline.state_dir): a
+        /// capture replayed twice gives first_seen records only the first time.
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
         /// Capture files, read in order as one stream.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -99,11 +103,41 @@ enum Command {
         #[arg(value_enum)]
         command: CtlCommand,
     },
+    /// Read or write the first-seen baseline store (stop the process using it first).
+    Baseline {
+        #[command(subcommand)]
+        command: BaselineCommand,
+    },
     /// Validate a config file; print the effective config with --print.
     CheckConfig {
         file: PathBuf,
         #[arg(long)]
         print: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BaselineCommand {
+    /// Every pair as JSON lines: type, host, port, value, first_seen, last_seen, count.
+    Export {
+        /// The state directory (replay --state, baseline.state_dir).
+        #[arg(long)]
+        state: PathBuf,
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Merge an export into the store (earliest first seen, latest last seen, larger count).
+    Import {
+        #[arg(long)]
+        state: PathBuf,
+        /// JSON lines as `export` writes them.
+        file: PathBuf,
+    },
+    /// Pairs per type, learning start, latest time seen, file size.
+    Stats {
+        #[arg(long)]
+        state: PathBuf,
     },
 }
 
@@ -248,6 +282,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Baseline { command } => {
+            baseline_command(command)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CheckConfig { file, print } => {
             let config = Config::load(&file)?;
             if print {
@@ -263,9 +301,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             no_progress,
             metrics,
             metrics_linger,
+            state,
             files,
         } => {
             let mut cfg = load_config(config.as_ref())?;
+            if let Some(dir) = state {
+                cfg.baseline.state_dir = dir.display().to_string();
+            }
             if let Some(m) = mode {
                 cfg.verdict.mode = m.into();
             }
@@ -307,6 +349,60 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
     }
+}
+
+fn open_baseline(state: &std::path::Path) -> Result<unmask::host::baseline::Baseline> {
+    let cfg = unmask::host::baseline::BaselineConfig {
+        state_dir: state.display().to_string(),
+        ..Default::default()
+    };
+    Ok(unmask::host::baseline::Baseline::open(&cfg)?)
+}
+
+fn baseline_command(command: BaselineCommand) -> Result<()> {
+    use std::io::Write as _;
+    use unmask::host::export;
+    match command {
+        BaselineCommand::Export { state, out } => {
+            let b = open_baseline(&state)?;
+            let mut w: Box<dyn std::io::Write> = match &out {
+                Some(p) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(p)
+                        .with_context(|| format!("{}: creating the export", p.display()))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let pairs = b.pairs();
+            for (p, seen) in &pairs {
+                serde_json::to_writer(&mut w, &export::row(p, seen))?;
+                w.write_all(b"\n")?;
+            }
+            w.flush()?;
+            eprintln!("{}: {} pairs exported", b.path(), pairs.len());
+        }
+        BaselineCommand::Import { state, file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("{}: reading the import", file.display()))?;
+            let mut rows = Vec::new();
+            for (i, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let row = export::parse_row(line)
+                    .map_err(|e| anyhow::anyhow!("{}:{}: {e}", file.display(), i + 1))?;
+                rows.push(row);
+            }
+            let mut b = open_baseline(&state)?;
+            let n = b.import(rows)?;
+            eprintln!("{}: {n} pairs imported, {} in the store", b.path(), b.len());
+        }
+        BaselineCommand::Stats { state } => {
+            let b = open_baseline(&state)?;
+            println!("{}", serde_json::to_string_pretty(&export::stats(&b))?);
+        }
+    }
+    Ok(())
 }
 
 /// Starts the metrics endpoint on `--metrics ADDR`, else on metrics.listen when enabled.

@@ -102,3 +102,78 @@ fn the_validator_rejects_what_suricata_would_not_write() {
     let bad = serde_json::json!({ "timestamp": "yesterday", "event_type": "alert", "bogus": 1 });
     assert!(!v.is_valid(&bad));
 }
+
+#[test]
+fn host_alert_and_first_seen_records_validate_against_suricatas_schema() {
+    use unmask::capture::Timestamp;
+    use unmask::detect::FindingKind;
+    use unmask::engine::record::FlowMeta;
+    use unmask::host::correlate::{Cause, Contribution, HostAlert, HostKey, Role};
+    use unmask::host::pair::PairKind;
+    use unmask::host::{FirstSeen, HostRecord};
+    use unmask::output::eve::EveFormat;
+    use unmask::proto::AppProto;
+    use unmask::wire::Family;
+    let Some(v) = validator() else { return };
+    let mut client = [0u8; 16];
+    client[..4].copy_from_slice(&[10, 0, 0, 1]);
+    let mut server = [0u8; 16];
+    server[..4].copy_from_slice(&[10, 0, 0, 9]);
+    let ts = Timestamp::from_secs_nanos(1_700_000_000, 0);
+    let meta = FlowMeta {
+        flow_id: 7,
+        family: Family::V4,
+        client_addr: client,
+        client_port: 40000,
+        server_addr: server,
+        server_port: 8443,
+        app_proto: AppProto::Tls,
+        app_ts: AppProto::Tls,
+        app_tc: AppProto::Tls,
+        tunnels: Default::default(),
+    };
+    let mut records = Vec::new();
+    for role in [Role::Client, Role::Server] {
+        let alert = HostAlert {
+            ts,
+            host: HostKey {
+                family: Family::V4,
+                addr: client,
+                role,
+            },
+            window_start: ts,
+            window_secs: 300,
+            score: 160,
+            threshold: 150,
+            contributions: vec![
+                Contribution {
+                    ts,
+                    flow_id: 7,
+                    cause: Cause::FirstSeen(PairKind::ClientJa4),
+                    points: 40,
+                },
+                Contribution {
+                    ts,
+                    flow_id: 8,
+                    cause: Cause::Finding(FindingKind::ProtocolPortMismatch),
+                    points: 120,
+                },
+            ],
+        };
+        records.push(HostRecord::Alert(Box::new(alert)).to_json(&EveFormat::default()));
+    }
+    for kind in PairKind::ALL {
+        let f = FirstSeen {
+            ts,
+            meta,
+            kind,
+            value: "t13d1516h2_8daaf6152771_e5627efa2ab1".into(),
+        };
+        records.push(HostRecord::FirstSeen(Box::new(f)).to_json(&EveFormat::default()));
+    }
+    assert_eq!(assert_valid(&v, &records), 6);
+    assert_eq!(
+        records[0]["unmask"]["host"]["flow_ids"],
+        serde_json::json!([7, 8])
+    );
+}

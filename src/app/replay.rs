@@ -11,6 +11,8 @@ use crate::config::{ChecksumValidation, Config};
 use crate::engine::worker::{self, Clock};
 use crate::engine::{Counters, Engine, EngineOptions};
 use crate::flow::table::TableStats;
+use crate::host::store::StoreError;
+use crate::host::{HostLayer, HostSummary};
 use crate::output::eve::{EveError, EveFormat, EveStats, EveTarget, EveWriter, SinkStats};
 use crate::output::metrics::{Hub, HubOptions, Metered, RunMode, TimingSummary};
 use crate::verdict::{Mode, NoFlowControl};
@@ -45,6 +47,8 @@ pub struct ReplaySummary {
     pub flow_commands: NoFlowControl,
     /// Per-packet and per-batch latency percentiles.
     pub timing: TimingSummary,
+    /// Host correlation and baseline, when configured.
+    pub host: Option<HostSummary>,
 }
 
 impl ReplaySummary {
@@ -65,6 +69,8 @@ pub enum ReplayError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Eve(#[from] EveError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// The summary, and the capture error that cut the replay short, if any. Everything seen
@@ -86,11 +92,14 @@ pub fn replay(opts: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
         metrics.unwrap_or_else(|| Hub::new(HubOptions::from_config(&config, RunMode::Replay)));
     let mut source = CaptureSource::open(&files, REPLAY_BATCH)?;
     let eve_target = eve.to_string();
-    let (tx, writer) = EveWriter::spawn(
+    // Opened before the first packet: a store in use by another process fails the start.
+    let host = HostLayer::from_config(&config.correlation, &config.baseline)?;
+    let (tx, writer) = EveWriter::spawn_with_host(
         eve,
         config.output.queue_capacity as usize,
         EveFormat::from_config(&config.output),
         &config.output.sinks,
+        host,
     )?;
     hub.set_eve_counters(writer.counters());
     let mut engine_config = config.engine();
@@ -132,7 +141,7 @@ pub fn replay(opts: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
     // Dropping the engine drops its sender, which lets the writer finish.
     drop(engine);
     let eve_counters = writer.counters();
-    let eve_stats = writer.finish()?;
+    let (eve_stats, host) = writer.finish_with_host()?;
     Ok(ReplayOutcome {
         summary: ReplaySummary {
             files: files.len(),
@@ -145,6 +154,7 @@ pub fn replay(opts: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
             elapsed,
             flow_commands: ctl,
             timing,
+            host,
         },
         error: result.err(),
     })
@@ -281,8 +291,18 @@ impl std::fmt::Display for ReplaySummary {
             self.eve_target,
             c.eve_dropped
         )?;
+        if self.eve.host_alert + self.eve.first_seen > 0 {
+            writeln!(
+                f,
+                "  eve        {} host alert (of the alerts), {} first_seen records",
+                self.eve.host_alert, self.eve.first_seen
+            )?;
+        }
         for s in &self.eve_sinks {
             writeln!(f, "{s}")?;
+        }
+        if let Some(h) = &self.host {
+            write!(f, "{h}")?;
         }
         if self.timing.batches_timed > 0 {
             writeln!(f, "  latency    {}", self.timing)?;

@@ -30,6 +30,8 @@ pub enum RuntimeError {
     Control { path: String, message: String },
     #[error("{0}; set live.drop_privileges = false to run with every capability")]
     Privilege(#[from] PrivilegeError),
+    #[error(transparent)]
+    Store(#[from] crate::host::store::StoreError),
 }
 
 /// What a live run did: the datapath's report and the engines' counters summed.
@@ -43,6 +45,8 @@ pub struct LiveSummary {
     /// Each `[[output.sinks]]` entry's records sent and lost.
     pub eve_sinks: Vec<SinkStats>,
     pub mode: &'static str,
+    /// Host correlation and baseline, when configured.
+    pub host: Option<crate::host::HostSummary>,
 }
 
 /// Serializable copies of stats types owned by other modules.
@@ -61,6 +65,8 @@ pub struct EveStatsReport {
     pub anomaly: u64,
     pub drop: u64,
     pub tls: u64,
+    pub host_alert: u64,
+    pub first_seen: u64,
 }
 
 impl From<EveStats> for EveStatsReport {
@@ -71,6 +77,8 @@ impl From<EveStats> for EveStatsReport {
             anomaly: s.anomaly,
             drop: s.drop,
             tls: s.tls,
+            host_alert: s.host_alert,
+            first_seen: s.first_seen,
         }
     }
 }
@@ -161,11 +169,13 @@ pub fn run_metered(
     // Built once: every worker shares it, and a reload replaces it whole.
     let detector = Arc::new(Detector::new(&config.detect));
     let eve_target = eve.to_string();
-    let (tx, writer) = EveWriter::spawn(
+    let host = crate::host::HostLayer::from_config(&config.correlation, &config.baseline)?;
+    let (tx, writer) = EveWriter::spawn_with_host(
         eve,
         config.output.queue_capacity as usize,
         EveFormat::from_config(&config.output),
         &config.output.sinks,
+        host,
     )?;
     hub.set_eve_counters(writer.counters());
     reloader.set_reopen(writer.reopen_handle());
@@ -250,7 +260,7 @@ pub fn run_metered(
         return Err(e.into());
     }
     let eve_counters = writer.counters();
-    let eve_stats = writer.finish()?;
+    let (eve_stats, host) = writer.finish_with_host()?;
     let mut counters = Counters::default();
     let mut table = Vec::new();
     if let Ok(r) = results.lock() {
@@ -272,6 +282,7 @@ pub fn run_metered(
         eve_target,
         eve_sinks: eve_counters.sink_stats(),
         mode: config.verdict.mode.name(),
+        host,
     })
 }
 
@@ -336,6 +347,9 @@ impl std::fmt::Display for LiveSummary {
         )?;
         for s in &self.eve_sinks {
             writeln!(f, "{s}")?;
+        }
+        if let Some(h) = &self.host {
+            write!(f, "{h}")?;
         }
         Ok(())
     }

@@ -799,6 +799,9 @@ fn random_token(text: &[u8], min_len: usize, min_bits: f64) -> Option<(&[u8], f3
 
 /// An HTTP/2 frame header of a SETTINGS frame on stream 0: what an h2c server sends first
 /// after a client's prior-knowledge preface (RFC 9113 3.4). Not HTTP/1, and not an anomaly.
+/// Confidence of a reply that is not HTTP at all to an HTTP request.
+const NOT_HTTP_CONFIDENCE: u8 = 90;
+
 fn starts_with_h2_settings(data: &[u8]) -> bool {
     matches!(data, [_, _, _, 0x04, _, 0, 0, 0, 0, ..])
 }
@@ -904,13 +907,13 @@ impl HttpCheck {
                 Detail::Token(t, bits),
             );
         }
-        self.report(&mut s, Dir::ToServer, Some(head), out);
+        self.report(&mut s, Dir::ToServer, Some(head), 0, out);
     }
 
     fn score_response(&self, head: &HttpHead<'_>, out: &mut Findings) {
         let mut s = Score::new();
         self.parser_anomalies(head, &mut s);
-        self.report(&mut s, Dir::ToClient, Some(head), out);
+        self.report(&mut s, Dir::ToClient, Some(head), 0, out);
     }
 
     fn score_not_http(&self, data: &[u8], out: &mut Findings) {
@@ -923,10 +926,19 @@ impl HttpCheck {
             self.cfg.weights.response_not_http,
             Detail::Bytes(data.get(..48).unwrap_or(data)),
         );
-        self.report(&mut s, Dir::ToClient, None, out);
+        // Not a style of HTTP but no HTTP at all: a request answered this way was not talking
+        // to an HTTP server (a C2 gate's reply), so it is as sure as a protocol mismatch.
+        self.report(&mut s, Dir::ToClient, None, NOT_HTTP_CONFIDENCE, out);
     }
 
-    fn report(&self, s: &mut Score<'_>, dir: Dir, head: Option<&HttpHead<'_>>, out: &mut Findings) {
+    fn report(
+        &self,
+        s: &mut Score<'_>,
+        dir: Dir,
+        head: Option<&HttpHead<'_>>,
+        min_confidence: u8,
+        out: &mut Findings,
+    ) {
         let threshold = u32::from(self.cfg.anomaly_threshold);
         let total = s.total;
         if total < threshold || threshold == 0 {
@@ -934,7 +946,9 @@ impl HttpCheck {
         }
         // 50 at the threshold, 99 from twice the threshold on.
         let over = (total - threshold).saturating_mul(50) / threshold;
-        let confidence = u8::try_from((50 + over).min(99)).unwrap_or(99);
+        let confidence = u8::try_from((50 + over).min(99))
+            .unwrap_or(99)
+            .max(min_confidence);
         let mut f = Finding {
             kind: FindingKind::HttpHeaderAnomaly,
             confidence,

@@ -31,6 +31,11 @@ use crate::engine::record::{
     TlsEveRecord,
 };
 use crate::flow::Dir;
+use crate::host::correlate::{HostAlert, Role};
+use crate::host::{
+    FirstSeen, HostCounts, HostLayer, HostRecord, HostSummary, HOST_ALERT_SEVERITY, HOST_ALERT_SID,
+    HOST_ALERT_SIGNATURE,
+};
 use crate::output::community_id;
 use crate::output::delivery::LineMeta;
 use crate::output::sink::{Sink, SinkCounter, Sinks};
@@ -387,6 +392,116 @@ fn tls_json(r: &TlsEveRecord, format: &EveFormat) -> Value {
     Value::Object(m)
 }
 
+impl HostRecord {
+    /// The record as one EVE JSON object.
+    pub fn to_json(&self, format: &EveFormat) -> Value {
+        match self {
+            HostRecord::Alert(a) => host_alert_json(a),
+            HostRecord::FirstSeen(f) => first_seen_json(f, format),
+        }
+    }
+}
+
+/// A host alert in Suricata's `alert` layout. It spans flows, so it has no flow_id or port of
+/// its own: the host is src_ip (a client) or dest_ip (a server), and `unmask.host` names the
+/// window and every flow_id and finding that made it.
+fn host_alert_json(a: &HostAlert) -> Value {
+    let mut m = Map::new();
+    m.insert("timestamp".into(), EveTime(a.ts).to_string().into());
+    m.insert("event_type".into(), "alert".into());
+    let ip = ip_string(a.host.family, &a.host.addr);
+    match a.host.role {
+        Role::Client => m.insert("src_ip".into(), ip.clone().into()),
+        Role::Server => m.insert("dest_ip".into(), ip.clone().into()),
+    };
+    m.insert("proto".into(), "TCP".into());
+    m.insert("ip_v".into(), (a.host.family as u8).into());
+    m.insert(
+        "alert".into(),
+        json!({
+            "action": "allowed",
+            "gid": 1,
+            "signature_id": HOST_ALERT_SID,
+            "rev": 1,
+            "signature": HOST_ALERT_SIGNATURE,
+            "category": "Potentially Bad Traffic",
+            "severity": HOST_ALERT_SEVERITY,
+            "metadata": {
+                "mitre_technique_id": [MITRE_TECHNIQUE],
+                "mitre_technique_name": [MITRE_TECHNIQUE_NAME],
+                "mitre_tactic_id": [MITRE_TACTIC],
+                "det0470_tunable": ["TimeWindow"],
+                "unmask_finding": ["host_correlation"],
+            },
+        }),
+    );
+    let contributions: Vec<Value> = a
+        .contributions
+        .iter()
+        .map(|c| {
+            json!({
+                "timestamp": EveTime(c.ts).to_string(),
+                "flow_id": c.flow_id,
+                "finding": c.cause.name(),
+                "points": c.points,
+            })
+        })
+        .collect();
+    m.insert(
+        "unmask".into(),
+        json!({
+            "finding": "host_correlation",
+            "host": {
+                "ip": ip,
+                "role": a.host.role.name(),
+                "window_start": EveTime(a.window_start).to_string(),
+                "window_end": EveTime(a.ts).to_string(),
+                "window_secs": a.window_secs,
+                "score": a.score,
+                "threshold": a.threshold,
+                "flow_ids": a.flow_ids(),
+                "findings": contributions,
+            },
+            "mitre": {
+                "technique_id": MITRE_TECHNIQUE,
+                "technique": MITRE_TECHNIQUE_NAME,
+                "tactic_id": MITRE_TACTIC,
+                "analytic": MITRE_ANALYTIC,
+                "tunable": "TimeWindow",
+            },
+        }),
+    );
+    Value::Object(m)
+}
+
+/// A pair a host showed for the first time: its own event type (as Zeek's known_* logs), with
+/// the flow it was seen in, oriented client to server; what is new is under `unmask.first_seen`
+/// (Suricata's schema has no place for it at the top level).
+fn first_seen_json(f: &FirstSeen, format: &EveFormat) -> Value {
+    let mut m = head(f.ts, &f.meta, Dir::ToServer, "first_seen", format);
+    let host = if f.kind.is_client() {
+        ip_string(f.meta.family, &f.meta.client_addr)
+    } else {
+        format!(
+            "{}:{}",
+            ip_string(f.meta.family, &f.meta.server_addr),
+            f.meta.server_port
+        )
+    };
+    m.insert(
+        "unmask".into(),
+        json!({
+            "first_seen": {
+                "type": f.kind.name(),
+                "host": host,
+                "role": if f.kind.is_client() { "client" } else { "server" },
+                "value": f.value,
+            },
+        }),
+    );
+    Value::Object(m)
+}
+
 /// Where EVE records go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EveTarget {
@@ -437,21 +552,27 @@ pub enum EveError {
     },
     #[error("the EVE writer thread panicked")]
     Panicked,
+    #[error("{0}")]
+    Store(String),
 }
 
 /// What the writer wrote, by event type.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EveStats {
+    /// Flow alerts and host alerts.
     pub alert: u64,
     pub flow: u64,
     pub anomaly: u64,
     pub drop: u64,
     pub tls: u64,
+    /// Of `alert`: host alerts (the host layer's).
+    pub host_alert: u64,
+    pub first_seen: u64,
 }
 
 impl EveStats {
     pub fn total(&self) -> u64 {
-        self.alert + self.flow + self.anomaly + self.drop + self.tls
+        self.alert + self.flow + self.anomaly + self.drop + self.tls + self.first_seen
     }
 }
 
@@ -480,22 +601,53 @@ impl fmt::Display for SinkStats {
 /// metrics exporter). Only the writer thread stores, once per record, off the packet path.
 #[derive(Debug, Default)]
 pub struct EveCounters {
-    written: [AtomicU64; 5],
+    written: [AtomicU64; 7],
     /// Reopens of the file carried out (log rotation), and those whose open failed.
     reopens: AtomicU64,
     reopen_failures: AtomicU64,
+    /// The host layer's counts, in `HostCounts` field order.
+    host: [AtomicU64; 5],
     /// One per `[[output.sinks]]` entry, in the config's order.
     sinks: Vec<Arc<SinkCounter>>,
 }
 
 impl EveCounters {
     fn store(&self, s: &EveStats) {
-        for (slot, v) in self
-            .written
-            .iter()
-            .zip([s.alert, s.flow, s.anomaly, s.drop, s.tls])
-        {
+        for (slot, v) in self.written.iter().zip([
+            s.alert,
+            s.flow,
+            s.anomaly,
+            s.drop,
+            s.tls,
+            s.host_alert,
+            s.first_seen,
+        ]) {
             slot.store(v, Ordering::Relaxed);
+        }
+    }
+
+    fn store_host(&self, c: &HostCounts) {
+        for (slot, v) in self.host.iter().zip([
+            c.hosts_refused,
+            c.baseline_pairs,
+            c.baseline_commits,
+            c.baseline_commit_errors,
+            c.baseline_refused,
+        ]) {
+            slot.store(v, Ordering::Relaxed);
+        }
+    }
+
+    /// The host layer's counts so far (zeros without one).
+    pub fn host_counts(&self) -> HostCounts {
+        let [hosts_refused, baseline_pairs, baseline_commits, baseline_commit_errors, baseline_refused] =
+            std::array::from_fn(|i| self.host[i].load(Ordering::Relaxed));
+        HostCounts {
+            hosts_refused,
+            baseline_pairs,
+            baseline_commits,
+            baseline_commit_errors,
+            baseline_refused,
         }
     }
 
@@ -505,6 +657,7 @@ impl EveCounters {
             written: Default::default(),
             reopens: AtomicU64::new(0),
             reopen_failures: AtomicU64::new(0),
+            host: Default::default(),
             sinks: labels
                 .into_iter()
                 .map(|l| Arc::new(SinkCounter::new(l)))
@@ -541,7 +694,7 @@ impl EveCounters {
     }
 
     pub fn snapshot(&self) -> EveStats {
-        let [alert, flow, anomaly, drop, tls] =
+        let [alert, flow, anomaly, drop, tls, host_alert, first_seen] =
             std::array::from_fn(|i| self.written[i].load(Ordering::Relaxed));
         EveStats {
             alert,
@@ -549,13 +702,15 @@ impl EveCounters {
             anomaly,
             drop,
             tls,
+            host_alert,
+            first_seen,
         }
     }
 }
 
 /// The writer thread. Dropping every sender ends it after it has written everything queued.
 pub struct EveWriter {
-    join: JoinHandle<Result<EveStats, EveError>>,
+    join: JoinHandle<Result<(EveStats, Option<HostSummary>), EveError>>,
     counters: Arc<EveCounters>,
     reopen: Reopen,
 }
@@ -637,6 +792,18 @@ impl EveWriter {
         format: EveFormat,
         sinks: &[SinkConfig],
     ) -> Result<(Sender<EveRecord>, EveWriter), EveError> {
+        Self::spawn_with_host(target, capacity, format, sinks, None)
+    }
+
+    /// [`EveWriter::spawn`], with the host layer (correlation, first-seen baseline) fed every
+    /// record written and its own records written after the one that caused them.
+    pub fn spawn_with_host(
+        target: EveTarget,
+        capacity: usize,
+        format: EveFormat,
+        sinks: &[SinkConfig],
+        host: Option<HostLayer>,
+    ) -> Result<(Sender<EveRecord>, EveWriter), EveError> {
         let out = open_target(&target)?;
         let counters = Arc::new(EveCounters::with_sinks(sinks.iter().map(|s| s.label())));
         let mut driven = Vec::with_capacity(sinks.len());
@@ -661,11 +828,31 @@ impl EveWriter {
             .name("unmask-eve".into())
             .spawn(move || {
                 let out = BufWriter::with_capacity(256 * 1024, out);
-                let result = write_loop(rx, out, &mut sinks, &target, &format, &live, &asks);
+                let mut host = host;
+                let result = write_loop(
+                    rx,
+                    out,
+                    &mut sinks,
+                    &target,
+                    &format,
+                    &live,
+                    &asks,
+                    host.as_mut(),
+                );
                 // Sinks with a thread of their own deliver what they hold before the writer
                 // reports, so the end summary's counts are final.
                 sinks.finish();
-                result
+                let stats = result?;
+                let summary = match host.as_mut().map(HostLayer::finish) {
+                    Some(Ok(s)) => Some(s),
+                    Some(Err(e)) => return Err(EveError::Store(e.to_string())),
+                    None => None,
+                };
+                // The last commit shows in the metrics a lingering exporter serves.
+                if let Some(h) = &host {
+                    live.store_host(&h.counts());
+                }
+                Ok((stats, summary))
             })
             .map_err(|source| EveError::Open {
                 target: name,
@@ -693,6 +880,11 @@ impl EveWriter {
 
     /// Waits until every sender is gone and everything queued is written and flushed.
     pub fn finish(self) -> Result<EveStats, EveError> {
+        self.finish_with_host().map(|(s, _)| s)
+    }
+
+    /// [`EveWriter::finish`], with the host layer's summary after its last commit.
+    pub fn finish_with_host(self) -> Result<(EveStats, Option<HostSummary>), EveError> {
         self.join.join().map_err(|_| EveError::Panicked)?
     }
 }
@@ -716,6 +908,7 @@ fn open_target(target: &EveTarget) -> Result<Box<dyn Write + Send>, EveError> {
 /// How often the writer looks for a reopen request when no record arrives.
 const REOPEN_CHECK: Duration = Duration::from_millis(20);
 
+#[allow(clippy::too_many_arguments)]
 fn write_loop(
     rx: Receiver<EveRecord>,
     mut out: BufWriter<Box<dyn Write + Send>>,
@@ -724,7 +917,10 @@ fn write_loop(
     format: &EveFormat,
     live: &EveCounters,
     reopen: &Reopen,
+    mut host: Option<&mut HostLayer>,
 ) -> Result<EveStats, EveError> {
+    let mut host_records: Vec<HostRecord> = Vec::new();
+    let mut store_failed = false;
     let mut stats = EveStats::default();
     let fail = |stats: &EveStats, source| EveError::Write {
         target: target.to_string(),
@@ -777,6 +973,28 @@ fn write_loop(
                     EveRecord::Drop(_) => stats.drop += 1,
                     EveRecord::Tls(_) => stats.tls += 1,
                 }
+                if let Some(h) = host.as_deref_mut() {
+                    h.observe(&record, &mut host_records);
+                    for r in host_records.drain(..) {
+                        line.clear();
+                        serde_json::to_writer(&mut line, &r.to_json(format))
+                            .map_err(|e| fail(&stats, e.into()))?;
+                        line.push(b'\n');
+                        out.write_all(&line).map_err(|e| fail(&stats, e))?;
+                        let meta = LineMeta {
+                            alert_severity: matches!(r, HostRecord::Alert(_))
+                                .then_some(HOST_ALERT_SEVERITY),
+                        };
+                        sinks.send(&line, meta);
+                        match r {
+                            HostRecord::Alert(_) => {
+                                stats.alert += 1;
+                                stats.host_alert += 1;
+                            }
+                            HostRecord::FirstSeen(_) => stats.first_seen += 1,
+                        }
+                    }
+                }
                 live.store(&stats);
                 if rx.is_empty() {
                     out.flush().map_err(|e| fail(&stats, e))?;
@@ -791,6 +1009,19 @@ fn write_loop(
                 }
             }
             Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some(h) = host.as_deref_mut() {
+            // The store commits on this thread: its cost is measured (max_commit_us) and the
+            // EVE queue absorbs the pause.
+            match h.tick(std::time::Instant::now()) {
+                Ok(()) => store_failed = false,
+                Err(e) if !store_failed => {
+                    eprintln!("unmask: {e}; retrying at the next commit interval");
+                    store_failed = true;
+                }
+                Err(_) => {}
+            }
+            live.store_host(&h.counts());
         }
     }
     out.flush().map_err(|e| fail(&stats, e))?;

@@ -253,23 +253,41 @@ impl Hub {
                 worker_families(&mut out, t, polling, self.opts.stream_depth);
             }
         }
-        let eve = self
+        let counts = self
             .eve
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
-            .map(|c| c.snapshot());
-        if let Some(e) = eve {
+            .map(|c| (c.snapshot(), c.host_counts()));
+        if let Some((e, _)) = counts {
             for (ty, n) in [
                 ("alert", e.alert),
                 ("flow", e.flow),
                 ("anomaly", e.anomaly),
                 ("drop", e.drop),
                 ("tls", e.tls),
+                ("first_seen", e.first_seen),
             ] {
                 out.counter("unmask_eve_records_written_total", &[("type", ty)], n);
             }
         }
+        // Zeros without a host layer, so every family is always there.
+        let host_alerts = counts.map_or(0, |(e, _)| e.host_alert);
+        let h = counts.map(|(_, h)| h).unwrap_or_default();
+        out.counter("unmask_host_alerts_total", &[], host_alerts);
+        out.counter(
+            "unmask_host_contributions_refused_total",
+            &[],
+            h.hosts_refused,
+        );
+        out.gauge("unmask_baseline_pairs", &[], h.baseline_pairs as f64);
+        out.counter("unmask_baseline_commits_total", &[], h.baseline_commits);
+        out.counter(
+            "unmask_baseline_commit_errors_total",
+            &[],
+            h.baseline_commit_errors,
+        );
+        out.counter("unmask_baseline_refused_total", &[], h.baseline_refused);
         if let Some(c) = self.eve.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             for s in c.sinks() {
                 let l = [("sink", s.label.as_str())];
@@ -709,7 +727,13 @@ pub const SPECS: &[Spec] = &[
     spec("unmask_detect_findings_overflow_total", C, W, "Findings lost because one event raised more than a finding set holds."),
     spec("unmask_tls_anomalies_total", C, &["worker", "kind"], "TLS protocol anomalies, by kind."),
     spec("unmask_verdict_commands_dropped_total", C, W, "Block/bypass/forget commands for the kernel maps lost to a full command queue."),
-    spec("unmask_eve_records_written_total", C, &["type"], "EVE records written, by event type (alert, flow, anomaly, drop, tls)."),
+    spec("unmask_eve_records_written_total", C, &["type"], "EVE records written, by event type (alert, flow, anomaly, drop, tls, first_seen)."),
+    spec("unmask_host_alerts_total", C, &[], "Host alerts: findings of several flows of one host within correlation.time_window_secs."),
+    spec("unmask_host_contributions_refused_total", C, &[], "Findings the correlator could not score: its host table (correlation.max_hosts) was full of active hosts."),
+    spec("unmask_baseline_pairs", G, &[], "Pairs in the first-seen baseline (held in memory, committed to the store)."),
+    spec("unmask_baseline_commits_total", C, &[], "Baseline store commits (one transaction of the pairs changed since the last)."),
+    spec("unmask_baseline_commit_errors_total", C, &[], "Baseline store commits that failed (retried at the next interval)."),
+    spec("unmask_baseline_refused_total", C, &[], "New pairs not kept: the baseline was at baseline.max_entries."),
     spec("unmask_eve_records_dropped_total", C, W, "EVE records dropped because the writer's queue was full."),
     spec("unmask_eve_sink_records_total", C, &["sink"], "EVE records handed to an extra sink ([[output.sinks]], labelled kind:path; redis: redis:address/command:key, counted when redis acknowledged them)."),
     spec("unmask_eve_sink_lost_total", C, &["sink"], "EVE records an extra sink lost: peer absent, full or too slow, or waiting out a reconnect backoff (redis: its queue full, a failed round trip, or redis away at shutdown)."),
