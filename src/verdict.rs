@@ -1,6 +1,8 @@
 //! Verdicts: what the appliance does about a flow, and the commands the engine hands to the
 //! datapath so the kernel can act on whole flows.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::capture::{Action, Frame, Timestamp};
 use crate::flow::FlowKey;
 use crate::wire::TcpFlags;
@@ -191,4 +193,125 @@ pub trait FrameHandler {
 
     /// Called once when the source ends or the worker stops: end every flow.
     fn finish(&mut self, now: Timestamp, ctl: &mut dyn FlowControl);
+}
+
+/// Hosts a host alert put on the block list (`correlation.block_secs`), until a packet time.
+/// The EVE writer thread writes it when it writes a host alert; workers read it when a flow
+/// starts. No lock: a slot is two atomics, and a reader that meets a slot half written sees a
+/// host that is not (yet) listed, which only lets one more flow start.
+pub struct HostBlocks {
+    slots: Box<[HostSlot]>,
+}
+
+#[derive(Default)]
+struct HostSlot {
+    /// [`HostBlocks::key`] of the address; 0: empty.
+    key: AtomicU64,
+    /// Packet time (ns) until which new flows of the host are blocked.
+    until: AtomicU64,
+}
+
+/// Slots looked at from a key's home slot.
+const HOST_PROBE: usize = 4;
+
+impl HostBlocks {
+    /// `capacity` slots (rounded up to a power of two): the most hosts listed at once.
+    pub fn new(capacity: usize) -> HostBlocks {
+        let n = capacity.max(HOST_PROBE).next_power_of_two();
+        HostBlocks {
+            slots: (0..n).map(|_| HostSlot::default()).collect(),
+        }
+    }
+
+    /// FNV-1a of the 16 address bytes (IPv4 in the first four), never 0 (an empty slot).
+    fn key(addr: &[u8; 16]) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in addr {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h | 1
+    }
+
+    fn home(&self, key: u64) -> usize {
+        // The length is a power of two.
+        (key as usize) & (self.slots.len() - 1)
+    }
+
+    /// Lists `addr` until `until` (packet time). A full neighbourhood gives up the slot whose
+    /// listing ends first.
+    pub fn block(&self, addr: &[u8; 16], until: Timestamp) {
+        let key = Self::key(addr);
+        let home = self.home(key);
+        let mask = self.slots.len() - 1;
+        let mut pick = home;
+        let mut soonest = u64::MAX;
+        for i in 0..HOST_PROBE {
+            let at = (home + i) & mask;
+            let slot = &self.slots[at];
+            let k = slot.key.load(Ordering::Acquire);
+            if k == key || k == 0 {
+                pick = at;
+                break;
+            }
+            let u = slot.until.load(Ordering::Acquire);
+            if u < soonest {
+                soonest = u;
+                pick = at;
+            }
+        }
+        let slot = &self.slots[pick];
+        slot.until.store(0, Ordering::Release);
+        slot.key.store(key, Ordering::Release);
+        slot.until.store(until.0, Ordering::Release);
+    }
+
+    /// Whether a new flow of `addr` at packet time `now` meets a listing.
+    pub fn blocked(&self, addr: &[u8; 16], now: Timestamp) -> bool {
+        let key = Self::key(addr);
+        let home = self.home(key);
+        let mask = self.slots.len() - 1;
+        (0..HOST_PROBE).any(|i| {
+            let slot = &self.slots[(home + i) & mask];
+            slot.key.load(Ordering::Acquire) == key && slot.until.load(Ordering::Acquire) > now.0
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(last: u8) -> [u8; 16] {
+        let mut a = [0u8; 16];
+        a[..4].copy_from_slice(&[10, 77, 0, last]);
+        a
+    }
+
+    #[test]
+    fn a_listed_host_is_blocked_until_its_time_and_others_never() {
+        let b = HostBlocks::new(8);
+        let t = |s: u64| Timestamp(s * Timestamp::NANOS_PER_SEC);
+        assert!(!b.blocked(&v4(1), t(1)));
+        b.block(&v4(1), t(60));
+        assert!(b.blocked(&v4(1), t(59)));
+        assert!(!b.blocked(&v4(1), t(60)), "the listing ends");
+        assert!(!b.blocked(&v4(2), t(10)));
+        // Listed again: the later time holds.
+        b.block(&v4(1), t(120));
+        assert!(b.blocked(&v4(1), t(100)));
+    }
+
+    #[test]
+    fn a_full_table_gives_up_the_listing_that_ends_first() {
+        let b = HostBlocks::new(4);
+        let t = |s: u64| Timestamp(s * Timestamp::NANOS_PER_SEC);
+        for i in 0..4u8 {
+            b.block(&v4(i), t(100 + u64::from(i)));
+        }
+        b.block(&v4(9), t(500));
+        assert!(b.blocked(&v4(9), t(200)));
+        assert!(!b.blocked(&v4(0), t(50)), "the soonest listing made room");
+        assert!((1..4).all(|i| b.blocked(&v4(i), t(50))));
+    }
 }

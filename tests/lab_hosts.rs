@@ -21,8 +21,8 @@ struct Scene {
     config: PathBuf,
 }
 
-fn scene() -> Scene {
-    let mut lab = Lab::up("hs", 1);
+fn scene(tag: &str, mode: &str, extra: &str) -> Scene {
+    let mut lab = Lab::up(tag, 1);
     let out = lab.run(
         "server",
         &["ip", "addr", "add", "10.77.0.3/24", "dev", &lab.iface('s')],
@@ -46,10 +46,10 @@ fn scene() -> Scene {
     }
     std::thread::sleep(Duration::from_millis(500));
     let state = lab.path("state");
-    let base = lab.config("monitor", "inline", 1, "fail-open");
+    let base = lab.config(mode, "inline", 1, "fail-open");
     let mut text = std::fs::read_to_string(&base).expect("config");
     text.push_str(&format!(
-        "\n[correlation]\nenabled = true\ntime_window_secs = 120\n\n[baseline]\nstate_dir = \"{}\"\nlearning_secs = 2\ncommit_interval_ms = 100\n",
+        "\n[correlation]\nenabled = true\ntime_window_secs = 120\n{extra}\n[baseline]\nstate_dir = \"{}\"\nlearning_secs = 2\ncommit_interval_ms = 100\n",
         state.display()
     ));
     let config = lab.path("hosts.toml");
@@ -62,8 +62,29 @@ fn scene() -> Scene {
     }
 }
 
-/// One run of the scenario through a fresh `unmask run` on the scene's store; its records.
-fn run_scenario(s: &mut Scene) -> Vec<Value> {
+/// A benign HTTPS fetch from the client; true when it got the page.
+fn fetch(s: &Scene, tag: &str) -> bool {
+    let out = s.lab.path(&format!("fetch-{tag}"));
+    s.lab
+        .curl(
+            "https://www.lab.example/page",
+            &out,
+            &[
+                "--cacert",
+                &s.ca,
+                "--resolve",
+                "www.lab.example:443:10.77.0.2",
+                "--max-time",
+                "5",
+            ],
+        )
+        .status
+        .success()
+}
+
+/// One run of the scenario through a fresh `unmask run` on the scene's store; `after` runs
+/// once the scenario is over, with the appliance still up. Returns the run's records.
+fn run_scenario(s: &mut Scene, after: impl FnOnce(&Scene)) -> Vec<Value> {
     let config = s.config.clone();
     let unmask = s.lab.unmask(&config);
     for i in 0..3 {
@@ -116,6 +137,7 @@ fn run_scenario(s: &mut Scene) -> Vec<Value> {
     );
     let _ = count(&ssh);
     std::thread::sleep(Duration::from_millis(500));
+    after(s);
     let _report = unmask.stop();
     let path = s.lab.path("eve.json");
     std::fs::read_to_string(path)
@@ -138,8 +160,8 @@ fn lab_a_new_beacon_and_an_impersonation_make_one_host_alert_and_first_seen_reco
     if !can_run("lab_hosts") || !have("openssl") {
         return;
     }
-    let mut s = scene();
-    let first = run_scenario(&mut s);
+    let mut s = scene("hs", "monitor", "");
+    let first = run_scenario(&mut s, |_| {});
     let beacon = flow_id_to(&first, "10.77.0.2", 8443).expect("beacon flow record");
     let ssh = flow_id_to(&first, "10.77.0.3", 443).expect("ssh flow record");
     let seen: Vec<&Value> = first
@@ -191,11 +213,42 @@ fn lab_a_new_beacon_and_an_impersonation_make_one_host_alert_and_first_seen_reco
     );
 
     // The same scenario on the same store: every pair is known now.
-    let second = run_scenario(&mut s);
+    let second = run_scenario(&mut s, |_| {});
     let again: Vec<&Value> = second
         .iter()
         .filter(|r| r["event_type"] == "first_seen")
         .collect();
     eprintln!("lab_hosts: second run: {} first_seen records", again.len());
     assert!(again.is_empty(), "{again:#?}");
+}
+
+#[test]
+fn lab_in_block_mode_a_host_alert_cuts_the_hosts_new_flows_for_block_secs() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_run("lab_hosts_block") || !have("openssl") {
+        return;
+    }
+    let mut s = scene("hb", "block", "block_secs = 60\n");
+    let mut after_alert = None;
+    let records = run_scenario(&mut s, |s| after_alert = Some(fetch(s, "after")));
+    assert_eq!(
+        after_alert,
+        Some(false),
+        "the client's new HTTPS flow after its host alert was cut"
+    );
+    let host_alerts = records
+        .iter()
+        .filter(|r| r["event_type"] == "alert" && r["unmask"]["host"].is_object())
+        .count();
+    assert_eq!(host_alerts, 1);
+    let blocked: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["event_type"] == "alert" && r["unmask"]["finding"] == "host_blocked")
+        .collect();
+    assert!(!blocked.is_empty(), "no host_blocked alert");
+    for r in &blocked {
+        assert_eq!(r["alert"]["action"], "blocked", "{r}");
+        assert_eq!(r["src_ip"], "10.77.0.1", "{r}");
+        assert_eq!(r["unmask"]["evidence"]["host"], "10.77.0.1", "{r}");
+    }
 }

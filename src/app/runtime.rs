@@ -169,7 +169,18 @@ pub fn run_metered(
     // Built once: every worker shares it, and a reload replaces it whole.
     let detector = Arc::new(Detector::new(&config.detect));
     let eve_target = eve.to_string();
-    let host = crate::host::HostLayer::from_config(&config.correlation, &config.baseline)?;
+    let mut host = crate::host::HostLayer::from_config(&config.correlation, &config.baseline)?;
+    // A host alert lists its client for correlation.block_secs; workers read the list when a
+    // flow starts (lock-free).
+    let host_blocks =
+        (config.correlation.enabled && config.correlation.block_secs > 0).then(|| {
+            Arc::new(crate::verdict::HostBlocks::new(
+                config.correlation.max_hosts as usize,
+            ))
+        });
+    if let (Some(h), Some(b)) = (host.as_mut(), &host_blocks) {
+        h.set_blocks(Arc::clone(b), config.correlation.block_secs);
+    }
     let (tx, writer) = EveWriter::spawn_with_host(
         eve,
         config.output.queue_capacity as usize,
@@ -200,6 +211,9 @@ pub fn run_metered(
                 Arc::clone(&detector),
             );
             engine.set_bypass(config.verdict.bypass);
+            if let Some(b) = &host_blocks {
+                engine.set_host_blocks(Arc::clone(b));
+            }
             let engine = WorkerEngine {
                 engine,
                 results: results.clone(),

@@ -61,6 +61,8 @@ pub enum Tunable {
     HeaderSignatureMatch,
     HeaderAnomalyScore,
     TlsFingerprintMatch,
+    /// DET0470's correlation window (host-level findings).
+    TimeWindow,
 }
 
 impl Tunable {
@@ -72,6 +74,7 @@ impl Tunable {
             Tunable::HeaderSignatureMatch => "HeaderSignatureMatch",
             Tunable::HeaderAnomalyScore => "HeaderAnomalyScore",
             Tunable::TlsFingerprintMatch => "TLSFingerprintMatch",
+            Tunable::TimeWindow => "TimeWindow",
         }
     }
 }
@@ -157,6 +160,9 @@ pub enum FindingKind {
     /// TCP segments overlap with different bytes: the inspector and the receiver may read
     /// different streams (raised by the engine's stream reassembly).
     TcpOverlapConflict = 35,
+    /// A new flow of a host that a host alert put on the block list (`correlation.block_secs`).
+    /// 37 stays unused: its signature id is the host alert's.
+    HostBlocked = 36,
 }
 
 /// Static facts about a finding kind: its EVE signature and classification.
@@ -175,7 +181,7 @@ pub struct KindInfo {
 const SID_BASE: u32 = 9_470_000;
 
 impl FindingKind {
-    pub const COUNT: usize = 36;
+    pub const COUNT: usize = 37;
     pub const ALL: [FindingKind; Self::COUNT] = [
         FindingKind::ProtocolPortMismatch,
         FindingKind::NonStandardPort,
@@ -213,6 +219,7 @@ impl FindingKind {
         FindingKind::WebSocketImpersonation,
         FindingKind::IpFragmentOverlap,
         FindingKind::TcpOverlapConflict,
+        FindingKind::HostBlocked,
     ];
 
     pub fn index(self) -> usize {
@@ -510,6 +517,14 @@ impl FindingKind {
                 category: "Potentially Bad Traffic",
                 severity: 1,
                 tunable: Tunable::HeaderAnomalyScore,
+            },
+            FindingKind::HostBlocked => KindInfo {
+                name: "host_blocked",
+                signature_id: SID_BASE + 37,
+                signature: "UNMASK new flow of a host a host alert put on the block list",
+                category: "Potentially Bad Traffic",
+                severity: 1,
+                tunable: Tunable::TimeWindow,
             },
         }
     }

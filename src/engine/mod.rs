@@ -27,7 +27,7 @@ use crate::proto::entropy::PayloadFigures;
 use crate::proto::tls::TlsScratch;
 use crate::proto::{self, AppProto, DirIdent, Probe};
 use crate::verdict::{
-    Bypass, FlowCommand, FlowControl, FlowVerdict, FrameHandler, KernelFlow, Mode,
+    Bypass, FlowCommand, FlowControl, FlowVerdict, FrameHandler, HostBlocks, KernelFlow, Mode,
 };
 use crate::wire::{
     self, DecodeConfig, Malformed, OtherKind, Parsed, TcpPacket, TunnelKind, TunnelPath,
@@ -491,6 +491,8 @@ struct Core {
     established_timeout_ns: u64,
     /// Recent servers and how their flows opened (fully encrypted or not).
     servers: ServerHistory,
+    /// Hosts a host alert listed (live, `correlation.block_secs`): their new flows are cut.
+    host_blocks: Option<Arc<HostBlocks>>,
 }
 
 /// A bypassed flow that still sends packets to the worker this long after it was handed to
@@ -593,8 +595,16 @@ impl Engine {
                     config.detect.fully_encrypted.server_slots as usize,
                     u64::from(config.detect.fully_encrypted.server_window_secs),
                 ),
+                host_blocks: None,
             },
         }
+    }
+
+    /// New flows of the hosts listed in `blocks` raise `host_blocked` (and, in block mode, are
+    /// cut). Live only: in replay the writer that lists hosts runs behind the engine, so which
+    /// flows would meet a listing would depend on thread timing.
+    pub fn set_host_blocks(&mut self, blocks: Arc<HostBlocks>) {
+        self.core.host_blocks = Some(blocks);
     }
 
     /// Lets decided flows go to the kernel's bypass map per `bypass` (the live runtime, whose
@@ -752,18 +762,20 @@ fn track_tcp(
     } else {
         None
     };
-    let (idx, dir) = match flows.track(&key, hash, seg, frame.ts, |f, r| core.end_flow(f, r)) {
-        Track::Existing { idx, dir } | Track::Started { idx, dir } => (idx, dir),
-        Track::Refused => {
-            core.sink.counters.flows_refused_packets += 1;
-            if raise.is_some() && core.sink.mode == Mode::Block {
-                core.sink.counters.dropped_uninspectable += 1;
-                return Action::Drop;
+    let (idx, dir, started) =
+        match flows.track(&key, hash, seg, frame.ts, |f, r| core.end_flow(f, r)) {
+            Track::Existing { idx, dir } => (idx, dir, false),
+            Track::Started { idx, dir } => (idx, dir, true),
+            Track::Refused => {
+                core.sink.counters.flows_refused_packets += 1;
+                if raise.is_some() && core.sink.mode == Mode::Block {
+                    core.sink.counters.dropped_uninspectable += 1;
+                    return Action::Drop;
+                }
+                core.sink.counters.forwarded += 1;
+                return Action::Forward;
             }
-            core.sink.counters.forwarded += 1;
-            return Action::Forward;
-        }
-    };
+        };
     let flow = flows.get_mut(idx);
     if let Some(prior) = before_rst {
         let bad_checksum =
@@ -785,6 +797,25 @@ fn track_tcp(
         core.findings.push(finding);
         core.sink
             .raise(flow, &core.findings, &core.detector.policy, frame.ts);
+    }
+    if started {
+        if let Some(blocks) = &core.host_blocks {
+            let m = flow_meta(flow);
+            if blocks.blocked(&m.client_addr, frame.ts) {
+                let mut evidence = Evidence::default();
+                evidence.add("host", ip(m.family, m.client_addr));
+                core.findings.clear();
+                core.findings.push(Finding {
+                    kind: FindingKind::HostBlocked,
+                    confidence: 100,
+                    block: true,
+                    dir,
+                    evidence,
+                });
+                core.sink
+                    .raise(flow, &core.findings, &core.detector.policy, frame.ts);
+            }
+        }
     }
     let action = core.packet(flow, dir, p, frame);
     if core.refile {

@@ -43,6 +43,9 @@ pub struct CorrelationConfig {
     pub servers: bool,
     /// Hosts tracked at once; bounds the memory (see `Correlator::memory_bound`).
     pub max_hosts: u32,
+    /// Live, block mode: for this long after a host alert on a client, that client's new flows
+    /// are cut (`host_blocked`). 0: never.
+    pub block_secs: u32,
 }
 
 impl Default for CorrelationConfig {
@@ -55,6 +58,7 @@ impl Default for CorrelationConfig {
             first_seen_points: 40,
             servers: false,
             max_hosts: 65_536,
+            block_secs: 0,
         }
     }
 }
@@ -80,6 +84,7 @@ impl CorrelationConfig {
             1000,
         )?;
         keys.check("max_hosts", u64::from(self.max_hosts), 1, 16 * 1024 * 1024)?;
+        keys.check("block_secs", u64::from(self.block_secs), 0, 7 * 86_400)?;
         Ok(())
     }
 }

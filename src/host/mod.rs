@@ -17,10 +17,12 @@ pub mod export;
 pub mod pair;
 pub mod store;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::capture::Timestamp;
 use crate::engine::record::{EveRecord, FlowMeta, TlsEveRecord};
+use crate::verdict::HostBlocks;
 use crate::wire::Family;
 use baseline::{sni_suffix, Baseline, BaselineConfig, BaselineStats, Pair, PairKind};
 use correlate::{
@@ -84,6 +86,8 @@ pub struct HostLayer {
     correlator: Option<Correlator>,
     baseline: Option<Baseline>,
     first_seen_points: u32,
+    /// Where a client's host alert lists it, and for how long (live only).
+    blocks: Option<(Arc<HostBlocks>, u64)>,
 }
 
 impl HostLayer {
@@ -105,7 +109,13 @@ impl HostLayer {
             correlator: corr,
             baseline: base,
             first_seen_points: correlation.first_seen_points,
+            blocks: None,
         }))
+    }
+
+    /// From now on a host alert on a client lists it in `blocks` for `secs` of packet time.
+    pub fn set_blocks(&mut self, blocks: Arc<HostBlocks>, secs: u32) {
+        self.blocks = Some((blocks, u64::from(secs) * Timestamp::NANOS_PER_SEC));
     }
 
     /// Takes one record the writer has written; pushes the host records it causes.
@@ -140,6 +150,9 @@ impl HostLayer {
             role,
         };
         if let Some(alert) = corr.add(host, c) {
+            if let (Some((blocks, span)), Role::Client) = (&self.blocks, role) {
+                blocks.block(&addr, Timestamp(alert.ts.0.saturating_add(*span)));
+            }
             out.push(HostRecord::Alert(Box::new(alert)));
         }
     }

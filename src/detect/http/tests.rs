@@ -656,7 +656,8 @@ fn a_response_that_is_not_http() {
     let found = not_http(b"xzscxc#$#AzMTax4wGxA5DSBkODw8e3d3PCsADwwXfXdienNreXM=$#$vxxd");
     let f = anomaly(&found).expect("response_not_http alone reaches the threshold");
     assert_eq!(f.dir, Dir::ToClient);
-    assert_eq!(f.confidence, 50);
+    // Not HTTP at all is as sure as a protocol mismatch, whatever the score.
+    assert_eq!(f.confidence, 90);
     let ev = f.evidence.get("response_not_http").unwrap();
     assert!(ev.starts_with("weight 10: xzscxc#$#AzMTax"), "{ev}");
     // Binary shows escaped.
