@@ -154,7 +154,7 @@ fn lab_prometheus_scrapes_unmask_run() {
         stable.then_some(now)
     });
     let q = |q: &str| prom(&lab, q).unwrap_or_else(|| panic!("no value for {q}"));
-    let findings = q("sum(unmask_detect_findings_total)");
+    let findings = q("sum(unmask_detect_findings_total{action!=\"recorded\"})");
     let blocked_findings =
         q("sum(unmask_detect_findings_total{action=\"blocked\",kind=\"protocol_port_mismatch\"})");
     let ring_rx = q("sum(unmask_ring_rx_packets_total)");
