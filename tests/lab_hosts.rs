@@ -88,20 +88,7 @@ fn run_scenario(s: &mut Scene, after: impl FnOnce(&Scene)) -> Vec<Value> {
     let config = s.config.clone();
     let unmask = s.lab.unmask(&config);
     for i in 0..3 {
-        let out = s.lab.path(&format!("page-{i}"));
-        let r = s.lab.curl(
-            "https://www.lab.example/page",
-            &out,
-            &[
-                "--cacert",
-                &s.ca,
-                "--resolve",
-                "www.lab.example:443:10.77.0.2",
-                "--max-time",
-                "20",
-            ],
-        );
-        assert!(r.status.success(), "benign fetch {i}");
+        assert!(fetch(s, &format!("page-{i}")), "benign fetch {i}");
     }
     // Past the learning period (packet time, from the store's first pair).
     std::thread::sleep(Duration::from_secs(3));
