@@ -336,6 +336,21 @@ impl Sink {
         }
     }
 
+    /// [`Sink::raise`] for one finding the engine itself makes (not a check's), through the
+    /// shared `buf` so nothing is allocated.
+    fn raise_one(
+        &mut self,
+        flow: &mut Flow,
+        buf: &mut Findings,
+        finding: Finding,
+        policy: &FindingPolicy,
+        ts: Timestamp,
+    ) {
+        buf.clear();
+        buf.push(finding);
+        self.raise(flow, buf, policy, ts);
+    }
+
     /// Turns findings into alerts and, in block mode, a block verdict.
     fn raise(
         &mut self,
@@ -793,10 +808,13 @@ fn track_tcp(
     if let Some(finding) = raise {
         let mut finding = *finding;
         finding.dir = dir;
-        core.findings.clear();
-        core.findings.push(finding);
-        core.sink
-            .raise(flow, &core.findings, &core.detector.policy, frame.ts);
+        core.sink.raise_one(
+            flow,
+            &mut core.findings,
+            finding,
+            &core.detector.policy,
+            frame.ts,
+        );
     }
     if started {
         if let Some(blocks) = &core.host_blocks {
@@ -804,16 +822,20 @@ fn track_tcp(
             if blocks.blocked(&m.client_addr, frame.ts) {
                 let mut evidence = Evidence::default();
                 evidence.add("host", ip(m.family, m.client_addr));
-                core.findings.clear();
-                core.findings.push(Finding {
+                let finding = Finding {
                     kind: FindingKind::HostBlocked,
                     confidence: 100,
                     block: true,
                     dir,
                     evidence,
-                });
-                core.sink
-                    .raise(flow, &core.findings, &core.detector.policy, frame.ts);
+                };
+                core.sink.raise_one(
+                    flow,
+                    &mut core.findings,
+                    finding,
+                    &core.detector.policy,
+                    frame.ts,
+                );
             }
         }
     }
@@ -1065,15 +1087,14 @@ impl Core {
             evidence.add("seq", seq);
             evidence.add("len", p.payload.len());
             evidence.add("policy", stream_policy.overlap_name());
-            findings.clear();
-            findings.push(Finding {
+            let finding = Finding {
                 kind: FindingKind::TcpOverlapConflict,
                 confidence: 85,
                 block: stream_policy.block_conflict,
                 dir,
                 evidence,
-            });
-            sink.raise(flow, findings, &detector.policy, frame.ts);
+            };
+            sink.raise_one(flow, findings, finding, &detector.policy, frame.ts);
         }
         if out.advanced {
             let base = flow_base(flow);
