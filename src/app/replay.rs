@@ -13,7 +13,7 @@ use crate::engine::{Counters, Engine, EngineOptions};
 use crate::flow::table::TableStats;
 use crate::host::store::StoreError;
 use crate::host::{HostLayer, HostSummary};
-use crate::output::eve::{EveError, EveFormat, EveStats, EveTarget, EveWriter, SinkStats};
+use crate::output::eve::{EveError, EveStats, EveTarget, EveWriter, SinkStats};
 use crate::output::metrics::{Hub, HubOptions, Metered, RunMode, TimingSummary};
 use crate::verdict::{Mode, NoFlowControl};
 
@@ -94,13 +94,7 @@ pub fn replay(opts: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
     let eve_target = eve.to_string();
     // Opened before the first packet: a store in use by another process fails the start.
     let host = HostLayer::from_config(&config.correlation, &config.baseline)?;
-    let (tx, writer) = EveWriter::spawn_with_host(
-        eve,
-        config.output.queue_capacity as usize,
-        EveFormat::from_config(&config.output),
-        &config.output.sinks,
-        host,
-    )?;
+    let (tx, writer) = EveWriter::spawn_for_output(eve, &config.output, host)?;
     hub.set_eve_counters(writer.counters());
     let mut engine_config = config.engine();
     if config.stream.checksum_validation == ChecksumValidation::Auto {

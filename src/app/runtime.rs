@@ -13,7 +13,7 @@ use crate::datapath::Topology;
 use crate::detect::Detector;
 use crate::engine::{Counters, Engine, EngineOptions};
 use crate::flow::table::TableStats;
-use crate::output::eve::{EveError, EveFormat, EveStats, EveTarget, EveWriter, SinkStats};
+use crate::output::eve::{EveError, EveStats, EveTarget, EveWriter, SinkStats};
 use crate::output::metrics::live::DatapathSource;
 use crate::output::metrics::{EngineView, Hub, HubOptions, Metered, Observe, RunMode};
 use crate::verdict::{FlowControl, FrameHandler, Mode};
@@ -181,13 +181,7 @@ pub fn run_metered(
     if let (Some(h), Some(b)) = (host.as_mut(), &host_blocks) {
         h.set_blocks(Arc::clone(b), config.correlation.block_secs);
     }
-    let (tx, writer) = EveWriter::spawn_with_host(
-        eve,
-        config.output.queue_capacity as usize,
-        EveFormat::from_config(&config.output),
-        &config.output.sinks,
-        host,
-    )?;
+    let (tx, writer) = EveWriter::spawn_for_output(eve, &config.output, host)?;
     hub.set_eve_counters(writer.counters());
     reloader.set_reopen(writer.reopen_handle());
     let results: Results = Arc::default();

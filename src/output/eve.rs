@@ -797,6 +797,21 @@ impl EveWriter {
 
     /// [`EveWriter::spawn`], with the host layer (correlation, first-seen baseline) fed every
     /// record written and its own records written after the one that caused them.
+    /// [`EveWriter::spawn_with_host`] as `[output]` says: its queue, format and sinks.
+    pub fn spawn_for_output(
+        target: EveTarget,
+        output: &OutputConfig,
+        host: Option<HostLayer>,
+    ) -> Result<(Sender<EveRecord>, EveWriter), EveError> {
+        Self::spawn_with_host(
+            target,
+            output.queue_capacity as usize,
+            EveFormat::from_config(output),
+            &output.sinks,
+            host,
+        )
+    }
+
     pub fn spawn_with_host(
         target: EveTarget,
         capacity: usize,
