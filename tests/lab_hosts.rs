@@ -126,12 +126,7 @@ fn run_scenario(s: &mut Scene, after: impl FnOnce(&Scene)) -> Vec<Value> {
     std::thread::sleep(Duration::from_millis(500));
     after(s);
     let _report = unmask.stop();
-    let path = s.lab.path("eve.json");
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    eve_records(&s.lab.path("eve.json"))
 }
 
 fn flow_id_to(records: &[Value], ip: &str, port: u64) -> Option<u64> {

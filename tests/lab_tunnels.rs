@@ -122,11 +122,7 @@ fn lab_vxlan_impersonation_inside_the_tunnel_is_cut_and_benign_traffic_passes() 
     // After the stop: the writer has flushed every record by then.
     let eve = unmask.eve.clone();
     let report = unmask.stop();
-    let records: Vec<serde_json::Value> = std::fs::read_to_string(&eve)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let records = eve_records(&eve);
     assert!(
         got < sent,
         "SSH on 443 inside VXLAN was cut: {got} of {sent} bytes"

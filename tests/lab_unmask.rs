@@ -448,11 +448,7 @@ fn lab_tcpreplay_in_tap_mode_finds_what_replay_finds() {
     let live_records = {
         let report = unmask.stop();
         assert!(u64_at(&report, "/counters/packets") > 0);
-        std::fs::read_to_string(lab.path("eve.json"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect::<Vec<serde_json::Value>>()
+        eve_records(&lab.path("eve.json"))
     };
     let (live, offline) = (alert_pairs(&live_records), alert_pairs(&offline_records));
     assert!(!offline.is_empty(), "the fixture capture has findings");

@@ -484,12 +484,17 @@ impl Unmask {
 
     /// EVE records written so far.
     pub fn records(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.eve)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        eve_records(&self.eve)
     }
+}
+
+/// The EVE records in a file (after a stop, every record the writer took is in it).
+pub fn eve_records(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
 }
 
 impl Drop for Unmask {
