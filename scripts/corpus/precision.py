@@ -24,14 +24,13 @@ import argparse
 import collections
 import json
 import os
-import subprocess
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "proxylab"))
 import pcapstat  # noqa: E402
+from compare import endpoints, replay_records  # noqa: E402
 
 BENIGN_CATEGORIES = {"tls-benign", "benign-cleartext", "benign-mixed-tls", "benign-tls-mail"}
 
@@ -49,33 +48,17 @@ def find_unmask(arg):
 
 def replay(unmask, config, pcap):
     """(flows, alerts): flows = [(a, b)], alerts = [(a, b, finding, confidence, blocked, evidence)]."""
-    with tempfile.NamedTemporaryFile(prefix="precision-eve-", suffix=".json", delete=False) as tf:
-        eve = tf.name
-    try:
-        argv = [unmask, "replay", "--no-progress", "--mode", "block", "--eve", eve]
-        if config:
-            argv += ["--config", config]
-        r = subprocess.run(argv + [pcap], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        if r.returncode != 0:
-            raise RuntimeError("unmask replay %s failed: %s" % (pcap, r.stderr.strip()[-300:]))
-        flows, alerts = [], []
-        with open(eve) as f:
-            for line in f:
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                a = "%s:%s" % (rec.get("src_ip"), rec.get("src_port"))
-                b = "%s:%s" % (rec.get("dest_ip"), rec.get("dest_port"))
-                if rec.get("event_type") == "flow" and rec.get("proto") == "TCP":
-                    flows.append((a, b))
-                elif rec.get("event_type") == "alert":
-                    u = rec.get("unmask") or {}
-                    alerts.append((a, b, u.get("finding"), u.get("confidence"),
-                                   (rec.get("alert") or {}).get("action") == "blocked", u.get("evidence")))
-        return flows, alerts
-    finally:
-        os.unlink(eve)
+    args = ["--mode", "block"] + (["--config", config] if config else [])
+    flows, alerts = [], []
+    for rec in replay_records(unmask, pcap, args):
+        a, b = endpoints(rec)
+        if rec.get("event_type") == "flow" and rec.get("proto") == "TCP":
+            flows.append((a, b))
+        elif rec.get("event_type") == "alert":
+            u = rec.get("unmask") or {}
+            alerts.append((a, b, u.get("finding"), u.get("confidence"),
+                           (rec.get("alert") or {}).get("action") == "blocked", u.get("evidence")))
+    return flows, alerts
 
 
 def benign_inputs(args):

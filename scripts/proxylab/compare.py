@@ -95,32 +95,43 @@ def ndpi_unknown(info):
     return info["proto"].startswith("0/") or info["proto"].startswith("0.0/")
 
 
-def unmask_alerts(unmask, pcap):
-    """{(a, b): [findings]} keyed both ways, from the EVE alerts of one replay."""
+def replay_records(unmask, pcap, args=()):
+    """The EVE records of `unmask replay [args] --eve FILE PCAP`, parsed, in file order."""
     with tempfile.NamedTemporaryFile(prefix="proxylab-eve-", suffix=".json", delete=False) as tf:
         eve = tf.name
     try:
-        r = subprocess.run([unmask, "replay", "--no-progress", "--eve", eve, pcap],
+        r = subprocess.run([unmask, "replay", "--no-progress", "--eve", eve] + list(args) + [pcap],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if r.returncode != 0:
             raise RuntimeError("unmask replay %s failed: %s" % (pcap, r.stderr.strip()[-300:]))
-        out = collections.defaultdict(list)
+        out = []
         with open(eve) as f:
             for line in f:
                 try:
-                    rec = json.loads(line)
+                    out.append(json.loads(line))
                 except ValueError:
                     continue
-                if rec.get("event_type") != "alert":
-                    continue
-                a = "%s:%s" % (rec.get("src_ip"), rec.get("src_port"))
-                b = "%s:%s" % (rec.get("dest_ip"), rec.get("dest_port"))
-                what = (rec.get("unmask") or {}).get("finding") or (rec.get("alert") or {}).get("signature")
-                out[(a, b)].append(what)
-                out[(b, a)].append(what)
         return out
     finally:
         os.unlink(eve)
+
+
+def endpoints(rec):
+    """(src, dest) of an EVE record as "ip:port" strings."""
+    return "%s:%s" % (rec.get("src_ip"), rec.get("src_port")), "%s:%s" % (rec.get("dest_ip"), rec.get("dest_port"))
+
+
+def unmask_alerts(unmask, pcap):
+    """{(a, b): [findings]} keyed both ways, from the EVE alerts of one replay."""
+    out = collections.defaultdict(list)
+    for rec in replay_records(unmask, pcap):
+        if rec.get("event_type") != "alert":
+            continue
+        a, b = endpoints(rec)
+        what = (rec.get("unmask") or {}).get("finding") or (rec.get("alert") or {}).get("signature")
+        out[(a, b)].append(what)
+        out[(b, a)].append(what)
+    return out
 
 
 def frac(k, n):
