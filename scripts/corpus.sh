@@ -17,6 +17,8 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PY="$(command -v /usr/bin/python3 || command -v python3)"
+# shellcheck source=scripts/lib/driver.sh
+. "$HERE/lib/driver.sh"
 PREFIX="${CORPUS_PREFIX:-co$$}"
 
 usage() {
@@ -30,14 +32,7 @@ shift
 
 case "$cmd" in
 run)
-	if [ "$(id -u)" -ne 0 ]; then
-		echo "corpus.sh: run needs root (network namespaces)" >&2
-		exit 1
-	fi
-	if [ "${#PREFIX}" -gt 10 ]; then
-		echo "corpus.sh: CORPUS_PREFIX '$PREFIX' is longer than 10 characters" >&2
-		exit 2
-	fi
+	driver_preflight corpus.sh CORPUS_PREFIX "$PREFIX"
 	out="${TMPDIR:-/tmp}/corpus-out"
 	args=()
 	while [ $# -gt 0 ]; do
@@ -60,15 +55,7 @@ run)
 		echo "corpus.sh: missing ${missing[*]}; run: bash scripts/deps.sh proxylab && bash scripts/deps.sh corpus" >&2
 		exit 1
 	fi
-	# The driver cleans up after itself (also on SIGTERM, which the trap below forwards); the
-	# EXIT trap covers a driver that was killed hard.
-	trap '"$PY" "$HERE/corpus/corpus.py" cleanup --prefix "$PREFIX" >/dev/null 2>&1 || true' EXIT
-	"$PY" "$HERE/corpus/corpus.py" run --prefix "$PREFIX" --out "$out" "${args[@]}" &
-	child=$!
-	trap 'kill -TERM "$child" 2>/dev/null || true; wait "$child" || true; exit 130' INT TERM HUP
-	rc=0
-	wait "$child" || rc=$?
-	exit "$rc"
+	driver_run "$HERE/corpus/corpus.py" "$PREFIX" "$out" "${args[@]}"
 	;;
 list)
 	exec "$PY" "$HERE/corpus/corpus.py" list

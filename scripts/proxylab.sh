@@ -20,6 +20,8 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 LABDIR="$HERE/proxylab"
 PY="$(command -v /usr/bin/python3 || command -v python3)"
+# shellcheck source=scripts/lib/driver.sh
+. "$HERE/lib/driver.sh"
 PREFIX="${PROXYLAB_PREFIX:-pl$$}"
 
 usage() {
@@ -33,14 +35,7 @@ shift
 
 case "$cmd" in
 run)
-	if [ "$(id -u)" -ne 0 ]; then
-		echo "proxylab.sh: run needs root (network namespaces)" >&2
-		exit 1
-	fi
-	if [ "${#PREFIX}" -gt 10 ]; then
-		echo "proxylab.sh: PROXYLAB_PREFIX '$PREFIX' is longer than 10 characters" >&2
-		exit 2
-	fi
+	driver_preflight proxylab.sh PROXYLAB_PREFIX "$PREFIX"
 	out="${TMPDIR:-/tmp}/proxylab-out"
 	client=curl
 	args=()
@@ -73,16 +68,7 @@ run)
 		echo "proxylab.sh: missing ${missing[*]}; run: bash scripts/deps.sh proxylab" >&2
 		exit 1
 	fi
-	# The Python driver cleans up after itself (also on SIGTERM, which the trap below forwards);
-	# the EXIT trap covers a driver that was killed hard. The driver runs in the background so
-	# that a signal to this shell is handled at once, not after the whole run.
-	trap '"$PY" "$LABDIR/lab.py" cleanup --prefix "$PREFIX" >/dev/null 2>&1 || true' EXIT
-	"$PY" "$LABDIR/lab.py" run --prefix "$PREFIX" --out "$out" "${args[@]}" &
-	child=$!
-	trap 'kill -TERM "$child" 2>/dev/null || true; wait "$child" || true; exit 130' INT TERM HUP
-	rc=0
-	wait "$child" || rc=$?
-	exit "$rc"
+	driver_run "$LABDIR/lab.py" "$PREFIX" "$out" "${args[@]}"
 	;;
 compare)
 	[ $# -ge 1 ] || usage
