@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* XDP steering for unmask.
  *
- *   tunnel carrier, fragment -> AF_XDP socket (the worker opens tunnels, reassembles fragments)
+ *   tunnel carrier, fragment -> AF_XDP socket (the worker opens tunnels, reassembles fragments),
+ *                               unless the inner flow (one level of GRE, IP-in-IP, VXLAN,
+ *                               Geneve, GTP-U) is in the block or bypass map
  *   non-TCP                  -> peer port via devmap (inline) | XDP_DROP (tap)
  *   TCP, flow in block map   -> XDP_DROP
  *   TCP, flow in bypass map  -> peer port via devmap (inline) | XDP_DROP (tap)
@@ -189,6 +191,70 @@ static __always_inline int to_socket(struct xdp_md *ctx, __u32 port, __u32 reaso
 	return finish(ctx, UNMASK_R_NO_SOCKET, to_peer(port));
 }
 
+/* What an IP header (outer or a tunnel's inner) turned out to hold. */
+enum l3_result {
+	L3_TCP,       /* a keyable TCP segment: key, side and flags are set */
+	L3_OTHER,     /* another protocol, not a fragment: *l4 is set, the cursor is on it */
+	L3_FRAGMENT,  /* a non-TCP fragment: its ports may be in another fragment */
+	L3_UNSURE,    /* TCP-looking but not keyable: a broken header, a TCP fragment, a cut TCP */
+	L3_NOT_IP,    /* an EtherType other than IPv4 or IPv6 */
+};
+
+static __always_inline int l3_key(struct cursor *c, void *data_end, int eth_proto,
+				  struct unmask_flow_key *key, int *side, __u8 *flags, int *l4)
+{
+	int frag = 0;
+	struct tcphdr *tcp;
+	if (eth_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip;
+		*l4 = parse_ipv4(c, data_end, &ip, &frag);
+		if (*l4 < 0) /* a broken IPv4 header could hide TCP: let a worker look */
+			return L3_UNSURE;
+		if (*l4 != IPPROTO_TCP)
+			return frag ? L3_FRAGMENT : L3_OTHER;
+		if (frag)
+			return L3_UNSURE;
+		tcp = parse_tcp(c, data_end);
+		if (!tcp)
+			return L3_UNSURE;
+		*side = fill_key(key, &ip->saddr, &ip->daddr, 1, tcp->source, tcp->dest, 4);
+	} else if (eth_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6;
+		*l4 = parse_ipv6(c, data_end, &ip6, &frag);
+		if (*l4 < 0)
+			return L3_UNSURE;
+		if (*l4 != IPPROTO_TCP)
+			return frag ? L3_FRAGMENT : L3_OTHER;
+		if (frag)
+			return L3_UNSURE;
+		tcp = parse_tcp(c, data_end);
+		if (!tcp)
+			return L3_UNSURE;
+		*side = fill_key(key, (__u32 *)&ip6->saddr, (__u32 *)&ip6->daddr, 4, tcp->source,
+				 tcp->dest, 6);
+	} else {
+		return L3_NOT_IP;
+	}
+	*flags = tcp_flags(tcp);
+	return L3_TCP;
+}
+
+/* The block and bypass maps for a keyed flow; `reason` is where a frame no entry settles goes
+ * (to the socket). */
+static __always_inline int judge_flow(struct xdp_md *ctx, __u32 port, struct unmask_flow_key *key,
+				      int side, __u8 flags, __u32 reason)
+{
+	int expired = 0;
+	__u64 bytes = ctx->data_end - ctx->data;
+	if (flow_hit(&unmask_block, key, side, bytes, flags, &expired))
+		return finish(ctx, UNMASK_R_BLOCKED, XDP_DROP);
+	if (flow_hit(&unmask_bypass, key, side, bytes, flags, &expired))
+		return finish(ctx, UNMASK_R_BYPASSED, let_through(port));
+	if (expired)
+		count(UNMASK_R_EXPIRED, 0);
+	return to_socket(ctx, port, reason);
+}
+
 SEC("xdp")
 int unmask_xdp(struct xdp_md *ctx)
 {
@@ -214,60 +280,35 @@ int unmask_xdp(struct xdp_md *ctx)
 		return to_socket(ctx, port, UNMASK_R_TUNNEL);
 
 	struct unmask_flow_key key = {};
-	int frag = 0;
-	int l4;
-	int side;
-	__u8 flags;
-	if (eth_proto == bpf_htons(ETH_P_IP)) {
-		struct iphdr *ip;
-		l4 = parse_ipv4(&c, data_end, &ip, &frag);
-		if (l4 < 0) /* a broken IPv4 header could hide TCP: let a worker look */
-			return to_socket(ctx, port, UNMASK_R_UNSURE);
-		if (l4 != IPPROTO_TCP) {
-			/* A fragment's ports may be in another fragment: any fragment may be a
-			 * tunnel's, so the worker reassembles it and decides. */
-			if (frag || is_tunnel(&c, data_end, l4))
-				return to_socket(ctx, port, UNMASK_R_TUNNEL);
-			return finish(ctx, UNMASK_R_NON_TCP, let_through(port));
-		}
-		if (frag)
-			return to_socket(ctx, port, UNMASK_R_UNSURE);
-		struct tcphdr *tcp = parse_tcp(&c, data_end);
-		if (!tcp)
-			return to_socket(ctx, port, UNMASK_R_UNSURE);
-		side = fill_key(&key, &ip->saddr, &ip->daddr, 1, tcp->source, tcp->dest, 4);
-		flags = tcp_flags(tcp);
-	} else if (eth_proto == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6;
-		l4 = parse_ipv6(&c, data_end, &ip6, &frag);
-		if (l4 < 0)
-			return to_socket(ctx, port, UNMASK_R_UNSURE);
-		if (l4 != IPPROTO_TCP) {
-			if (frag || is_tunnel(&c, data_end, l4))
-				return to_socket(ctx, port, UNMASK_R_TUNNEL);
-			return finish(ctx, UNMASK_R_NON_TCP, let_through(port));
-		}
-		if (frag)
-			return to_socket(ctx, port, UNMASK_R_UNSURE);
-		struct tcphdr *tcp = parse_tcp(&c, data_end);
-		if (!tcp)
-			return to_socket(ctx, port, UNMASK_R_UNSURE);
-		side = fill_key(&key, (__u32 *)&ip6->saddr, (__u32 *)&ip6->daddr, 4, tcp->source,
-				tcp->dest, 6);
-		flags = tcp_flags(tcp);
-	} else {
+	int side = 0;
+	int l4 = 0;
+	__u8 flags = 0;
+	switch (l3_key(&c, data_end, eth_proto, &key, &side, &flags, &l4)) {
+	case L3_TCP:
+		return judge_flow(ctx, port, &key, side, flags, UNMASK_R_TO_SOCKET);
+	case L3_UNSURE:
+		return to_socket(ctx, port, UNMASK_R_UNSURE);
+	case L3_FRAGMENT:
+		/* Any fragment may be a tunnel's: the worker reassembles it and decides. */
+		return to_socket(ctx, port, UNMASK_R_TUNNEL);
+	case L3_OTHER:
+		break;
+	default:
 		return finish(ctx, UNMASK_R_NON_TCP, let_through(port));
 	}
+	if (!is_tunnel(&c, data_end, l4))
+		return finish(ctx, UNMASK_R_NON_TCP, let_through(port));
 
-	int expired = 0;
-	__u64 bytes = data_end - data;
-	if (flow_hit(&unmask_block, &key, side, bytes, flags, &expired))
-		return finish(ctx, UNMASK_R_BLOCKED, XDP_DROP);
-	if (flow_hit(&unmask_bypass, &key, side, bytes, flags, &expired))
-		return finish(ctx, UNMASK_R_BYPASSED, let_through(port));
-	if (expired)
-		count(UNMASK_R_EXPIRED, 0);
-	return to_socket(ctx, port, UNMASK_R_TO_SOCKET);
+	/* One level of the common tunnels is opened here, so a tunnelled flow the worker blocked
+	 * or bypassed (it keys inner flows by their inner 5-tuple) is settled in the kernel too.
+	 * Anything else inside a tunnel, and every frame no entry settles, goes to the worker,
+	 * which opens tunnels to any depth. */
+	int inner_proto = open_tunnel(&c, data_end, l4);
+	if (inner_proto < 0)
+		return to_socket(ctx, port, UNMASK_R_TUNNEL);
+	if (l3_key(&c, data_end, inner_proto, &key, &side, &flags, &l4) != L3_TCP)
+		return to_socket(ctx, port, UNMASK_R_TUNNEL);
+	return judge_flow(ctx, port, &key, side, flags, UNMASK_R_TUNNEL);
 }
 
 char LICENSE[] SEC("license") = "GPL";

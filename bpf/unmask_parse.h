@@ -145,6 +145,104 @@ static __always_inline int is_tunnel(struct cursor *c, void *data_end, int l4)
 	       udp->dest == bpf_htons(UNMASK_PORT_GTPU) || udp->source == bpf_htons(UNMASK_PORT_GTPU);
 }
 
+#define UNMASK_ETH_P_TEB 0x6558
+
+struct gre_base {
+	__be16 flags;
+	__be16 proto;
+};
+
+struct udp_head {
+	__be16 source;
+	__be16 dest;
+	__be16 len;
+	__be16 check;
+};
+
+/* Where a tunnel's payload starts and what it is: the payload's EtherType. Ethernet payloads
+ * (VXLAN, Geneve and GRE bridging) are opened here too, so the caller always gets IP next.
+ * Returns the inner EtherType (network order) with the cursor on the inner IP header, or -1
+ * for anything this one-level opener leaves to the worker: MPLS, ERSPAN, GTP-U extension
+ * headers, PPTP's GRE, a VXLAN header without its I flag, or a cut-short header. The worker
+ * decodes every one of those; this only lets block and bypass entries of inner flows act in
+ * the kernel. */
+static __always_inline int open_tunnel(struct cursor *c, void *data_end, int l4)
+{
+	if (l4 == IPPROTO_IPIP)
+		return bpf_htons(ETH_P_IP);
+	if (l4 == IPPROTO_IPV6)
+		return bpf_htons(ETH_P_IPV6);
+	if (l4 == IPPROTO_GRE) {
+		struct gre_base *gre = c->pos;
+		if ((void *)(gre + 1) > data_end)
+			return -1;
+		__u16 flags = bpf_ntohs(gre->flags);
+		/* Version 1 (PPTP) and the obsolete routing bit carry nothing taken as IP. */
+		if (flags & 0x4007)
+			return -1;
+		__u32 len = 4 + ((flags & 0x8000) ? 4 : 0) + ((flags & 0x2000) ? 4 : 0) +
+			    ((flags & 0x1000) ? 4 : 0);
+		c->pos = (void *)gre + len;
+		if (c->pos > data_end)
+			return -1;
+		if (gre->proto == bpf_htons(ETH_P_IP) || gre->proto == bpf_htons(ETH_P_IPV6))
+			return gre->proto;
+		if (gre->proto == bpf_htons(UNMASK_ETH_P_TEB))
+			return parse_eth(c, data_end);
+		return -1;
+	}
+	if (l4 != IPPROTO_UDP)
+		return -1;
+	struct udp_head *udp = c->pos;
+	if ((void *)(udp + 1) > data_end)
+		return -1;
+	__u8 *body = (void *)(udp + 1);
+	if ((void *)(body + 8) > data_end)
+		return -1;
+	if (udp->dest == bpf_htons(UNMASK_PORT_VXLAN)) {
+		if (!(body[0] & 0x08))
+			return -1;
+		c->pos = body + 8;
+		return parse_eth(c, data_end);
+	}
+	if (udp->dest == bpf_htons(UNMASK_PORT_GENEVE)) {
+		if (body[0] >> 6)
+			return -1;
+		c->pos = body + 8 + (body[0] & 0x3f) * 4;
+		if (c->pos > data_end)
+			return -1;
+		__be16 proto = *(__be16 *)(body + 2);
+		if (proto == bpf_htons(ETH_P_IP) || proto == bpf_htons(ETH_P_IPV6))
+			return proto;
+		if (proto == bpf_htons(UNMASK_ETH_P_TEB))
+			return parse_eth(c, data_end);
+		return -1;
+	}
+	if (udp->dest == bpf_htons(UNMASK_PORT_GTPU) || udp->source == bpf_htons(UNMASK_PORT_GTPU)) {
+		/* GTPv1-U G-PDU; with any of E, S, PN set a 4-byte word follows, and a next
+		 * extension header (E with a non-zero type) is the worker's to walk. */
+		if ((body[0] >> 5) != 1 || !(body[0] & 0x10) || body[1] != 0xff)
+			return -1;
+		__u8 *pdu = body + 8;
+		if (body[0] & 0x07) {
+			if ((void *)(body + 12) > data_end)
+				return -1;
+			if ((body[0] & 0x04) && body[11] != 0)
+				return -1;
+			pdu = body + 12;
+		}
+		if ((void *)(pdu + 1) > data_end)
+			return -1;
+		c->pos = pdu;
+		if ((pdu[0] >> 4) == 4)
+			return bpf_htons(ETH_P_IP);
+		if ((pdu[0] >> 4) == 6)
+			return bpf_htons(ETH_P_IPV6);
+		return -1;
+	}
+	return -1;
+}
+
 static __always_inline struct tcphdr *parse_tcp(struct cursor *c, void *data_end)
 {
 	struct tcphdr *tcp = c->pos;

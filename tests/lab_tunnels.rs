@@ -60,6 +60,13 @@ fn lab_vxlan_impersonation_inside_the_tunnel_is_cut_and_benign_traffic_passes() 
     let mut lab = Lab::up("vx", 1);
     overlay(&lab);
     let cfg = lab.config("block", "inline", 1, "fail-open");
+    // Judged clean flows move into the kernel, so both map kinds meet tunnelled flows.
+    let text = std::fs::read_to_string(&cfg).expect("read config");
+    std::fs::write(
+        &cfg,
+        text.replacen("[verdict]\n", "[verdict]\nbypass = \"clean\"\n", 1),
+    )
+    .expect("write config");
     let unmask = lab.unmask(&cfg);
     assert!(ping(&lab, "10.78.0.2"), "ping across the overlay");
 
@@ -152,6 +159,18 @@ fn lab_vxlan_impersonation_inside_the_tunnel_is_cut_and_benign_traffic_passes() 
     assert!(
         xdp_reason(&report["datapath"], 8) > 0,
         "tunnel frames went to the worker: {}",
+        report["datapath"]["xdp"]
+    );
+    // The XDP program opens VXLAN and looks the inner flow up: after the worker's verdicts,
+    // the rest of the cut flow is dropped and the rest of the download bridged in the kernel.
+    assert!(
+        xdp_reason(&report["datapath"], 2) > 0,
+        "the kernel dropped frames of the blocked inner flow: {}",
+        report["datapath"]["xdp"]
+    );
+    assert!(
+        xdp_reason(&report["datapath"], 3) > 0,
+        "the kernel bridged frames of the bypassed inner flow: {}",
         report["datapath"]["xdp"]
     );
 }

@@ -1134,6 +1134,134 @@ mod tests {
         assert_eq!(maps.get(FlowMap::Block, &key).unwrap().unwrap().hits(), 2);
     }
 
+    /// `inner` (an Ethernet frame) carried over IPv4 from 192.0.2.1 to 192.0.2.2: `proto` is
+    /// the outer IP protocol, `head` the tunnel's own header(s) after the IP header, and the
+    /// inner frame goes in whole (`ethernet`) or from its IP header on.
+    fn encap(proto: u8, head: &[u8], inner: &[u8], ethernet: bool) -> Vec<u8> {
+        let mut f = tcp4([192, 0, 2, 1], 1, [192, 0, 2, 2], 2);
+        f.truncate(14 + 20);
+        f[23] = proto;
+        f.extend_from_slice(head);
+        f.extend_from_slice(if ethernet { inner } else { &inner[14..] });
+        let ip_len = u16::try_from(f.len() - 14).unwrap();
+        f[16..18].copy_from_slice(&ip_len.to_be_bytes());
+        f
+    }
+
+    fn udp_head(sport: u16, dport: u16, tunnel: &[u8]) -> Vec<u8> {
+        let mut h = sport.to_be_bytes().to_vec();
+        h.extend_from_slice(&dport.to_be_bytes());
+        h.extend_from_slice(&[0, 0, 0, 0]);
+        h.extend_from_slice(tunnel);
+        h
+    }
+
+    #[test]
+    fn kernel_settles_block_and_bypass_entries_of_tunnelled_flows_by_their_inner_key() {
+        let Some(p) = tap_on_lo(FailMode::FailOpen) else {
+            return;
+        };
+        let inner = tcp4([10, 78, 0, 1], 40000, [10, 78, 0, 3], 443);
+        let reply = tcp4([10, 78, 0, 3], 443, [10, 78, 0, 1], 40000);
+        let mut a6 = [0u8; 16];
+        a6[0] = 0xfd;
+        a6[15] = 1;
+        let mut b6 = a6;
+        b6[15] = 2;
+        let inner6 = tcp6(a6, 40000, b6, 443);
+        let vxlan = [0x08, 0, 0, 0, 0, 0, 77, 0];
+        let geneve_teb = [0x01, 0, 0x65, 0x58, 0, 0, 77, 0, 1, 2, 3, 4];
+        let gtp = [0x30, 0xff, 0, 40, 0, 0, 0, 1];
+        let gtp_seq = [0x32, 0xff, 0, 44, 0, 0, 0, 1, 0, 7, 0, 0];
+        let gre_teb = [0, 0, 0x65, 0x58];
+        let gre_key_ip = [0x20, 0, 0x08, 0x00, 0, 0, 0, 9];
+        let carried = |i: &[u8], j: &[u8]| {
+            vec![
+                (
+                    "vxlan",
+                    encap(17, &udp_head(5555, 4789, &vxlan), i, true),
+                    j.to_vec(),
+                ),
+                (
+                    "geneve",
+                    encap(17, &udp_head(5555, 6081, &geneve_teb), i, true),
+                    j.to_vec(),
+                ),
+                (
+                    "gtp-u",
+                    encap(17, &udp_head(2152, 2152, &gtp), i, false),
+                    j.to_vec(),
+                ),
+                (
+                    "gtp-u with a sequence number",
+                    encap(17, &udp_head(2152, 2152, &gtp_seq), i, false),
+                    j.to_vec(),
+                ),
+                ("gre bridging", encap(47, &gre_teb, i, true), j.to_vec()),
+                (
+                    "gre with a key",
+                    encap(47, &gre_key_ip, i, false),
+                    j.to_vec(),
+                ),
+            ]
+        };
+        let mut cases = carried(&inner, &reply);
+        cases.push(("ip in ip", encap(4, &[], &inner, false), reply.clone()));
+        cases.push(("ipv6 in ip", encap(41, &[], &inner6, false), inner6.clone()));
+
+        let maps = p.flow_maps().unwrap();
+        for (name, frame, plain) in &cases {
+            let key = tcp_flow_key(plain).unwrap();
+            // No entry: the worker's (no socket here, so fail-open passes it up).
+            assert_eq!(p.test_run(0, frame).unwrap(), XDP_PASS, "{name}: no entry");
+            maps.insert(FlowMap::Block, &key, 0).unwrap();
+            assert_eq!(p.test_run(0, frame).unwrap(), XDP_DROP, "{name}: blocked");
+            assert_eq!(
+                maps.get(FlowMap::Block, &key).unwrap().unwrap().hits(),
+                1,
+                "{name}: the hit is the inner flow's"
+            );
+            maps.remove(FlowMap::Block, &key).unwrap();
+            maps.insert(FlowMap::Bypass, &key, 0).unwrap();
+            // Tap: bypassed frames are not forwarded, so dropped; the reason tells it apart.
+            let before = p.counters().unwrap().reason(Reason::Bypassed).packets;
+            assert_eq!(p.test_run(0, frame).unwrap(), XDP_DROP, "{name}: bypassed");
+            assert_eq!(
+                p.counters().unwrap().reason(Reason::Bypassed).packets,
+                before + 1,
+                "{name}"
+            );
+            maps.remove(FlowMap::Bypass, &key).unwrap();
+        }
+
+        // What the one-level opener leaves to the worker, even with the inner flow blocked:
+        // VXLAN without its I flag, PPTP's GRE, a GTP-U extension header, a tunnel in a tunnel.
+        let key = tcp_flow_key(&inner).unwrap();
+        maps.insert(FlowMap::Block, &key, 0).unwrap();
+        let no_i = encap(17, &udp_head(5555, 4789, &[0; 8]), &inner, true);
+        let pptp = encap(47, &[0x00, 0x01, 0x08, 0x00], &inner, false);
+        let gtp_ext = encap(
+            17,
+            &udp_head(
+                2152,
+                2152,
+                &[0x34, 0xff, 0, 48, 0, 0, 0, 1, 0, 0, 0, 0x85, 1, 0, 0, 0],
+            ),
+            &inner,
+            false,
+        );
+        let nested = encap(4, &[], &encap(4, &[], &inner, false), false);
+        for (name, frame) in [
+            ("vxlan without I", no_i),
+            ("pptp gre", pptp),
+            ("gtp-u extension", gtp_ext),
+            ("nested", nested),
+        ] {
+            assert_eq!(p.test_run(0, &frame).unwrap(), XDP_PASS, "{name}");
+        }
+        assert_eq!(maps.get(FlowMap::Block, &key).unwrap().unwrap().hits(), 0);
+    }
+
     #[test]
     fn fail_closed_drops_tcp_without_a_socket() {
         let Some(p) = tap_on_lo(FailMode::FailClosed) else {
