@@ -37,16 +37,19 @@
 //! workers (`ethtool -L <if> combined N`); a frame on a queue without a socket takes the
 //! fail-mode path.
 //!
-//! A flow belongs to one worker (`steer::owner`): a fixed hash of the direction-free key. When
-//! the NIC's RSS puts the two directions of a flow on different queues, the receiving worker
-//! copies the frame into the owner's lock-free queue (a "handoff", counted) and the owner judges
-//! and sends it. Symmetric RSS avoids handoffs, on both ports:
+//! A flow belongs to one worker (`steer::owner`): a fixed hash of the direction-free outermost
+//! IP address pair (`datapath.steering = "ip_pair"`, the default, so a flow's IP fragments and
+//! both directions of a tunnel meet on its worker) or of the TCP 5-tuple (`"flow"`). When
+//! the NIC's RSS puts a frame on another queue, the receiving worker copies the frame into the
+//! owner's lock-free queue (a "handoff", counted) and the owner judges and sends it. Symmetric
+//! RSS over the same fields avoids handoffs, on both ports:
 //!
 //! ```text
-//! # a symmetric Toeplitz key (0x6d5a repeated) and the IP + port fields in the hash:
+//! # a symmetric Toeplitz key (0x6d5a repeated) and the IP fields (ip_pair; "sdfn" adds the
+//! # ports, for steering = "flow") in the hash:
 //! ethtool -X <if> hfunc toeplitz hkey 6d:5a:6d:5a:6d:5a:6d:5a:6d:5a:6d:5a:6d:5a:6d:5a:6d:5a:6d:5a:6d:5a:6d:5a:6d:5a:6d:5a:6d:5a:6d:5a:6d:5a:6d:5a:6d:5a:6d:5a
-//! ethtool -N <if> rx-flow-hash tcp4 sdfn
-//! ethtool -N <if> rx-flow-hash tcp6 sdfn
+//! ethtool -N <if> rx-flow-hash tcp4 sd
+//! ethtool -N <if> rx-flow-hash tcp6 sd
 //! # or, on NICs that offer it (ice, mlx5 on recent kernels), the symmetric XOR transform:
 //! ethtool -X <if> hfunc toeplitz symmetric-xor
 //! ```

@@ -2,9 +2,11 @@
 //!
 //! A flow belongs to exactly one worker: `owner = fnv1a(canonical key bytes) % workers`. The
 //! hash is fixed (no random seed) so every worker computes the same owner for both directions
-//! of a flow. This reads only what the owner decision needs (Ethernet, two VLAN tags, IPv4 /
-//! IPv6 without extension headers, TCP ports); anything else stays with the worker that
-//! received it. The engine does its own full parse afterwards.
+//! of a flow. The key is the outermost IP address pair ([`Steering::IpPair`], the default, so
+//! fragments and tunnels meet their flows) or the TCP 5-tuple ([`Steering::Flow`]). This reads
+//! only what the owner decision needs (Ethernet, two VLAN tags, the IP addresses, for the
+//! 5-tuple IPv4 / IPv6 with a few extension headers and the TCP ports); anything else stays
+//! with the worker that received it. The engine does its own full parse afterwards.
 
 use crate::flow::FlowKey;
 
@@ -124,13 +126,64 @@ pub fn owner_hash(k: &FlowKey) -> u64 {
     h
 }
 
+/// What decides a frame's worker when there are several (`datapath.steering`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Steering {
+    /// Every IP frame by its outermost address pair, whatever it carries: the fragments of a
+    /// datagram and the unfragmented segments of the same flow, and both directions of a
+    /// tunnel (whose outer UDP source ports differ), all meet on one worker. Fewer spread
+    /// keys: a link of few host pairs uses few workers.
+    #[default]
+    IpPair,
+    /// TCP by its 5-tuple, everything else where it arrived: the widest spread, but a flow's
+    /// IP fragments and its tunnelled packets may be judged by another worker than the flow's.
+    Flow,
+}
+
 /// The worker that owns a frame, `None` when the frame has no flow (it stays where it is).
-pub fn owner(frame: &[u8], workers: usize) -> Option<usize> {
+pub fn owner(frame: &[u8], workers: usize, steering: Steering) -> Option<usize> {
     if workers <= 1 {
         return None;
     }
-    let k = tcp_flow_key(frame)?;
+    let k = match steering {
+        Steering::Flow => tcp_flow_key(frame)?,
+        Steering::IpPair => ip_pair_key(frame)?,
+    };
     Some((owner_hash(&k) % workers as u64) as usize)
+}
+
+/// The direction-free outermost address pair of an IPv4 or IPv6 frame (ports zero), for any
+/// payload, fragment or not; `None` for non-IP or a header cut short.
+pub fn ip_pair_key(frame: &[u8]) -> Option<FlowKey> {
+    let mut off = 12usize;
+    let mut ethertype = be16(frame, off)?;
+    off += 2;
+    for _ in 0..2 {
+        if ethertype != ETH_VLAN && ethertype != ETH_QINQ {
+            break;
+        }
+        ethertype = be16(frame, off + 2)?;
+        off += 4;
+    }
+    let mut src = [0u8; 16];
+    let mut dst = [0u8; 16];
+    let family = match ethertype {
+        ETH_IPV4 if frame.get(off)? >> 4 == 4 => {
+            src[..4].copy_from_slice(frame.get(off + 12..off + 16)?);
+            dst[..4].copy_from_slice(frame.get(off + 16..off + 20)?);
+            4u8
+        }
+        ETH_IPV6 if frame.get(off)? >> 4 == 6 => {
+            src.copy_from_slice(frame.get(off + 8..off + 24)?);
+            dst.copy_from_slice(frame.get(off + 24..off + 40)?);
+            6u8
+        }
+        _ => return None,
+    };
+    Some(canonical(family, src, 0, dst, 0))
 }
 
 #[cfg(test)]
@@ -189,7 +242,7 @@ pub(crate) mod tests {
         assert_eq!(ka.lo_port, 40000);
         assert_eq!(ka.hi_port, 80);
         for n in 2..8 {
-            assert_eq!(owner(&a, n), owner(&b, n));
+            assert_eq!(owner(&a, n, Steering::Flow), owner(&b, n, Steering::Flow));
         }
     }
 
@@ -281,7 +334,8 @@ pub(crate) mod tests {
                     f[..n].copy_from_slice(&base[..n]);
                 }
                 let _ = tcp_flow_key(&f);
-                let _ = owner(&f, 3);
+                let _ = owner(&f, 3, Steering::Flow);
+                let _ = owner(&f, 3, Steering::IpPair);
             }
         }
     }
@@ -291,9 +345,71 @@ pub(crate) mod tests {
         let mut seen = [0usize; 2];
         for p in 0..64u16 {
             let f = tcp4([10, 77, 0, 1], 40000 + p, [10, 77, 0, 2], 80);
-            seen[owner(&f, 2).unwrap()] += 1;
+            seen[owner(&f, 2, Steering::Flow).unwrap()] += 1;
         }
         assert!(seen[0] > 8 && seen[1] > 8, "{seen:?}");
-        assert_eq!(owner(&tcp4([1, 0, 0, 1], 1, [1, 0, 0, 2], 2), 1), None);
+        let mut seen = [0usize; 2];
+        for h in 0..64u8 {
+            let f = tcp4([10, 77, 1, h], 40000, [10, 77, 0, 2], 80);
+            seen[owner(&f, 2, Steering::IpPair).unwrap()] += 1;
+        }
+        assert!(seen[0] > 8 && seen[1] > 8, "{seen:?}");
+        for steering in [Steering::Flow, Steering::IpPair] {
+            assert_eq!(
+                owner(&tcp4([1, 0, 0, 1], 1, [1, 0, 0, 2], 2), 1, steering),
+                None
+            );
+        }
+    }
+
+    /// `inner` wrapped in IPv4/UDP/VXLAN from `src` to `dst`, outer UDP source port `sport`.
+    fn vxlan(src: [u8; 4], dst: [u8; 4], sport: u16, inner: &[u8]) -> Vec<u8> {
+        let mut f = tcp4(src, 0, dst, 0);
+        f.truncate(14 + 20);
+        f[23] = 17;
+        f.extend_from_slice(&sport.to_be_bytes());
+        f.extend_from_slice(&4789u16.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 0, 0x08, 0, 0, 0, 0, 0, 77, 0]);
+        f.extend_from_slice(inner);
+        f
+    }
+
+    #[test]
+    fn ip_pair_steering_keeps_fragments_and_tunnels_with_their_flow() {
+        let syn = tcp4([10, 77, 0, 1], 40000, [10, 77, 0, 2], 443);
+        let reply = tcp4([10, 77, 0, 2], 443, [10, 77, 0, 1], 40000);
+        // The same flow's data split into IPv4 fragments: the first keeps the TCP header, a
+        // later one carries no ports at all.
+        let mut first = syn.clone();
+        first[20] = 0x20; // more fragments
+        let mut later = syn.clone();
+        later[20..22].copy_from_slice(&0x0003u16.to_be_bytes()); // offset 24 bytes, last
+        later[34..38].copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]); // payload, not ports
+                                                                  // IPv6: a fragment header between the fixed header and TCP.
+        let mut a = [0u8; 16];
+        a[0] = 0xfd;
+        a[15] = 1;
+        let mut b = a;
+        b[15] = 2;
+        let v6 = tcp6(a, 40000, b, 443);
+        let mut v6_frag = v6.clone();
+        v6_frag[20] = 44;
+        v6_frag.splice(54..54, [6u8, 0, 0, 8, 0, 0, 0, 1]);
+        // Both directions of a VXLAN overlay: the kernel picks each side's UDP source port
+        // from the inner flow's hash, so the two directions differ outside.
+        let out = vxlan([10, 77, 9, 1], [10, 77, 9, 2], 51000, &syn);
+        let back = vxlan([10, 77, 9, 2], [10, 77, 9, 1], 38123, &reply);
+        for workers in 2..9 {
+            let o = |f: &[u8]| owner(f, workers, Steering::IpPair);
+            assert!(o(&syn).is_some());
+            for f in [&reply, &first, &later] {
+                assert_eq!(o(f), o(&syn), "{workers} workers");
+            }
+            assert_eq!(o(&v6_frag), o(&v6), "{workers} workers");
+            assert_eq!(o(&back), o(&out), "{workers} workers");
+        }
+        // The 5-tuple cannot place a later fragment: it stays where it arrived.
+        assert_eq!(owner(&later, 4, Steering::Flow), None);
+        assert_eq!(owner(&out, 4, Steering::Flow), None);
     }
 }

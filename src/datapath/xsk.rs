@@ -80,6 +80,8 @@ pub struct XskConfig {
     pub zero_copy: ZeroCopy,
     /// Slots in each worker's handoff queue (frames of its flows received by other workers).
     pub handoff_queue: u32,
+    /// What decides a frame's worker when there are several.
+    pub steering: steer::Steering,
     /// Pin worker i to core (first_core + i) modulo the number of cores.
     pub pin_cores: bool,
     pub first_core: usize,
@@ -109,6 +111,7 @@ impl Default for XskConfig {
             busy_poll_budget: 64,
             zero_copy: ZeroCopy::Auto,
             handoff_queue: 1024,
+            steering: steer::Steering::IpPair,
             pin_cores: true,
             first_core: 0,
             xdp_mode: XdpMode::Native,
@@ -418,6 +421,7 @@ pub struct XskSource {
     forwarding: Forwarding,
     poll_mode: PollMode,
     poll_timeout_ms: i32,
+    steering: steer::Steering,
     peers: Peers,
     /// Bit i set: worker i's inbox got frames this batch and needs a wake-up.
     woke: u64,
@@ -517,6 +521,7 @@ impl XskSource {
             forwarding,
             poll_mode: cfg.poll_mode,
             poll_timeout_ms: cfg.poll_timeout_ms,
+            steering: cfg.steering,
             peers,
             woke: 0,
             stop,
@@ -734,7 +739,7 @@ impl PacketSource for XskSource {
                 let data = unsafe { self.umem.data(&desc) }.contents();
                 self.stats.rx += 1;
                 self.stats.rx_bytes += data.len() as u64;
-                if let Some(owner) = steer::owner(data, workers) {
+                if let Some(owner) = steer::owner(data, workers, self.steering) {
                     if owner != me {
                         handoff(
                             &self.peers,
