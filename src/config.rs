@@ -155,6 +155,9 @@ pub struct StreamConfig {
     pub block_overlap_conflict: bool,
     /// Whether segments whose TCP checksum is wrong are left out of inspection.
     pub checksum_validation: ChecksumValidation,
+    /// Hops a segment's TTL may fall below the highest TTL seen from its sender before it is
+    /// taken as one that expires before the receiver (not inspected; its RST/FIN ends nothing).
+    pub ttl_tolerance: u8,
 }
 
 /// `stream.checksum_validation`.
@@ -178,6 +181,7 @@ impl Default for StreamConfig {
             overlap_policy: crate::flow::OverlapPolicy::First,
             block_overlap_conflict: true,
             checksum_validation: ChecksumValidation::Auto,
+            ttl_tolerance: 1,
         }
     }
 }
@@ -612,6 +616,7 @@ impl Config {
             block_overlap_conflict: self.stream.block_overlap_conflict,
             // `Auto` is settled by the caller that knows whether frames come from a capture.
             verify_checksums: self.stream.checksum_validation != ChecksumValidation::No,
+            ttl_tolerance: self.stream.ttl_tolerance,
             flow_records: self.output.flow_records,
             unknown_after: self.proto.unknown_after_bytes as usize,
             mode: self.verdict.mode,
