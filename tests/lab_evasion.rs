@@ -323,4 +323,34 @@ fn lab_evasion_strategies_cannot_hide_a_flagged_flow_nor_break_a_benign_one() {
         "strategies that failed:\n{}\n{table}",
         failures.join("\n")
     );
+
+    // Control: with the TTL check off, the benign flow's TTL-1 decoy (another request) is
+    // inspected, conflicts with the real request and gets the flow cut, while the server never
+    // reads it: the decoy crossed the appliance and died before the server.
+    let mut text = std::fs::read_to_string(&cfg).expect("config");
+    text += "\n[stream]\nttl_tolerance = 255\n";
+    let off = lab.path("ttl-off.toml");
+    std::fs::write(&off, text).expect("write config");
+    let unmask = lab.unmask(&off);
+    let sport = 42100;
+    let benign = play(&lab, "low_ttl", "http", sport);
+    unmask.stop();
+    let records = eve_records(&lab.path("eve.json"));
+    // The server writes what it got once the request is whole or after 5 s of silence.
+    let file = www.join(format!("{sport}.bin"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !file.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let got = std::fs::read(&file).expect("the server recorded the connection");
+    assert!(benign.handshake);
+    assert!(
+        !got.windows(11).any(|w| w == b"/other.html"),
+        "the TTL-1 decoy reached the server: {:?}",
+        String::from_utf8_lossy(&got)
+    );
+    assert!(
+        blocking_alert(&records, sport),
+        "with the check off the decoy must be inspected: {records:?}"
+    );
 }
