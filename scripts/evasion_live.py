@@ -48,6 +48,7 @@ STRATEGIES = (
     "bad_checksum",
     "low_ttl",
     "low_ttl_rst",
+    "high_ttl_syn",
     "rst_out_of_window",
     "syn_data",
 )
@@ -144,7 +145,7 @@ def strategy_packets(c, name, d, a, data, decoy):
     n = len(data)
     seg = lambda seq, payload, flags=PSH | ACK: c.seg(seq, a, flags, payload)  # noqa: E731
     whole = c.ip(seg(d, data))
-    if name in ("plain", "syn_data"):
+    if name in ("plain", "syn_data", "high_ttl_syn"):
         return [whole]
     if name == "one_byte":
         return [c.ip(seg(d + i, data[i:i + 1], ACK)) for i in range(n)]
@@ -207,11 +208,14 @@ def play(args):
     c = Client(args.src, args.dst, args.iface, args.sport, dport)
     cs = (args.sport * 7919) % (1 << 31)
     syn_data = decoy if args.strategy == "syn_data" else b""
+    # A SYN with a higher TTL than the data: the flagged flow's data then looks like it expires
+    # early, until the server acknowledges it (the benign flow plays it straight).
+    syn_ttl = 200 if args.strategy == "high_ttl_syn" and not http else 64
     result = {"strategy": args.strategy, "kind": args.kind, "handshake": False,
               "answer": "", "acked": False}
     synack = None
     for _ in range(3):
-        c.send(c.ip(c.seg(cs, 0, SYN, syn_data)))
+        c.send(c.ip(c.seg(cs, 0, SYN, syn_data), ttl=syn_ttl))
         t0 = time.time()
         while synack is None and time.time() - t0 < 1.0:
             r = c.recv(1.0)

@@ -27,6 +27,9 @@ TCP files (tcp_*.pcap) segment the client's data of both flows:
   low_ttl                other bytes at TTL 2 (they expire before the server), then the real
                           data at TTL 64 at the same sequence number
   low_ttl_rst             a RST at the client's next sequence number but TTL 2, then the data
+  high_ttl_syn            the flagged flow's SYN has TTL 200, its data TTL 64: data the
+                          inspector takes as expiring early, until the server acknowledges it
+                          (the benign flow plays it straight)
   out_of_window           the server's window is half the client's data; other bytes past that
                           window first (the server drops them), then the data in two halves
   (the benign flow overlaps with identical bytes, a retransmission, except in low_ttl and
@@ -173,7 +176,9 @@ def tcp_segmented(strategy, cport, sport, to_server, to_client, flagged):
     n = len(to_server)
     # out_of_window: the server offers half the client's data as its window.
     half = (n + 1) // 2
-    c2s(cs, 0, SYN, other if strategy == "syn_data" else b"")
+    # high_ttl_syn: the flagged flow's SYN claims a higher TTL than its data will have.
+    syn_ttl = 200 if strategy == "high_ttl_syn" and flagged else 64
+    c2s(cs, 0, SYN, other if strategy == "syn_data" else b"", ttl=syn_ttl)
     s2c(ss, cs + 1, SYN | ACK, window=half if strategy == "out_of_window" else 64240)
     c2s(cs + 1, ss + 1, ACK)
     d = cs + 1
@@ -495,6 +500,7 @@ def main():
         "rst_out_of_window",
         "low_ttl",
         "low_ttl_rst",
+        "high_ttl_syn",
         "out_of_window",
     ):
         write_pcap(os.path.join(out, f"tcp_{strategy}.pcap"), on_eth(tcp_flows(strategy)))

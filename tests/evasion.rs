@@ -244,7 +244,7 @@ fn fixtures_are_current() {
         );
         checked += 1;
     }
-    assert!(checked >= 35, "{checked}");
+    assert!(checked >= 36, "{checked}");
 }
 
 /// The one GTP-U capture among the shared real ones: a TLS ClientHello to e.crashlytics.com
@@ -536,4 +536,34 @@ fn data_beyond_the_receivers_window_is_not_inspected() {
     assert_eq!(m.counters.stream_conflicting_overlaps, 0);
     assert_eq!(m.findings_on_port(443), ["protocol_port_mismatch"]);
     assert!(m.findings_on_port(80).is_empty());
+}
+
+/// The other way round: a SYN sent with a higher TTL than the data sets the floor so high that
+/// the real data looks like it expires early. The server's acknowledgement of bytes the
+/// inspector left out gives it away: a blocking stream conflict, and the flow is cut at the
+/// server's answer.
+#[test]
+fn a_ttl_floor_set_too_high_is_caught_when_the_receiver_acknowledges() {
+    let (m, b) = (
+        run("tcp_high_ttl_syn.pcap", Mode::Monitor),
+        run("tcp_high_ttl_syn.pcap", Mode::Block),
+    );
+    assert_eq!(m.counters.stream_low_ttl, 2, "the handshake's last ACK and the data");
+    // The server's own banner is inspected as usual and gives the port mismatch too.
+    assert_eq!(
+        m.findings_on_port(443),
+        ["protocol_port_mismatch", "tcp_overlap_conflict"]
+    );
+    let a = m
+        .of_type("alert")
+        .find(|a| a["unmask"]["finding"] == "tcp_overlap_conflict")
+        .expect("alert");
+    assert_eq!(
+        a["unmask"]["evidence"]["reason"],
+        "acknowledged_below_ttl_floor"
+    );
+    assert!(m.findings_on_port(80).is_empty());
+    let v = verdicts(&b);
+    assert_eq!(v.flagged_dropped, 1);
+    assert_eq!(v.benign_dropped, 0);
 }

@@ -44,6 +44,7 @@ const STRATEGIES: &[(&str, &str)] = &[
     ("bad_checksum", "tcp_bad_checksum.pcap"),
     ("low_ttl", "tcp_low_ttl.pcap"),
     ("low_ttl_rst", "tcp_low_ttl_rst.pcap"),
+    ("high_ttl_syn", "tcp_high_ttl_syn.pcap"),
     ("rst_out_of_window", "tcp_rst_out_of_window.pcap"),
     ("syn_data", "tcp_syn_data.pcap"),
 ];

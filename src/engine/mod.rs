@@ -1057,10 +1057,12 @@ impl Core {
         if ext.ttl_skipped[o] == 0 {
             return;
         }
-        let Some(next) = slot_of(flow)
+        // Where the inspected stream ends; with nothing inspected yet, right after the SYN.
+        let held = slot_of(flow)
             .and_then(|s| self.pool.states.get(s as usize))
-            .and_then(|st| st.stream[o].next_seq())
-        else {
+            .and_then(|st| st.stream[o].next_seq());
+        let isn = flow.isn_known[o].then(|| flow.isn[o].wrapping_add(1));
+        let Some(next) = held.or(isn) else {
             return;
         };
         // A FIN takes a sequence number of its own.
