@@ -495,7 +495,9 @@ fn segments_whose_ttl_expires_before_the_server_are_not_inspected() {
     assert!(
         m.findings_on_port(80).is_empty(),
         "{:?}",
-        m.of_type("alert").map(|a| a.to_string()).collect::<Vec<_>>()
+        m.of_type("alert")
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
     );
     assert_eq!(m.counters.stream_conflicting_overlaps, 0);
     let mut c = Config::default();
@@ -523,7 +525,10 @@ fn a_rst_whose_ttl_expires_before_the_server_ends_nothing() {
     let mut c = Config::default();
     c.stream.ttl_tolerance = 255;
     let r = run_engine(&c, frames(&fixture("tcp_low_ttl_rst.pcap")));
-    assert_eq!(r.counters.stream_rst_ignored, 0, "the RST is taken at its word");
+    assert_eq!(
+        r.counters.stream_rst_ignored, 0,
+        "the RST is taken at its word"
+    );
 }
 
 /// Bytes past the right edge of the server's window (its acknowledgement plus the largest
@@ -548,7 +553,10 @@ fn a_ttl_floor_set_too_high_is_caught_when_the_receiver_acknowledges() {
         run("tcp_high_ttl_syn.pcap", Mode::Monitor),
         run("tcp_high_ttl_syn.pcap", Mode::Block),
     );
-    assert_eq!(m.counters.stream_low_ttl, 2, "the handshake's last ACK and the data");
+    assert_eq!(
+        m.counters.stream_low_ttl, 2,
+        "the handshake's last ACK and the data"
+    );
     // The server's own banner is inspected as usual and gives the port mismatch too.
     assert_eq!(
         m.findings_on_port(443),

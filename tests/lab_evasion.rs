@@ -73,9 +73,7 @@ fn must(out: Output, what: &str) {
 }
 
 fn far_hop(lab: &Lab) -> Far {
-    let far = Far {
-        ns: lab.ns("far"),
-    };
+    let far = Far { ns: lab.ns("far") };
     let (r, f) = (lab.iface('r'), lab.iface('f'));
     let server = lab.ns("server");
     let ip = |args: &[&str]| Command::new("ip").args(args).output().expect("ip");
@@ -104,7 +102,10 @@ fn far_hop(lab: &Lab) -> Far {
         "forwarding",
     );
     must(
-        lab.run("client", &["ip", "route", "add", "10.79.0.0/24", "via", "10.77.0.2"]),
+        lab.run(
+            "client",
+            &["ip", "route", "add", "10.79.0.0/24", "via", "10.77.0.2"],
+        ),
         "client route",
     );
     let mac = lab.run(
@@ -116,7 +117,15 @@ fn far_hop(lab: &Lab) -> Far {
         lab.run(
             "server",
             &[
-                "ip", "neigh", "replace", PLAY_FROM, "lladdr", &mac, "dev", &lab.iface('s'), "nud",
+                "ip",
+                "neigh",
+                "replace",
+                PLAY_FROM,
+                "lladdr",
+                &mac,
+                "dev",
+                &lab.iface('s'),
+                "nud",
                 "permanent",
             ],
         ),
@@ -209,7 +218,9 @@ fn blocking_alert(records: &[serde_json::Value], sport: u16) -> bool {
 fn alerts_on(records: &[serde_json::Value], sport: u16) -> usize {
     records
         .iter()
-        .filter(|r| r["event_type"] == "alert" && (r["src_port"] == sport || r["dest_port"] == sport))
+        .filter(|r| {
+            r["event_type"] == "alert" && (r["src_port"] == sport || r["dest_port"] == sport)
+        })
         .count()
 }
 
@@ -234,7 +245,9 @@ fn lab_evasion_strategies_cannot_hide_a_flagged_flow_nor_break_a_benign_one() {
     let www = lab.path("server-got");
     let far_ns = lab.ns("far");
     let child = Command::new("ip")
-        .args(["netns", "exec", &far_ns, "python3", SCRIPT, "serve", "--addr", FAR])
+        .args([
+            "netns", "exec", &far_ns, "python3", SCRIPT, "serve", "--addr", FAR,
+        ])
         .arg("--dir")
         .arg(&www)
         .stdout(Stdio::null())
@@ -278,8 +291,7 @@ fn lab_evasion_strategies_cannot_hide_a_flagged_flow_nor_break_a_benign_one() {
         let base = 42000 + 2 * i as u16;
         // Cut: an alert that blocked and no answer (a decoy that is itself flagged may be
         // cut at the SYN, before any handshake).
-        let cut = blocking_alert(&records, base)
-            && !flagged.answer.starts_with(b"SSH-");
+        let cut = blocking_alert(&records, base) && !flagged.answer.starts_with(b"SSH-");
         let got = std::fs::read(www.join(format!("{}.bin", base + 1))).unwrap_or_default();
         let intact = benign.handshake
             && got.starts_with(HTTP_REQUEST_HEAD)

@@ -998,7 +998,11 @@ impl Core {
             if low_ttl {
                 let d = dir.index();
                 let skipped = &mut flow.ext.ttl_skipped[d];
-                *skipped = if *skipped == 0 { p.ttl } else { (*skipped).min(p.ttl) };
+                *skipped = if *skipped == 0 {
+                    p.ttl
+                } else {
+                    (*skipped).min(p.ttl)
+                };
             } else {
                 self.inspect(flow, dir, p, frame);
             }
@@ -1613,4 +1617,3 @@ mod tests {
         assert_eq!(serde_json::to_value(&sum).unwrap(), doubled);
     }
 }
-
