@@ -1616,4 +1616,36 @@ mod tests {
         double(&mut doubled);
         assert_eq!(serde_json::to_value(&sum).unwrap(), doubled);
     }
+
+    #[test]
+    fn window_scale_is_read_from_syn_options_and_malformed_options_give_none() {
+        let header = |opts: &[u8]| {
+            let mut h = vec![0u8; 20];
+            h.extend_from_slice(opts);
+            h
+        };
+        // MSS, SACK permitted, timestamps, NOP, window scale 7 (Linux's SYN).
+        let linux = header(&[
+            2, 4, 5, 180, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+        ]);
+        assert_eq!(window_scale(&linux), Some(7));
+        assert_eq!(window_scale(&header(&[2, 4, 5, 180])), None);
+        assert_eq!(
+            window_scale(&header(&[0, 3, 3, 7])),
+            None,
+            "after end of list"
+        );
+        assert_eq!(
+            window_scale(&header(&[8, 1, 3, 3, 7])),
+            None,
+            "length below 2"
+        );
+        assert_eq!(
+            window_scale(&header(&[8, 40, 3, 3, 7])),
+            None,
+            "runs past the end"
+        );
+        assert_eq!(window_scale(&header(&[3, 3])), None, "cut short");
+        assert_eq!(window_scale(&[0u8; 10]), None, "no full header");
+    }
 }
