@@ -5,7 +5,7 @@
                               banner with its own): every connection's received bytes land in
                               D/<client port>.bin, and the answer is sent once the request is
                               whole (HTTP: end of head; SSH: end of line)
-  play --src S --dst A --iface I --sport P --kind http|ssh --strategy NAME
+  play --src S --dst A --iface I [--l3] --sport P --kind http|ssh --strategy NAME
                               a TCP client in user space that plays one evasion strategy
                               (raw IPv4 out, AF_PACKET in) and prints one JSON line: whether
                               the handshake completed, the answer's bytes (hex) and whether the
@@ -95,7 +95,7 @@ def serve(args):
 
 
 class Client:
-    def __init__(self, src, dst, iface, sport, dport):
+    def __init__(self, src, dst, iface, sport, dport, l2):
         self.src, self.dst = socket.inet_aton(src), socket.inet_aton(dst)
         self.dst_s = dst
         self.sport, self.dport = sport, dport
@@ -103,6 +103,9 @@ class Client:
         self.inp = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
         self.inp.bind((iface, 0))
         self.ident = sport * 16 % 65536
+        # Bytes before the IP header in what the device hands up: Ethernet's 14, none on an
+        # IP tunnel's device.
+        self.l2 = 14 if l2 else 0
 
     def ip(self, seg, ttl=64, ident=None):
         if ident is None:
@@ -128,7 +131,7 @@ class Client:
                 frame = self.inp.recv(65536)
             except socket.timeout:
                 return None
-            ip = frame[14:]
+            ip = frame[self.l2:]
             if len(ip) < 40 or ip[9] != 6 or ip[12:16] != self.dst or ip[16:20] != self.src:
                 continue
             total = struct.unpack("!H", ip[2:4])[0]
@@ -205,7 +208,7 @@ def play(args):
         decoy = bytes.fromhex("160301020001000200fc0303").ljust(len(data), b"\0")
     else:
         decoy = bytes(b ^ 0x20 for b in data)
-    c = Client(args.src, args.dst, args.iface, args.sport, dport)
+    c = Client(args.src, args.dst, args.iface, args.sport, dport, args.l2)
     cs = (args.sport * 7919) % (1 << 31)
     syn_data = decoy if args.strategy == "syn_data" else b""
     # A SYN with a higher TTL than the data: the flagged flow's data then looks like it expires
@@ -284,6 +287,11 @@ def main():
     p.add_argument("--kind", choices=("http", "ssh"), required=True)
     p.add_argument("--strategy", choices=STRATEGIES, required=True)
     p.add_argument("--timeout", type=float, default=4.0)
+    layer = p.add_mutually_exclusive_group()
+    layer.add_argument("--l2", dest="l2", action="store_true", default=True,
+                       help="--iface hands up Ethernet frames (default)")
+    layer.add_argument("--l3", dest="l2", action="store_false",
+                       help="--iface is an IP tunnel's device: packets start at the IP header")
     a = ap.parse_args()
     serve(a) if a.cmd == "serve" else play(a)
 

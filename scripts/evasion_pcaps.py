@@ -30,8 +30,9 @@ TCP files (tcp_*.pcap) segment the client's data of both flows:
   high_ttl_syn            the flagged flow's SYN has TTL 200, its data TTL 64: data the
                           inspector takes as expiring early, until the server acknowledges it
                           (the benign flow plays it straight)
-  out_of_window           the server's window is half the client's data; other bytes past that
-                          window first (the server drops them), then the data in two halves
+  out_of_window           the server's window is a quarter of the client's data, which comes in
+                          quarters, each acknowledged; after the first, other bytes past the
+                          window (the server drops them) where the third and fourth will go
   (the benign flow overlaps with identical bytes, a retransmission, except in low_ttl and
   out_of_window, where its decoy differs too)
 
@@ -174,12 +175,12 @@ def tcp_segmented(strategy, cport, sport, to_server, to_client, flagged):
         pkts.append(ipv4(server, client, 6, tcp(server, client, sport, cport, seq, ack, flags, data, window)))
 
     n = len(to_server)
-    # out_of_window: the server offers half the client's data as its window.
-    half = (n + 1) // 2
+    # out_of_window: the server offers a quarter of the client's data as its window.
+    q = n // 4
     # high_ttl_syn: the flagged flow's SYN claims a higher TTL than its data will have.
     syn_ttl = 200 if strategy == "high_ttl_syn" and flagged else 64
     c2s(cs, 0, SYN, other if strategy == "syn_data" else b"", ttl=syn_ttl)
-    s2c(ss, cs + 1, SYN | ACK, window=half if strategy == "out_of_window" else 64240)
+    s2c(ss, cs + 1, SYN | ACK, window=q if strategy == "out_of_window" else 64240)
     c2s(cs + 1, ss + 1, ACK)
     d = cs + 1
     if strategy == "one_byte":
@@ -206,10 +207,15 @@ def tcp_segmented(strategy, cport, sport, to_server, to_client, flagged):
         c2s(d, 0, RST, ttl=LOW_TTL)
         c2s(d, ss + 1, PSH | ACK, to_server)
     elif strategy == "out_of_window":
-        c2s(d + half + 5, ss + 1, ACK, other[half + 5:])
-        c2s(d, ss + 1, ACK, to_server[:half])
-        s2c(ss + 1, d + half, ACK, window=half)
-        c2s(d + half, ss + 1, PSH | ACK, to_server[half:])
+        # The window's edge is learnt from the server's segments once the client sent data.
+        c2s(d, ss + 1, ACK, to_server[:q])
+        s2c(ss + 1, d + q, ACK, window=q)
+        c2s(d + 2 * q + 5, ss + 1, ACK, other[2 * q + 5:])
+        c2s(d + q, ss + 1, ACK, to_server[q:2 * q])
+        s2c(ss + 1, d + 2 * q, ACK, window=q)
+        c2s(d + 2 * q, ss + 1, ACK, to_server[2 * q:3 * q])
+        s2c(ss + 1, d + 3 * q, ACK, window=n - 3 * q)
+        c2s(d + 3 * q, ss + 1, PSH | ACK, to_server[3 * q:])
     elif strategy == "overlap_last_real":
         c2s(d + 10, ss + 1, ACK, other[10:30])
         c2s(d, ss + 1, PSH | ACK, to_server)

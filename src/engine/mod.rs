@@ -1053,18 +1053,19 @@ impl Core {
             s => s.min(14),
         };
         let win = (p.window as u32) << shift;
-        let ext = &mut flow.ext;
-        if ext.rwin_max[o] == 0 || (p.ack.wrapping_sub(ext.rwin_ack[o]) as i32) > 0 {
-            ext.rwin_ack[o] = p.ack;
+        let state = slot_of(flow).and_then(|s| self.pool.states.get_mut(s as usize));
+        let mut held = None;
+        if let Some(st) = state {
+            if st.rwin_max[o] == 0 || (p.ack.wrapping_sub(st.rwin_ack[o]) as i32) > 0 {
+                st.rwin_ack[o] = p.ack;
+            }
+            st.rwin_max[o] = st.rwin_max[o].max(win);
+            held = st.stream[o].next_seq();
         }
-        ext.rwin_max[o] = ext.rwin_max[o].max(win);
-        if ext.ttl_skipped[o] == 0 {
+        if flow.ext.ttl_skipped[o] == 0 {
             return;
         }
         // Where the inspected stream ends; with nothing inspected yet, right after the SYN.
-        let held = slot_of(flow)
-            .and_then(|s| self.pool.states.get(s as usize))
-            .and_then(|st| st.stream[o].next_seq());
         let isn = flow.isn_known[o].then(|| flow.isn[o].wrapping_add(1));
         let Some(next) = held.or(isn) else {
             return;
@@ -1145,21 +1146,12 @@ impl Core {
             self.sink.counters.stream_bad_checksum += 1;
             return;
         }
-        // Data starting at or past the right edge of the receiver's window is dropped by the
-        // receiver (RFC 9293 3.10.7.4), so it is not inspected either.
         let d = dir.index();
         let seq = if p.flags.syn() {
             p.seq.wrapping_add(1)
         } else {
             p.seq
         };
-        if flow.ext.rwin_max[d] != 0 {
-            let edge = flow.ext.rwin_ack[d].wrapping_add(flow.ext.rwin_max[d]);
-            if (seq.wrapping_sub(edge) as i32) >= 0 {
-                self.sink.counters.stream_out_of_window += 1;
-                return;
-            }
-        }
         let Some(slot) = self.slot_for(flow) else {
             return;
         };
@@ -1178,6 +1170,15 @@ impl Core {
         let Some(state) = state_mut(states, slot) else {
             return;
         };
+        // Data starting at or past the right edge of the receiver's window is dropped by the
+        // receiver (RFC 9293 3.10.7.4), so it is not inspected either.
+        if state.rwin_max[d] != 0 {
+            let edge = state.rwin_ack[d].wrapping_add(state.rwin_max[d]);
+            if (seq.wrapping_sub(edge) as i32) >= 0 {
+                sink.counters.stream_out_of_window += 1;
+                return;
+            }
+        }
         // Data on a SYN (TCP Fast Open) starts after the SYN's own sequence number (`seq`).
         let out = state.stream[d].insert_with(
             streams.window_mut(slot, d),

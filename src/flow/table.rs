@@ -178,11 +178,6 @@ pub struct FlowExt {
     pub ttl_floor: [u8; 2],
     /// Per sending direction, the lowest TTL of a data segment left out for its TTL (0: none).
     pub ttl_skipped: [u8; 2],
-    /// Per data direction, the receiver's highest acknowledgement number; with `rwin_max`,
-    /// the right edge of what the receiver accepts.
-    pub rwin_ack: [u32; 2],
-    /// Per data direction, the largest window (scaled) its receiver advertised; 0: unknown.
-    pub rwin_max: [u32; 2],
     /// Per sending side (as [`Dir::index`]), the window scale its SYN offered; `u8::MAX`: no
     /// SYN seen.
     pub wscale: [u8; 2],
@@ -212,8 +207,6 @@ impl Default for FlowExt {
             tunnel_depth: 0,
             ttl_floor: [0; 2],
             ttl_skipped: [0; 2],
-            rwin_ack: [0; 2],
-            rwin_max: [0; 2],
             wscale: [u8::MAX; 2],
         }
     }
