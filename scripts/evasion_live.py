@@ -26,6 +26,8 @@ import sys
 import threading
 import time
 
+# Run as root from the repository: leave no bytecode cache behind in scripts/.
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import evasion_pcaps as ev  # noqa: E402
 
