@@ -157,6 +157,7 @@ pub struct StreamConfig {
     pub checksum_validation: ChecksumValidation,
     /// Hops a segment's TTL may fall below the highest TTL seen from its sender before it is
     /// taken as one that expires before the receiver (not inspected; its RST/FIN ends nothing).
+    #[serde(deserialize_with = "ttl_tolerance")]
     pub ttl_tolerance: u8,
 }
 
@@ -575,6 +576,29 @@ fn community_id_seed<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u16, D::E
         }
     }
     d.deserialize_u16(Seed)
+}
+
+/// Reads `stream.ttl_tolerance` as any integer, for the usual "invalid value N; accepted: LO to
+/// HI" message rather than serde's "expected u8".
+fn ttl_tolerance<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+    struct Hops;
+    impl serde::de::Visitor<'_> for Hops {
+        type Value = u8;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a number of hops from 0 to 255")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u8, E> {
+            u8::try_from(v).map_err(|_| {
+                E::custom(format!(
+                    "invalid value {v}; accepted: 0 to 255 hops (255 turns the check off)"
+                ))
+            })
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u8, E> {
+            self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+        }
+    }
+    d.deserialize_u8(Hops)
 }
 
 /// The Prometheus endpoint (`/metrics`, `/healthz`, `/readyz`) and how workers publish.
@@ -1082,6 +1106,12 @@ mod tests {
         let (key, message) = key_error("[detect.protocol_port]\nmin_confidence = 101\n");
         assert_eq!(key, "detect.protocol_port.min_confidence");
         assert!(message.contains("101"));
+        let (key, message) = key_error("[stream]\nttl_tolerance = 256\n");
+        assert_eq!(key, "stream.ttl_tolerance");
+        assert!(
+            message.starts_with("invalid value 256; accepted: 0 to 255"),
+            "{message}"
+        );
     }
 
     #[test]
