@@ -818,7 +818,11 @@ fn track_tcp(
             }
         };
     let flow = flows.get_mut(idx);
-    let low_ttl = core.stream_policy.low_ttl(flow, dir, p.ttl);
+    // Decided flows skip the TTL floor (their data is no longer inspected), but not for RSTs
+    // and FINs, which could still end them.
+    let low_ttl = (before_end.is_some()
+        || FlowVerdict::from_u8(flow.ext.verdict) == FlowVerdict::Inspecting)
+        && core.stream_policy.low_ttl(flow, dir, p.ttl);
     core.sink.counters.stream_low_ttl += low_ttl as u64;
     if let Some((prior, prior_fin)) = before_end {
         let bad_checksum =
