@@ -24,7 +24,17 @@ TCP files (tcp_*.pcap) segment the client's data of both flows:
                           first (the receiver drops it), then the real data
   rst_out_of_window       after the client's data, a RST from the client 50000 bytes ahead of
                           its stream (a receiver ignores it), then the server's answer; no FIN
-  (the benign flow overlaps with identical bytes: a retransmission)
+  low_ttl                other bytes at TTL 2 (they expire before the server), then the real
+                          data at TTL 64 at the same sequence number
+  low_ttl_rst             a RST at the client's next sequence number but TTL 2, then the data
+  high_ttl_syn            the flagged flow's SYN has TTL 200, its data TTL 64: data the
+                          inspector takes as expiring early, until the server acknowledges it
+                          (the benign flow plays it straight)
+  out_of_window           the server's window is a quarter of the client's data, which comes in
+                          quarters, each acknowledged; after the first, other bytes past the
+                          window (the server drops them) where the third and fourth will go
+  (the benign flow overlaps with identical bytes, a retransmission, except in low_ttl and
+  out_of_window, where its decoy differs too)
 
 Run from the repository root: `python3 scripts/evasion_pcaps.py [OUTDIR]` (default
 fixtures/evasion). Standard library only (struct-packed by hand), deterministic: the same
@@ -69,6 +79,8 @@ HTTP_RESPONSE = (
 )
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+# A TTL that expires a hop or two past the inspector, well before the server.
+LOW_TTL = 2
 
 
 def checksum(data):
@@ -80,9 +92,9 @@ def checksum(data):
     return (~s) & 0xFFFF
 
 
-def tcp(src, dst, sport, dport, seq, ack, flags, payload=b""):
+def tcp(src, dst, sport, dport, seq, ack, flags, payload=b"", window=64240):
     """A TCP segment with a correct checksum over the IPv4 or IPv6 pseudo-header."""
-    header = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 64240, 0, 0)
+    header = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, window, 0, 0)
     seg = header + payload
     if len(src) == 4:
         pseudo = src + dst + struct.pack("!BBH", 0, 6, len(seg))
@@ -144,22 +156,31 @@ def conversation(client, server, cport, sport, to_server, to_client):
     return pkts
 
 
+# Strategies whose decoy differs from the real bytes in the benign flow too: the decoy never
+# reaches the server, so it must not be inspected (nor conflict with the real bytes) either.
+DECOY_BOTH = ("low_ttl", "out_of_window")
+
+
 def tcp_segmented(strategy, cport, sport, to_server, to_client, flagged):
     """One connection whose client data is sent as `strategy` says."""
     client, server = CLIENT4, SERVER4
     cs, ss = 1000, 5000
     pkts = []
-    other = bytes(b ^ 0x20 for b in to_server) if flagged else to_server
+    other = bytes(b ^ 0x20 for b in to_server) if flagged or strategy in DECOY_BOTH else to_server
 
-    def c2s(seq, ack, flags, data=b""):
-        pkts.append(ipv4(client, server, 6, tcp(client, server, cport, sport, seq, ack, flags, data)))
+    def c2s(seq, ack, flags, data=b"", ttl=64):
+        pkts.append(ipv4(client, server, 6, tcp(client, server, cport, sport, seq, ack, flags, data), ttl=ttl))
 
-    def s2c(seq, ack, flags, data=b""):
-        pkts.append(ipv4(server, client, 6, tcp(server, client, sport, cport, seq, ack, flags, data)))
+    def s2c(seq, ack, flags, data=b"", window=64240):
+        pkts.append(ipv4(server, client, 6, tcp(server, client, sport, cport, seq, ack, flags, data, window)))
 
     n = len(to_server)
-    c2s(cs, 0, SYN, other if strategy == "syn_data" else b"")
-    s2c(ss, cs + 1, SYN | ACK)
+    # out_of_window: the server offers a quarter of the client's data as its window.
+    q = n // 4
+    # high_ttl_syn: the flagged flow's SYN claims a higher TTL than its data will have.
+    syn_ttl = 200 if strategy == "high_ttl_syn" and flagged else 64
+    c2s(cs, 0, SYN, other if strategy == "syn_data" else b"", ttl=syn_ttl)
+    s2c(ss, cs + 1, SYN | ACK, window=q if strategy == "out_of_window" else 64240)
     c2s(cs + 1, ss + 1, ACK)
     d = cs + 1
     if strategy == "one_byte":
@@ -179,6 +200,22 @@ def tcp_segmented(strategy, cport, sport, to_server, to_client, flagged):
         # Break the checksum (bytes 20+16..18 of the IPv4 packet).
         pkts.append(decoy[:36] + bytes([decoy[36] ^ 0xFF]) + decoy[37:])
         c2s(d, ss + 1, PSH | ACK, to_server)
+    elif strategy == "low_ttl":
+        c2s(d, ss + 1, PSH | ACK, other, ttl=LOW_TTL)
+        c2s(d, ss + 1, PSH | ACK, to_server)
+    elif strategy == "low_ttl_rst":
+        c2s(d, 0, RST, ttl=LOW_TTL)
+        c2s(d, ss + 1, PSH | ACK, to_server)
+    elif strategy == "out_of_window":
+        # The window's edge is learnt from the server's segments once the client sent data.
+        c2s(d, ss + 1, ACK, to_server[:q])
+        s2c(ss + 1, d + q, ACK, window=q)
+        c2s(d + 2 * q + 5, ss + 1, ACK, other[2 * q + 5:])
+        c2s(d + q, ss + 1, ACK, to_server[q:2 * q])
+        s2c(ss + 1, d + 2 * q, ACK, window=q)
+        c2s(d + 2 * q, ss + 1, ACK, to_server[2 * q:3 * q])
+        s2c(ss + 1, d + 3 * q, ACK, window=n - 3 * q)
+        c2s(d + 3 * q, ss + 1, PSH | ACK, to_server[3 * q:])
     elif strategy == "overlap_last_real":
         c2s(d + 10, ss + 1, ACK, other[10:30])
         c2s(d, ss + 1, PSH | ACK, to_server)
@@ -467,6 +504,10 @@ def main():
         "syn_data",
         "bad_checksum",
         "rst_out_of_window",
+        "low_ttl",
+        "low_ttl_rst",
+        "high_ttl_syn",
+        "out_of_window",
     ):
         write_pcap(os.path.join(out, f"tcp_{strategy}.pcap"), on_eth(tcp_flows(strategy)))
 

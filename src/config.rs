@@ -155,6 +155,10 @@ pub struct StreamConfig {
     pub block_overlap_conflict: bool,
     /// Whether segments whose TCP checksum is wrong are left out of inspection.
     pub checksum_validation: ChecksumValidation,
+    /// Hops a segment's TTL may fall below the highest TTL seen from its sender before it is
+    /// taken as one that expires before the receiver (not inspected; its RST/FIN ends nothing).
+    #[serde(deserialize_with = "ttl_tolerance")]
+    pub ttl_tolerance: u8,
 }
 
 /// `stream.checksum_validation`.
@@ -178,6 +182,7 @@ impl Default for StreamConfig {
             overlap_policy: crate::flow::OverlapPolicy::First,
             block_overlap_conflict: true,
             checksum_validation: ChecksumValidation::Auto,
+            ttl_tolerance: 1,
         }
     }
 }
@@ -573,6 +578,29 @@ fn community_id_seed<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u16, D::E
     d.deserialize_u16(Seed)
 }
 
+/// Reads `stream.ttl_tolerance` as any integer, for the usual "invalid value N; accepted: LO to
+/// HI" message rather than serde's "expected u8".
+fn ttl_tolerance<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+    struct Hops;
+    impl serde::de::Visitor<'_> for Hops {
+        type Value = u8;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a number of hops from 0 to 255")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u8, E> {
+            u8::try_from(v).map_err(|_| {
+                E::custom(format!(
+                    "invalid value {v}; accepted: 0 to 255 hops (255 turns the check off)"
+                ))
+            })
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u8, E> {
+            self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+        }
+    }
+    d.deserialize_u8(Hops)
+}
+
 /// The Prometheus endpoint (`/metrics`, `/healthz`, `/readyz`) and how workers publish.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -612,6 +640,7 @@ impl Config {
             block_overlap_conflict: self.stream.block_overlap_conflict,
             // `Auto` is settled by the caller that knows whether frames come from a capture.
             verify_checksums: self.stream.checksum_validation != ChecksumValidation::No,
+            ttl_tolerance: self.stream.ttl_tolerance,
             flow_records: self.output.flow_records,
             unknown_after: self.proto.unknown_after_bytes as usize,
             mode: self.verdict.mode,
@@ -1077,6 +1106,12 @@ mod tests {
         let (key, message) = key_error("[detect.protocol_port]\nmin_confidence = 101\n");
         assert_eq!(key, "detect.protocol_port.min_confidence");
         assert!(message.contains("101"));
+        let (key, message) = key_error("[stream]\nttl_tolerance = 256\n");
+        assert_eq!(key, "stream.ttl_tolerance");
+        assert!(
+            message.starts_with("invalid value 256; accepted: 0 to 255"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -496,6 +496,11 @@ fn may_upgrade_to_tls(p: AppProto) -> bool {
 #[derive(Debug, Clone, Copy)]
 pub struct InspectState {
     pub stream: [StreamDir; 2],
+    /// Per data direction, the receiver's highest acknowledgement number; with `rwin_max`, the
+    /// right edge of what the receiver accepts (learnt once the flow has a slot).
+    pub rwin_ack: [u32; 2],
+    /// Per data direction, the largest window (scaled) its receiver advertised; 0: unknown.
+    pub rwin_max: [u32; 2],
     pub ident: [DirIdent; 2],
     pub tls: TlsFacts,
     pub http: HttpFacts,
@@ -507,6 +512,8 @@ impl Default for InspectState {
     fn default() -> Self {
         InspectState {
             stream: [StreamDir::default(); 2],
+            rwin_ack: [0; 2],
+            rwin_max: [0; 2],
             ident: [DirIdent::default(); 2],
             tls: TlsFacts::default(),
             http: HttpFacts {

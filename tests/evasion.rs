@@ -244,7 +244,7 @@ fn fixtures_are_current() {
         );
         checked += 1;
     }
-    assert!(checked >= 32, "{checked}");
+    assert!(checked >= 36, "{checked}");
 }
 
 /// The one GTP-U capture among the shared real ones: a TLS ClientHello to e.crashlytics.com
@@ -405,6 +405,9 @@ fn tcp_segmentation_games_do_not_change_the_verdict() {
         ("overlap_last_real", &["tcp_overlap_conflict"]),
         ("syn_data", &["tcp_overlap_conflict"]),
         ("rst_out_of_window", &["protocol_port_mismatch"]),
+        ("low_ttl", &["protocol_port_mismatch"]),
+        ("low_ttl_rst", &["protocol_port_mismatch"]),
+        ("out_of_window", &["protocol_port_mismatch"]),
     ];
     for (name, must) in cases {
         let file = format!("tcp_{name}.pcap");
@@ -478,4 +481,97 @@ fn segments_with_a_bad_checksum_are_not_inspected() {
     let r = run_engine(&c, frames(&fixture("tcp_bad_checksum.pcap")));
     assert_eq!(r.counters.stream_bad_checksum, 0);
     assert!(r.counters.stream_conflicting_overlaps >= 1);
+}
+
+/// A decoy at TTL 2 (it expires before the server) under the real data: the inspector reads
+/// what the server reads, so the flagged flow is judged on its SSH banner alone (no overlap
+/// conflict: the decoy never entered the stream) and the benign flow, whose decoy differs too,
+/// raises nothing. With the check off (tolerance 255) the decoy is inspected and conflicts.
+#[test]
+fn segments_whose_ttl_expires_before_the_server_are_not_inspected() {
+    let m = run("tcp_low_ttl.pcap", Mode::Monitor);
+    assert_eq!(m.counters.stream_low_ttl, 2, "one decoy per flow");
+    assert_eq!(m.findings_on_port(443), ["protocol_port_mismatch"]);
+    assert!(
+        m.findings_on_port(80).is_empty(),
+        "{:?}",
+        m.of_type("alert")
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(m.counters.stream_conflicting_overlaps, 0);
+    let mut c = Config::default();
+    c.stream.ttl_tolerance = 255;
+    let r = run_engine(&c, frames(&fixture("tcp_low_ttl.pcap")));
+    assert_eq!(r.counters.stream_low_ttl, 0);
+    assert_eq!(r.counters.stream_conflicting_overlaps, 2);
+    // Within the tolerance a lower TTL is a path change, not a decoy.
+    c.stream.ttl_tolerance = 62;
+    let r = run_engine(&c, frames(&fixture("tcp_low_ttl.pcap")));
+    assert_eq!(r.counters.stream_low_ttl, 0);
+}
+
+/// A RST at the right sequence number but with TTL 2 ends nothing: the flows stay open (their
+/// FINs then close them) and the flagged data after it is inspected and cut.
+#[test]
+fn a_rst_whose_ttl_expires_before_the_server_ends_nothing() {
+    let m = run("tcp_low_ttl_rst.pcap", Mode::Monitor);
+    assert_eq!(m.counters.stream_low_ttl, 2, "one RST per flow");
+    assert_eq!(m.counters.stream_rst_ignored, 2);
+    for f in m.of_type("flow") {
+        assert_eq!(f["flow"]["state"], "closed", "{f}");
+        assert_ne!(f["flow"]["reason"], "rst", "{f}");
+    }
+    let mut c = Config::default();
+    c.stream.ttl_tolerance = 255;
+    let r = run_engine(&c, frames(&fixture("tcp_low_ttl_rst.pcap")));
+    assert_eq!(
+        r.counters.stream_rst_ignored, 0,
+        "the RST is taken at its word"
+    );
+}
+
+/// Bytes past the right edge of the server's window (its acknowledgement plus the largest
+/// window it offered) are dropped by the server, so they are not inspected: the real bytes
+/// that later fill that part of the stream are read without a conflict.
+#[test]
+fn data_beyond_the_receivers_window_is_not_inspected() {
+    let m = run("tcp_out_of_window.pcap", Mode::Monitor);
+    assert_eq!(m.counters.stream_out_of_window, 2, "one decoy per flow");
+    assert_eq!(m.counters.stream_conflicting_overlaps, 0);
+    assert_eq!(m.findings_on_port(443), ["protocol_port_mismatch"]);
+    assert!(m.findings_on_port(80).is_empty());
+}
+
+/// The other way round: a SYN sent with a higher TTL than the data sets the floor so high that
+/// the real data looks like it expires early. The server's acknowledgement of bytes the
+/// inspector left out gives it away: a blocking stream conflict, and the flow is cut at the
+/// server's answer.
+#[test]
+fn a_ttl_floor_set_too_high_is_caught_when_the_receiver_acknowledges() {
+    let (m, b) = (
+        run("tcp_high_ttl_syn.pcap", Mode::Monitor),
+        run("tcp_high_ttl_syn.pcap", Mode::Block),
+    );
+    assert_eq!(
+        m.counters.stream_low_ttl, 2,
+        "the handshake's last ACK and the data"
+    );
+    // The server's own banner is inspected as usual and gives the port mismatch too.
+    assert_eq!(
+        m.findings_on_port(443),
+        ["protocol_port_mismatch", "tcp_overlap_conflict"]
+    );
+    let a = m
+        .of_type("alert")
+        .find(|a| a["unmask"]["finding"] == "tcp_overlap_conflict")
+        .expect("alert");
+    assert_eq!(
+        a["unmask"]["evidence"]["reason"],
+        "acknowledged_below_ttl_floor"
+    );
+    assert!(m.findings_on_port(80).is_empty());
+    let v = verdicts(&b);
+    assert_eq!(v.flagged_dropped, 1);
+    assert_eq!(v.benign_dropped, 0);
 }

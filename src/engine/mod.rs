@@ -56,6 +56,8 @@ pub struct EngineConfig {
     pub overlap_policy: OverlapPolicy,
     pub block_overlap_conflict: bool,
     pub verify_checksums: bool,
+    /// `stream.ttl_tolerance`: hops below a sender's highest TTL still taken as reaching.
+    pub ttl_tolerance: u8,
     /// Write a `flow` record at each flow's end.
     pub flow_records: bool,
     /// Bytes after which an unidentified direction is final as unknown.
@@ -153,6 +155,9 @@ pub struct Counters {
     pub stream_rst_ignored: u64,
     /// Segments not inspected because their TCP checksum is wrong (`stream.verify_checksums`).
     pub stream_bad_checksum: u64,
+    /// Segments whose TTL is too low to reach the receiver (below the sender's highest TTL by
+    /// more than `stream.ttl_tolerance`): not inspected, and their RST or FIN ends nothing.
+    pub stream_low_ttl: u64,
     pub stream_memcap_refused: u64,
     pub findings: PerKind<{ FindingKind::COUNT }>,
     /// Of `findings`: those whose action was to block the flow (block mode, blocking check).
@@ -182,7 +187,7 @@ fn add_all(into: &mut [u64], from: &[u64]) {
 impl std::ops::AddAssign<&Counters> for Counters {
     /// Sums another worker's counters into these (for run totals).
     fn add_assign(&mut self, o: &Counters) {
-        let scalars: [(&mut u64, u64); 29] = [
+        let scalars: [(&mut u64, u64); 30] = [
             (&mut self.packets, o.packets),
             (&mut self.bytes, o.bytes),
             (&mut self.tcp, o.tcp),
@@ -207,6 +212,7 @@ impl std::ops::AddAssign<&Counters> for Counters {
             (&mut self.stream_out_of_window, o.stream_out_of_window),
             (&mut self.stream_rst_ignored, o.stream_rst_ignored),
             (&mut self.stream_bad_checksum, o.stream_bad_checksum),
+            (&mut self.stream_low_ttl, o.stream_low_ttl),
             (&mut self.stream_memcap_refused, o.stream_memcap_refused),
             (&mut self.findings_overflow, o.findings_overflow),
             (&mut self.eve_dropped, o.eve_dropped),
@@ -474,9 +480,24 @@ struct StreamPolicy {
     overlap: OverlapPolicy,
     block_conflict: bool,
     verify_checksums: bool,
+    ttl_tolerance: u8,
 }
 
 impl StreamPolicy {
+    /// Whether a segment's TTL is too low to reach the receiver: below the highest TTL its
+    /// sender has shown by more than the tolerance (path changes move TTLs by a hop or so).
+    /// Every other segment raises the floor. Attackers choose every TTL they send, the SYN's
+    /// included; a floor set too high is caught when the receiver acknowledges what was left
+    /// out (`Core::track_window`).
+    fn low_ttl(&self, flow: &mut Flow, dir: Dir, ttl: u8) -> bool {
+        let floor = &mut flow.ext.ttl_floor[dir.index()];
+        if (ttl as u16 + self.ttl_tolerance as u16) < *floor as u16 {
+            return true;
+        }
+        *floor = (*floor).max(ttl);
+        false
+    }
+
     fn overlap_name(&self) -> &'static str {
         match self.overlap {
             OverlapPolicy::First => "first",
@@ -581,6 +602,7 @@ impl Engine {
                     overlap: config.overlap_policy,
                     block_conflict: config.block_overlap_conflict,
                     verify_checksums: config.verify_checksums,
+                    ttl_tolerance: config.ttl_tolerance,
                 },
                 flow_records: config.flow_records,
                 inspect: InspectConfig {
@@ -770,10 +792,14 @@ fn track_tcp(
         seq: p.seq,
         bytes: frame.wire_len,
     };
-    // A RST ends the connection only at the receiver's next sequence number; the state before
-    // it is kept in case it was not (an evasion: a forged RST that makes an inspector give up).
-    let before_rst = if p.flags.rst() {
-        flows.find(&key, hash).map(|i| flows.get(i).state)
+    // A RST ends the connection only at the receiver's next sequence number, and a RST or FIN
+    // only if it reaches the receiver at all; the state before it is kept in case it did not
+    // (an evasion: a forged RST or FIN that makes an inspector give up).
+    let before_end = if p.flags.rst() || p.flags.fin() {
+        flows.find(&key, hash).map(|i| {
+            let f = flows.get(i);
+            (f.state, f.fin)
+        })
     } else {
         None
     };
@@ -792,12 +818,20 @@ fn track_tcp(
             }
         };
     let flow = flows.get_mut(idx);
-    if let Some(prior) = before_rst {
+    // Decided flows skip the TTL floor (their data is no longer inspected), but not for RSTs
+    // and FINs, which could still end them.
+    let low_ttl = (before_end.is_some()
+        || FlowVerdict::from_u8(flow.ext.verdict) == FlowVerdict::Inspecting)
+        && core.stream_policy.low_ttl(flow, dir, p.ttl);
+    core.sink.counters.stream_low_ttl += low_ttl as u64;
+    if let Some((prior, prior_fin)) = before_end {
         let bad_checksum =
             core.stream_policy.verify_checksums && wire::tcp_checksum_ok(p) == Some(false);
-        if prior != TcpState::Reset && (bad_checksum || core.rst_out_of_window(flow, dir, p.seq)) {
+        let rst_away = p.flags.rst() && core.rst_out_of_window(flow, dir, p.seq);
+        if prior != TcpState::Reset && (bad_checksum || low_ttl || rst_away) {
             flow.state = prior;
-            core.sink.counters.stream_rst_ignored += 1;
+            flow.fin = prior_fin;
+            core.sink.counters.stream_rst_ignored += p.flags.rst() as u64;
             core.refile = true;
         }
     }
@@ -839,7 +873,7 @@ fn track_tcp(
             }
         }
     }
-    let action = core.packet(flow, dir, p, frame);
+    let action = core.packet(flow, dir, p, frame, low_ttl);
     if core.refile {
         core.refile = false;
         flows.refile(idx);
@@ -932,12 +966,15 @@ impl FrameHandler for Engine {
 }
 
 impl Core {
+    /// `low_ttl`: the segment's TTL says it expires before the receiver
+    /// ([`StreamPolicy::low_ttl`]).
     fn packet(
         &mut self,
         flow: &mut Flow,
         dir: Dir,
         p: &TcpPacket<'_>,
         frame: &Frame<'_>,
+        low_ttl: bool,
     ) -> Action {
         match FlowVerdict::from_u8(flow.ext.verdict) {
             FlowVerdict::Blocked => return self.drop_packet(flow, dir, p, frame),
@@ -959,9 +996,20 @@ impl Core {
                 return Action::Forward;
             }
         }
+        self.track_window(flow, dir, p, frame);
         if !p.payload.is_empty() {
             self.sink.counters.inspected += 1;
-            self.inspect(flow, dir, p, frame);
+            if low_ttl {
+                let d = dir.index();
+                let skipped = &mut flow.ext.ttl_skipped[d];
+                *skipped = if *skipped == 0 {
+                    p.ttl
+                } else {
+                    (*skipped).min(p.ttl)
+                };
+            } else {
+                self.inspect(flow, dir, p, frame);
+            }
         }
         if FlowVerdict::from_u8(flow.ext.verdict) == FlowVerdict::Blocked {
             return self.drop_packet(flow, dir, p, frame);
@@ -983,6 +1031,75 @@ impl Core {
             Some(next) => seq != next && seq != next.wrapping_add(1),
             None => false,
         }
+    }
+
+    /// Learns, from a segment of an inspected flow, what its receiver accepts: the window the
+    /// segment advertises for the other direction's data (its acknowledgement plus the largest
+    /// scaled window so far) and the window scale a SYN offers. An acknowledgement past the
+    /// bytes inspected, in a direction where segments were left out for their TTL, says those
+    /// segments did reach the receiver (the TTL floor was a lie, e.g. a SYN sent with a
+    /// higher TTL than the data): the receiver read bytes the inspector never saw, which is
+    /// raised as a stream conflict.
+    fn track_window(&mut self, flow: &mut Flow, dir: Dir, p: &TcpPacket<'_>, frame: &Frame<'_>) {
+        let d = dir.index();
+        if p.flags.syn() {
+            flow.ext.wscale[d] = window_scale(p.header).unwrap_or(0);
+        }
+        if !p.flags.ack() {
+            return;
+        }
+        let o = 1 - d;
+        // Windows in SYN segments are never scaled (RFC 7323); unknown scales count as the
+        // largest, so the edge is never drawn nearer than it is.
+        let shift = match flow.ext.wscale[d] {
+            _ if p.flags.syn() => 0,
+            u8::MAX => 14,
+            s => s.min(14),
+        };
+        let win = (p.window as u32) << shift;
+        let state = slot_of(flow).and_then(|s| self.pool.states.get_mut(s as usize));
+        let mut held = None;
+        if let Some(st) = state {
+            if st.rwin_max[o] == 0 || (p.ack.wrapping_sub(st.rwin_ack[o]) as i32) > 0 {
+                st.rwin_ack[o] = p.ack;
+            }
+            st.rwin_max[o] = st.rwin_max[o].max(win);
+            held = st.stream[o].next_seq();
+        }
+        if flow.ext.ttl_skipped[o] == 0 {
+            return;
+        }
+        // Where the inspected stream ends; with nothing inspected yet, right after the SYN.
+        let isn = flow.isn_known[o].then(|| flow.isn[o].wrapping_add(1));
+        let Some(next) = held.or(isn) else {
+            return;
+        };
+        // A FIN takes a sequence number of its own.
+        let next = next.wrapping_add(flow.fin[o] as u32);
+        if (p.ack.wrapping_sub(next) as i32) <= 0 {
+            return;
+        }
+        let mut evidence = Evidence::default();
+        evidence.add("reason", "acknowledged_below_ttl_floor");
+        evidence.add("ttl_floor", flow.ext.ttl_floor[o]);
+        evidence.add("ttl", flow.ext.ttl_skipped[o]);
+        // From here the lower TTL is known to reach: take it as the floor.
+        flow.ext.ttl_floor[o] = flow.ext.ttl_skipped[o];
+        flow.ext.ttl_skipped[o] = 0;
+        let finding = Finding {
+            kind: FindingKind::TcpOverlapConflict,
+            confidence: 85,
+            block: self.stream_policy.block_conflict,
+            dir: if o == 0 { Dir::ToServer } else { Dir::ToClient },
+            evidence,
+        };
+        self.sink.raise_one(
+            flow,
+            &mut self.findings,
+            finding,
+            &self.detector.policy,
+            frame.ts,
+        );
     }
 
     fn drop_packet(
@@ -1033,10 +1150,15 @@ impl Core {
             self.sink.counters.stream_bad_checksum += 1;
             return;
         }
+        let d = dir.index();
+        let seq = if p.flags.syn() {
+            p.seq.wrapping_add(1)
+        } else {
+            p.seq
+        };
         let Some(slot) = self.slot_for(flow) else {
             return;
         };
-        let d = dir.index();
         let Core {
             pool,
             detector,
@@ -1052,12 +1174,16 @@ impl Core {
         let Some(state) = state_mut(states, slot) else {
             return;
         };
-        // Data on a SYN (TCP Fast Open) starts after the SYN's own sequence number.
-        let seq = if p.flags.syn() {
-            p.seq.wrapping_add(1)
-        } else {
-            p.seq
-        };
+        // Data starting at or past the right edge of the receiver's window is dropped by the
+        // receiver (RFC 9293 3.10.7.4), so it is not inspected either.
+        if state.rwin_max[d] != 0 {
+            let edge = state.rwin_ack[d].wrapping_add(state.rwin_max[d]);
+            if (seq.wrapping_sub(edge) as i32) >= 0 {
+                sink.counters.stream_out_of_window += 1;
+                return;
+            }
+        }
+        // Data on a SYN (TCP Fast Open) starts after the SYN's own sequence number (`seq`).
         let out = state.stream[d].insert_with(
             streams.window_mut(slot, d),
             seq,
@@ -1436,6 +1562,29 @@ pub fn flow_meta(flow: &Flow) -> FlowMeta {
     }
 }
 
+/// The window scale a SYN's TCP options offer (RFC 7323 option 3), if any. Malformed options
+/// end the search.
+fn window_scale(header: &[u8]) -> Option<u8> {
+    let mut opts = header.get(20..)?;
+    while let Some(&kind) = opts.first() {
+        match kind {
+            0 => return None,
+            1 => opts = &opts[1..],
+            _ => {
+                let len = *opts.get(1)? as usize;
+                if len < 2 {
+                    return None;
+                }
+                if kind == 3 && len == 3 {
+                    return opts.get(2).copied();
+                }
+                opts = opts.get(len..)?;
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1471,5 +1620,37 @@ mod tests {
         }
         double(&mut doubled);
         assert_eq!(serde_json::to_value(&sum).unwrap(), doubled);
+    }
+
+    #[test]
+    fn window_scale_is_read_from_syn_options_and_malformed_options_give_none() {
+        let header = |opts: &[u8]| {
+            let mut h = vec![0u8; 20];
+            h.extend_from_slice(opts);
+            h
+        };
+        // MSS, SACK permitted, timestamps, NOP, window scale 7 (Linux's SYN).
+        let linux = header(&[
+            2, 4, 5, 180, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+        ]);
+        assert_eq!(window_scale(&linux), Some(7));
+        assert_eq!(window_scale(&header(&[2, 4, 5, 180])), None);
+        assert_eq!(
+            window_scale(&header(&[0, 3, 3, 7])),
+            None,
+            "after end of list"
+        );
+        assert_eq!(
+            window_scale(&header(&[8, 1, 3, 3, 7])),
+            None,
+            "length below 2"
+        );
+        assert_eq!(
+            window_scale(&header(&[8, 40, 3, 3, 7])),
+            None,
+            "runs past the end"
+        );
+        assert_eq!(window_scale(&header(&[3, 3])), None, "cut short");
+        assert_eq!(window_scale(&[0u8; 10]), None, "no full header");
     }
 }

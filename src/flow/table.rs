@@ -173,6 +173,14 @@ pub struct FlowExt {
     pub tunnels: [u8; TUNNELS_KEPT],
     /// How many tunnels that packet was nested in (may exceed [`TUNNELS_KEPT`]).
     pub tunnel_depth: u8,
+    /// Per sending direction, the highest IP TTL (hop limit) seen: a floor for what reaches
+    /// the receiver (0: nothing seen). Segments well below it are left out of inspection.
+    pub ttl_floor: [u8; 2],
+    /// Per sending direction, the lowest TTL of a data segment left out for its TTL (0: none).
+    pub ttl_skipped: [u8; 2],
+    /// Per sending side (as [`Dir::index`]), the window scale its SYN offered; `u8::MAX`: no
+    /// SYN seen.
+    pub wscale: [u8; 2],
 }
 
 /// Tunnel kinds a flow remembers.
@@ -197,6 +205,9 @@ impl Default for FlowExt {
             kernel_bytes: [0; 2],
             tunnels: [0; TUNNELS_KEPT],
             tunnel_depth: 0,
+            ttl_floor: [0; 2],
+            ttl_skipped: [0; 2],
+            wscale: [u8::MAX; 2],
         }
     }
 }

@@ -485,6 +485,7 @@ fn worker_families(out: &mut Families, t: &WorkerTotals, polling: bool, depth: u
         ("out_of_window", c.stream_out_of_window),
         ("rst_ignored", c.stream_rst_ignored),
         ("bad_checksum", c.stream_bad_checksum),
+        ("low_ttl", c.stream_low_ttl),
     ] {
         out.counter(
             "unmask_stream_events_total",
