@@ -5,6 +5,7 @@
 //! the writer thread's channel (never blocking) and queueing flow commands for the datapath.
 
 pub mod record;
+pub mod rtt_watch;
 pub mod servers;
 pub mod worker;
 
@@ -508,6 +509,8 @@ struct Core {
     servers: ServerHistory,
     /// Hosts a host alert listed (live, `correlation.block_secs`): their new flows are cut.
     host_blocks: Option<Arc<HostBlocks>>,
+    /// Per flow-table slot: round trips for the relay check.
+    rtt: rtt_watch::RttWatch,
 }
 
 /// A bypassed flow that still sends packets to the worker this long after it was handed to
@@ -573,7 +576,6 @@ impl Engine {
         let flows = FlowTable::new(table, opts.worker);
         let pool = InspectPool::new(config.stream_depth, config.stream_memcap);
         Engine {
-            flows,
             decode: config.decode,
             defrag: Defrag::new(config.defrag),
             core: Core {
@@ -611,7 +613,9 @@ impl Engine {
                     u64::from(config.detect.fully_encrypted.server_window_secs),
                 ),
                 host_blocks: None,
+                rtt: rtt_watch::RttWatch::new(flows.capacity()),
             },
+            flows,
         }
     }
 
@@ -837,6 +841,14 @@ fn track_tcp(
                     frame.ts,
                 );
             }
+        }
+    }
+    if let Some(check) = &core.detector.relay {
+        let packets = flow.pkts[0] + flow.pkts[1];
+        if let Some(f) = core.rtt.packet(check, idx, started, packets, dir, p, frame.ts) {
+            let policy = &core.detector.policy;
+            core.sink
+                .raise_one(flow, &mut core.findings, f, policy, frame.ts);
         }
     }
     let action = core.packet(flow, dir, p, frame);
