@@ -34,6 +34,11 @@ pub const P_RELAYED: f32 = 0.8;
 pub const P_DIRECT: f32 = 0.2;
 /// Fast answers a flow may give before the test starts anyway.
 pub const MAX_LEADING_FAST: u8 = 4;
+/// Legs kept per flow for the agreement rule (the pairs past them still count in the test).
+pub const LEGS_KEPT: usize = 8;
+/// How far a leg may lie from the shortest one (or from twice it) and still agree with it:
+/// this much, or a quarter of the shortest leg when that is more.
+pub const AGREE_MIN_US: u32 = 8_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -111,14 +116,16 @@ pub enum Decision {
     Direct,
 }
 
-/// One flow's test: 20 bytes.
+/// One flow's test: 28 bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct RelayTest {
     /// Log-likelihood ratio, relayed against direct.
     llr: f32,
-    /// Least excess and application RTT among the pairs that showed the leg, microseconds.
-    leg_min_us: u32,
+    /// Least application RTT among the pairs that showed the leg, microseconds.
     app_min_us: u32,
+    /// The excess of each pair that showed the leg, in units of 100 us (saturating), the first
+    /// [`LEGS_KEPT`].
+    legs_100us: [u16; LEGS_KEPT],
     pairs: u8,
     legs: u8,
     started: bool,
@@ -192,11 +199,10 @@ impl RelayCheck {
         }
         if leg {
             test.llr += self.step_leg;
-            test.legs += 1;
-            let excess = s.excess_us();
-            if test.legs == 1 || excess < test.leg_min_us {
-                test.leg_min_us = excess;
+            if let Some(slot) = test.legs_100us.get_mut(usize::from(test.legs)) {
+                *slot = u16::try_from(s.excess_us() / 100).unwrap_or(u16::MAX);
             }
+            test.legs += 1;
             if test.legs == 1 || s.app_us < test.app_min_us {
                 test.app_min_us = s.app_us;
             }
@@ -210,9 +216,14 @@ impl RelayCheck {
         if test.llr < self.upper || test.legs < self.cfg.min_legs {
             return None;
         }
+        let Some(leg_us) = agreeing_leg(&test.legs_100us[..usize::from(test.legs).min(LEGS_KEPT)]) else {
+            // Slow answers, but of different lengths: think time, not a fixed extra leg. The
+            // test goes on; a later leg may still make them agree (never after max_pairs).
+            return None;
+        };
         test.decision = Decision::Relayed;
         let mut evidence = Evidence::default();
-        evidence.add("extra_leg_ms", Ms(test.leg_min_us));
+        evidence.add("extra_leg_ms", Ms(leg_us));
         evidence.add("app_rtt_ms", Ms(test.app_min_us));
         evidence.add("transport_rtt_server_ms", Ms(s.server_us));
         evidence.add("transport_rtt_client_ms", Ms(s.client_us));
@@ -228,6 +239,22 @@ impl RelayCheck {
             evidence,
         })
     }
+}
+
+/// The relay's leg when the legs agree on one: every leg after the first within a tolerance
+/// of the shortest of them, and the first between that and twice it (a relay's first answer
+/// may also wait for its connection to the origin: up to one more leg). A relay's legs are one
+/// network path each; an origin's think time varies from request to request.
+fn agreeing_leg(legs_100us: &[u16]) -> Option<u32> {
+    let (first, rest) = legs_100us.split_first()?;
+    let us = |l: &u16| u32::from(*l) * 100;
+    let Some(min) = rest.iter().map(us).min() else {
+        return Some(us(first));
+    };
+    let tol = AGREE_MIN_US.max(min / 4);
+    let first = us(first);
+    (rest.iter().all(|l| us(l) <= min + tol) && first + tol >= min && first <= 2 * min + tol)
+        .then_some(min)
 }
 
 #[cfg(test)]
@@ -287,6 +314,37 @@ mod tests {
         let (t, f) = run(&check, &[21, 20, 170, 22, 25, 24, 190, 200], 20);
         assert!(f.is_none());
         assert_eq!(t.decision, Decision::Direct);
+    }
+
+    #[test]
+    fn slow_answers_of_different_lengths_are_think_time() {
+        let check = RelayCheck::new(&RelayConfig::default());
+        // Two slow requests, 150 and 50 ms over the RTT: neither one leg nor two apart.
+        let (t, f) = run(&check, &[21, 20, 170, 70], 20);
+        assert!(f.is_none());
+        assert_eq!(t.decision, Decision::Undecided);
+        assert_eq!(t.legs, 2);
+        // One leg, then two: a relay's first answer waiting for its origin connection too.
+        let (_, f) = run(&check, &[180, 100], 20);
+        assert_eq!(f.expect("relayed").evidence.get("extra_leg_ms"), Some("80.0"));
+    }
+
+    #[test]
+    fn legs_agree_within_a_quarter_or_8_ms() {
+        // Later legs within a quarter of the shortest of them; the first up to twice that.
+        assert_eq!(agreeing_leg(&[1600, 800, 900]), Some(80_000));
+        assert_eq!(agreeing_leg(&[800, 800, 1000]), Some(80_000));
+        assert_eq!(agreeing_leg(&[800, 800, 1001]), None);
+        assert_eq!(agreeing_leg(&[1800, 800]), Some(80_000));
+        assert_eq!(agreeing_leg(&[1801, 800]), None);
+        assert_eq!(agreeing_leg(&[600, 800]), Some(80_000));
+        assert_eq!(agreeing_leg(&[599, 800]), None);
+        // Short legs: 8 ms rather than a quarter.
+        assert_eq!(agreeing_leg(&[200, 200, 280]), Some(20_000));
+        assert_eq!(agreeing_leg(&[200, 200, 281]), None);
+        assert_eq!(agreeing_leg(&[700]), Some(70_000));
+        assert_eq!(agreeing_leg(&[]), None);
+        assert_eq!(agreeing_leg(&[u16::MAX, u16::MAX]), Some(6_553_500));
     }
 
     #[test]
