@@ -17,6 +17,10 @@
 //! answers does count. It stops at the first boundary it crosses (`false_alarm_pct`,
 //! `miss_pct`), or after `max_pairs` pairs or `max_packets` packets undecided.
 //!
+//! A relay's legs are one network path each, so they must also agree (`agreeing_leg`): an
+//! origin that thinks 30 ms on one request and 150 ms on the next is not a relay, however slow
+//! both answers are.
+//!
 //! A weak signal on its own: reverse proxies and CDNs relay too, and an origin that thinks
 //! for a similar time on every request looks the same. Its confidence is low and its alert
 //! floor above it by default, so it is recorded on the flow (and in the counters) rather than
