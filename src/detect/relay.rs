@@ -246,9 +246,10 @@ impl RelayCheck {
 }
 
 /// The relay's leg when the legs agree on one: every leg after the first within a tolerance
-/// of the shortest of them, and the first between that and twice it (a relay's first answer
-/// may also wait for its connection to the origin: up to one more leg). A relay's legs are one
-/// network path each; an origin's think time varies from request to request.
+/// of the shortest of them, and the first either within that tolerance too or longer, up to
+/// twice the shortest (a relay's first answer may also wait for its connection to the origin:
+/// up to one more leg). A relay's legs are one network path each; an origin's think time
+/// varies from request to request.
 fn agreeing_leg(legs_100us: &[u16]) -> Option<u32> {
     let (first, rest) = legs_100us.split_first()?;
     let us = |l: &u16| u32::from(*l) * 100;
@@ -257,8 +258,13 @@ fn agreeing_leg(legs_100us: &[u16]) -> Option<u32> {
     };
     let tol = AGREE_MIN_US.max(min / 4);
     let first = us(first);
-    (rest.iter().all(|l| us(l) <= min + tol) && first + tol >= min && first <= 2 * min + tol)
-        .then_some(min)
+    if !rest.iter().all(|l| us(l) <= min + tol) || first + tol < min {
+        return None;
+    }
+    if first <= min + tol {
+        return Some(first.min(min));
+    }
+    (first <= 2 * min + tol).then_some(min)
 }
 
 #[cfg(test)]
@@ -328,20 +334,21 @@ mod tests {
         assert!(f.is_none());
         assert_eq!(t.decision, Decision::Undecided);
         assert_eq!(t.legs, 2);
-        // One leg, then two: a relay's first answer waiting for its origin connection too.
+        // Two legs, then one: a relay's first answer waiting for its origin connection too.
         let (_, f) = run(&check, &[180, 100], 20);
         assert_eq!(f.expect("relayed").evidence.get("extra_leg_ms"), Some("80.0"));
     }
 
     #[test]
     fn legs_agree_within_a_quarter_or_8_ms() {
-        // Later legs within a quarter of the shortest of them; the first up to twice that.
-        assert_eq!(agreeing_leg(&[1600, 800, 900]), Some(80_000));
-        assert_eq!(agreeing_leg(&[800, 800, 1000]), Some(80_000));
+        assert_eq!(agreeing_leg(&[800, 1000]), Some(80_000));
+        assert_eq!(agreeing_leg(&[1000, 800]), Some(80_000));
         assert_eq!(agreeing_leg(&[800, 800, 1001]), None);
+        // A longer first leg (the relay's connect too): up to twice the others, and a quarter.
+        assert_eq!(agreeing_leg(&[1600, 800, 900]), Some(80_000));
+        assert_eq!(agreeing_leg(&[1200, 800]), Some(80_000));
         assert_eq!(agreeing_leg(&[1800, 800]), Some(80_000));
         assert_eq!(agreeing_leg(&[1801, 800]), None);
-        assert_eq!(agreeing_leg(&[600, 800]), Some(80_000));
         assert_eq!(agreeing_leg(&[599, 800]), None);
         // Short legs: 8 ms rather than a quarter.
         assert_eq!(agreeing_leg(&[200, 200, 280]), Some(20_000));

@@ -16,7 +16,7 @@ use crate::flow::rtt::{RttState, Segment};
 use crate::flow::{Dir, FlowIdx};
 use crate::wire::TcpPacket;
 
-/// One flow's watch: 88 bytes.
+/// One flow's watch: 96 bytes.
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
     rtt: RttState,
@@ -26,7 +26,7 @@ struct Slot {
 
 /// The per-flow byte cost of the watch.
 pub const SLOT_BYTES: usize = std::mem::size_of::<Slot>();
-const _: () = assert!(SLOT_BYTES <= 88);
+const _: () = assert!(SLOT_BYTES <= 96);
 
 pub(super) struct RttWatch {
     /// Indexed by flow-table slot; grows up to the table's capacity as slots are first used

@@ -8,8 +8,12 @@
 //!   SYN/ACK, and client data → the server's first ACK that covers it.
 //! - **Transport RTT, client side** (appliance → client → appliance): server SYN/ACK → the
 //!   client's ACK, and server data → the client's ACK of it.
-//! - **Application RTT**: the last client data segment of a request burst → the server's first
-//!   data after it. A direct server answers in the server-side transport RTT plus its think
+//! - **Application RTT**: the first client data segment of a request burst → the server's first
+//!   data after it. A burst is the client's data since the server last sent any, as long as
+//!   each segment follows the one before within twice the server-side RTT: a client whose stack
+//!   holds a small segment back until the previous one is acknowledged (Nagle) sends one
+//!   request in pieces an RTT apart, and the server may answer its first piece already; a
+//!   longer pause starts a new burst (the client thought, the server was not waiting). A direct server answers in the server-side transport RTT plus its think
 //!   time; a relay (a proxy that forwards to an origin elsewhere) adds its own leg to the
 //!   origin, which its transport RTT, answered by the relay's own TCP stack, does not show.
 //!
@@ -59,7 +63,7 @@ pub struct Segment {
 /// One request/response pair (or continuation), with the transport RTTs known when it closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RttSample {
-    /// Client burst's last data → the server's answer, microseconds.
+    /// Client burst's first data → the server's answer, microseconds.
     pub app_us: u32,
     /// Minimum server-side transport RTT so far, microseconds.
     pub server_us: u32,
@@ -76,6 +80,10 @@ impl RttSample {
     }
 }
 
+/// Added to twice the server-side RTT for the gap that still joins a burst (capture timestamps
+/// and the client's own scheduling).
+const BURST_SLACK_NS: u64 = 1_000_000;
+
 const AWAITING: u8 = 1;
 const CONTINUATION_OPEN: u8 = 2;
 const PENDING_TO_SERVER: u8 = 4;
@@ -88,7 +96,7 @@ fn pending_bit(dir: Dir) -> u8 {
     }
 }
 
-/// Per-flow round-trip state: 56 bytes.
+/// Per-flow round-trip state: 64 bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RttState {
     /// The segment per sending direction ([`Dir::index`]) whose ACK is awaited: when it was
@@ -98,7 +106,8 @@ pub struct RttState {
     /// Minimum transport RTT per side in microseconds, by the direction of the timed segment:
     /// `[ToServer]` is the server side, `[ToClient]` the client side; 0: no sample yet.
     transport_min_us: [u32; 2],
-    /// When the client's latest request burst ended (its last data segment).
+    /// When the client's latest request burst started and when its last data segment came.
+    burst_start: Timestamp,
     burst_end: Timestamp,
     /// The latest packet of the flow, either way (for the continuation's quiet gap).
     last_packet: Timestamp,
@@ -107,7 +116,7 @@ pub struct RttState {
     pub samples: u8,
 }
 
-const _: () = assert!(std::mem::size_of::<RttState>() <= 56);
+const _: () = assert!(std::mem::size_of::<RttState>() <= 64);
 
 impl RttState {
     /// Minimum server-side transport RTT in microseconds, if any was timed.
@@ -178,6 +187,13 @@ impl RttState {
         }
         let answered_at = match s.dir {
             Dir::ToServer => {
+                let server_ns = u64::from(self.transport_min_us[0]) * 1_000;
+                let joins = self.has(AWAITING)
+                    && server_ns != 0
+                    && s.ts.since(self.burst_end) <= 2 * server_ns + BURST_SLACK_NS;
+                if !joins {
+                    self.burst_start = s.ts;
+                }
                 self.burst_end = s.ts;
                 self.set(AWAITING, true);
                 self.set(CONTINUATION_OPEN, false);
@@ -201,7 +217,7 @@ impl RttState {
         let server_us = self.server_rtt_us()?;
         self.samples = self.samples.saturating_add(1);
         Some(RttSample {
-            app_us: micros(s.ts.since(self.burst_end)),
+            app_us: micros(s.ts.since(self.burst_start)),
             server_us,
             client_us: self.transport_min_us[Dir::ToClient.index()],
             continuation: answered_at,
@@ -302,6 +318,24 @@ mod tests {
         assert!(!c.got[0].continuation);
         assert!(c.got[1].continuation);
         assert_eq!(c.got[1].app_us, 120_000);
+    }
+
+    #[test]
+    fn a_request_split_by_nagle_is_timed_from_its_first_piece() {
+        let mut c = Conn::new();
+        c.handshake(0, 20, 1);
+        // The Finished, then the GET held back until the Finished was acknowledged.
+        c.send(Dir::ToServer, 100, 114, false);
+        c.send(Dir::ToClient, 120, 0, false);
+        c.send(Dir::ToServer, 121, 217, false);
+        c.send(Dir::ToClient, 201, 254, false); // the origin's answer to the Finished
+        // A request after the client paused longer than twice the RTT is a new burst.
+        c.send(Dir::ToServer, 300, 50, false);
+        c.send(Dir::ToServer, 350, 50, false);
+        c.send(Dir::ToClient, 371, 50, false);
+        assert_eq!(c.got.len(), 2);
+        assert_eq!(c.got[0].app_us, 101_000);
+        assert_eq!(c.got[1].app_us, 21_000);
     }
 
     #[test]
