@@ -99,7 +99,12 @@ fn exposition_values_equal_what_the_replay_produced() {
     );
     for k in FindingKind::ALL.iter() {
         let label = format!("kind=\"{}\"", k.name());
-        assert_eq!(alerted(&[&label]), c.findings[k.index()] as f64, "{}", k.name());
+        assert_eq!(
+            alerted(&[&label]),
+            c.findings[k.index()] as f64,
+            "{}",
+            k.name()
+        );
     }
     let blocked_alerts = eve
         .iter()

@@ -40,10 +40,7 @@ fn frames(path: &Path) -> Vec<TimedFrame> {
 /// A config whose relay findings alert (floor 0), so their evidence is in EVE.
 fn alerting() -> Config {
     let mut c = Config::default();
-    c.detect
-        .alert_min_confidence
-        .0
-        .insert("relayed".into(), 0);
+    c.detect.alert_min_confidence.0.insert("relayed".into(), 0);
     c
 }
 
@@ -99,7 +96,11 @@ fn direct_and_slow_origin_connections_are_not_relayed() {
     for name in ["direct.pcap", "slow_origin.pcap"] {
         let run = run_engine(&alerting(), frames(&fixture(name)));
         assert!(run.of_type("flow").count() == 1, "{name}: one flow");
-        assert!(relayed_alerts(&run).is_empty(), "{name}: {:#?}", run.records);
+        assert!(
+            relayed_alerts(&run).is_empty(),
+            "{name}: {:#?}",
+            run.records
+        );
         assert!(recorded(&run).is_empty(), "{name}");
         assert!(run.findings_on_port(80).is_empty(), "{name}");
     }

@@ -674,6 +674,9 @@ mod tests {
             seen[k.index()] = true;
             assert_eq!(k.info().signature_id, SID_BASE + k.index() as u32 + 1);
         }
-        assert!(seen[FindingKind::COUNT - 1], "COUNT is one past the highest kind");
+        assert!(
+            seen[FindingKind::COUNT - 1],
+            "COUNT is one past the highest kind"
+        );
     }
 }

@@ -91,7 +91,12 @@ impl RelayConfig {
             section: "detect.relay",
         };
         keys.check("min_excess_ms", u64::from(self.min_excess_ms), 1, 60_000)?;
-        keys.check("excess_ratio_pct", u64::from(self.excess_ratio_pct), 0, 10_000)?;
+        keys.check(
+            "excess_ratio_pct",
+            u64::from(self.excess_ratio_pct),
+            0,
+            10_000,
+        )?;
         keys.check("min_legs", u64::from(self.min_legs), 1, 32)?;
         keys.check("false_alarm_pct", u64::from(self.false_alarm_pct), 1, 49)?;
         keys.check("miss_pct", u64::from(self.miss_pct), 1, 49)?;
@@ -220,7 +225,8 @@ impl RelayCheck {
         if test.llr < self.upper || test.legs < self.cfg.min_legs {
             return None;
         }
-        let Some(leg_us) = agreeing_leg(&test.legs_100us[..usize::from(test.legs).min(LEGS_KEPT)]) else {
+        let Some(leg_us) = agreeing_leg(&test.legs_100us[..usize::from(test.legs).min(LEGS_KEPT)])
+        else {
             // Slow answers, but of different lengths: think time, not a fixed extra leg. The
             // test goes on; a later leg may still make them agree (never after max_pairs).
             return None;
@@ -336,7 +342,10 @@ mod tests {
         assert_eq!(t.legs, 2);
         // Two legs, then one: a relay's first answer waiting for its origin connection too.
         let (_, f) = run(&check, &[180, 100], 20);
-        assert_eq!(f.expect("relayed").evidence.get("extra_leg_ms"), Some("80.0"));
+        assert_eq!(
+            f.expect("relayed").evidence.get("extra_leg_ms"),
+            Some("80.0")
+        );
     }
 
     #[test]
@@ -400,13 +409,19 @@ mod tests {
             ..RelayConfig::default()
         };
         let e = bad.validate("u.toml").unwrap_err().to_string();
-        assert!(e.contains("u.toml") && e.contains("detect.relay.min_legs"), "{e}");
+        assert!(
+            e.contains("u.toml") && e.contains("detect.relay.min_legs"),
+            "{e}"
+        );
         let bad = RelayConfig {
             false_alarm_pct: 0,
             ..RelayConfig::default()
         };
         let e = bad.validate("u.toml").unwrap_err().to_string();
-        assert!(e.contains("detect.relay.false_alarm_pct") && e.contains("1 to 49"), "{e}");
+        assert!(
+            e.contains("detect.relay.false_alarm_pct") && e.contains("1 to 49"),
+            "{e}"
+        );
         RelayConfig::default().validate("u.toml").unwrap();
     }
 }

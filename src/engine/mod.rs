@@ -845,7 +845,10 @@ fn track_tcp(
     }
     if let Some(check) = &core.detector.relay {
         let packets = flow.pkts[0] + flow.pkts[1];
-        if let Some(f) = core.rtt.packet(check, idx, started, packets, dir, p, frame.ts) {
+        if let Some(f) = core
+            .rtt
+            .packet(check, idx, started, packets, dir, p, frame.ts)
+        {
             let policy = &core.detector.policy;
             core.sink
                 .raise_one(flow, &mut core.findings, f, policy, frame.ts);

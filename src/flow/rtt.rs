@@ -329,7 +329,7 @@ mod tests {
         c.send(Dir::ToClient, 120, 0, false);
         c.send(Dir::ToServer, 121, 217, false);
         c.send(Dir::ToClient, 201, 254, false); // the origin's answer to the Finished
-        // A request after the client paused longer than twice the RTT is a new burst.
+                                                // A request after the client paused longer than twice the RTT is a new burst.
         c.send(Dir::ToServer, 300, 50, false);
         c.send(Dir::ToServer, 350, 50, false);
         c.send(Dir::ToClient, 371, 50, false);
