@@ -77,7 +77,7 @@ impl Default for RelayConfig {
             false_alarm_pct: 10,
             miss_pct: 10,
             max_pairs: 8,
-            max_packets: 512,
+            max_packets: 64,
             confidence: 30,
         }
     }
@@ -149,6 +149,7 @@ pub struct RelayCheck {
     step_fast: f32,
     upper: f32,
     lower: f32,
+    min_gap_ns: u64,
 }
 
 /// Microseconds printed as milliseconds with one decimal.
@@ -170,12 +171,20 @@ impl RelayCheck {
             step_fast: ((1.0 - P_RELAYED) / (1.0 - P_DIRECT)).ln(),
             upper: ((1.0 - beta) / alpha).ln(),
             lower: (beta / (1.0 - alpha)).ln(),
+            min_gap_ns: u64::from(cfg.min_excess_ms) * 1_000_000,
         }
     }
 
     /// The quiet time before a continuation counts (see `flow::rtt`), in nanoseconds.
+    #[inline]
     pub fn min_gap_ns(&self) -> u64 {
-        u64::from(self.cfg.min_excess_ms) * 1_000_000
+        self.min_gap_ns
+    }
+
+    /// Whether a flow that has sent this many packets is past the watch.
+    #[inline]
+    pub fn packets_done(&self, packets: u64) -> bool {
+        packets >= u64::from(self.cfg.max_packets)
     }
 
     /// Whether the flow's RTTs need no more watching: decided, or out of pairs or packets.
@@ -398,8 +407,8 @@ mod tests {
         let (t, f) = run(&check, &[20, 20, 20, 200, 200], 20);
         assert!(f.is_none(), "pairs past max_pairs are not taken");
         assert!(check.finished(&t, 10));
-        assert!(check.finished(&RelayTest::default(), 512));
-        assert!(!check.finished(&RelayTest::default(), 511));
+        assert!(check.finished(&RelayTest::default(), 64));
+        assert!(!check.finished(&RelayTest::default(), 63));
     }
 
     #[test]

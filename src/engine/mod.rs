@@ -22,7 +22,9 @@ use crate::detect::{Detector, Event, Finding, FindingKind, Findings, FlowView};
 use crate::flow::defrag::{Defrag, DefragConfig, DefragEvent, Outcome as DefragOutcome};
 use crate::flow::table::{Expiry, Recheck, SegmentMeta, TcpState, Track};
 use crate::flow::table::{TableConfig, TableStats};
-use crate::flow::{Dir, EndReason, Flow, FlowKey, FlowTable, OverlapPolicy, Side, StreamPool};
+use crate::flow::{
+    Dir, EndReason, Flow, FlowIdx, FlowKey, FlowTable, OverlapPolicy, Side, StreamPool,
+};
 use crate::inspect::{FlowBase, InspectConfig, InspectState, Report, TlsFacts, TRAIL_RECORDS};
 use crate::proto::entropy::PayloadFigures;
 use crate::proto::tls::TlsScratch;
@@ -843,18 +845,8 @@ fn track_tcp(
             }
         }
     }
-    if let Some(check) = &core.detector.relay {
-        let packets = flow.pkts[0] + flow.pkts[1];
-        if let Some(f) = core
-            .rtt
-            .packet(check, idx, started, packets, dir, p, frame.ts)
-        {
-            let policy = &core.detector.policy;
-            core.sink
-                .raise_one(flow, &mut core.findings, f, policy, frame.ts);
-        }
-    }
     let action = core.packet(flow, dir, p, frame);
+    core.watch_rtt(idx, started, flow, dir, p, frame.ts);
     if core.refile {
         core.refile = false;
         flows.refile(idx);
@@ -947,6 +939,28 @@ impl FrameHandler for Engine {
 }
 
 impl Core {
+    /// The relay check's round-trip watch (`rtt_watch`), on packets past inspection too. Kept
+    /// out of line: the per-packet path it joins stays as the compiler laid it out.
+    #[inline(never)]
+    fn watch_rtt(
+        &mut self,
+        idx: FlowIdx,
+        started: bool,
+        flow: &mut Flow,
+        dir: Dir,
+        p: &TcpPacket<'_>,
+        ts: Timestamp,
+    ) {
+        let Some(check) = &self.detector.relay else {
+            return;
+        };
+        let packets = flow.pkts[0] + flow.pkts[1];
+        if let Some(f) = self.rtt.packet(check, idx, started, packets, dir, p, ts) {
+            let policy = &self.detector.policy;
+            self.sink.raise_one(flow, &mut self.findings, f, policy, ts);
+        }
+    }
+
     fn packet(
         &mut self,
         flow: &mut Flow,

@@ -44,6 +44,7 @@ impl RttWatch {
     /// Takes one packet of the flow in table slot `idx` (`started`: its first packet, the slot
     /// starts over); returns the finding when the flow's test decides it is relayed.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub(super) fn packet(
         &mut self,
         check: &RelayCheck,
@@ -55,15 +56,17 @@ impl RttWatch {
         ts: Timestamp,
     ) -> Option<Finding> {
         let i = idx as usize;
-        while self.slots.len() <= i && self.slots.len() < self.slots.capacity() {
-            self.slots.push(Slot::default());
+        if i >= self.slots.len() {
+            self.grow(i);
         }
         let slot = self.slots.get_mut(i)?;
         if started {
             *slot = Slot::default();
-        }
-        if slot.done {
+        } else if slot.done {
             return None;
+        }
+        if check.packets_done(packets) {
+            slot.done = true;
         }
         let seg = Segment {
             dir,
@@ -76,11 +79,17 @@ impl RttWatch {
             len: p.segment_len,
             ts,
         };
-        let found = slot
-            .rtt
-            .observe(&seg, check.min_gap_ns())
-            .and_then(|sample| check.judge(&mut slot.test, &sample));
-        slot.done = check.finished(&slot.test, packets);
+        let sample = slot.rtt.observe(&seg, check.min_gap_ns())?;
+        let found = check.judge(&mut slot.test, &sample);
+        slot.done |= check.finished(&slot.test, packets);
         found
+    }
+
+    /// Slots up to `i` (within the reserved capacity: never reallocates).
+    #[cold]
+    fn grow(&mut self, i: usize) {
+        while self.slots.len() <= i && self.slots.len() < self.slots.capacity() {
+            self.slots.push(Slot::default());
+        }
     }
 }
