@@ -147,6 +147,7 @@ impl RttState {
     /// `min_gap_ns` is the least quiet time before a continuation (the detector's minimum
     /// extra leg); the server-side RTT is the floor of that gap. A pair completed before the
     /// server-side RTT is known is not reported: it could not be judged.
+    #[inline]
     pub fn observe(&mut self, s: &Segment, min_gap_ns: u64) -> Option<RttSample> {
         let d = s.dir.index();
         let other = s.dir.reverse();
