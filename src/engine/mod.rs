@@ -846,7 +846,9 @@ fn track_tcp(
         }
     }
     let action = core.packet(flow, dir, p, frame);
-    core.watch_rtt(idx, started, flow, dir, p, frame.ts);
+    if core.rtt.watching(idx, started) {
+        core.watch_rtt(idx, started, flow, dir, p, frame.ts);
+    }
     if core.refile {
         core.refile = false;
         flows.refile(idx);

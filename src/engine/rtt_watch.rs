@@ -41,6 +41,14 @@ impl RttWatch {
         }
     }
 
+    /// Whether a packet of the flow in table slot `idx` still goes to [`RttWatch::packet`]:
+    /// its first packet, or the watch not over yet. Inlined, so that the packets of flows
+    /// whose watch is over cost one load and a branch.
+    #[inline]
+    pub(super) fn watching(&self, idx: FlowIdx, started: bool) -> bool {
+        started || self.slots.get(idx as usize).is_none_or(|s| !s.done)
+    }
+
     /// Takes one packet of the flow in table slot `idx` (`started`: its first packet, the slot
     /// starts over); returns the finding when the flow's test decides it is relayed.
     #[allow(clippy::too_many_arguments)]
