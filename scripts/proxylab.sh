@@ -2,14 +2,15 @@
 # The proxy lab: real captures of proxy traffic (fully encrypted and TLS-in-TLS) and benign
 # traffic across a delayed link, and a comparison of unmask with nDPI on them.
 #
-#   scripts/proxylab.sh run [--quick] [--out DIR] [--only NAME[,NAME...]] [--delay-ms MS] [--client C]
+#   scripts/proxylab.sh run [--quick] [--out DIR] [--only NAME[,NAME...]] [--delay-ms MS] [--site-delay-ms MS] [--client C]
 #   scripts/proxylab.sh compare DIR [--unmask BIN]
 #   scripts/proxylab.sh list
 #   scripts/proxylab.sh cleanup            # remove a lab left by a killed run (same PROXYLAB_PREFIX)
 #
 # run: DIR (default ${TMPDIR:-/tmp}/proxylab-out) gets <scenario>-tls12.pcap and -tls13.pcap
 # (<scenario>.pcap for benign non-TLS scenarios), manifest.json and logs/. --delay-ms is the one-way delay of the
-# client <-> proxy link (default 15, so ~30 ms RTT). --quick: 3 connections per capture, else 10.
+# client <-> proxy link (default 15, so ~30 ms RTT), --site-delay-ms that of the proxy <-> site link (default
+# 0: a plain veth). --quick: 3 connections per capture, else 10.
 # --client: the inner client, curl (default), chromium (headless Chromium loading a page; only the
 # scenarios it can drive; pcaps <scenario>-chromium-tls12.pcap / -tls13.pcap) or curl,chromium.
 # Env: PROXYLAB_PREFIX (default pl<pid>; at most 10 characters: interface names are
@@ -25,7 +26,7 @@ PY="$(command -v /usr/bin/python3 || command -v python3)"
 PREFIX="${PROXYLAB_PREFIX:-pl$$}"
 
 usage() {
-	sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -45,6 +46,7 @@ run)
 		--out) out="$2"; shift ;;
 		--only) args+=(--only "$2"); shift ;;
 		--delay-ms) args+=(--delay-ms "$2"); shift ;;
+		--site-delay-ms) args+=(--site-delay-ms "$2"); shift ;;
 		--client) args+=(--client "$2"); client="$2"; shift ;;
 		--keep-work) args+=(--keep-work) ;;
 		-h | --help) usage ;;

@@ -847,6 +847,7 @@ impl Config {
         d.fully_encrypted.validate(path)?;
         d.tls_in_tls.validate(path)?;
         d.websocket.validate(path)?;
+        d.relay.validate(path)?;
         crate::detect::policy::FindingPolicy::from_tables(
             &d.alert_min_confidence.0,
             &d.block_min_confidence.0,

@@ -5,13 +5,18 @@
     10.99.1.1 (${P}tc)                        10.99.1.2 (${P}tp)
                                                10.99.2.1 (${P}vp) ======== 10.99.2.2 (${P}vs)
 
+With --site-delay-ms MS > 0 the proxy <-> site link is a second TAP pair and tapfwd.py delay
+line (same device names) instead of the veth, so a relay in the proxy namespace has a real
+leg to its origin (the relay check's extra round trip).
+
 The site namespace runs nginx (HTTPS with HTTP/2 on 443 for TLS 1.2 and 1.3, TLS 1.2 only on
 8443, plain HTTP on 80, a WebSocket echo and git http-backend behind it) and sshd. The proxy
 namespace routes between the two and runs the proxy servers; the client namespace runs the
 proxy clients and the inner clients. tcpdump captures the client <-> proxy leg on the client's
 TAP: one pcap per scenario and inner TLS version.
 
-    lab.py run --prefix P --out DIR [--quick] [--only A,B] [--delay-ms MS] [--client curl|chromium|curl,chromium]
+    lab.py run --prefix P --out DIR [--quick] [--only A,B] [--delay-ms MS] [--site-delay-ms MS]
+               [--client curl|chromium|curl,chromium]
     lab.py cleanup --prefix P
     lab.py list
 
@@ -55,10 +60,11 @@ def sh(argv, check=True, **kw):
 
 
 class Lab:
-    def __init__(self, prefix, work, delay_ms):
+    def __init__(self, prefix, work, delay_ms, site_delay_ms=0.0):
         self.p = prefix
         self.work = work
         self.delay_ms = delay_ms
+        self.site_delay_ms = site_delay_ms
         self.ns_c, self.ns_p, self.ns_s = prefix + "-c", prefix + "-p", prefix + "-s"
         self.tap_c, self.tap_p = prefix + "tc", prefix + "tp"
         self.veth_p, self.veth_s = prefix + "vp", prefix + "vs"
@@ -156,8 +162,16 @@ class Lab:
         if line != "READY":
             raise RuntimeError("tapfwd did not start (see logs/tapfwd.log)")
         self.fwd = fwd
-        sh(["ip", "link", "add", self.veth_p, "netns", self.ns_p, "type", "veth", "peer", "name", self.veth_s,
-            "netns", self.ns_s])
+        if self.site_delay_ms > 0:
+            # The proxy <-> site leg delayed too: a relay's extra leg to its origin.
+            sfwd = self.spawn(None, [PY, os.path.join(HERE, "tapfwd.py"), "--dev-a", self.veth_p, "--ns-a",
+                                     self.ns_p, "--dev-b", self.veth_s, "--ns-b", self.ns_s, "--delay-ms",
+                                     str(self.site_delay_ms)], "tapfwd-site", stdout=subprocess.PIPE)
+            if sfwd.stdout.readline().decode().strip() != "READY":
+                raise RuntimeError("tapfwd (site leg) did not start (see logs/tapfwd-site.log)")
+        else:
+            sh(["ip", "link", "add", self.veth_p, "netns", self.ns_p, "type", "veth", "peer", "name", self.veth_s,
+                "netns", self.ns_s])
         for ns, dev, a in ((self.ns_c, self.tap_c, CLIENT_IP), (self.ns_p, self.tap_p, PROXY_IP),
                            (self.ns_p, self.veth_p, PROXY_INNER_IP), (self.ns_s, self.veth_s, SITE_IP)):
             sh(["ip", "-n", ns, "addr", "add", a + "/24", "dev", dev])
@@ -168,6 +182,13 @@ class Lab:
         mac_c, mac_p = self.mac(self.ns_c, self.tap_c), self.mac(self.ns_p, self.tap_p)
         sh(["ip", "-n", self.ns_c, "neigh", "replace", PROXY_IP, "lladdr", mac_p, "dev", self.tap_c, "nud", "permanent"])
         sh(["ip", "-n", self.ns_p, "neigh", "replace", CLIENT_IP, "lladdr", mac_c, "dev", self.tap_p, "nud", "permanent"])
+        if self.site_delay_ms > 0:
+            mac_vp, mac_vs = self.mac(self.ns_p, self.veth_p), self.mac(self.ns_s, self.veth_s)
+            for ip in (SITE_IP, SITE12_IP):
+                sh(["ip", "-n", self.ns_p, "neigh", "replace", ip, "lladdr", mac_vs, "dev", self.veth_p, "nud",
+                    "permanent"])
+            sh(["ip", "-n", self.ns_s, "neigh", "replace", PROXY_INNER_IP, "lladdr", mac_vp, "dev", self.veth_s,
+                "nud", "permanent"])
         sh(["ip", "-n", self.ns_c, "route", "add", "default", "via", PROXY_IP])
         sh(["ip", "-n", self.ns_s, "route", "add", "default", "via", PROXY_INNER_IP])
         sh(["ip", "netns", "exec", self.ns_p, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
@@ -176,7 +197,8 @@ class Lab:
         r = self.run(self.ns_c, ["ping", "-c", "3", "-i", "0.2", "-W", "2", SITE_IP], timeout=10)
         if r.returncode != 0:
             raise RuntimeError("client cannot reach the site across the delay link: %s" % r.stdout.decode())
-        log("topology up: %s -> %s -> %s, one-way delay %s ms" % (self.ns_c, self.ns_p, self.ns_s, self.delay_ms))
+        log("topology up: %s -> %s -> %s, one-way delay %s ms, site leg %s ms" % (
+            self.ns_c, self.ns_p, self.ns_s, self.delay_ms, self.site_delay_ms))
 
     def mac(self, ns, dev):
         return json.loads(sh(["ip", "-j", "-n", ns, "link", "show", "dev", dev]).stdout)[0]["address"]
@@ -826,6 +848,100 @@ def git_setup(ctx):
     return {"proxy_addr": "%s:443" % SITE_IP, "conn": conn, "proxy_addr_tls12": "%s:443" % SITE12_IP}
 
 
+# ---- benign controls for the relay check (unmask's `relayed`) ------------------------------
+
+def curl_keepalive(ctx, tls_v, url, n, check_tls=True):
+    """n requests over one connection (curl reuses it for the same origin): ok when every answer
+    carries the token (and, with check_tls, the asked-for TLS version)."""
+    argv = ["curl", "-sS", "--max-time", "20", "--cacert", ctx.pki["ca"], "--http1.1"] + tls_flags(tls_v)
+    r = ctx.lab.run(ctx.lab.ns_c, argv + [url] * n, timeout=25)
+    body = r.stdout.decode(errors="replace")
+    ok = r.returncode == 0 and body.count("proxylab-ok %s" % ctx.token) == n
+    if ok and check_tls:
+        ok = body.count("TLSv%s" % tls_v) == n
+    return ok, "" if ok else "curl rc=%d %s %s" % (r.returncode, body.strip()[:120], r.stderr.decode()[:200])
+
+
+def slow_origin_setup(ctx):
+    """An origin that thinks 5-200 ms (uniform, per request) before each answer; three requests
+    per connection."""
+    lab = ctx.lab
+    p = lab.spawn(lab.ns_s, [PY, os.path.join(HERE, "slowsrv.py"), "--listen", "%s:8444" % SITE_IP, "--cert",
+                             ctx.pki["site_crt"], "--key", ctx.pki["site_key"], "--token", ctx.token,
+                             "--think-ms", "5,200"], "slowsrv", stdout=subprocess.PIPE)
+    if p.stdout.readline().decode().strip() != "READY":
+        raise RuntimeError("slowsrv did not start (see logs/slowsrv.log)")
+    url = "https://%s:8444/probe" % SITE
+    return {"proxy_addr": "%s:8444" % SITE_IP, "conn": lambda ctx, tls_v, i: curl_keepalive(ctx, tls_v, url, 3)}
+
+
+REVERSE_PROXY_CONF = """
+daemon off;
+master_process on;
+worker_processes 1;
+user root;
+pid %(dir)s/nginx.pid;
+error_log %(logs)s/%(name)s-error.log warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path %(dir)s/body;
+    proxy_temp_path %(dir)s/proxy;
+    fastcgi_temp_path %(dir)s/fastcgi;
+    uwsgi_temp_path %(dir)s/uwsgi;
+    scgi_temp_path %(dir)s/scgi;
+    upstream origin { server %(origin)s; keepalive 4; }
+    server {
+        listen %(listen)s ssl;
+        server_name %(site)s;
+        ssl_certificate %(crt)s;
+        ssl_certificate_key %(key)s;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache off;
+        ssl_session_tickets off;
+        location / {
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host %(site)s;
+        }
+    }
+}
+"""
+
+
+def reverse_proxy_setup(where):
+    """nginx as a reverse proxy in front of the site's plain-HTTP nginx: a benign relay. "near":
+    in the site namespace, beside its origin; "far": in the proxy namespace, one site leg away
+    (with --site-delay-ms, the relay check should see that leg: reverse proxies relay too)."""
+    def setup(ctx):
+        lab = ctx.lab
+        ns, ip, port = (lab.ns_s, SITE_IP, 9443) if where == "near" else (lab.ns_p, PROXY_IP, 8443)
+        name = "reverse-" + where
+        d = os.path.join(ctx.scratch, name)
+        for t in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            os.makedirs(os.path.join(d, t), exist_ok=True)
+        conf = os.path.join(d, "nginx.conf")
+        crt, key = (ctx.pki["site_crt"], ctx.pki["site_key"])
+        with open(conf, "w") as f:
+            f.write(REVERSE_PROXY_CONF % {"dir": d, "logs": lab.logs, "name": name, "origin": "%s:80" % SITE_IP,
+                                          "listen": "%s:%d" % (ip, port), "site": SITE, "crt": crt, "key": key})
+        p = lab.spawn(ns, ["nginx", "-c", conf, "-e", os.path.join(lab.logs, name + "-error.log")], name)
+        lab.wait_listen(ns, port, p)
+        # The site's name points at the reverse proxy for curl (its certificate names site.lab).
+        url = "https://%s:%d/probe" % (SITE, port)
+        resolve = ["--resolve", "%s:%d:%s" % (SITE, port, ip)]
+
+        def conn(ctx, tls_v, i):
+            argv = ["curl", "-sS", "--max-time", "15", "--cacert", ctx.pki["ca"], "--http1.1"] + resolve
+            r = ctx.lab.run(ctx.lab.ns_c, argv + tls_flags(tls_v) + [url], timeout=20)
+            body = r.stdout.decode(errors="replace")
+            ok = r.returncode == 0 and ("proxylab-ok %s" % ctx.token) in body
+            return ok, "" if ok else "curl rc=%d %s %s" % (r.returncode, body.strip()[:120], r.stderr.decode()[:200])
+        return {"proxy_addr": "%s:%d" % (ip, port), "conn": conn}
+    return setup
+
+
 def v2plugin_server_opts(pki):
     return "server;tls;host=%s;cert=%s;key=%s" % (PROXY, pki["proxy_crt"], pki["proxy_key"])
 
@@ -877,6 +993,12 @@ SCENARIOS = [
      "git clone over HTTPS (git http-backend via fcgiwrap); TLS 1.2 through the site's 1.2-only address"),
     ("http-plain", "benign", False, direct("http", "HTTP/1.1", ["--http1.1"]),
      "curl plain HTTP/1.1"),
+    ("slow-origin", "benign", True, slow_origin_setup,
+     "python HTTPS origin thinking 5-200 ms (uniform) per request; 3 keep-alive requests per connection"),
+    ("reverse-near", "benign", True, reverse_proxy_setup("near"),
+     "nginx reverse proxy beside its origin (site namespace; a benign relay with no extra leg)"),
+    ("reverse-far", "benign", True, reverse_proxy_setup("far"),
+     "nginx reverse proxy in the proxy namespace, its origin one site leg away (a benign relay)"),
 ]
 
 # The scenarios whose connections go through Ctx.probe, so Chromium can be their inner client
@@ -914,7 +1036,7 @@ def run(args):
     # The work dir only once the arguments are known to be good (an error above leaves nothing).
     work = tempfile.mkdtemp(prefix="proxylab-%s-" % prefix)
     os.chmod(work, 0o755)
-    lab = Lab(prefix, work, args.delay_ms)
+    lab = Lab(prefix, work, args.delay_ms, args.site_delay_ms)
 
     def on_signal(sig, _f):
         raise KeyboardInterrupt("signal %d" % sig)
@@ -1061,6 +1183,8 @@ def main():
     r.add_argument("--quick", action="store_true")
     r.add_argument("--only", default=None)
     r.add_argument("--delay-ms", type=float, default=15.0, help="one-way delay of the client<->proxy link")
+    r.add_argument("--site-delay-ms", type=float, default=0.0,
+                   help="one-way delay of the proxy<->site link (0: a plain veth)")
     r.add_argument("--keep-work", action="store_true")
     r.add_argument("--client", default="curl", help="inner client(s): curl (default), chromium, or curl,chromium")
     c = sub.add_parser("cleanup")

@@ -163,6 +163,10 @@ pub enum FindingKind {
     /// A new flow of a host that a host alert put on the block list (`correlation.block_secs`).
     /// 37 stays unused: its signature id is the host alert's.
     HostBlocked = 36,
+    /// The server's answers come one leg later than its transport round trip explains: a
+    /// relay forwarding to an origin elsewhere (a weak signal: recorded below the alert floor
+    /// by default).
+    Relayed = 42,
 }
 
 /// Static facts about a finding kind: its EVE signature and classification.
@@ -181,8 +185,12 @@ pub struct KindInfo {
 const SID_BASE: u32 = 9_470_000;
 
 impl FindingKind {
-    pub const COUNT: usize = 37;
-    pub const ALL: [FindingKind; Self::COUNT] = [
+    /// One past the highest discriminant: the length of arrays indexed by [`FindingKind::index`]
+    /// (some discriminants are unused, so this is more than the number of kinds).
+    pub const COUNT: usize = 43;
+    /// The number of kinds, the length of [`FindingKind::ALL`].
+    pub const DEFINED: usize = 38;
+    pub const ALL: [FindingKind; Self::DEFINED] = [
         FindingKind::ProtocolPortMismatch,
         FindingKind::NonStandardPort,
         FindingKind::NonTlsOnTlsPort,
@@ -220,6 +228,7 @@ impl FindingKind {
         FindingKind::IpFragmentOverlap,
         FindingKind::TcpOverlapConflict,
         FindingKind::HostBlocked,
+        FindingKind::Relayed,
     ];
 
     pub fn index(self) -> usize {
@@ -526,6 +535,14 @@ impl FindingKind {
                 severity: 1,
                 tunable: Tunable::TimeWindow,
             },
+            FindingKind::Relayed => KindInfo {
+                name: "relayed",
+                signature_id: SID_BASE + 43,
+                signature: "UNMASK server answers one leg later than its transport RTT (relay)",
+                category: "Potential Corporate Privacy Violation",
+                severity: 3,
+                tunable: Tunable::ProtocolMatchConfidence,
+            },
         }
     }
 
@@ -642,4 +659,24 @@ impl Findings {
 /// The shape every check has.
 pub trait Check {
     fn on_event(&self, view: &FlowView<'_>, event: &Event<'_>, out: &mut Findings);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_fit_their_arrays_and_signature_ids_follow_discriminants() {
+        let mut seen = [false; FindingKind::COUNT];
+        for k in FindingKind::ALL {
+            assert!(k.index() < FindingKind::COUNT, "{}", k.name());
+            assert!(!seen[k.index()], "{} listed twice", k.name());
+            seen[k.index()] = true;
+            assert_eq!(k.info().signature_id, SID_BASE + k.index() as u32 + 1);
+        }
+        assert!(
+            seen[FindingKind::COUNT - 1],
+            "COUNT is one past the highest kind"
+        );
+    }
 }

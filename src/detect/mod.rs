@@ -15,6 +15,7 @@ pub mod http;
 pub mod http_body;
 pub mod policy;
 pub mod protocol_port;
+pub mod relay;
 pub mod service;
 pub mod sni;
 pub mod tls_handshake;
@@ -42,6 +43,8 @@ pub struct Detector {
     fully_encrypted: Option<fully_encrypted::FullyEncryptedCheck>,
     tls_in_tls: Option<tls_in_tls::TlsInTlsCheck>,
     websocket: Option<websocket::WebSocketCheck>,
+    /// Not an event check: the engine hands it each flow's request/response pairs.
+    pub relay: Option<relay::RelayCheck>,
     /// What each finding kind's confidence buys: an alert, a block.
     pub policy: policy::FindingPolicy,
 }
@@ -122,6 +125,10 @@ impl Detector {
                 .websocket
                 .enabled
                 .then(|| websocket::WebSocketCheck::new(&cfg.websocket)),
+            relay: cfg
+                .relay
+                .enabled
+                .then(|| relay::RelayCheck::new(&cfg.relay)),
             // The tables were validated with the rest of the file (try_new fails on them first).
             policy: policy::FindingPolicy::from_tables(
                 &cfg.alert_min_confidence.0,

@@ -22,6 +22,8 @@ pub const NEVER: u8 = 101;
 const ALERT_DEFAULTS: &[(&str, u8)] = &[
     // Every honest upload of a megabyte or more is upload-heavy: a hunting signal, recorded.
     ("asymmetric_flow", NEVER),
+    // Reverse proxies and CDNs relay too: recorded for hunting and correlation, not alerted.
+    ("relayed", 50),
 ];
 
 const BLOCK_DEFAULTS: &[(&str, u8)] = &[

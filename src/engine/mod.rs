@@ -5,6 +5,7 @@
 //! the writer thread's channel (never blocking) and queueing flow commands for the datapath.
 
 pub mod record;
+pub mod rtt_watch;
 pub mod servers;
 pub mod worker;
 
@@ -21,7 +22,9 @@ use crate::detect::{Detector, Event, Finding, FindingKind, Findings, FlowView};
 use crate::flow::defrag::{Defrag, DefragConfig, DefragEvent, Outcome as DefragOutcome};
 use crate::flow::table::{Expiry, Recheck, SegmentMeta, TcpState, Track};
 use crate::flow::table::{TableConfig, TableStats};
-use crate::flow::{Dir, EndReason, Flow, FlowKey, FlowTable, OverlapPolicy, Side, StreamPool};
+use crate::flow::{
+    Dir, EndReason, Flow, FlowIdx, FlowKey, FlowTable, OverlapPolicy, Side, StreamPool,
+};
 use crate::inspect::{FlowBase, InspectConfig, InspectState, Report, TlsFacts, TRAIL_RECORDS};
 use crate::proto::entropy::PayloadFigures;
 use crate::proto::tls::TlsScratch;
@@ -529,6 +532,8 @@ struct Core {
     servers: ServerHistory,
     /// Hosts a host alert listed (live, `correlation.block_secs`): their new flows are cut.
     host_blocks: Option<Arc<HostBlocks>>,
+    /// Per flow-table slot: round trips for the relay check.
+    rtt: rtt_watch::RttWatch,
 }
 
 /// A bypassed flow that still sends packets to the worker this long after it was handed to
@@ -594,7 +599,6 @@ impl Engine {
         let flows = FlowTable::new(table, opts.worker);
         let pool = InspectPool::new(config.stream_depth, config.stream_memcap);
         Engine {
-            flows,
             decode: config.decode,
             defrag: Defrag::new(config.defrag),
             core: Core {
@@ -633,7 +637,9 @@ impl Engine {
                     u64::from(config.detect.fully_encrypted.server_window_secs),
                 ),
                 host_blocks: None,
+                rtt: rtt_watch::RttWatch::new(flows.capacity()),
             },
+            flows,
         }
     }
 
@@ -874,6 +880,10 @@ fn track_tcp(
         }
     }
     let action = core.packet(flow, dir, p, frame, low_ttl);
+    // A segment the receiver never gets times nothing.
+    if !low_ttl && core.rtt.watching(idx, started) {
+        core.watch_rtt(idx, started, flow, dir, p, frame.ts);
+    }
     if core.refile {
         core.refile = false;
         flows.refile(idx);
@@ -966,6 +976,28 @@ impl FrameHandler for Engine {
 }
 
 impl Core {
+    /// The relay check's round-trip watch (`rtt_watch`), on packets past inspection too. Kept
+    /// out of line: the per-packet path it joins stays as the compiler laid it out.
+    #[inline(never)]
+    fn watch_rtt(
+        &mut self,
+        idx: FlowIdx,
+        started: bool,
+        flow: &mut Flow,
+        dir: Dir,
+        p: &TcpPacket<'_>,
+        ts: Timestamp,
+    ) {
+        let Some(check) = &self.detector.relay else {
+            return;
+        };
+        let packets = flow.pkts[0] + flow.pkts[1];
+        if let Some(f) = self.rtt.packet(check, idx, started, packets, dir, p, ts) {
+            let policy = &self.detector.policy;
+            self.sink.raise_one(flow, &mut self.findings, f, policy, ts);
+        }
+    }
+
     /// `low_ttl`: the segment's TTL says it expires before the receiver
     /// ([`StreamPolicy::low_ttl`]).
     fn packet(

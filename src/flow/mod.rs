@@ -3,6 +3,7 @@
 
 pub mod defrag;
 pub mod key;
+pub mod rtt;
 pub mod stream;
 pub mod table;
 
