@@ -546,6 +546,9 @@ pub struct Engine {
     decode: DecodeConfig,
     /// IP fragments waiting for the rest of their datagram.
     defrag: Defrag,
+    /// Plain Ethernet/IP/TCP frames are read at fixed offsets ([`wire::decode_plain`]) before
+    /// the tunnel-capable decode; off only to compare the two.
+    plain_decode: bool,
 }
 
 /// Packets between two periodic checks of a long flow (a power of two: a mask test).
@@ -576,6 +579,7 @@ impl Engine {
             flows,
             decode: config.decode,
             defrag: Defrag::new(config.defrag),
+            plain_decode: true,
             core: Core {
                 stream_policy: StreamPolicy {
                     overlap: config.overlap_policy,
@@ -637,6 +641,12 @@ impl Engine {
         std::mem::replace(&mut self.core.detector, detector)
     }
 
+    /// Whether plain Ethernet/IP/TCP frames take the fixed-offset decode (on by default).
+    /// Both decodes give the same packets; turning it off is for comparing them.
+    pub fn set_plain_decode(&mut self, on: bool) {
+        self.plain_decode = on;
+    }
+
     pub fn counters(&self) -> &Counters {
         &self.core.sink.counters
     }
@@ -677,6 +687,7 @@ impl Engine {
             core,
             decode,
             defrag,
+            ..
         } = self;
         let block = core.sink.mode == Mode::Block;
         let (datagram, conflict) = match defrag.insert(f, frame.ts) {
@@ -763,7 +774,7 @@ fn track_tcp(
     raise: Option<&Finding>,
 ) -> Action {
     let (key, side) = FlowKey::from_tcp(p);
-    let hash = key.hash64();
+    let hash = flows.hash(&key);
     let seg = SegmentMeta {
         side,
         flags: p.flags,
@@ -854,6 +865,15 @@ impl FrameHandler for Engine {
         c.bytes += frame.wire_len as u64;
         if frame.ts > self.core.clock {
             self.core.clock = frame.ts;
+        }
+        if self.plain_decode {
+            if let Some(p) = wire::decode_plain(frame) {
+                c.tcp += 1;
+                if p.anomalies.has(WireAnomalies::BAD_TCP_OPTIONS) {
+                    c.bad_tcp_options += 1;
+                }
+                return self.tcp(frame, &p, &TunnelPath::default());
+            }
         }
         let decoded = wire::decode_frame(frame, self.decode.tunnel_depth);
         if !decoded.tunnels.is_empty() {

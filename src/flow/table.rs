@@ -446,6 +446,8 @@ pub struct FlowTable {
     /// The newest packet time seen.
     clock: Timestamp,
     stats: TableStats,
+    /// A copy of the process-wide key hasher, so the per-packet hash reads no global.
+    hasher: super::key::FlowHasher,
 }
 
 impl FlowTable {
@@ -455,8 +457,9 @@ impl FlowTable {
         let capacity = cfg.capacity.clamp(1, TableConfig::MAX_CAPACITY);
         // At most half full: short probe runs even for the misses a SYN flood produces.
         let index_len = (capacity as usize * 2).next_power_of_two();
-        // Seed the process-wide key hash now rather than on the first packet.
-        let _ = super::key::FlowHasher::global();
+        // Seed the process-wide key hash now rather than on the first packet, and keep it
+        // here: the same hash as `FlowKey::hash64`, without a global read per packet.
+        let hasher = *super::key::FlowHasher::global();
         FlowTable {
             cfg,
             capacity,
@@ -470,12 +473,15 @@ impl FlowTable {
             next_seq: 1,
             clock: Timestamp(0),
             stats: TableStats::default(),
+            hasher,
         }
     }
 
-    /// The hash the table expects for `key` ([`FlowKey::hash64`]).
-    pub fn hash(key: &FlowKey) -> u64 {
-        key.hash64()
+    /// The hash the table expects for `key`: [`FlowKey::hash64`]'s value, from the table's
+    /// own copy of the hasher.
+    #[inline]
+    pub fn hash(&self, key: &FlowKey) -> u64 {
+        self.hasher.hash(key)
     }
 
     /// The per-packet entry point: finds or starts the packet's flow (ending a closed flow whose
