@@ -64,6 +64,10 @@ pub struct EngineConfig {
     pub detect: DetectConfig,
     pub decode: DecodeConfig,
     pub defrag: DefragConfig,
+    /// A flow whose one talking side is past the stream depth, while the other side has sent
+    /// nothing for this long since the flow began, is judged on what it showed (and may be
+    /// bypassed). 0: never; such flows stay under inspection until they end.
+    pub one_way_ns: u64,
 }
 
 /// How the engine is being run.
@@ -165,6 +169,8 @@ pub struct Counters {
     pub commands_dropped: u64,
     /// Flows handed to the kernel's bypass map (`verdict.bypass`).
     pub flows_bypassed: u64,
+    /// One-directional flows judged while the other side stayed silent (`flow.one_way_secs`).
+    pub flows_one_way: u64,
     /// Bypassed flows handed over again: their kernel entry had expired or been evicted.
     pub bypass_renewed: u64,
     /// Reads of a bypassed flow's kernel counters (idle rechecks and flow ends).
@@ -182,7 +188,7 @@ fn add_all(into: &mut [u64], from: &[u64]) {
 impl std::ops::AddAssign<&Counters> for Counters {
     /// Sums another worker's counters into these (for run totals).
     fn add_assign(&mut self, o: &Counters) {
-        let scalars: [(&mut u64, u64); 29] = [
+        let scalars: [(&mut u64, u64); 30] = [
             (&mut self.packets, o.packets),
             (&mut self.bytes, o.bytes),
             (&mut self.tcp, o.tcp),
@@ -212,6 +218,7 @@ impl std::ops::AddAssign<&Counters> for Counters {
             (&mut self.eve_dropped, o.eve_dropped),
             (&mut self.commands_dropped, o.commands_dropped),
             (&mut self.flows_bypassed, o.flows_bypassed),
+            (&mut self.flows_one_way, o.flows_one_way),
             (&mut self.bypass_renewed, o.bypass_renewed),
             (&mut self.bypass_rechecks, o.bypass_rechecks),
             (&mut self.bypass_kernel_packets, o.bypass_kernel_packets),
@@ -504,6 +511,8 @@ struct Core {
     refile: bool,
     /// A bypassed flow the kernel has not seen for this long is over.
     established_timeout_ns: u64,
+    /// [`EngineConfig::one_way_ns`].
+    one_way_ns: u64,
     /// Recent servers and how their flows opened (fully encrypted or not).
     servers: ServerHistory,
     /// Hosts a host alert listed (live, `correlation.block_secs`): their new flows are cut.
@@ -610,6 +619,7 @@ impl Engine {
                 bypass: Bypass::Off,
                 refile: false,
                 established_timeout_ns: table.established_timeout_ns,
+                one_way_ns: config.one_way_ns,
                 servers: ServerHistory::new(
                     config.detect.fully_encrypted.server_slots as usize,
                     u64::from(config.detect.fully_encrypted.server_window_secs),
@@ -1152,9 +1162,42 @@ impl Core {
         }
         let depth = streams.depth();
         let done = state.done(depth) || state.stream.iter().all(|s| s.depth_reached(depth));
-        if done || FlowVerdict::from_u8(flow.ext.verdict) == FlowVerdict::Blocked {
+        let one_way = !done
+            && self.one_way_ns != 0
+            && flow.pkts[1 - d] == 0
+            && state.stream[d].depth_reached(depth)
+            && frame.ts.since(flow.first_ts) >= self.one_way_ns;
+        if one_way {
+            self.conclude_one_way(flow, slot, frame.ts);
+        }
+        if done || one_way || FlowVerdict::from_u8(flow.ext.verdict) == FlowVerdict::Blocked {
             self.finish_inspection(flow);
         }
+    }
+
+    /// A flow only one side of which ever spoke, and that side past the stream depth: nothing
+    /// more would be inspected until the other side speaks, which a SPAN of one direction or a
+    /// one-way sender never does. Directions still undecided are judged on what they sent, as
+    /// at the flow's end, so the flow can be settled (and bypassed) now.
+    fn conclude_one_way(&mut self, flow: &mut Flow, slot: u32, ts: Timestamp) {
+        self.sink.counters.flows_one_way += 1;
+        let base = flow_base(flow);
+        let Some(state) = self.pool.states.get_mut(slot as usize) else {
+            return;
+        };
+        let windows = [
+            self.pool.streams.window(slot, 0),
+            self.pool.streams.window(slot, 1),
+        ];
+        let mut report = FlowReport {
+            detector: &self.detector,
+            findings: &mut self.findings,
+            sink: &mut self.sink,
+            servers: &mut self.servers,
+            flow,
+            ts,
+        };
+        state.conclude(windows, &base, ts, &self.inspect, &mut report);
     }
 
     /// The flow's inspection slot, allocating one on its first data.
