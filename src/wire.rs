@@ -489,6 +489,89 @@ pub fn decode_frame<'a>(frame: &Frame<'a>, max_depth: u8) -> Decoded<'a> {
 /// [`decode_frame`] handles. When it answers, the packet is exactly the one [`decode_frame`]
 /// would give, with no tunnels: frames that cannot carry a tunnel do not pay for opening them.
 pub fn decode_plain<'a>(frame: &Frame<'a>) -> Option<TcpPacket<'a>> {
+    plain_view(frame).map(|v| v.packet())
+}
+
+/// A frame [`plain_view`] checked: header lengths known, fields read only when asked, so a
+/// packet of a judged flow reads its key, flags and sequence number and nothing else.
+#[derive(Debug, Clone, Copy)]
+pub struct PlainTcp<'a> {
+    /// The TCP segment, exactly as long as the IP header says.
+    segment: &'a [u8],
+    /// The fixed part of the TCP header (the start of `segment`).
+    tcp: &'a [u8; 20],
+    family: Family,
+    src: [u8; 16],
+    dst: [u8; 16],
+    ttl: u8,
+    /// TCP header length, options included.
+    tcp_len: usize,
+    vlan: Option<u16>,
+    anomalies: WireAnomalies,
+}
+
+impl<'a> PlainTcp<'a> {
+    fn tcp_u16(&self, at: usize) -> u16 {
+        u16::from_be_bytes([self.tcp[at], self.tcp[at + 1]])
+    }
+
+    fn tcp_u32(&self, at: usize) -> u32 {
+        u32::from_be_bytes([
+            self.tcp[at],
+            self.tcp[at + 1],
+            self.tcp[at + 2],
+            self.tcp[at + 3],
+        ])
+    }
+
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    pub fn flags(&self) -> TcpFlags {
+        TcpFlags(self.tcp[13])
+    }
+
+    pub fn seq(&self) -> u32 {
+        self.tcp_u32(4)
+    }
+
+    /// `(src, sport, dst, dport)`.
+    pub fn endpoints(&self) -> ([u8; 16], u16, [u8; 16], u16) {
+        (self.src, self.tcp_u16(0), self.dst, self.tcp_u16(2))
+    }
+
+    pub fn anomalies(&self) -> WireAnomalies {
+        self.anomalies
+    }
+
+    /// The whole packet, as [`decode_frame`] gives it.
+    pub fn packet(&self) -> TcpPacket<'a> {
+        TcpPacket {
+            family: self.family,
+            src: self.src,
+            dst: self.dst,
+            sport: self.tcp_u16(0),
+            dport: self.tcp_u16(2),
+            seq: self.seq(),
+            ack: self.tcp_u32(8),
+            flags: self.flags(),
+            window: self.tcp_u16(14),
+            ttl: self.ttl,
+            vlan: self.vlan,
+            segment_len: u32::try_from(self.segment.len().saturating_sub(self.tcp_len))
+                .unwrap_or(u32::MAX),
+            header: self.segment.get(..self.tcp_len).unwrap_or_default(),
+            payload: self.segment.get(self.tcp_len..).unwrap_or_default(),
+            anomalies: self.anomalies,
+        }
+    }
+}
+
+/// Checks a frame for [`decode_plain`]'s shape and finds its headers, reading no field the
+/// check does not need.
+#[inline]
+pub fn plain_view<'a>(frame: &Frame<'a>) -> Option<PlainTcp<'a>> {
     if frame.link != LinkType::Ethernet {
         return None;
     }
@@ -510,7 +593,9 @@ pub fn decode_plain<'a>(frame: &Frame<'a>) -> Option<TcpPacket<'a>> {
     }
     let l3 = data.get(at..)?;
     let have = l3.len();
-    let (family, src, dst, ttl, header_len, total) = match ethertype {
+    let mut src = [0u8; 16];
+    let mut dst = [0u8; 16];
+    let (family, ip_len, total, ttl) = match ethertype {
         ETHERTYPE_IPV4 => {
             let head: &[u8; 20] = l3.get(..20)?.try_into().ok()?;
             let ihl = usize::from(head[0] & 0x0f) * 4;
@@ -521,14 +606,12 @@ pub fn decode_plain<'a>(frame: &Frame<'a>) -> Option<TcpPacket<'a>> {
             if head[0] >> 4 != 4 || ihl < 20 || head[9] != IPPROTO_TCP || fragmenting {
                 return None;
             }
-            if total < ihl || have < ihl {
+            if total < ihl {
                 return None;
             }
-            let mut src = [0u8; 16];
-            let mut dst = [0u8; 16];
             src[..4].copy_from_slice(&head[12..16]);
             dst[..4].copy_from_slice(&head[16..20]);
-            (Family::V4, src, dst, head[8], ihl, total)
+            (Family::V4, ihl, total, head[8])
         }
         ETHERTYPE_IPV6 => {
             let head: &[u8; 40] = l3.get(..IPV6_HEADER_LEN)?.try_into().ok()?;
@@ -536,10 +619,14 @@ pub fn decode_plain<'a>(frame: &Frame<'a>) -> Option<TcpPacket<'a>> {
             if head[0] >> 4 != 6 || head[6] != IPPROTO_TCP || payload_len == 0 {
                 return None;
             }
-            let src: [u8; 16] = head[8..24].try_into().ok()?;
-            let dst: [u8; 16] = head[24..40].try_into().ok()?;
-            let total = IPV6_HEADER_LEN + payload_len;
-            (Family::V6, src, dst, head[7], IPV6_HEADER_LEN, total)
+            src.copy_from_slice(&head[8..24]);
+            dst.copy_from_slice(&head[24..40]);
+            (
+                Family::V6,
+                IPV6_HEADER_LEN,
+                IPV6_HEADER_LEN + payload_len,
+                head[7],
+            )
         }
         _ => return None,
     };
@@ -550,14 +637,13 @@ pub fn decode_plain<'a>(frame: &Frame<'a>) -> Option<TcpPacket<'a>> {
     }
     let padding_only = have <= MAX_PADDED_L3;
     let trailing = have > total && !padding_only;
-    let segment = l3.get(header_len..total)?;
-    let tcp_len = usize::from(segment.get(12)? >> 4) * 4;
+    let segment = l3.get(ip_len..total)?;
+    let tcp: &[u8; 20] = segment.get(..20)?.try_into().ok()?;
+    let tcp_len = usize::from(tcp[12] >> 4) * 4;
     if tcp_len < 20 || tcp_len > segment.len() {
         return None;
     }
-    let header = segment.get(..tcp_len)?;
-    let fixed: &[u8; 20] = header.get(..20)?.try_into().ok()?;
-    let options = header.get(20..).unwrap_or_default();
+    let options = segment.get(20..tcp_len).unwrap_or_default();
     let mut anomalies = if trailing {
         WireAnomalies::TRAILING_BYTES
     } else {
@@ -566,21 +652,15 @@ pub fn decode_plain<'a>(frame: &Frame<'a>) -> Option<TcpPacket<'a>> {
     if !options.is_empty() && !common_tcp_options(options) && !tcp_options_ok(options) {
         anomalies |= WireAnomalies::BAD_TCP_OPTIONS;
     }
-    Some(TcpPacket {
+    Some(PlainTcp {
+        segment,
+        tcp,
         family,
         src,
         dst,
-        sport: u16::from_be_bytes([fixed[0], fixed[1]]),
-        dport: u16::from_be_bytes([fixed[2], fixed[3]]),
-        seq: u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]),
-        ack: u32::from_be_bytes([fixed[8], fixed[9], fixed[10], fixed[11]]),
-        flags: TcpFlags(fixed[13]),
-        window: u16::from_be_bytes([fixed[14], fixed[15]]),
         ttl,
+        tcp_len,
         vlan,
-        segment_len: u32::try_from(segment.len() - tcp_len).unwrap_or(u32::MAX),
-        header,
-        payload: segment.get(tcp_len..).unwrap_or_default(),
         anomalies: WireAnomalies(anomalies),
     })
 }

@@ -683,6 +683,44 @@ impl Engine {
         track_tcp(flows, core, frame, p, tunnels, None)
     }
 
+    /// The lean path: a packet of a judged (clean, alerted or uninspected) flow, in a plain
+    /// frame, that changes nothing but the flow's TCP state and counters. Reads only the key,
+    /// flags and sequence number; `None` hands the packet to [`track_keyed`], which does the
+    /// same and everything else (new flows, inspection, SYN and RST handling, drops, bypass
+    /// renewal, the periodic checks).
+    #[inline]
+    fn judged(
+        &mut self,
+        frame: &Frame<'_>,
+        v: &wire::PlainTcp<'_>,
+        key: &FlowKey,
+        side: Side,
+        hash: u64,
+    ) -> Option<Action> {
+        let flags = v.flags();
+        // A SYN may open a new connection on the ports (port reuse), a RST is checked against
+        // the stream: both are the full path's.
+        if flags.syn() || flags.rst() {
+            return None;
+        }
+        let idx = self.flows.find(key, hash)?;
+        let flow = self.flows.get(idx);
+        let judged = matches!(
+            FlowVerdict::from_u8(flow.ext.verdict),
+            FlowVerdict::Clean | FlowVerdict::Alerted | FlowVerdict::Uninspected
+        );
+        let periodic_due = (flow.pkts[0] + flow.pkts[1] + 1) & (PERIODIC_PACKETS - 1) == 0;
+        if !judged || flow.bypassed || periodic_due {
+            return None;
+        }
+        self.flows
+            .on_packet(idx, side, flags, v.seq(), frame.wire_len, frame.ts);
+        let c = &mut self.core.sink.counters;
+        c.fast_path += 1;
+        c.forwarded += 1;
+        Some(Action::Forward)
+    }
+
     /// A fragment: kept for reassembly and forwarded as it arrives; the one that completes its
     /// datagram carries the datagram's verdict (a receiver cannot rebuild a datagram whose last
     /// fragment was dropped, so dropping that one drops the datagram).
@@ -785,6 +823,35 @@ fn track_tcp(
 ) -> Action {
     let (key, side) = FlowKey::from_tcp(p);
     let hash = flows.hash(&key);
+    track_keyed(
+        flows,
+        core,
+        frame,
+        p,
+        tunnels,
+        raise,
+        Keyed { key, side, hash },
+    )
+}
+
+/// A packet's flow key, the side that sent it, and the key's hash, computed once.
+struct Keyed {
+    key: FlowKey,
+    side: Side,
+    hash: u64,
+}
+
+/// [`track_tcp`] with the key already made.
+fn track_keyed(
+    flows: &mut FlowTable,
+    core: &mut Core,
+    frame: &Frame<'_>,
+    p: &TcpPacket<'_>,
+    tunnels: &TunnelPath,
+    raise: Option<&Finding>,
+    keyed: Keyed,
+) -> Action {
+    let Keyed { key, side, hash } = keyed;
     let seg = SegmentMeta {
         side,
         flags: p.flags,
@@ -877,12 +944,21 @@ impl FrameHandler for Engine {
             self.core.clock = frame.ts;
         }
         if self.plain_decode {
-            if let Some(p) = wire::decode_plain(frame) {
+            if let Some(v) = wire::plain_view(frame) {
                 c.tcp += 1;
-                if p.anomalies.has(WireAnomalies::BAD_TCP_OPTIONS) {
+                if v.anomalies().has(WireAnomalies::BAD_TCP_OPTIONS) {
                     c.bad_tcp_options += 1;
                 }
-                return self.tcp(frame, &p, &TunnelPath::default());
+                let (src, sport, dst, dport) = v.endpoints();
+                let (key, side) = FlowKey::new(v.family(), src, sport, dst, dport);
+                let hash = self.flows.hash(&key);
+                if let Some(action) = self.judged(frame, &v, &key, side, hash) {
+                    return action;
+                }
+                let p = v.packet();
+                let Engine { flows, core, .. } = self;
+                let keyed = Keyed { key, side, hash };
+                return track_keyed(flows, core, frame, &p, &TunnelPath::default(), None, keyed);
             }
         }
         let decoded = wire::decode_frame(frame, self.decode.tunnel_depth);
