@@ -375,8 +375,14 @@ mod common;
 /// A one-directional stream picked up mid-way (a SPAN port carrying one direction, a one-way
 /// generator): `n` segments of 6 bytes, one per millisecond, and not a packet back.
 fn one_way(n: u32) -> Vec<TimedFrame> {
+    one_way_lossy(n, None)
+}
+
+/// [`one_way`] without segment `lost` (the capture dropped it: a hole the stream never fills).
+fn one_way_lossy(n: u32, lost: Option<u32>) -> Vec<TimedFrame> {
     let (c, s) = (addr(1, 40100), addr(2, 5001));
     (0..n)
+        .filter(|&i| Some(i) != lost)
         .map(|i| {
             let ts = FIXTURE_EPOCH.add_nanos(u64::from(i) * S / 1000);
             let seq = 1000 + i * 6;
@@ -423,6 +429,14 @@ fn a_one_directional_flow_past_depth_is_judged_once_the_other_side_stayed_silent
     assert_eq!(judged.counters.flows_bypassed, 0);
     assert_eq!(judged.to_engine, frames.len());
     assert_eq!(by.findings(), judged.findings());
+
+    // A hole early on keeps the in-order part below the depth for good; the sender going
+    // past the depth is what counts.
+    let lossy = one_way_lossy(8000, Some(10));
+    let holed = drive(&config, Bypass::Clean, &lossy, TICK, 60 * S, |_, _| {});
+    assert_eq!(holed.counters.flows_one_way, 1);
+    assert_eq!(holed.counters.flows_bypassed, 1);
+    assert!(holed.to_engine < 5020, "engine saw {}", holed.to_engine);
 
     // Before the silence lasted long enough, nothing is concluded.
     let short = drive(

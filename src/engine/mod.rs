@@ -1241,7 +1241,9 @@ impl Core {
         let one_way = !done
             && self.one_way_ns != 0
             && flow.pkts[1 - d] == 0
-            && state.stream[d].depth_reached(depth)
+            // Past the depth: the window is full, or the sender is beyond it while a hole
+            // (a segment the capture lost) holds the in-order part back.
+            && (state.stream[d].depth_reached(depth) || out.beyond_depth)
             && frame.ts.since(flow.first_ts) >= self.one_way_ns;
         if one_way {
             self.conclude_one_way(flow, slot, frame.ts);
