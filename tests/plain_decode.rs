@@ -98,7 +98,7 @@ fn plain_decode_gives_the_same_verdicts_records_and_counters_on_every_shared_cap
     let mut failures = Vec::new();
     let (mut frames, mut tcp) = (0usize, 0u64);
     for cap in &caps {
-        let Ok(_) = CaptureSource::open(&[cap.clone()], 64) else {
+        let Ok(_) = CaptureSource::open(std::slice::from_ref(cap), 64) else {
             continue;
         };
         let on = replay(cap, true);
