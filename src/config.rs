@@ -115,6 +115,9 @@ pub struct FlowConfig {
     /// How often a bypassed flow's kernel counters are read (and whether it still lives).
     pub bypassed_timeout_secs: u32,
     pub evict_min_idle_secs: u32,
+    /// One-directional flows: judged once the talking side is past the stream depth and the
+    /// other side has sent nothing for this long (0: never).
+    pub one_way_secs: u32,
 }
 
 impl Default for FlowConfig {
@@ -126,6 +129,7 @@ impl Default for FlowConfig {
             closed_timeout_secs: 10,
             bypassed_timeout_secs: 30,
             evict_min_idle_secs: 5,
+            one_way_secs: 5,
         }
     }
 }
@@ -647,6 +651,8 @@ impl Config {
             detect: self.detect.clone(),
             decode: self.decode,
             defrag: self.defrag,
+            one_way_ns: u64::from(self.flow.one_way_secs)
+                * crate::capture::Timestamp::NANOS_PER_SEC,
         }
     }
 
@@ -743,6 +749,13 @@ impl Config {
             path,
             "flow.evict_min_idle_secs",
             f.evict_min_idle_secs as u64,
+            0,
+            86_400,
+        )?;
+        in_range(
+            path,
+            "flow.one_way_secs",
+            u64::from(f.one_way_secs),
             0,
             86_400,
         )?;

@@ -482,6 +482,196 @@ pub fn decode_frame<'a>(frame: &Frame<'a>, max_depth: u8) -> Decoded<'a> {
     decode_captured(frame.data, frame.wire_len, frame.link, max_depth)
 }
 
+/// The common case without the tunnel-capable walk: an Ethernet frame with at most two VLAN
+/// tags around an unfragmented IPv4 or IPv6 datagram (no IPv6 extension headers) carrying a
+/// TCP segment, read at fixed offsets. `None` for anything else (other links, tunnels, MPLS,
+/// fragments, IPv6 extensions, TSO zero lengths, truncated or malformed frames), which
+/// [`decode_frame`] handles. When it answers, the packet is exactly the one [`decode_frame`]
+/// would give, with no tunnels: frames that cannot carry a tunnel do not pay for opening them.
+pub fn decode_plain<'a>(frame: &Frame<'a>) -> Option<TcpPacket<'a>> {
+    plain_view(frame).map(|v| v.packet())
+}
+
+/// A frame [`plain_view`] checked: header lengths known, fields read only when asked, so a
+/// packet of a judged flow reads its key, flags and sequence number and nothing else.
+#[derive(Debug, Clone, Copy)]
+pub struct PlainTcp<'a> {
+    /// The TCP segment, exactly as long as the IP header says.
+    segment: &'a [u8],
+    /// The fixed part of the TCP header (the start of `segment`).
+    tcp: &'a [u8; 20],
+    family: Family,
+    src: [u8; 16],
+    dst: [u8; 16],
+    ttl: u8,
+    /// TCP header length, options included.
+    tcp_len: usize,
+    vlan: Option<u16>,
+    anomalies: WireAnomalies,
+}
+
+impl<'a> PlainTcp<'a> {
+    fn tcp_u16(&self, at: usize) -> u16 {
+        u16::from_be_bytes([self.tcp[at], self.tcp[at + 1]])
+    }
+
+    fn tcp_u32(&self, at: usize) -> u32 {
+        u32::from_be_bytes([
+            self.tcp[at],
+            self.tcp[at + 1],
+            self.tcp[at + 2],
+            self.tcp[at + 3],
+        ])
+    }
+
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    pub fn flags(&self) -> TcpFlags {
+        TcpFlags(self.tcp[13])
+    }
+
+    pub fn seq(&self) -> u32 {
+        self.tcp_u32(4)
+    }
+
+    /// `(src, sport, dst, dport)`.
+    pub fn endpoints(&self) -> ([u8; 16], u16, [u8; 16], u16) {
+        (self.src, self.tcp_u16(0), self.dst, self.tcp_u16(2))
+    }
+
+    pub fn anomalies(&self) -> WireAnomalies {
+        self.anomalies
+    }
+
+    /// The whole packet, as [`decode_frame`] gives it.
+    pub fn packet(&self) -> TcpPacket<'a> {
+        TcpPacket {
+            family: self.family,
+            src: self.src,
+            dst: self.dst,
+            sport: self.tcp_u16(0),
+            dport: self.tcp_u16(2),
+            seq: self.seq(),
+            ack: self.tcp_u32(8),
+            flags: self.flags(),
+            window: self.tcp_u16(14),
+            ttl: self.ttl,
+            vlan: self.vlan,
+            segment_len: u32::try_from(self.segment.len().saturating_sub(self.tcp_len))
+                .unwrap_or(u32::MAX),
+            header: self.segment.get(..self.tcp_len).unwrap_or_default(),
+            payload: self.segment.get(self.tcp_len..).unwrap_or_default(),
+            anomalies: self.anomalies,
+        }
+    }
+}
+
+/// Checks a frame for [`decode_plain`]'s shape and finds its headers, reading no field the
+/// check does not need. Inlined into the engine's per-packet entry, so the view is built in
+/// place rather than copied out.
+#[inline(always)]
+pub fn plain_view<'a>(frame: &Frame<'a>) -> Option<PlainTcp<'a>> {
+    if frame.link != LinkType::Ethernet {
+        return None;
+    }
+    let data = frame.data;
+    let mut ethertype = be16_at(data, 12)?;
+    let mut at = 14usize;
+    let mut vlan = None;
+    for _ in 0..MAX_VLAN_TAGS {
+        if !matches!(
+            ethertype,
+            ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD
+        ) {
+            break;
+        }
+        let tci = be16_at(data, at)?;
+        vlan = vlan.or(Some(tci & 0x0fff));
+        ethertype = be16_at(data, at + 2)?;
+        at += 4;
+    }
+    let l3 = data.get(at..)?;
+    let have = l3.len();
+    let mut src = [0u8; 16];
+    let mut dst = [0u8; 16];
+    let (family, ip_len, total, ttl) = match ethertype {
+        ETHERTYPE_IPV4 => {
+            let head: &[u8; 20] = l3.get(..20)?.try_into().ok()?;
+            let ihl = usize::from(head[0] & 0x0f) * 4;
+            // Fragments (MF or an offset) go to reassembly; a zero total length (TSO) and
+            // the errors are the full parse's to count.
+            let fragmenting = u16::from_be_bytes([head[6], head[7]]) & 0x3fff != 0;
+            let total = usize::from(u16::from_be_bytes([head[2], head[3]]));
+            if head[0] >> 4 != 4 || ihl < 20 || head[9] != IPPROTO_TCP || fragmenting {
+                return None;
+            }
+            if total < ihl {
+                return None;
+            }
+            src[..4].copy_from_slice(&head[12..16]);
+            dst[..4].copy_from_slice(&head[16..20]);
+            (Family::V4, ihl, total, head[8])
+        }
+        ETHERTYPE_IPV6 => {
+            let head: &[u8; 40] = l3.get(..IPV6_HEADER_LEN)?.try_into().ok()?;
+            let payload_len = usize::from(u16::from_be_bytes([head[4], head[5]]));
+            if head[0] >> 4 != 6 || head[6] != IPPROTO_TCP || payload_len == 0 {
+                return None;
+            }
+            src.copy_from_slice(&head[8..24]);
+            dst.copy_from_slice(&head[24..40]);
+            (
+                Family::V6,
+                IPV6_HEADER_LEN,
+                IPV6_HEADER_LEN + payload_len,
+                head[7],
+            )
+        }
+        _ => return None,
+    };
+    // A datagram longer than the frame is a capture cut or a lying length: the full parse
+    // tells them apart.
+    if total > have {
+        return None;
+    }
+    let padding_only = have <= MAX_PADDED_L3;
+    let trailing = have > total && !padding_only;
+    let segment = l3.get(ip_len..total)?;
+    let tcp: &[u8; 20] = segment.get(..20)?.try_into().ok()?;
+    let tcp_len = usize::from(tcp[12] >> 4) * 4;
+    if tcp_len < 20 || tcp_len > segment.len() {
+        return None;
+    }
+    let options = segment.get(20..tcp_len).unwrap_or_default();
+    let mut anomalies = if trailing {
+        WireAnomalies::TRAILING_BYTES
+    } else {
+        0
+    };
+    if !options.is_empty() && !common_tcp_options(options) && !tcp_options_ok(options) {
+        anomalies |= WireAnomalies::BAD_TCP_OPTIONS;
+    }
+    Some(PlainTcp {
+        segment,
+        tcp,
+        family,
+        src,
+        dst,
+        ttl,
+        tcp_len,
+        vlan,
+        anomalies: WireAnomalies(anomalies),
+    })
+}
+
+/// The options nearly every established segment carries (NOP, NOP, timestamps), which
+/// [`tcp_options_ok`] accepts: recognised without walking them.
+fn common_tcp_options(options: &[u8]) -> bool {
+    options.len() == 12 && options[..4] == [1, 1, 8, 10]
+}
+
 /// Which network layer the link layer announced.
 #[derive(Debug, Clone, Copy)]
 enum Net {
@@ -1358,6 +1548,102 @@ mod tests {
         out.extend_from_slice(exts);
         out.extend_from_slice(&l3[40..]);
         out
+    }
+
+    /// Frames `decode_plain` must take: plain v4 (with and without options, padded short
+    /// frames), v6, one and two VLAN tags.
+    fn plain_frames() -> Vec<Vec<u8>> {
+        let ts = [1, 1, 8, 10, 0, 0, 0, 9, 0, 0, 0, 7];
+        vec![
+            eth(ETHERTYPE_IPV4, &tcp_v4(PAYLOAD, &[])),
+            eth(ETHERTYPE_IPV4, &tcp_v4(PAYLOAD, &ts)),
+            eth(ETHERTYPE_IPV4, &tcp_v4(PAYLOAD, &GOOD_OPTIONS)),
+            eth(ETHERTYPE_IPV4, &tcp_v4(&[], &[])),
+            eth(ETHERTYPE_IPV6, &tcp_v6(PAYLOAD)),
+            eth_tagged(
+                &[(ETHERTYPE_VLAN, 12)],
+                ETHERTYPE_IPV4,
+                &tcp_v4(PAYLOAD, &ts),
+            ),
+            eth_tagged(
+                &[(ETHERTYPE_QINQ, 7), (ETHERTYPE_VLAN, 300)],
+                ETHERTYPE_IPV6,
+                &tcp_v6(b"x"),
+            ),
+        ]
+    }
+
+    #[test]
+    fn plain_decode_equals_the_full_decode_or_declines() {
+        let check = |f: &[u8], wire_len: u32| -> bool {
+            let frame = Frame {
+                wire_len,
+                ..Frame::ethernet(f, crate::capture::Timestamp(0))
+            };
+            let Some(plain) = decode_plain(&frame) else {
+                return false;
+            };
+            let full = decode_frame(&frame, DEFAULT_TUNNEL_DEPTH);
+            assert_eq!(full.parsed, Parsed::Tcp(plain), "frame {f:02x?}");
+            assert!(full.tunnels.is_empty() && full.fragment.is_none());
+            true
+        };
+        let bases = plain_frames();
+        for f in &bases {
+            assert!(check(f, f.len() as u32), "declined a plain frame {f:02x?}");
+            // Ethernet padding after a short datagram, and bytes after a long one.
+            let mut padded = f.clone();
+            padded.extend_from_slice(&[0; 6]);
+            assert!(check(&padded, padded.len() as u32));
+        }
+        // Random damage: whatever the plain decode still takes must match the full decode.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let (mut taken, mut declined) = (0, 0);
+        for round in 0..20_000 {
+            let mut f = bases[round % bases.len()].clone();
+            for _ in 0..1 + next() % 3 {
+                let r = next();
+                let at = (r >> 8) as usize % f.len();
+                match r % 4 {
+                    0 => f[at] = (r >> 32) as u8,
+                    1 => f[at] ^= 1 << ((r >> 16) % 8),
+                    2 => f.truncate(at.max(1)),
+                    _ => f.extend_from_slice(&(r as u32).to_be_bytes()),
+                }
+            }
+            let wire_len = f.len() as u32 + (next() % 2) as u32 * 8;
+            if check(&f, wire_len) {
+                taken += 1;
+            } else {
+                declined += 1;
+            }
+        }
+        assert!(
+            taken > 1000 && declined > 1000,
+            "{taken} taken, {declined} declined"
+        );
+    }
+
+    #[test]
+    fn plain_decode_declines_tunnels_fragments_and_other_links() {
+        let mut frag = tcp_v4(PAYLOAD, &[]);
+        frag[6] = 0x20; // MF
+        let vxlan_like = eth(ETHERTYPE_MPLS, &[0, 0, 1, 64]);
+        for f in [eth(ETHERTYPE_IPV4, &frag), vxlan_like] {
+            assert!(decode_plain(&Frame::ethernet(&f, crate::capture::Timestamp(0))).is_none());
+        }
+        let raw = tcp_v4(PAYLOAD, &[]);
+        let frame = Frame {
+            link: LinkType::RawIp,
+            ..Frame::ethernet(&raw, crate::capture::Timestamp(0))
+        };
+        assert!(decode_plain(&frame).is_none());
     }
 
     #[test]

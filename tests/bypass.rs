@@ -371,3 +371,89 @@ fn blocked_flows_are_never_bypassed_and_replay_never_bypasses() {
 }
 
 mod common;
+
+/// A one-directional stream picked up mid-way (a SPAN port carrying one direction, a one-way
+/// generator): `n` segments of 6 bytes, one per millisecond, and not a packet back.
+fn one_way(n: u32) -> Vec<TimedFrame> {
+    one_way_lossy(n, None)
+}
+
+/// [`one_way`] without segment `lost` (the capture dropped it: a hole the stream never fills).
+fn one_way_lossy(n: u32, lost: Option<u32>) -> Vec<TimedFrame> {
+    let (c, s) = (addr(1, 40100), addr(2, 5001));
+    (0..n)
+        .filter(|&i| Some(i) != lost)
+        .map(|i| {
+            let ts = FIXTURE_EPOCH.add_nanos(u64::from(i) * S / 1000);
+            let seq = 1000 + i * 6;
+            let data = fixtures::tcp_frame(
+                c,
+                s,
+                [2, 0, 0, 0, 0, 1],
+                [2, 0, 0, 0, 0, 2],
+                seq,
+                77,
+                fixtures::Flags::ACK | fixtures::Flags::PSH,
+                b"UNMASK",
+            );
+            (ts, data)
+        })
+        .collect()
+}
+
+#[test]
+fn a_one_directional_flow_past_depth_is_judged_once_the_other_side_stayed_silent() {
+    // 8 s of segments; the 16 KiB stream depth is reached after 2.7 s, the other side has
+    // been silent for 5 s (the default flow.one_way_secs) at 5 s.
+    let frames = one_way(8000);
+    let mut config = Config::default();
+    assert_eq!(config.flow.one_way_secs, 5);
+    let by = drive(&config, Bypass::Clean, &frames, TICK, 60 * S, |_, _| {});
+    assert_eq!(by.counters.flows_one_way, 1);
+    assert_eq!(by.counters.flows_bypassed, 1);
+    // Judged by the packet at 5 s; the kernel takes over at the end of that tick.
+    assert!(
+        (5000..5020).contains(&by.to_engine),
+        "engine saw {} of {} frames",
+        by.to_engine,
+        frames.len()
+    );
+    let flows = by.flows();
+    assert_eq!(flows.len(), 1);
+    assert_eq!(totals(flows[0])[0], frames.len() as u64);
+    assert_eq!(flows[0]["flow"]["bypass"], "capture", "{}", flows[0]);
+
+    // Judged the same way without a kernel to hand it to: no more inspection, no bypass.
+    let judged = drive(&config, Bypass::Off, &frames, TICK, 60 * S, |_, _| {});
+    assert_eq!(judged.counters.flows_one_way, 1);
+    assert_eq!(judged.counters.flows_bypassed, 0);
+    assert_eq!(judged.to_engine, frames.len());
+    assert_eq!(by.findings(), judged.findings());
+
+    // A hole early on keeps the in-order part below the depth for good; the sender going
+    // past the depth is what counts.
+    let lossy = one_way_lossy(8000, Some(10));
+    let holed = drive(&config, Bypass::Clean, &lossy, TICK, 60 * S, |_, _| {});
+    assert_eq!(holed.counters.flows_one_way, 1);
+    assert_eq!(holed.counters.flows_bypassed, 1);
+    assert!(holed.to_engine < 5020, "engine saw {}", holed.to_engine);
+
+    // Before the silence lasted long enough, nothing is concluded.
+    let short = drive(
+        &config,
+        Bypass::Clean,
+        &one_way(4900),
+        TICK,
+        60 * S,
+        |_, _| {},
+    );
+    assert_eq!(short.counters.flows_one_way, 0);
+    assert_eq!(short.counters.flows_bypassed, 0);
+
+    // 0 turns it off: the flow stays under inspection to its end.
+    config.flow.one_way_secs = 0;
+    let off = drive(&config, Bypass::Clean, &frames, TICK, 60 * S, |_, _| {});
+    assert_eq!(off.counters.flows_one_way, 0);
+    assert_eq!(off.counters.flows_bypassed, 0);
+    assert_eq!(off.to_engine, frames.len());
+}

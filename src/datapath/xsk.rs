@@ -1053,9 +1053,49 @@ pub fn test_frames(flows: u16, size: usize, dst_mac: [u8; 6]) -> Vec<Vec<u8>> {
             f[36..38].copy_from_slice(&80u16.to_be_bytes());
             f[46] = 0x50;
             f[47] = 0x10;
+            // Right checksums: a live engine drops bad-checksum segments from inspection
+            // (stream.checksum_validation), which would keep every flow under inspection.
+            let ip_sum = !fold16(sum16(&f[14..34]));
+            f[24..26].copy_from_slice(&ip_sum.to_be_bytes());
+            let tcp_len = (size - 34) as u32;
+            let pseudo = sum16(&f[26..34]) + 6 + tcp_len;
+            let tcp_sum = !fold16(pseudo + sum16(&f[34..]));
+            f[50..52].copy_from_slice(&tcp_sum.to_be_bytes());
             f
         })
         .collect()
+}
+
+/// The 16-bit big-endian words of `data` summed (odd tail padded with zero), unfolded.
+fn sum16(data: &[u8]) -> u32 {
+    data.chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w.get(1).copied().unwrap_or(0)])))
+        .sum()
+}
+
+/// Folds carries back into 16 bits (one's complement addition).
+fn fold16(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// Writes a sequence number into a [`test_frames`] frame and updates its TCP checksum to
+/// match (RFC 1624: HC' = ~(~HC + ~m + m') over the two changed words).
+pub fn set_test_seq(frame: &mut [u8], seq: u32) {
+    let (Some(old), Some(ck)) = (frame.get(38..42), frame.get(50..52)) else {
+        return;
+    };
+    let new = seq.to_be_bytes();
+    let mut sum = u32::from(!u16::from_be_bytes([ck[0], ck[1]]));
+    sum += u32::from(!u16::from_be_bytes([old[0], old[1]]));
+    sum += u32::from(!u16::from_be_bytes([old[2], old[3]]));
+    sum += u32::from(u16::from_be_bytes([new[0], new[1]]));
+    sum += u32::from(u16::from_be_bytes([new[2], new[3]]));
+    let ck = !fold16(sum);
+    frame[38..42].copy_from_slice(&new);
+    frame[50..52].copy_from_slice(&ck.to_be_bytes());
 }
 
 /// How the generator numbers the TCP segments of each flow.
@@ -1147,9 +1187,7 @@ pub fn generate(
                         };
                         // SAFETY: the frame is on the free list: in no ring, ours to write.
                         let mut data = unsafe { umem.data_mut(d) };
-                        if let Some(b) = data.contents_mut().get_mut(38..42) {
-                            b.copy_from_slice(&n.to_be_bytes());
-                        }
+                        set_test_seq(data.contents_mut(), *n);
                         *n = n.wrapping_add(payload);
                     }
                 }
@@ -1173,6 +1211,25 @@ pub fn generate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_frames_carry_right_checksums_at_every_sequence_number() {
+        let ok = |f: &[u8]| match crate::wire::parse(f, LinkType::Ethernet) {
+            crate::wire::Parsed::Tcp(p) => crate::wire::tcp_checksum_ok(&p),
+            other => panic!("not TCP: {other:?}"),
+        };
+        for size in [60, 61, 200] {
+            let mut frames = test_frames(3, size, [0xff; 6]);
+            for f in &mut frames {
+                assert_eq!(ok(f), Some(true));
+                for seq in [1u32, 6, 0xffff, 0x1_0000, 0xdead_beef, u32::MAX, 0] {
+                    set_test_seq(f, seq);
+                    assert_eq!(u32::from_be_bytes(f[38..42].try_into().unwrap()), seq);
+                    assert_eq!(ok(f), Some(true), "size {size}, seq {seq:#x}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn handoff_copies_the_frame_into_the_owners_queue_and_counts_overflow() {

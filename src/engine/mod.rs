@@ -69,6 +69,10 @@ pub struct EngineConfig {
     pub detect: DetectConfig,
     pub decode: DecodeConfig,
     pub defrag: DefragConfig,
+    /// A flow whose one talking side is past the stream depth, while the other side has sent
+    /// nothing for this long since the flow began, is judged on what it showed (and may be
+    /// bypassed). 0: never; such flows stay under inspection until they end.
+    pub one_way_ns: u64,
 }
 
 /// How the engine is being run.
@@ -173,6 +177,8 @@ pub struct Counters {
     pub commands_dropped: u64,
     /// Flows handed to the kernel's bypass map (`verdict.bypass`).
     pub flows_bypassed: u64,
+    /// One-directional flows judged while the other side stayed silent (`flow.one_way_secs`).
+    pub flows_one_way: u64,
     /// Bypassed flows handed over again: their kernel entry had expired or been evicted.
     pub bypass_renewed: u64,
     /// Reads of a bypassed flow's kernel counters (idle rechecks and flow ends).
@@ -221,6 +227,7 @@ impl std::ops::AddAssign<&Counters> for Counters {
             (&mut self.eve_dropped, o.eve_dropped),
             (&mut self.commands_dropped, o.commands_dropped),
             (&mut self.flows_bypassed, o.flows_bypassed),
+            (&mut self.flows_one_way, o.flows_one_way),
             (&mut self.bypass_renewed, o.bypass_renewed),
             (&mut self.bypass_rechecks, o.bypass_rechecks),
             (&mut self.bypass_kernel_packets, o.bypass_kernel_packets),
@@ -528,6 +535,8 @@ struct Core {
     refile: bool,
     /// A bypassed flow the kernel has not seen for this long is over.
     established_timeout_ns: u64,
+    /// [`EngineConfig::one_way_ns`].
+    one_way_ns: u64,
     /// Recent servers and how their flows opened (fully encrypted or not).
     servers: ServerHistory,
     /// Hosts a host alert listed (live, `correlation.block_secs`): their new flows are cut.
@@ -572,6 +581,9 @@ pub struct Engine {
     decode: DecodeConfig,
     /// IP fragments waiting for the rest of their datagram.
     defrag: Defrag,
+    /// Plain Ethernet/IP/TCP frames are read at fixed offsets ([`wire::decode_plain`]) before
+    /// the tunnel-capable decode; off only to compare the two.
+    plain_decode: bool,
 }
 
 /// Packets between two periodic checks of a long flow (a power of two: a mask test).
@@ -601,6 +613,7 @@ impl Engine {
         Engine {
             decode: config.decode,
             defrag: Defrag::new(config.defrag),
+            plain_decode: true,
             core: Core {
                 stream_policy: StreamPolicy {
                     overlap: config.overlap_policy,
@@ -632,6 +645,7 @@ impl Engine {
                 bypass: Bypass::Off,
                 refile: false,
                 established_timeout_ns: table.established_timeout_ns,
+                one_way_ns: config.one_way_ns,
                 servers: ServerHistory::new(
                     config.detect.fully_encrypted.server_slots as usize,
                     u64::from(config.detect.fully_encrypted.server_window_secs),
@@ -665,6 +679,12 @@ impl Engine {
         std::mem::replace(&mut self.core.detector, detector)
     }
 
+    /// Whether plain Ethernet/IP/TCP frames take the fixed-offset decode (on by default).
+    /// Both decodes give the same packets; turning it off is for comparing them.
+    pub fn set_plain_decode(&mut self, on: bool) {
+        self.plain_decode = on;
+    }
+
     pub fn counters(&self) -> &Counters {
         &self.core.sink.counters
     }
@@ -691,6 +711,44 @@ impl Engine {
         track_tcp(flows, core, frame, p, tunnels, None)
     }
 
+    /// The lean path: a packet of a judged (clean, alerted or uninspected) flow, in a plain
+    /// frame, that changes nothing but the flow's TCP state and counters. Reads only the key,
+    /// flags and sequence number; `None` hands the packet to [`track_keyed`], which does the
+    /// same and everything else (new flows, inspection, SYN and RST handling, drops, bypass
+    /// renewal, the periodic checks).
+    #[inline]
+    fn judged(
+        &mut self,
+        frame: &Frame<'_>,
+        v: &wire::PlainTcp<'_>,
+        key: &FlowKey,
+        side: Side,
+        hash: u64,
+    ) -> Option<Action> {
+        let flags = v.flags();
+        // A SYN may open a new connection on the ports (port reuse), a RST is checked against
+        // the stream: both are the full path's.
+        if flags.syn() || flags.rst() {
+            return None;
+        }
+        let idx = self.flows.find(key, hash)?;
+        let flow = self.flows.get(idx);
+        let judged = matches!(
+            FlowVerdict::from_u8(flow.ext.verdict),
+            FlowVerdict::Clean | FlowVerdict::Alerted | FlowVerdict::Uninspected
+        );
+        let periodic_due = (flow.pkts[0] + flow.pkts[1] + 1) & (PERIODIC_PACKETS - 1) == 0;
+        if !judged || flow.bypassed || periodic_due {
+            return None;
+        }
+        self.flows
+            .on_packet(idx, side, flags, v.seq(), frame.wire_len, frame.ts);
+        let c = &mut self.core.sink.counters;
+        c.fast_path += 1;
+        c.forwarded += 1;
+        Some(Action::Forward)
+    }
+
     /// A fragment: kept for reassembly and forwarded as it arrives; the one that completes its
     /// datagram carries the datagram's verdict (a receiver cannot rebuild a datagram whose last
     /// fragment was dropped, so dropping that one drops the datagram).
@@ -705,6 +763,7 @@ impl Engine {
             core,
             decode,
             defrag,
+            ..
         } = self;
         let block = core.sink.mode == Mode::Block;
         let (datagram, conflict) = match defrag.insert(f, frame.ts) {
@@ -791,7 +850,36 @@ fn track_tcp(
     raise: Option<&Finding>,
 ) -> Action {
     let (key, side) = FlowKey::from_tcp(p);
-    let hash = key.hash64();
+    let hash = flows.hash(&key);
+    track_keyed(
+        flows,
+        core,
+        frame,
+        p,
+        tunnels,
+        raise,
+        Keyed { key, side, hash },
+    )
+}
+
+/// A packet's flow key, the side that sent it, and the key's hash, computed once.
+struct Keyed {
+    key: FlowKey,
+    side: Side,
+    hash: u64,
+}
+
+/// [`track_tcp`] with the key already made.
+fn track_keyed(
+    flows: &mut FlowTable,
+    core: &mut Core,
+    frame: &Frame<'_>,
+    p: &TcpPacket<'_>,
+    tunnels: &TunnelPath,
+    raise: Option<&Finding>,
+    keyed: Keyed,
+) -> Action {
+    let Keyed { key, side, hash } = keyed;
     let seg = SegmentMeta {
         side,
         flags: p.flags,
@@ -898,6 +986,24 @@ impl FrameHandler for Engine {
         c.bytes += frame.wire_len as u64;
         if frame.ts > self.core.clock {
             self.core.clock = frame.ts;
+        }
+        if self.plain_decode {
+            if let Some(v) = wire::plain_view(frame) {
+                c.tcp += 1;
+                if v.anomalies().has(WireAnomalies::BAD_TCP_OPTIONS) {
+                    c.bad_tcp_options += 1;
+                }
+                let (src, sport, dst, dport) = v.endpoints();
+                let (key, side) = FlowKey::new(v.family(), src, sport, dst, dport);
+                let hash = self.flows.hash(&key);
+                if let Some(action) = self.judged(frame, &v, &key, side, hash) {
+                    return action;
+                }
+                let p = v.packet();
+                let Engine { flows, core, .. } = self;
+                let keyed = Keyed { key, side, hash };
+                return track_keyed(flows, core, frame, &p, &TunnelPath::default(), None, keyed);
+            }
         }
         let decoded = wire::decode_frame(frame, self.decode.tunnel_depth);
         if !decoded.tunnels.is_empty() {
@@ -1290,9 +1396,44 @@ impl Core {
         }
         let depth = streams.depth();
         let done = state.done(depth) || state.stream.iter().all(|s| s.depth_reached(depth));
-        if done || FlowVerdict::from_u8(flow.ext.verdict) == FlowVerdict::Blocked {
+        let one_way = !done
+            && self.one_way_ns != 0
+            && flow.pkts[1 - d] == 0
+            // Past the depth: the window is full, or the sender is beyond it while a hole
+            // (a segment the capture lost) holds the in-order part back.
+            && (state.stream[d].depth_reached(depth) || out.beyond_depth)
+            && frame.ts.since(flow.first_ts) >= self.one_way_ns;
+        if one_way {
+            self.conclude_one_way(flow, slot, frame.ts);
+        }
+        if done || one_way || FlowVerdict::from_u8(flow.ext.verdict) == FlowVerdict::Blocked {
             self.finish_inspection(flow);
         }
+    }
+
+    /// A flow only one side of which ever spoke, and that side past the stream depth: nothing
+    /// more would be inspected until the other side speaks, which a SPAN of one direction or a
+    /// one-way sender never does. Directions still undecided are judged on what they sent, as
+    /// at the flow's end, so the flow can be settled (and bypassed) now.
+    fn conclude_one_way(&mut self, flow: &mut Flow, slot: u32, ts: Timestamp) {
+        self.sink.counters.flows_one_way += 1;
+        let base = flow_base(flow);
+        let Some(state) = self.pool.states.get_mut(slot as usize) else {
+            return;
+        };
+        let windows = [
+            self.pool.streams.window(slot, 0),
+            self.pool.streams.window(slot, 1),
+        ];
+        let mut report = FlowReport {
+            detector: &self.detector,
+            findings: &mut self.findings,
+            sink: &mut self.sink,
+            servers: &mut self.servers,
+            flow,
+            ts,
+        };
+        state.conclude(windows, &base, ts, &self.inspect, &mut report);
     }
 
     /// The flow's inspection slot, allocating one on its first data.

@@ -62,7 +62,9 @@ impl FlowKey {
         dst: [u8; 16],
         dport: u16,
     ) -> (FlowKey, Side) {
-        let src_first = (src, sport) <= (dst, dport);
+        // Big-endian integers order as their bytes do: one 128-bit compare instead of a
+        // byte-wise one.
+        let src_first = (u128::from_be_bytes(src), sport) <= (u128::from_be_bytes(dst), dport);
         let (lo_addr, lo_port, hi_addr, hi_port, side) = if src_first {
             (src, sport, dst, dport, Side::Lo)
         } else {

@@ -457,6 +457,8 @@ pub struct FlowTable {
     /// The newest packet time seen.
     clock: Timestamp,
     stats: TableStats,
+    /// A copy of the process-wide key hasher, so the per-packet hash reads no global.
+    hasher: super::key::FlowHasher,
 }
 
 impl FlowTable {
@@ -466,8 +468,9 @@ impl FlowTable {
         let capacity = cfg.capacity.clamp(1, TableConfig::MAX_CAPACITY);
         // At most half full: short probe runs even for the misses a SYN flood produces.
         let index_len = (capacity as usize * 2).next_power_of_two();
-        // Seed the process-wide key hash now rather than on the first packet.
-        let _ = super::key::FlowHasher::global();
+        // Seed the process-wide key hash now rather than on the first packet, and keep it
+        // here: the same hash as `FlowKey::hash64`, without a global read per packet.
+        let hasher = *super::key::FlowHasher::global();
         FlowTable {
             cfg,
             capacity,
@@ -481,12 +484,15 @@ impl FlowTable {
             next_seq: 1,
             clock: Timestamp(0),
             stats: TableStats::default(),
+            hasher,
         }
     }
 
-    /// The hash the table expects for `key` ([`FlowKey::hash64`]).
-    pub fn hash(key: &FlowKey) -> u64 {
-        key.hash64()
+    /// The hash the table expects for `key`: [`FlowKey::hash64`]'s value, from the table's
+    /// own copy of the hasher.
+    #[inline]
+    pub fn hash(&self, key: &FlowKey) -> u64 {
+        self.hasher.hash(key)
     }
 
     /// The per-packet entry point: finds or starts the packet's flow (ending a closed flow whose
@@ -625,12 +631,35 @@ impl FlowTable {
         let list = flow.list();
         // Already the most recent on the right list (back-to-back packets of one flow): the
         // order is unchanged, and the neighbours need not be touched.
-        let at_tail = slot.list == list && self.lists[list as usize].tail == idx;
-        if !at_tail {
+        if slot.list != list {
             self.unlink(idx);
             self.push_tail(list, idx);
+        } else if self.lists[list as usize].tail != idx {
+            self.move_to_tail(list, idx);
         }
+        // Otherwise already the most recent on the right list (back-to-back packets of one
+        // flow): the order is unchanged, and the neighbours need not be touched.
         dir
+    }
+
+    /// Moves `idx`, on `list` but not its tail, to the tail: one pass over the three slots
+    /// involved instead of an unlink and a push.
+    fn move_to_tail(&mut self, list: ListId, idx: FlowIdx) {
+        let Slot { prev, next, .. } = self.slab[idx as usize];
+        let l = &mut self.lists[list as usize];
+        let old_tail = l.tail;
+        if prev == NIL {
+            l.head = next;
+        } else {
+            self.slab[prev as usize].next = next;
+        }
+        l.tail = idx;
+        // Not the tail, so it has a successor.
+        self.slab[next as usize].prev = prev;
+        self.slab[old_tail as usize].next = idx;
+        let slot = &mut self.slab[idx as usize];
+        slot.prev = old_tail;
+        slot.next = NIL;
     }
 
     /// Removes every flow whose timeout has passed at `now` (idle strictly longer than its

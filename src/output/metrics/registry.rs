@@ -451,6 +451,7 @@ fn worker_families(out: &mut Families, t: &WorkerTotals, polling: bool, depth: u
     out.counter("unmask_flow_reused_total", &wl, tb.reused);
     out.counter("unmask_flow_blocked_total", &wl, c.flows_blocked);
     out.counter("unmask_flow_bypassed_total", &wl, c.flows_bypassed);
+    out.counter("unmask_flow_one_way_total", &wl, c.flows_one_way);
     out.counter("unmask_flow_bypass_renewed_total", &wl, c.bypass_renewed);
     out.counter("unmask_flow_bypass_rechecks_total", &wl, c.bypass_rechecks);
     out.counter(
@@ -717,6 +718,7 @@ pub const SPECS: &[Spec] = &[
     spec("unmask_flow_reused_total", C, W, "Closing or closed flows replaced by a new connection on the same ports."),
     spec("unmask_flow_blocked_total", C, W, "Flows blocked (block mode)."),
     spec("unmask_flow_bypassed_total", C, W, "Flows handed to the kernel's bypass map once judged (verdict.bypass)."),
+    spec("unmask_flow_one_way_total", C, W, "One-directional flows judged while the other side stayed silent (flow.one_way_secs)."),
     spec("unmask_flow_bypass_renewed_total", C, W, "Bypassed flows handed over again after their kernel entry expired or was evicted."),
     spec("unmask_flow_bypass_rechecks_total", C, W, "Reads of bypassed flows' kernel counters (idle rechecks and flow ends)."),
     spec("unmask_flow_bypass_kernel_packets_total", C, W, "Packets of bypassed flows the kernel forwarded without a worker, as read back at rechecks."),
