@@ -196,7 +196,7 @@ fn add_all(into: &mut [u64], from: &[u64]) {
 impl std::ops::AddAssign<&Counters> for Counters {
     /// Sums another worker's counters into these (for run totals).
     fn add_assign(&mut self, o: &Counters) {
-        let scalars: [(&mut u64, u64); 30] = [
+        let scalars: [(&mut u64, u64); 31] = [
             (&mut self.packets, o.packets),
             (&mut self.bytes, o.bytes),
             (&mut self.tcp, o.tcp),
@@ -727,8 +727,8 @@ impl Engine {
     ) -> Option<Action> {
         let flags = v.flags();
         // A SYN may open a new connection on the ports (port reuse), a RST is checked against
-        // the stream: both are the full path's.
-        if flags.syn() || flags.rst() {
+        // the stream, a RST or FIN against the TTL floor: all are the full path's.
+        if flags.syn() || flags.rst() || flags.fin() {
             return None;
         }
         let idx = self.flows.find(key, hash)?;
@@ -738,7 +738,9 @@ impl Engine {
             FlowVerdict::Clean | FlowVerdict::Alerted | FlowVerdict::Uninspected
         );
         let periodic_due = (flow.pkts[0] + flow.pkts[1] + 1) & (PERIODIC_PACKETS - 1) == 0;
-        if !judged || flow.bypassed || periodic_due {
+        // The relay check times request/response pairs past inspection too, up to its bound.
+        let timing = self.core.detector.relay.is_some() && self.core.rtt.watching(idx, false);
+        if !judged || flow.bypassed || periodic_due || timing {
             return None;
         }
         self.flows
