@@ -97,9 +97,14 @@ fn exposition_values_equal_what_the_replay_produced() {
         recorded > 0.0,
         "the upload-heavy fixture flow is recorded, not alerted"
     );
-    for (i, k) in FindingKind::ALL.iter().enumerate() {
+    for k in FindingKind::ALL.iter() {
         let label = format!("kind=\"{}\"", k.name());
-        assert_eq!(alerted(&[&label]), c.findings[i] as f64, "{}", k.name());
+        assert_eq!(
+            alerted(&[&label]),
+            c.findings[k.index()] as f64,
+            "{}",
+            k.name()
+        );
     }
     let blocked_alerts = eve
         .iter()

@@ -257,8 +257,7 @@ impl std::fmt::Display for ReplaySummary {
             f,
             FindingKind::ALL
                 .iter()
-                .map(|k| k.name())
-                .zip(c.findings.0.iter().copied()),
+                .map(|k| (k.name(), c.findings[k.index()])),
         )?;
         writeln!(f)?;
         if self.mode == Mode::Block {

@@ -163,6 +163,9 @@ pub enum FindingKind {
     /// A new flow of a host that a host alert put on the block list (`correlation.block_secs`).
     /// 37 stays unused: its signature id is the host alert's.
     HostBlocked = 36,
+    /// TLS 1.3 protected handshake records of sizes no genuine stack sends: bytes appended to
+    /// the server's Finished (ShadowTLS v3's HMAC on a relayed handshake).
+    Tls13RecordShape = 40,
 }
 
 /// Static facts about a finding kind: its EVE signature and classification.
@@ -181,8 +184,10 @@ pub struct KindInfo {
 const SID_BASE: u32 = 9_470_000;
 
 impl FindingKind {
-    pub const COUNT: usize = 37;
-    pub const ALL: [FindingKind; Self::COUNT] = [
+    /// One past the highest discriminant: the size of arrays indexed by [`FindingKind::index`].
+    /// Discriminants are stable (they index counters); gaps are kinds added on other branches.
+    pub const COUNT: usize = 41;
+    pub const ALL: [FindingKind; 38] = [
         FindingKind::ProtocolPortMismatch,
         FindingKind::NonStandardPort,
         FindingKind::NonTlsOnTlsPort,
@@ -220,6 +225,7 @@ impl FindingKind {
         FindingKind::IpFragmentOverlap,
         FindingKind::TcpOverlapConflict,
         FindingKind::HostBlocked,
+        FindingKind::Tls13RecordShape,
     ];
 
     pub fn index(self) -> usize {
@@ -525,6 +531,14 @@ impl FindingKind {
                 category: "Potentially Bad Traffic",
                 severity: 1,
                 tunable: Tunable::TimeWindow,
+            },
+            FindingKind::Tls13RecordShape => KindInfo {
+                name: "tls13_record_shape",
+                signature_id: SID_BASE + 41,
+                signature: "UNMASK TLS 1.3 handshake records of a size no genuine stack sends (relayed handshake)",
+                category: "Potential Corporate Privacy Violation",
+                severity: 2,
+                tunable: Tunable::ProtocolMatchConfidence,
             },
         }
     }

@@ -498,7 +498,8 @@ fn worker_families(out: &mut Families, t: &WorkerTotals, polling: bool, depth: u
         c.stream_memcap_refused,
     );
 
-    for (i, kind) in FindingKind::ALL.iter().enumerate() {
+    for kind in FindingKind::ALL.iter() {
+        let i = kind.index();
         let all = c.findings[i];
         let blocked = c.findings_blocked[i];
         for (action, n) in [
