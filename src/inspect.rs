@@ -253,6 +253,9 @@ pub fn record_overhead(version: u16, cipher: u16) -> u16 {
 pub const SHAPE_RECORDS: usize = 6;
 /// Server records kept after the client's Finished.
 pub const POST_HANDSHAKE_RECORDS: usize = 4;
+/// Server records after the client's Finished the EVE `tls` record waits for: an
+/// OpenSSL-based server's two NewSessionTickets, or a relay's first two data records.
+pub const POST_HANDSHAKE_LOGGED: usize = 2;
 
 /// The record-level shape of a TLS 1.3 handshake, seen without decryption: the server's
 /// protected handshake records (application data after its ServerHello, before the client's
@@ -986,6 +989,14 @@ impl InspectState {
             self.tls.handshake_done = true;
             let view = base.view(self.ident, Some(&self.tls), Some(&self.http), now);
             report.event(&view, &Event::TlsHandshakeDone);
+        }
+        // A TLS 1.3 handshake's record waits for the server's first records after the client's
+        // Finished (the post-handshake shape the service profiles learn); the end of
+        // inspection writes it with what there was.
+        let waiting = self.tls.summary.negotiated_version == 0x0304
+            && usize::from(self.tls.shape.post_records) < POST_HANDSHAKE_LOGGED
+            && !self.tls.dirs.iter().any(|d| d.stopped());
+        if self.tls.handshake_done && !waiting {
             self.log_tls(report);
         }
     }

@@ -166,6 +166,10 @@ pub enum FindingKind {
     /// TLS 1.3 protected handshake records of sizes no genuine stack sends: bytes appended to
     /// the server's Finished (ShadowTLS v3's HMAC on a relayed handshake).
     Tls13RecordShape = 40,
+    /// A server answered for a service whose genuine servers were learned (host store) and
+    /// departed from that profile: prefix, JA3S, certificate, ALPN or post-handshake records.
+    /// Raised by the host layer on the EVE writer thread.
+    ServiceProfileMismatch = 41,
 }
 
 /// Static facts about a finding kind: its EVE signature and classification.
@@ -186,8 +190,8 @@ const SID_BASE: u32 = 9_470_000;
 impl FindingKind {
     /// One past the highest discriminant: the size of arrays indexed by [`FindingKind::index`].
     /// Discriminants are stable (they index counters); gaps are kinds added on other branches.
-    pub const COUNT: usize = 41;
-    pub const ALL: [FindingKind; 38] = [
+    pub const COUNT: usize = 42;
+    pub const ALL: [FindingKind; 39] = [
         FindingKind::ProtocolPortMismatch,
         FindingKind::NonStandardPort,
         FindingKind::NonTlsOnTlsPort,
@@ -226,6 +230,7 @@ impl FindingKind {
         FindingKind::TcpOverlapConflict,
         FindingKind::HostBlocked,
         FindingKind::Tls13RecordShape,
+        FindingKind::ServiceProfileMismatch,
     ];
 
     pub fn index(self) -> usize {
@@ -539,6 +544,14 @@ impl FindingKind {
                 category: "Potential Corporate Privacy Violation",
                 severity: 2,
                 tunable: Tunable::ProtocolMatchConfidence,
+            },
+            FindingKind::ServiceProfileMismatch => KindInfo {
+                name: "service_profile_mismatch",
+                signature_id: SID_BASE + 42,
+                signature: "UNMASK server departs from the learned profile of the service it answers for",
+                category: "Potentially Bad Traffic",
+                severity: 2,
+                tunable: Tunable::IssuerOrgFilter,
             },
         }
     }
