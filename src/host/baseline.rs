@@ -120,8 +120,10 @@ pub fn sni_suffix(sni: &str) -> String {
 pub enum Profiled {
     /// The value is in the service's profile.
     Known,
-    /// Added: the service had no value of this kind yet, or the baseline is learning.
+    /// Added: the baseline is learning (`mode = "learn"` or the learning period).
     Learned,
+    /// Outside learning, a service with no profile of this kind: nothing to judge by.
+    Unprofiled,
     /// Not in the profile of a service that has one: a departure. Not added, so every flow
     /// that departs the same way is reported, not only the first.
     Departed {
@@ -289,18 +291,25 @@ impl Baseline {
     }
 
     /// Judges one sighting against its service's profile (a pair of a profile kind): known
-    /// values are refreshed, a service's first values (or any while learning) are learned,
-    /// and a value the profile of a known service lacks is a departure, left out of it.
+    /// values are refreshed; while learning, new values are learned; afterwards a value the
+    /// profile of a service lacks is a departure, left out of it, and a service without a
+    /// profile is not judged (profiles come from learning or an import, never first use).
     pub fn profile(&mut self, pair: Pair, ts: Timestamp) -> Profiled {
         let learned = self
             .profiles
             .get(&(pair.kind, pair.service().to_string()))
             .copied()
             .unwrap_or(0);
-        if learned > 0 && !self.learning(ts) && self.get(&pair).is_none() {
+        if !self.learning(ts) && self.get(&pair).is_none() {
             self.stats.observed += 1;
             self.meta.clock_ns = self.meta.clock_ns.max(ts.0);
-            return Profiled::Departed { learned };
+            // Outside learning a service gets no profile on first use: the first server to
+            // answer for it could be the relay.
+            return if learned > 0 {
+                Profiled::Departed { learned }
+            } else {
+                Profiled::Unprofiled
+            };
         }
         let known = self.get(&pair).is_some();
         let before = self.len();

@@ -342,7 +342,10 @@ fn profile(base: &mut Baseline, t: &TlsEveRecord, confidence: u8) -> Option<Box<
     };
     let mut parts: Vec<(PairKind, String)> = Vec::with_capacity(5);
     parts.push((PairKind::ServicePrefix, String::new()));
-    if let Some((hash, _)) = &t.tls.ja3s {
+    // A resumed TLS 1.3 handshake answers with pre_shared_key (another JA3S) and sends no
+    // tickets: only full handshakes are profiled on those two.
+    let resumed = t.tls.shape.is_some_and(|h| h.psk);
+    if let Some((hash, _)) = t.tls.ja3s.as_ref().filter(|_| !resumed) {
         parts.push((PairKind::ServiceJa3s, hash.clone()));
     }
     if let Some(fp) = &t.tls.fingerprint {
@@ -351,20 +354,15 @@ fn profile(base: &mut Baseline, t: &TlsEveRecord, confidence: u8) -> Option<Box<
     if let Some(alpn) = t.tls.server_alpns.first() {
         parts.push((PairKind::ServiceAlpn, alpn.clone()));
     }
-    if let Some(h) = &t.tls.shape {
+    if let Some(h) = t.tls.shape.filter(|h| !h.psk) {
         // Only once the client's Finished was seen: before it nothing follows a handshake.
+        // The first record only: an OpenSSL site's first NewSessionTicket has one size per
+        // server configuration, what follows it (a second ticket or the response) varies.
         if h.client_finished > 0 {
-            let sizes: Vec<String> = h
+            let shown = h
                 .post_sizes()
-                .iter()
-                .take(crate::inspect::POST_HANDSHAKE_LOGGED)
-                .map(u16::to_string)
-                .collect();
-            let shown = if sizes.is_empty() {
-                "none".to_string()
-            } else {
-                sizes.join(",")
-            };
+                .first()
+                .map_or_else(|| "none".to_string(), u16::to_string);
             parts.push((PairKind::ServicePostHandshake, shown));
         }
     }
@@ -552,16 +550,19 @@ mod tests {
             );
         }
         // Only the post-handshake shape departs.
-        let f = findings(&mut h, &handshake(7, 2, 2, "aaa", &[1200, 40]));
+        let f = findings(&mut h, &handshake(7, 2, 2, "aaa", &[1200, 250]));
         assert_eq!(
             evidence(&f[0], "departed").as_deref(),
             Some("post_handshake")
         );
-        // Another service has no profile yet: its first values are learned, not judged.
-        let mut other = handshake(8, 1, 3, "bbb", &[]);
-        if let EveRecord::Tls(t) = &mut other {
-            t.tls.sni = Some("other.example.test".into());
+        // Another service has no profile: outside learning it gets none from first use, so
+        // neither its first flow nor a different second one is judged.
+        for (id, ja3s) in [(8, "bbb"), (9, "ccc")] {
+            let mut other = handshake(id, 1, 3, ja3s, &[]);
+            if let EveRecord::Tls(t) = &mut other {
+                t.tls.sni = Some("other.example.test".into());
+            }
+            assert!(findings(&mut h, &other).is_empty());
         }
-        assert!(findings(&mut h, &other).is_empty());
     }
 }
