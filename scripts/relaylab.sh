@@ -52,6 +52,13 @@ cleanup() {
 
 inns() { local ns="$1"; shift; ip netns exec "$ns" "$@"; }
 
+# In the background, as the command itself (its pid is $!): a subshell would inherit the
+# cleanup trap and tear the lab down when the command is signalled.
+bg_in() {
+	local ns="$1"; shift
+	( trap - EXIT INT TERM HUP; exec ip netns exec "$ns" "$@" ) &
+}
+
 topology() {
 	ip netns add "${P}c"; ip netns add "${P}r"; ip netns add "${P}s"
 	ip link add "${P}c0" type veth peer name "${P}r0"
@@ -69,6 +76,9 @@ topology() {
 	inns "${P}c" ip route add default via 10.77.1.2
 	inns "${P}s" ip route add default via 10.77.2.1
 	inns "${P}r" sysctl -qw net.ipv4.ip_forward=1
+	# REALITY's VLESS wants a host name as its target: the relay resolves the site's name.
+	mkdir -p "/etc/netns/${P}r"
+	printf '127.0.0.1 localhost\n10.77.2.2 %s\n' "$SNI" >"/etc/netns/${P}r/hosts"
 	# Real MTU-sized frames on the captured leg, as on a wire.
 	for dev in "${P}c0"; do inns "${P}c" ethtool -K "$dev" tso off gso off gro off >/dev/null 2>&1 || true; done
 	inns "${P}r" ethtool -K "${P}r0" tso off gso off gro off >/dev/null 2>&1 || true
@@ -85,6 +95,9 @@ site() {
 		-days 30 -extfile "$d/ext.cnf" -out "$d/site.pem" 2>/dev/null
 	head -c 200000 /dev/urandom | base64 >"$d/html/page.txt"
 	echo "relaylab-ok" >"$d/html/index.html"
+	# nginx's workers run unprivileged: the site's files must be readable to them.
+	chmod 755 "$WORK" "$d" "$d/html"
+	chmod 644 "$d/html/"*
 	cat >"$d/nginx.conf" <<NGX
 worker_processes 1;
 pid $d/nginx.pid;
@@ -106,7 +119,7 @@ http {
   }
 }
 NGX
-	inns "${P}s" nginx -c "$d/nginx.conf" >"$WORK/nginx.log" 2>&1 &
+	bg_in "${P}s" nginx -c "$d/nginx.conf" >"$WORK/nginx.log" 2>&1
 	echo $! >"$WORK/nginx.pid"
 }
 
@@ -117,7 +130,7 @@ relays() {
 	keys="$("$SHOES" generate-reality-keypair)"
 	priv="$(echo "$keys" | awk -F': *' 'tolower($0) ~ /private/ {print $2; exit}')"
 	pub="$(echo "$keys" | awk -F': *' 'tolower($0) ~ /public/ {print $2; exit}')"
-	sspw="$("$SHOES" generate-shadowsocks-2022-password 2022-blake3-aes-256-gcm | tail -1 | awk '{print $NF}')"
+	sspw="$("$SHOES" generate-shadowsocks-2022-password 2022-blake3-aes-256-gcm | awk '/^Password:/ {print $2; exit}')"
 	uuid="$(cat /proc/sys/kernel/random/uuid)"
 	[ -n "$priv" ] && [ -n "$pub" ] && [ -n "$sspw" ] || die "shoes key generation gave: $keys / $sspw"
 	cat >"$d/server.yaml" <<YML
@@ -144,7 +157,7 @@ relays() {
       "$SNI":
         private_key: "$priv"
         short_ids: ["0123456789abcdef"]
-        dest: 10.77.2.2:443
+        dest: "$SNI:443"
         vision: true
         protocol:
           type: vless
@@ -189,9 +202,9 @@ YML
             type: vless
             user_id: "$uuid"
 YML
-	inns "${P}r" "$SHOES" "$d/server.yaml" >"$WORK/shoes-server.log" 2>&1 &
+	bg_in "${P}r" "$SHOES" --no-reload "$d/server.yaml" >"$WORK/shoes-server.log" 2>&1
 	echo $! >"$WORK/shoes-server.pid"
-	inns "${P}c" "$SHOES" "$d/client.yaml" >"$WORK/shoes-client.log" 2>&1 &
+	bg_in "${P}c" "$SHOES" --no-reload "$d/client.yaml" >"$WORK/shoes-client.log" 2>&1
 	echo $! >"$WORK/shoes-client.pid"
 }
 
@@ -208,7 +221,7 @@ wait_port() { # ns addr port
 capture() {
 	local name="$1"; shift
 	local pcap="$OUT/$name.pcap" ok=0 i
-	inns "${P}c" tcpdump -i "${P}c0" -s 0 -U -w "$pcap" tcp >/dev/null 2>&1 &
+	bg_in "${P}c" tcpdump -i "${P}c0" -s 0 -U -w "$pcap" tcp >/dev/null 2>&1
 	local tpid=$!
 	sleep 0.5
 	for i in $(seq 1 "$CONNS"); do
@@ -244,8 +257,8 @@ run() {
 	capture direct-h1 "${direct[@]}" --http1.1 -o /dev/null "https://$SNI/page.txt"
 	capture direct-h2 "${direct[@]}" --http2 -o /dev/null "https://$SNI/page.txt"
 	capture shadowtls curl -sSf --max-time 10 --socks5-hostname 127.0.0.1:1080 -o /dev/null http://10.77.2.2/page.txt
-	capture reality curl -sSf --max-time 10 --cacert "$ca" --resolve "$SNI:443:10.77.2.2" \
-		--socks5 127.0.0.1:1081 -o /dev/null "https://$SNI/page.txt"
+	capture reality curl -sSf --max-time 10 --cacert "$ca" \
+		--socks5-hostname 127.0.0.1:1081 -o /dev/null "https://$SNI/page.txt"
 	capture probe-shadowtls curl -sSf --max-time 10 --cacert "$ca" --resolve "$SNI:443:10.77.1.2" \
 		-o /dev/null "https://$SNI/index.html"
 	capture probe-reality curl -sSf --max-time 10 --cacert "$ca" --resolve "$SNI:443:10.77.1.3" \

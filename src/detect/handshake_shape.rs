@@ -15,9 +15,9 @@
 //! as 57.
 //!
 //! Judged once, when the client's first protected record (its Finished) shows the server's
-//! flight is complete, and only when that record is exactly the suite's Finished (no 0-RTT,
-//! no client certificate) and the server sent no lone Finished of the exact size (what follows
-//! one is 0.5-RTT data, which has no fixed size).
+//! flight is complete, and only when that record is no smaller than the suite's Finished (no
+//! 0-RTT) and the server sent no lone Finished of the exact size (what follows one is 0.5-RTT
+//! data, which has no fixed size).
 //!
 //! Known evasions (docs/detections.md): a borrowed server that puts its whole flight in one
 //! record (the appended bytes then hide in a record of no fixed size); a relay that strips or
@@ -36,7 +36,10 @@ use crate::proto::tls::finished_record_len;
 pub struct HandshakeShapeConfig {
     pub enabled: bool,
     pub block: bool,
+    /// When the client's first protected record is exactly the suite's Finished, and when it
+    /// is larger (a client certificate, or a relay client that sends data instead).
     pub confidence: u8,
+    pub unconfirmed_confidence: u8,
 }
 
 impl Default for HandshakeShapeConfig {
@@ -45,6 +48,7 @@ impl Default for HandshakeShapeConfig {
             enabled: true,
             block: false,
             confidence: 85,
+            unconfirmed_confidence: 75,
         }
     }
 }
@@ -57,6 +61,12 @@ impl HandshakeShapeConfig {
             section: "detect.handshake_shape",
         };
         keys.check("confidence", self.confidence.into(), 1, 100)?;
+        keys.check(
+            "unconfirmed_confidence",
+            self.unconfirmed_confidence.into(),
+            1,
+            100,
+        )?;
         Ok(())
     }
 }
@@ -109,13 +119,16 @@ impl Check for HandshakeShapeCheck {
         } else {
             MIN_CERTIFICATE_VERIFY
         };
-        // The client's first protected record must be its Finished, exactly: that confirms
-        // the suite's sizes on a record no relay touches, and rules out 0-RTT (the client's
-        // EndOfEarlyData comes first, and the server may have sent 0.5-RTT data after its
-        // Finished) and client certificates.
-        if shape.client_finished != finished {
+        // 0-RTT: the client's first protected record is its EndOfEarlyData (21 bytes), and
+        // the server may have sent 0.5-RTT data after its Finished: the flight's end is
+        // unknown. A client's Finished (or Certificate) is never smaller than the suite's
+        // Finished. A client Finished of exactly that size confirms the suite's sizes on a
+        // record the relay did not touch; shoes' ShadowTLS client sends its first data
+        // instead, so a larger first record is judged too, at `unconfirmed_confidence`.
+        if shape.client_finished < finished {
             return;
         }
+        let confirmed = shape.client_finished == finished;
         // A lone Finished of the exact size was sent: whatever followed it before the client's
         // Finished is 0.5-RTT data (an HTTP/2 SETTINGS), not the end of the flight.
         if shape.server_finished_alone {
@@ -127,7 +140,11 @@ impl Check for HandshakeShapeCheck {
         }
         let mut f = Finding {
             kind: FindingKind::Tls13RecordShape,
-            confidence: self.cfg.confidence,
+            confidence: if confirmed {
+                self.cfg.confidence
+            } else {
+                self.cfg.unconfirmed_confidence
+            },
             block: self.cfg.block,
             dir: Dir::ToClient,
             evidence: Default::default(),
@@ -279,6 +296,12 @@ mod tests {
         );
         let t = facts(0x1302, true, &[46, 73], 69);
         assert_eq!(judge(&t, Event::TlsClientFinished).len(), 1);
+        // shoes' ShadowTLS client: its first protected record is data, not a Finished
+        // (relaylab: [31, 872, 285, 73] then 157..982).
+        let t = facts(0x1302, false, &[31, 872, 285, 73], 895);
+        let f = judge(&t, Event::TlsClientFinished);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].confidence, 75);
         // Only judged when the client's Finished arrives.
         assert!(judge(&t, Event::TlsHandshakeDone).is_empty());
     }
