@@ -499,12 +499,12 @@ mod tests {
         }))
     }
 
-    fn findings(h: &mut HostLayer, rec: &EveRecord) -> Vec<Box<AlertRecord>> {
+    fn findings(h: &mut HostLayer, rec: &EveRecord) -> Vec<AlertRecord> {
         let mut out = Vec::new();
         h.observe(rec, &mut out);
         out.into_iter()
             .filter_map(|r| match r {
-                HostRecord::Finding(a) => Some(a),
+                HostRecord::Finding(a) => Some(*a),
                 _ => None,
             })
             .collect()
