@@ -336,6 +336,9 @@ impl HandshakeShape {
     }
 }
 
+// Per flow, in every inspection slot: keep it small.
+const _: () = assert!(std::mem::size_of::<HandshakeShape>() <= 36);
+
 /// TLS extension pre_shared_key: in a ServerHello, the server resumed a session.
 const PRE_SHARED_KEY_EXT: u16 = 41;
 
