@@ -23,7 +23,8 @@
 #
 # `bash scripts/deps.sh proxylab` installs, instead, the optional group for scripts/proxylab.sh
 # (proxy servers and clients, the inner site, nDPI for the comparison), and `bash scripts/deps.sh
-# corpus` the benign corpus's (scripts/corpus.sh); see PROXYLAB_PKGS and CORPUS_PKGS below.
+# corpus` the benign corpus's (scripts/corpus.sh), `bash scripts/deps.sh relaylab` the relay
+# lab's (scripts/relaylab.sh); see PROXYLAB_PKGS, RELAY_CRATES and CORPUS_PKGS below.
 set -euo pipefail
 
 # The proxy lab's packages: only on request, never in the default call.
@@ -39,6 +40,30 @@ set -euo pipefail
 PROXYLAB_PKGS=(shadowsocks-libev simple-obfs shadowsocks-v2ray-plugin v2ray trojan obfs4proxy
 	stunnel4 tinyproxy nginx fcgiwrap git openssh-server openssh-client
 	tcpdump iproute2 openssl curl python3 procps libndpi-bin chromium libnss3-tools)
+
+# The relay lab's tools (scripts/relaylab.sh, tests/lab_relays.rs), on request: `bash
+# scripts/deps.sh relaylab` installs the proxy lab's packages (nginx, tcpdump, curl, ndpiReader)
+# and, with cargo, shoes (ShadowTLS v3, REALITY, VLESS with Vision, Shadowsocks-2022) and
+# shadowsocks-rust into RELAY_ROOT, each skipped when its binary is already there. Measured on a
+# 2-core machine shared with three other agents' builds: shoes 0.3.2 24:47 wall (565 s user CPU),
+# shadowsocks-rust 1.25.0 15:00 wall (592 s user CPU). The lab uses shoes' own Shadowsocks-2022;
+# shadowsocks-rust is there for a second implementation behind ShadowTLS.
+RELAY_ROOT="${RELAY_ROOT:-/opt/unmask-relays}"
+RELAY_CRATES=("shoes:shoes" "shadowsocks-rust:ssserver")
+
+relay_deps() {
+	group_deps proxylab "${PROXYLAB_PKGS[@]}" || return $?
+	local entry crate bin
+	for entry in "${RELAY_CRATES[@]}"; do
+		crate="${entry%%:*}"
+		bin="${entry##*:}"
+		if [ -x "$RELAY_ROOT/bin/$bin" ]; then
+			continue
+		fi
+		echo "deps.sh: installing (cargo) $crate into $RELAY_ROOT" >&2
+		cargo install --locked --root "$RELAY_ROOT" "$crate" || return $?
+	done
+}
 
 # The benign corpus's packages (scripts/corpus.sh), on request too:
 #   apache2 lighttpd lighttpd-mod-openssl h2o nodejs               web servers beside the proxy lab's nginx
@@ -95,6 +120,10 @@ proxylab)
 	;;
 corpus)
 	group_deps corpus "${CORPUS_PKGS[@]}"
+	exit $?
+	;;
+relaylab)
+	relay_deps
 	exit $?
 	;;
 esac

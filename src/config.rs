@@ -861,6 +861,7 @@ impl Config {
         d.tls_in_tls.validate(path)?;
         d.websocket.validate(path)?;
         d.relay.validate(path)?;
+        d.handshake_shape.validate(path)?;
         crate::detect::policy::FindingPolicy::from_tables(
             &d.alert_min_confidence.0,
             &d.block_min_confidence.0,

@@ -80,6 +80,9 @@ pub enum Event<'a> {
     },
     /// The handshake is over (or stopped); fired once.
     TlsHandshakeDone,
+    /// TLS 1.3: the client's first protected record after the ServerHello (its Finished)
+    /// arrived, so the server's protected handshake flight in `TlsFacts::shape` is complete.
+    TlsClientFinished,
     /// A record joined `FlowView::trail`: a TLS application-data record after the handshake,
     /// or a WebSocket data frame after an HTTP upgrade.
     TrailRecord {
@@ -246,6 +249,111 @@ pub fn record_overhead(version: u16, cipher: u16) -> u16 {
     }
 }
 
+/// Server handshake record sizes kept (the first ones; count, total and last are kept whole).
+pub const SHAPE_RECORDS: usize = 6;
+/// Server records kept after the client's Finished.
+pub const POST_HANDSHAKE_RECORDS: usize = 4;
+/// Server records after the client's Finished the EVE `tls` record waits for: an
+/// OpenSSL-based server's two NewSessionTickets, or a relay's first two data records.
+pub const POST_HANDSHAKE_LOGGED: usize = 2;
+
+/// The record-level shape of a TLS 1.3 handshake, seen without decryption: the server's
+/// protected handshake records (application data after its ServerHello, before the client's
+/// Finished), the client's Finished record, and the server's first records after it (the
+/// NewSessionTickets of an OpenSSL-based server, or the first data of a relay that sends none).
+/// Lengths are record lengths (inner content, content type and AEAD tag).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HandshakeShape {
+    /// The server accepted a pre-shared key (resumption): its flight has no certificate.
+    pub psk: bool,
+    pub server_records: u16,
+    pub server_bytes: u32,
+    pub server_sizes: [u16; SHAPE_RECORDS],
+    /// The last protected handshake record the server sent before the client's Finished.
+    pub server_last: u16,
+    /// One of those records had exactly the size of a lone Finished for the suite.
+    pub server_finished_alone: bool,
+    /// The client's first protected record after the ServerHello (its Finished, or its
+    /// Certificate when the server asked for one); 0 until seen.
+    pub client_finished: u16,
+    /// The client sent a protected record before the server's flight could have ended.
+    pub client_spoke_early: bool,
+    /// Server records after the client's Finished (counted whole, the first sizes kept).
+    pub post_records: u16,
+    pub post_sizes: [u16; POST_HANDSHAKE_RECORDS],
+}
+
+impl HandshakeShape {
+    pub fn server_sizes(&self) -> &[u16] {
+        &self.server_sizes[..usize::from(self.server_records).min(SHAPE_RECORDS)]
+    }
+
+    pub fn post_sizes(&self) -> &[u16] {
+        &self.post_sizes[..usize::from(self.post_records).min(POST_HANDSHAKE_RECORDS)]
+    }
+
+    /// Folds one record event; `summary` already includes it. Returns true when the event was
+    /// the client's Finished (the server's flight is then complete).
+    fn observe(&mut self, dir: Dir, ev: &TlsEvent<'_>, summary: &TlsSummary) -> bool {
+        match *ev {
+            TlsEvent::ServerHello(sh) if dir == Dir::ToClient && !sh.is_hello_retry => {
+                self.psk = sh.has_extension(PRE_SHARED_KEY_EXT);
+                false
+            }
+            TlsEvent::ApplicationData { len }
+                if summary.negotiated_version == 0x0304 && summary.server_hello_seen =>
+            {
+                match (dir, self.client_finished) {
+                    (Dir::ToClient, 0) => {
+                        if let Some(slot) =
+                            self.server_sizes.get_mut(usize::from(self.server_records))
+                        {
+                            *slot = len;
+                        }
+                        self.server_records = self.server_records.saturating_add(1);
+                        self.server_bytes = self.server_bytes.saturating_add(u32::from(len));
+                        self.server_last = len;
+                        if tls::finished_record_len(summary.cipher) == Some(len) {
+                            self.server_finished_alone = true;
+                        }
+                        false
+                    }
+                    (Dir::ToServer, 0) => {
+                        // A client has nothing protected to send between the ServerHello and
+                        // the server's Finished (early data goes before the ServerHello): a
+                        // record while the server's flight cannot have ended yet is a relay
+                        // client's own data, and the flight is judged at the next one.
+                        let flight_may_be_over = tls::finished_record_len(summary.cipher)
+                            .is_none_or(|finished| self.server_last >= finished);
+                        if !flight_may_be_over {
+                            self.client_spoke_early = true;
+                            return false;
+                        }
+                        self.client_finished = len.max(1);
+                        true
+                    }
+                    (Dir::ToClient, _) => {
+                        if let Some(slot) = self.post_sizes.get_mut(usize::from(self.post_records))
+                        {
+                            *slot = len;
+                        }
+                        self.post_records = self.post_records.saturating_add(1);
+                        false
+                    }
+                    _ => false,
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
+// Per flow, in every inspection slot: keep it small.
+const _: () = assert!(std::mem::size_of::<HandshakeShape>() <= 36);
+
+/// TLS extension pre_shared_key: in a ServerHello, the server resumed a session.
+const PRE_SHARED_KEY_EXT: u16 = 41;
+
 /// What is known about a flow's TLS so far.
 #[derive(Debug, Clone, Copy)]
 pub struct TlsFacts {
@@ -271,6 +379,7 @@ pub struct TlsFacts {
     pub handshake_done: bool,
     pub logged: bool,
     pub trail: RecordTrail,
+    pub shape: HandshakeShape,
 }
 
 impl Default for TlsFacts {
@@ -291,6 +400,7 @@ impl Default for TlsFacts {
             handshake_done: false,
             logged: false,
             trail: RecordTrail::default(),
+            shape: HandshakeShape::default(),
         }
     }
 }
@@ -817,6 +927,10 @@ impl InspectState {
         dir_state.feed(data, scratch, |ev| {
             let was_over = facts.over();
             facts.summary.observe(dir, &ev);
+            if facts.shape.observe(dir, &ev, &facts.summary) {
+                let view = base.view(ident, Some(&*facts), Some(&http), now);
+                report.event(&view, &Event::TlsClientFinished);
+            }
             let event = match ev {
                 TlsEvent::ApplicationData { len } if was_over && !facts.trail.is_full() => {
                     let s = &facts.summary;
@@ -897,6 +1011,14 @@ impl InspectState {
             self.tls.handshake_done = true;
             let view = base.view(self.ident, Some(&self.tls), Some(&self.http), now);
             report.event(&view, &Event::TlsHandshakeDone);
+        }
+        // A TLS 1.3 handshake's record waits for the server's first records after the client's
+        // Finished (the post-handshake shape the service profiles learn); the end of
+        // inspection writes it with what there was.
+        let waiting = self.tls.summary.negotiated_version == 0x0304
+            && usize::from(self.tls.shape.post_records) < POST_HANDSHAKE_LOGGED
+            && !self.tls.dirs.iter().any(|d| d.stopped());
+        if self.tls.handshake_done && !waiting {
             self.log_tls(report);
         }
     }
@@ -1138,5 +1260,49 @@ impl InspectState {
             self.http.active.then_some(&self.http),
             now,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls13(cipher: u16) -> TlsSummary {
+        TlsSummary {
+            negotiated_version: 0x0304,
+            server_hello_seen: true,
+            cipher,
+            ..TlsSummary::default()
+        }
+    }
+
+    fn data(len: u16) -> TlsEvent<'static> {
+        TlsEvent::ApplicationData { len }
+    }
+
+    #[test]
+    fn a_client_record_before_the_server_flight_can_end_waits_for_the_next_one() {
+        let s = tls13(0x1301);
+        let mut shape = HandshakeShape::default();
+        // A relay's client sends its own data after the server's first record.
+        assert!(!shape.observe(Dir::ToClient, &data(31), &s));
+        assert!(!shape.observe(Dir::ToServer, &data(285), &s));
+        assert!(shape.client_spoke_early);
+        assert_eq!(shape.client_finished, 0);
+        for n in [872, 285, 73] {
+            assert!(!shape.observe(Dir::ToClient, &data(n), &s));
+        }
+        // Now the flight may be over: the next client record is judged against all of it.
+        assert!(shape.observe(Dir::ToServer, &data(734), &s));
+        assert_eq!(shape.server_sizes(), &[31, 872, 285, 73]);
+        assert_eq!((shape.server_last, shape.client_finished), (73, 734));
+
+        // A genuine flight: the client's Finished comes after the server's.
+        let mut genuine = HandshakeShape::default();
+        for n in [36, 868, 281, 53] {
+            genuine.observe(Dir::ToClient, &data(n), &s);
+        }
+        assert!(genuine.observe(Dir::ToServer, &data(53), &s));
+        assert!(!genuine.client_spoke_early);
     }
 }

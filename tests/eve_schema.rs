@@ -106,8 +106,10 @@ fn the_validator_rejects_what_suricata_would_not_write() {
 #[test]
 fn host_alert_and_first_seen_records_validate_against_suricatas_schema() {
     use unmask::capture::Timestamp;
+    use unmask::detect::Finding;
     use unmask::detect::FindingKind;
-    use unmask::engine::record::FlowMeta;
+    use unmask::engine::record::{AlertAction, AlertRecord, FlowMeta};
+    use unmask::flow::Dir;
     use unmask::host::correlate::{Cause, Contribution, HostAlert, HostKey, Role};
     use unmask::host::pair::PairKind;
     use unmask::host::{FirstSeen, HostRecord};
@@ -171,7 +173,29 @@ fn host_alert_and_first_seen_records_validate_against_suricatas_schema() {
         };
         records.push(HostRecord::FirstSeen(Box::new(f)).to_json(&EveFormat::default()));
     }
-    assert_eq!(assert_valid(&v, &records), 6);
+    // A per-flow finding of the host layer (a service profile departure), as a worker's alert.
+    let mut finding = Finding {
+        kind: FindingKind::ServiceProfileMismatch,
+        confidence: 70,
+        block: false,
+        dir: Dir::ToClient,
+        evidence: Default::default(),
+    };
+    finding.evidence.add("service", "www.example-site.test");
+    finding.evidence.add("departed", "prefix,post_handshake");
+    let alert = AlertRecord {
+        ts,
+        meta,
+        dir: Dir::ToClient,
+        action: AlertAction::Allowed,
+        finding,
+        pcap_cnt: None,
+    };
+    records.push(HostRecord::Finding(Box::new(alert)).to_json(&EveFormat::default()));
+    assert_eq!(assert_valid(&v, &records), 2 + PairKind::ALL.len() + 1);
+    let last = records.last().unwrap();
+    assert_eq!(last["alert"]["signature_id"], 9_470_042);
+    assert_eq!(last["unmask"]["finding"], "service_profile_mismatch");
     assert_eq!(
         records[0]["unmask"]["host"]["flow_ids"],
         serde_json::json!([7, 8])

@@ -163,6 +163,13 @@ pub enum FindingKind {
     /// A new flow of a host that a host alert put on the block list (`correlation.block_secs`).
     /// 37 stays unused: its signature id is the host alert's.
     HostBlocked = 36,
+    /// TLS 1.3 protected handshake records of sizes no genuine stack sends: bytes appended to
+    /// the server's Finished (ShadowTLS v3's HMAC on a relayed handshake).
+    Tls13RecordShape = 40,
+    /// A server answered for a service whose genuine servers were learned (host store) and
+    /// departed from that profile: prefix, JA3S, certificate, ALPN or post-handshake records.
+    /// Raised by the host layer on the EVE writer thread.
+    ServiceProfileMismatch = 41,
     /// The server's answers come one leg later than its transport round trip explains: a
     /// relay forwarding to an origin elsewhere (a weak signal: recorded below the alert floor
     /// by default).
@@ -189,7 +196,7 @@ impl FindingKind {
     /// (some discriminants are unused, so this is more than the number of kinds).
     pub const COUNT: usize = 43;
     /// The number of kinds, the length of [`FindingKind::ALL`].
-    pub const DEFINED: usize = 38;
+    pub const DEFINED: usize = 40;
     pub const ALL: [FindingKind; Self::DEFINED] = [
         FindingKind::ProtocolPortMismatch,
         FindingKind::NonStandardPort,
@@ -228,6 +235,8 @@ impl FindingKind {
         FindingKind::IpFragmentOverlap,
         FindingKind::TcpOverlapConflict,
         FindingKind::HostBlocked,
+        FindingKind::Tls13RecordShape,
+        FindingKind::ServiceProfileMismatch,
         FindingKind::Relayed,
     ];
 
@@ -534,6 +543,22 @@ impl FindingKind {
                 category: "Potentially Bad Traffic",
                 severity: 1,
                 tunable: Tunable::TimeWindow,
+            },
+            FindingKind::Tls13RecordShape => KindInfo {
+                name: "tls13_record_shape",
+                signature_id: SID_BASE + 41,
+                signature: "UNMASK TLS 1.3 handshake records of a size no genuine stack sends (relayed handshake)",
+                category: "Potential Corporate Privacy Violation",
+                severity: 2,
+                tunable: Tunable::ProtocolMatchConfidence,
+            },
+            FindingKind::ServiceProfileMismatch => KindInfo {
+                name: "service_profile_mismatch",
+                signature_id: SID_BASE + 42,
+                signature: "UNMASK server departs from the learned profile of the service it answers for",
+                category: "Potentially Bad Traffic",
+                severity: 2,
+                tunable: Tunable::IssuerOrgFilter,
             },
             FindingKind::Relayed => KindInfo {
                 name: "relayed",

@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    asymmetry, certificate, ech, fingerprint, fully_encrypted, http, http_body, protocol_port,
-    relay, service, sni, tls_handshake, tls_in_tls, websocket,
+    asymmetry, certificate, ech, fingerprint, fully_encrypted, handshake_shape, http, http_body,
+    protocol_port, relay, service, sni, tls_handshake, tls_in_tls, websocket,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -26,6 +26,7 @@ pub struct DetectConfig {
     pub tls_in_tls: tls_in_tls::TlsInTlsConfig,
     pub websocket: websocket::WebSocketConfig,
     pub relay: relay::RelayConfig,
+    pub handshake_shape: handshake_shape::HandshakeShapeConfig,
     /// Per finding name: the confidence a finding needs to raise an alert (below it, it is
     /// only recorded); kinds not named keep their built-in floor (see `policy`).
     pub alert_min_confidence: super::policy::AlertFloors,

@@ -11,6 +11,7 @@ pub mod config;
 pub mod ech;
 pub mod fingerprint;
 pub mod fully_encrypted;
+pub mod handshake_shape;
 pub mod http;
 pub mod http_body;
 pub mod policy;
@@ -45,6 +46,7 @@ pub struct Detector {
     websocket: Option<websocket::WebSocketCheck>,
     /// Not an event check: the engine hands it each flow's request/response pairs.
     pub relay: Option<relay::RelayCheck>,
+    handshake_shape: Option<handshake_shape::HandshakeShapeCheck>,
     /// What each finding kind's confidence buys: an alert, a block.
     pub policy: policy::FindingPolicy,
 }
@@ -129,6 +131,10 @@ impl Detector {
                 .relay
                 .enabled
                 .then(|| relay::RelayCheck::new(&cfg.relay)),
+            handshake_shape: cfg
+                .handshake_shape
+                .enabled
+                .then(|| handshake_shape::HandshakeShapeCheck::new(&cfg.handshake_shape)),
             // The tables were validated with the rest of the file (try_new fails on them first).
             policy: policy::FindingPolicy::from_tables(
                 &cfg.alert_min_confidence.0,
@@ -158,5 +164,6 @@ impl Detector {
         run(&self.fully_encrypted, view, event, out);
         run(&self.tls_in_tls, view, event, out);
         run(&self.websocket, view, event, out);
+        run(&self.handshake_shape, view, event, out);
     }
 }

@@ -8,7 +8,7 @@ use crate::capture::Timestamp;
 use crate::detect::Finding;
 use crate::flow::table::TUNNELS_KEPT;
 use crate::flow::Dir;
-use crate::inspect::{version_name, TlsFacts};
+use crate::inspect::{version_name, HandshakeShape, TlsFacts};
 use crate::proto::AppProto;
 use crate::wire::{Family, TcpFlags, TunnelKind};
 
@@ -145,6 +145,8 @@ pub struct TlsRecord {
     pub server_alpns: Vec<String>,
     pub certificates: u16,
     pub anomalies: Vec<&'static str>,
+    /// TLS 1.3: the record sizes of the protected handshake and what followed it.
+    pub shape: Option<HandshakeShape>,
 }
 
 /// A TLS record with the flow it belongs to.
@@ -203,6 +205,7 @@ impl TlsRecord {
                 .union(s.anomalies_server)
                 .names()
                 .collect(),
+            shape: (s.negotiated_version == 0x0304 && s.server_hello_seen).then_some(facts.shape),
             ..TlsRecord::default()
         };
         if let Some(c) = &facts.leaf {

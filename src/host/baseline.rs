@@ -49,6 +49,8 @@ pub struct BaselineConfig {
     pub max_entries: u32,
     /// Wall-clock milliseconds between commits: what a kill -9 can lose.
     pub commit_interval_ms: u32,
+    /// Confidence of a `service_profile_mismatch` finding; 0 turns service profiles off.
+    pub service_profile_confidence: u8,
 }
 
 impl Default for BaselineConfig {
@@ -60,6 +62,7 @@ impl Default for BaselineConfig {
             retention_days: 90,
             max_entries: 250_000,
             commit_interval_ms: 1000,
+            service_profile_confidence: 70,
         }
     }
 }
@@ -78,6 +81,12 @@ impl BaselineConfig {
             u64::from(self.commit_interval_ms),
             10,
             3_600_000,
+        )?;
+        keys.check(
+            "service_profile_confidence",
+            u64::from(self.service_profile_confidence),
+            0,
+            100,
         )?;
         Ok(())
     }
@@ -104,6 +113,25 @@ pub fn sni_suffix(sni: &str) -> String {
         2
     };
     labels[n.saturating_sub(keep)..].join(".")
+}
+
+/// What a service profile made of one sighting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profiled {
+    /// The value is in the service's profile.
+    Known,
+    /// Added: the baseline is learning (`mode = "learn"` or the learning period).
+    Learned,
+    /// Outside learning, a service with no profile of this kind: nothing to judge by.
+    Unprofiled,
+    /// Not in the profile of a service that has one: a departure. Not added, so every flow
+    /// that departs the same way is reported, not only the first.
+    Departed {
+        /// Values of this kind the service's profile holds.
+        learned: u32,
+    },
+    /// Not kept: the baseline is at `max_entries`.
+    Refused,
 }
 
 /// A pair seen for the first time, to report.
@@ -135,6 +163,8 @@ pub struct Baseline {
     cfg: BaselineConfig,
     store: Store,
     map: HashMap<Vec<u8>, Seen>,
+    /// Per (profile kind, service): how many values the profile holds.
+    profiles: HashMap<(PairKind, String), u32>,
     dirty: HashSet<Vec<u8>>,
     removed: Vec<Vec<u8>>,
     meta: Meta,
@@ -152,7 +182,13 @@ impl Baseline {
             undecoded,
         } = store.load()?;
         let mut map = HashMap::with_capacity(pairs.len());
+        let mut profiles = HashMap::new();
         for (p, s) in pairs {
+            if p.kind.is_profile() {
+                *profiles
+                    .entry((p.kind, p.service().to_string()))
+                    .or_insert(0) += 1;
+            }
             map.insert(p.encode(), s);
         }
         let mut b = Baseline {
@@ -164,6 +200,7 @@ impl Baseline {
                 ..BaselineStats::default()
             },
             map,
+            profiles,
             dirty: HashSet::new(),
             removed: Vec::new(),
             meta,
@@ -240,11 +277,50 @@ impl Baseline {
         );
         self.dirty.insert(key);
         self.stats.learned += 1;
+        if pair.kind.is_profile() {
+            *self
+                .profiles
+                .entry((pair.kind, pair.service().to_string()))
+                .or_insert(0) += 1;
+        }
         if self.learning(ts) {
             return None;
         }
         self.stats.reported += 1;
         Some(NewPair { pair, ts })
+    }
+
+    /// Judges one sighting against its service's profile (a pair of a profile kind): known
+    /// values are refreshed; while learning, new values are learned; afterwards a value the
+    /// profile of a service lacks is a departure, left out of it, and a service without a
+    /// profile is not judged (profiles come from learning or an import, never first use).
+    pub fn profile(&mut self, pair: Pair, ts: Timestamp) -> Profiled {
+        let learned = self
+            .profiles
+            .get(&(pair.kind, pair.service().to_string()))
+            .copied()
+            .unwrap_or(0);
+        if !self.learning(ts) && self.get(&pair).is_none() {
+            self.stats.observed += 1;
+            self.meta.clock_ns = self.meta.clock_ns.max(ts.0);
+            // Outside learning a service gets no profile on first use: the first server to
+            // answer for it could be the relay.
+            return if learned > 0 {
+                Profiled::Departed { learned }
+            } else {
+                Profiled::Unprofiled
+            };
+        }
+        let known = self.get(&pair).is_some();
+        let before = self.len();
+        self.observe(pair, ts);
+        if known {
+            Profiled::Known
+        } else if self.len() > before {
+            Profiled::Learned
+        } else {
+            Profiled::Refused
+        }
     }
 
     /// Imports pairs (an export), merged with what is there; committed at once.
@@ -263,6 +339,12 @@ impl Baseline {
                 self.meta.created_ns = merged.first.0.max(1);
             }
             self.meta.clock_ns = self.meta.clock_ns.max(merged.last.0);
+            if p.kind.is_profile() && !self.map.contains_key(&key) {
+                *self
+                    .profiles
+                    .entry((p.kind, p.service().to_string()))
+                    .or_insert(0) += 1;
+            }
             self.map.insert(key.clone(), merged);
             self.dirty.insert(key);
             n += 1;
@@ -313,6 +395,15 @@ impl Baseline {
             gone.extend(by_age.into_iter().take(extra).map(|(_, k)| k.clone()));
         }
         for k in gone {
+            if let Some(p) = Pair::decode(&k).filter(|p| p.kind.is_profile()) {
+                let slot = (p.kind, p.service().to_string());
+                if let Some(n) = self.profiles.get_mut(&slot) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.profiles.remove(&slot);
+                    }
+                }
+            }
             self.map.remove(&k);
             self.dirty.remove(&k);
             self.removed.push(k);

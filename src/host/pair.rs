@@ -11,14 +11,30 @@ pub enum PairKind {
     ClientService = 2,
     ServerJa3s = 3,
     ServerCert = 4,
+    /// Service profiles (issue 21): what the genuine servers of a claimed service (its SNI)
+    /// showed. The value starts with the SNI; the address is the server's prefix (/24, /48)
+    /// for `ServicePrefix`, zero otherwise, and the port the server's.
+    ServicePrefix = 5,
+    ServiceJa3s = 6,
+    /// TLS 1.2 and earlier: the leaf certificate's SHA-1 (TLS 1.3 encrypts it).
+    ServiceCert = 7,
+    /// The ALPN the server chose (visible in TLS 1.2 only; TLS 1.3 encrypts it).
+    ServiceAlpn = 8,
+    /// TLS 1.3: the sizes of the server's first records after the client's Finished.
+    ServicePostHandshake = 9,
 }
 
 impl PairKind {
-    pub const ALL: [PairKind; 4] = [
+    pub const ALL: [PairKind; 9] = [
         PairKind::ClientJa4,
         PairKind::ClientService,
         PairKind::ServerJa3s,
         PairKind::ServerCert,
+        PairKind::ServicePrefix,
+        PairKind::ServiceJa3s,
+        PairKind::ServiceCert,
+        PairKind::ServiceAlpn,
+        PairKind::ServicePostHandshake,
     ];
 
     pub fn name(self) -> &'static str {
@@ -27,6 +43,11 @@ impl PairKind {
             PairKind::ClientService => "client_service",
             PairKind::ServerJa3s => "server_ja3s",
             PairKind::ServerCert => "server_cert",
+            PairKind::ServicePrefix => "service_prefix",
+            PairKind::ServiceJa3s => "service_ja3s",
+            PairKind::ServiceCert => "service_cert",
+            PairKind::ServiceAlpn => "service_alpn",
+            PairKind::ServicePostHandshake => "service_post_handshake",
         }
     }
 
@@ -41,6 +62,30 @@ impl PairKind {
     /// Whose pair it is: the client's, or the server's (address and port).
     pub fn is_client(self) -> bool {
         matches!(self, PairKind::ClientJa4 | PairKind::ClientService)
+    }
+
+    /// A service profile's kind: learned per claimed service, judged by `Baseline::profile`.
+    pub fn is_profile(self) -> bool {
+        (self as u8) >= PairKind::ServicePrefix as u8
+    }
+
+    /// What a departure from this profile kind is called in a finding.
+    pub fn profile_part(self) -> &'static str {
+        match self {
+            PairKind::ServicePrefix => "prefix",
+            PairKind::ServiceJa3s => "ja3s",
+            PairKind::ServiceCert => "certificate",
+            PairKind::ServiceAlpn => "alpn",
+            PairKind::ServicePostHandshake => "post_handshake",
+            _ => self.name(),
+        }
+    }
+}
+
+impl Pair {
+    /// The service a profile pair belongs to: its value up to the first space.
+    pub fn service(&self) -> &str {
+        self.value.split(' ').next().unwrap_or("")
     }
 }
 

@@ -388,6 +388,17 @@ fn tls_json(r: &TlsEveRecord, format: &EveFormat) -> Value {
     if !t.anomalies.is_empty() {
         unmask["tls_anomalies"] = t.anomalies.clone().into();
     }
+    if let Some(h) = &t.shape {
+        unmask["handshake_records"] = json!({
+            "server": h.server_sizes(),
+            "server_count": h.server_records,
+            "server_bytes": h.server_bytes,
+            "client_finished": h.client_finished,
+            "post_handshake": h.post_sizes(),
+            "post_handshake_count": h.post_records,
+            "resumed": h.psk,
+        });
+    }
     m.insert("unmask".into(), unmask);
     Value::Object(m)
 }
@@ -398,6 +409,7 @@ impl HostRecord {
         match self {
             HostRecord::Alert(a) => host_alert_json(a),
             HostRecord::FirstSeen(f) => first_seen_json(f, format),
+            HostRecord::Finding(a) => alert_json(a, format),
         }
     }
 }
@@ -997,8 +1009,11 @@ fn write_loop(
                         line.push(b'\n');
                         out.write_all(&line).map_err(|e| fail(&stats, e))?;
                         let meta = LineMeta {
-                            alert_severity: matches!(r, HostRecord::Alert(_))
-                                .then_some(HOST_ALERT_SEVERITY),
+                            alert_severity: match &r {
+                                HostRecord::Alert(_) => Some(HOST_ALERT_SEVERITY),
+                                HostRecord::Finding(a) => Some(a.finding.kind.info().severity),
+                                HostRecord::FirstSeen(_) => None,
+                            },
                         };
                         sinks.send(&line, meta);
                         match r {
@@ -1007,6 +1022,7 @@ fn write_loop(
                                 stats.host_alert += 1;
                             }
                             HostRecord::FirstSeen(_) => stats.first_seen += 1,
+                            HostRecord::Finding(_) => stats.alert += 1,
                         }
                     }
                 }

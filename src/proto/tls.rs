@@ -1053,5 +1053,22 @@ fn is_known_handshake_type(t: u8) -> bool {
     )
 }
 
+/// The record carrying a lone TLS 1.3 Finished for `cipher`: handshake header, verify_data
+/// (the suite's hash length), inner content type, AEAD tag. None for a suite not in RFC 8446.
+pub fn finished_record_len(cipher: u16) -> Option<u16> {
+    const HEADER: u16 = 4;
+    const CONTENT_TYPE: u16 = 1;
+    let (hash, tag) = match cipher {
+        // TLS_AES_128_GCM_SHA256, TLS_CHACHA20_POLY1305_SHA256, TLS_AES_128_CCM_SHA256
+        0x1301 | 0x1303 | 0x1304 => (32, 16),
+        // TLS_AES_256_GCM_SHA384
+        0x1302 => (48, 16),
+        // TLS_AES_128_CCM_8_SHA256
+        0x1305 => (32, 8),
+        _ => return None,
+    };
+    Some(HEADER + hash + CONTENT_TYPE + tag)
+}
+
 #[cfg(test)]
 mod tests;
