@@ -43,13 +43,13 @@ PROXYLAB_PKGS=(shadowsocks-libev simple-obfs shadowsocks-v2ray-plugin v2ray troj
 
 # The relay lab's tools (scripts/relaylab.sh, tests/lab_relays.rs), on request: `bash
 # scripts/deps.sh relaylab` installs the proxy lab's packages (nginx, tcpdump, curl, ndpiReader)
-# and, with cargo, shoes (ShadowTLS v3, REALITY, VLESS with Vision, Shadowsocks-2022) and
-# shadowsocks-rust into RELAY_ROOT, each skipped when its binary is already there. Measured on a
-# 2-core machine shared with three other agents' builds: shoes 0.3.2 24:47 wall (565 s user CPU),
-# shadowsocks-rust 1.25.0 15:00 wall (592 s user CPU). The lab uses shoes' own Shadowsocks-2022;
-# shadowsocks-rust is there for a second implementation behind ShadowTLS.
+# and, with cargo, shoes (ShadowTLS v3, REALITY, VLESS with Vision, and the Shadowsocks-2022
+# server the lab puts behind ShadowTLS) into RELAY_ROOT, skipped when its binary is already
+# there. The test command runs it. Measured: 565 s of CPU (24:47 wall on a 2-core machine shared
+# with three other builds). RELAY_CRATES="shoes:shoes shadowsocks-rust:ssserver" adds
+# shadowsocks-rust (592 s of CPU), a second Shadowsocks-2022 implementation the lab does not need.
 RELAY_ROOT="${RELAY_ROOT:-/opt/unmask-relays}"
-RELAY_CRATES=("shoes:shoes" "shadowsocks-rust:ssserver")
+read -r -a RELAY_CRATES <<<"${RELAY_CRATES:-shoes:shoes}"
 
 relay_deps() {
 	group_deps proxylab "${PROXYLAB_PKGS[@]}" || return $?

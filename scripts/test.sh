@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 bash scripts/deps.sh proxylab
 bash scripts/deps.sh corpus
+bash scripts/deps.sh relaylab
 python3 scripts/check-layers.py
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
