@@ -6,11 +6,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{run_engine, Run};
-use unmask::capture::pcap::CaptureSource;
-use unmask::capture::{Action, PacketSource, Polled};
+use common::{capture_frames, run_engine, Run};
+use unmask::capture::Action;
 use unmask::config::Config;
-use unmask::fixtures::TimedFrame;
 use unmask::flow::defrag::DefragEvent;
 use unmask::verdict::Mode;
 use unmask::wire::{OtherKind, TunnelKind};
@@ -21,28 +19,10 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The frames of a capture, in order.
-fn frames(path: &Path) -> Vec<TimedFrame> {
-    let mut src = CaptureSource::open(&[path.to_path_buf()], 64)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut out = Vec::new();
-    loop {
-        match src.poll_batch(|f| {
-            out.push((f.ts, f.data.to_vec()));
-            Action::Forward
-        }) {
-            Ok(Polled::End) => break,
-            Ok(_) => {}
-            Err(e) => panic!("{}: {e}", path.display()),
-        }
-    }
-    out
-}
-
 fn run(name: &str, mode: Mode) -> Run {
     let mut c = Config::default();
     c.verdict.mode = mode;
-    run_engine(&c, frames(&fixture(name)))
+    run_engine(&c, capture_frames(&fixture(name)))
 }
 
 /// What the fixture's two flows came to.
@@ -187,7 +167,7 @@ fn every_tunnel_kind_is_opened_and_its_inner_flows_judged() {
 fn tunnels_stay_closed_at_depth_zero() {
     let mut c = Config::default();
     c.decode.tunnel_depth = 0;
-    let r = run_engine(&c, frames(&fixture("tunnel_gtpu.pcap")));
+    let r = run_engine(&c, capture_frames(&fixture("tunnel_gtpu.pcap")));
     assert_eq!(r.counters.tcp, 0);
     assert_eq!(r.counters.other[OtherKind::Udp.index()], r.counters.packets);
     assert!(r.of_type("alert").next().is_none());
@@ -208,7 +188,7 @@ fn nesting_deeper_than_the_limit_is_counted_and_dropped_in_block_mode() {
     // One level deeper allowed: the flows inside are judged like any other.
     let mut c = Config::default();
     c.decode.tunnel_depth = 5;
-    let deep = run_engine(&c, frames(&fixture("tunnel_too_deep.pcap")));
+    let deep = run_engine(&c, capture_frames(&fixture("tunnel_too_deep.pcap")));
     assert_eq!(deep.findings_on_port(443), ["protocol_port_mismatch"]);
 }
 
@@ -260,7 +240,7 @@ fn the_real_gtp_tls_flow_is_inspected() {
     // add up (the capture was rewritten, or taken before offload finished them).
     let mut c = Config::default();
     c.stream.checksum_validation = unmask::config::ChecksumValidation::No;
-    let r = run_engine(&c, frames(&path));
+    let r = run_engine(&c, capture_frames(&path));
     assert_eq!(r.counters.tunnels[TunnelKind::GtpU.index()], 3);
     let inner: Vec<_> = r
         .of_type("alert")
@@ -313,7 +293,7 @@ fn fragments_in_any_order_are_reassembled_before_inspection() {
 fn without_reassembly_fragmented_flows_are_not_judged() {
     let mut c = Config::default();
     c.defrag.enabled = false;
-    let r = run_engine(&c, frames(&fixture("frag_in_order.pcap")));
+    let r = run_engine(&c, capture_frames(&fixture("frag_in_order.pcap")));
     assert!(r.findings_on_port(443).is_empty());
     assert_eq!(r.counters.other[OtherKind::Fragment.index()], 38);
 }
@@ -383,13 +363,13 @@ fn fragments_beyond_the_limits_are_counted_and_dropped_in_block_mode() {
     // With the limit raised, the same flow is reassembled and caught.
     let mut c = Config::default();
     c.defrag.max_fragments = 128;
-    let raised = run_engine(&c, frames(&fixture("frag_too_many.pcap")));
+    let raised = run_engine(&c, capture_frames(&fixture("frag_too_many.pcap")));
     assert_eq!(raised.findings_on_port(443), ["protocol_port_mismatch"]);
     // And with drop_unreassembled off, block mode forwards them (counted) instead.
     let mut c = Config::default();
     c.verdict.mode = Mode::Block;
     c.defrag.drop_unreassembled = false;
-    let lenient = run_engine(&c, frames(&fixture("frag_too_many.pcap")));
+    let lenient = run_engine(&c, capture_frames(&fixture("frag_too_many.pcap")));
     assert!(lenient.actions.iter().all(|a| *a == Action::Forward));
 }
 
@@ -435,14 +415,14 @@ fn tcp_segmentation_games_do_not_change_the_verdict() {
     let mut c = Config::default();
     c.verdict.mode = Mode::Block;
     c.detect.protocol_port.enabled = false;
-    let r = run_engine(&c, frames(&fixture("tcp_overlap_first_real.pcap")));
+    let r = run_engine(&c, capture_frames(&fixture("tcp_overlap_first_real.pcap")));
     assert_eq!(r.findings_on_port(443), ["tcp_overlap_conflict"]);
     assert_eq!(verdicts(&r).flagged_dropped, 1);
     let a = r.of_type("alert").next().unwrap();
     assert_eq!(a["unmask"]["evidence"]["policy"], "first");
     // Alert only when asked.
     c.stream.block_overlap_conflict = false;
-    let r = run_engine(&c, frames(&fixture("tcp_overlap_first_real.pcap")));
+    let r = run_engine(&c, capture_frames(&fixture("tcp_overlap_first_real.pcap")));
     assert_eq!(r.counters.dropped, 0);
 }
 
@@ -471,14 +451,14 @@ fn out_of_window_rsts_do_not_reset_the_flow() {
 fn segments_with_a_bad_checksum_are_not_inspected() {
     let mut c = Config::default();
     c.stream.checksum_validation = unmask::config::ChecksumValidation::Yes;
-    let r = run_engine(&c, frames(&fixture("tcp_bad_checksum.pcap")));
+    let r = run_engine(&c, capture_frames(&fixture("tcp_bad_checksum.pcap")));
     assert_eq!(r.counters.stream_bad_checksum, 2, "one decoy per flow");
     assert_eq!(r.findings_on_port(443), ["protocol_port_mismatch"]);
     assert!(r.findings_on_port(80).is_empty());
     assert_eq!(r.counters.stream_conflicting_overlaps, 0);
     // Without validation the decoy is what the stream keeps, and the real data conflicts.
     c.stream.checksum_validation = unmask::config::ChecksumValidation::No;
-    let r = run_engine(&c, frames(&fixture("tcp_bad_checksum.pcap")));
+    let r = run_engine(&c, capture_frames(&fixture("tcp_bad_checksum.pcap")));
     assert_eq!(r.counters.stream_bad_checksum, 0);
     assert!(r.counters.stream_conflicting_overlaps >= 1);
 }
@@ -502,12 +482,12 @@ fn segments_whose_ttl_expires_before_the_server_are_not_inspected() {
     assert_eq!(m.counters.stream_conflicting_overlaps, 0);
     let mut c = Config::default();
     c.stream.ttl_tolerance = 255;
-    let r = run_engine(&c, frames(&fixture("tcp_low_ttl.pcap")));
+    let r = run_engine(&c, capture_frames(&fixture("tcp_low_ttl.pcap")));
     assert_eq!(r.counters.stream_low_ttl, 0);
     assert_eq!(r.counters.stream_conflicting_overlaps, 2);
     // Within the tolerance a lower TTL is a path change, not a decoy.
     c.stream.ttl_tolerance = 62;
-    let r = run_engine(&c, frames(&fixture("tcp_low_ttl.pcap")));
+    let r = run_engine(&c, capture_frames(&fixture("tcp_low_ttl.pcap")));
     assert_eq!(r.counters.stream_low_ttl, 0);
 }
 
@@ -524,7 +504,7 @@ fn a_rst_whose_ttl_expires_before_the_server_ends_nothing() {
     }
     let mut c = Config::default();
     c.stream.ttl_tolerance = 255;
-    let r = run_engine(&c, frames(&fixture("tcp_low_ttl_rst.pcap")));
+    let r = run_engine(&c, capture_frames(&fixture("tcp_low_ttl_rst.pcap")));
     assert_eq!(
         r.counters.stream_rst_ignored, 0,
         "the RST is taken at its word"

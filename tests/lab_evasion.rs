@@ -17,11 +17,8 @@
 mod common;
 
 use common::lab::*;
-use common::{run_engine, Run};
-use unmask::capture::pcap::CaptureSource;
-use unmask::capture::{Action, PacketSource, Polled};
+use common::{capture_frames, run_engine, Run};
 use unmask::config::{ChecksumValidation, Config};
-use unmask::fixtures::TimedFrame;
 use unmask::verdict::Mode;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/evasion_live.py");
@@ -221,17 +218,6 @@ fn tunnels(lab: &Lab, far_ns: &str) {
     must(out, "far address");
 }
 
-fn frames(path: &Path) -> Vec<TimedFrame> {
-    let mut src = CaptureSource::open(&[path.to_path_buf()], 64)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut out = Vec::new();
-    while let Ok(Polled::Frames(_) | Polled::Idle) = src.poll_batch(|f| {
-        out.push((f.ts, f.data.to_vec()));
-        Action::Forward
-    }) {}
-    out
-}
-
 /// Offline: (flagged detected and cut, benign intact) for a fixture replayed in block mode.
 fn offline(fixture: &str) -> (bool, bool) {
     let mut c = Config::default();
@@ -241,7 +227,7 @@ fn offline(fixture: &str) -> (bool, bool) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/evasion")
         .join(fixture);
-    let run: Run = run_engine(&c, frames(&path));
+    let run: Run = run_engine(&c, capture_frames(&path));
     let dropped = |port: u16| {
         run.of_type("drop")
             .filter(|d| d["dest_port"] == port || d["src_port"] == port)

@@ -6,35 +6,15 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{run_engine, Run};
+use common::{capture_frames, run_engine, Run};
 use serde_json::Value;
-use unmask::capture::pcap::CaptureSource;
-use unmask::capture::{Action, PacketSource, Polled};
 use unmask::config::Config;
 use unmask::detect::FindingKind;
-use unmask::fixtures::TimedFrame;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/rtt")
         .join(name)
-}
-
-fn frames(path: &Path) -> Vec<TimedFrame> {
-    let mut src = CaptureSource::open(&[path.to_path_buf()], 64)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut out = Vec::new();
-    loop {
-        match src.poll_batch(|f| {
-            out.push((f.ts, f.data.to_vec()));
-            Action::Forward
-        }) {
-            Ok(Polled::End) => break,
-            Ok(_) => {}
-            Err(e) => panic!("{}: {e}", path.display()),
-        }
-    }
-    out
 }
 
 /// A config whose relay findings alert (floor 0), so their evidence is in EVE.
@@ -64,7 +44,7 @@ fn recorded(run: &Run) -> Vec<String> {
 
 #[test]
 fn a_relayed_connection_is_found_with_both_round_trips() {
-    let run = run_engine(&alerting(), frames(&fixture("relayed.pcap")));
+    let run = run_engine(&alerting(), capture_frames(&fixture("relayed.pcap")));
     let alerts = relayed_alerts(&run);
     assert_eq!(alerts.len(), 1, "{:#?}", run.records);
     let ev = &alerts[0]["unmask"]["evidence"];
@@ -83,7 +63,7 @@ fn a_relayed_connection_is_found_with_both_round_trips() {
 
 #[test]
 fn by_default_it_is_recorded_not_alerted() {
-    let run = run_engine(&Config::default(), frames(&fixture("relayed.pcap")));
+    let run = run_engine(&Config::default(), capture_frames(&fixture("relayed.pcap")));
     assert!(relayed_alerts(&run).is_empty());
     assert_eq!(recorded(&run), ["relayed"]);
     let c = &run.counters;
@@ -94,7 +74,7 @@ fn by_default_it_is_recorded_not_alerted() {
 #[test]
 fn direct_and_slow_origin_connections_are_not_relayed() {
     for name in ["direct.pcap", "slow_origin.pcap"] {
-        let run = run_engine(&alerting(), frames(&fixture(name)));
+        let run = run_engine(&alerting(), capture_frames(&fixture(name)));
         assert!(run.of_type("flow").count() == 1, "{name}: one flow");
         assert!(
             relayed_alerts(&run).is_empty(),
@@ -110,7 +90,7 @@ fn direct_and_slow_origin_connections_are_not_relayed() {
 fn the_check_can_be_turned_off() {
     let mut c = alerting();
     c.detect.relay.enabled = false;
-    let run = run_engine(&c, frames(&fixture("relayed.pcap")));
+    let run = run_engine(&c, capture_frames(&fixture("relayed.pcap")));
     assert!(relayed_alerts(&run).is_empty());
 }
 

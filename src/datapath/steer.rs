@@ -25,9 +25,8 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*s.first()?, *s.get(1)?]))
 }
 
-/// The canonical flow key of a TCP frame (Ethernet link layer), `None` for anything else or
-/// anything malformed. Never panics.
-pub fn tcp_flow_key(frame: &[u8]) -> Option<FlowKey> {
+/// The EtherType after at most two VLAN/QinQ tags, and where its header starts.
+fn network_layer(frame: &[u8]) -> Option<(u16, usize)> {
     let mut off = 12usize;
     let mut ethertype = be16(frame, off)?;
     off += 2;
@@ -38,6 +37,13 @@ pub fn tcp_flow_key(frame: &[u8]) -> Option<FlowKey> {
         ethertype = be16(frame, off + 2)?;
         off += 4;
     }
+    Some((ethertype, off))
+}
+
+/// The canonical flow key of a TCP frame (Ethernet link layer), `None` for anything else or
+/// anything malformed. Never panics.
+pub fn tcp_flow_key(frame: &[u8]) -> Option<FlowKey> {
+    let (ethertype, off) = network_layer(frame)?;
     let mut src = [0u8; 16];
     let mut dst = [0u8; 16];
     let (family, l4) = match ethertype {
@@ -158,16 +164,7 @@ pub fn owner(frame: &[u8], workers: usize, steering: Steering) -> Option<usize> 
 /// The direction-free outermost address pair of an IPv4 or IPv6 frame (ports zero), for any
 /// payload, fragment or not; `None` for non-IP or a header cut short.
 pub fn ip_pair_key(frame: &[u8]) -> Option<FlowKey> {
-    let mut off = 12usize;
-    let mut ethertype = be16(frame, off)?;
-    off += 2;
-    for _ in 0..2 {
-        if ethertype != ETH_VLAN && ethertype != ETH_QINQ {
-            break;
-        }
-        ethertype = be16(frame, off + 2)?;
-        off += 4;
-    }
+    let (ethertype, off) = network_layer(frame)?;
     let mut src = [0u8; 16];
     let mut dst = [0u8; 16];
     let family = match ethertype {

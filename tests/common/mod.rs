@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use crossbeam_channel::Receiver;
 use serde_json::Value;
 use unmask::app::replay::{replay, ReplayOptions};
-use unmask::capture::{Action, LinkType, VecSource};
+use unmask::capture::pcap::CaptureSource;
+use unmask::capture::{Action, LinkType, PacketSource, Polled, VecSource};
 use unmask::config::Config;
 use unmask::engine::record::EveRecord;
 use unmask::engine::worker::{self, Clock};
@@ -163,4 +164,22 @@ pub fn replay_capture(path: &Path, config: Config) -> (Vec<Value>, Option<String
         .map(|l| serde_json::from_str(l).expect("EVE lines are JSON"))
         .collect();
     (records, outcome.error.map(|e| e.to_string()))
+}
+
+/// The frames of a capture file, in order, with their packet times.
+pub fn capture_frames(path: &Path) -> Vec<TimedFrame> {
+    let mut src = CaptureSource::open(&[path.to_path_buf()], 64)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out = Vec::new();
+    loop {
+        match src.poll_batch(|f| {
+            out.push((f.ts, f.data.to_vec()));
+            Action::Forward
+        }) {
+            Ok(Polled::End) => break,
+            Ok(_) => {}
+            Err(e) => panic!("{}: {e}", path.display()),
+        }
+    }
+    out
 }
