@@ -279,7 +279,16 @@ capture() {
 	for i in $(seq 1 "$CONNS"); do
 		if inns "${P}c" "$@" >/dev/null 2>>"$WORK/$name.err"; then ok=$((ok + 1)); fi
 	done
-	sleep 0.5
+	# tcpdump on a busy machine lags behind the wire: what is still in its socket buffer when
+	# it is stopped is lost (the last flow or two, with the delay lines). It writes each packet
+	# as it reads it (-U), so it has caught up once the file stops growing.
+	local size=-1 now
+	for i in $(seq 1 50); do
+		sleep 0.3
+		now="$(stat -c %s "$pcap" 2>/dev/null || echo 0)"
+		[ "$now" = "$size" ] && break
+		size="$now"
+	done
 	kill -INT "$tpid" 2>/dev/null; wait "$tpid" 2>/dev/null || true
 	echo "$name $ok/$CONNS" | tee -a "$OUT/manifest.txt"
 }
