@@ -25,7 +25,9 @@
 #   probe       a plain HTTPS visitor to each relay (no key): the relay forwards it to the site
 # Benign controls: direct-h1 and direct-h2 (curl straight to the site, same SNI), and
 # reverse-near: nginx on 10.77.2.3:443 in the site namespace, a reverse proxy beside its origin
-# (a benign relay with no extra leg to speak of).
+# (a benign relay with no extra leg to speak of), and slow-origin: scripts/proxylab/slowsrv.py on
+# 10.77.2.4:443 (its own name, slow.example-site.test), thinking 5-200 ms per request, three
+# requests per connection (think time, not a relay).
 #
 # Names carry the prefix RELAYLAB_PREFIX (default ur<pid>); everything is removed on exit.
 set -euo pipefail
@@ -40,6 +42,7 @@ if [ -z "$SHOES" ]; then
 	done
 fi
 SNI=www.example-site.test
+SLOW=slow.example-site.test
 
 die() { echo "relaylab: $*" >&2; exit 1; }
 
@@ -98,6 +101,8 @@ topology() {
 	inns "${P}s" ip addr add 10.77.2.2/24 dev "${P}s0"
 	# The reverse proxy (benign relay) beside its origin, in the site's prefix.
 	inns "${P}s" ip addr add 10.77.2.3/24 dev "${P}s0"
+	# The slow origin (think time, not a relay), a server of its own.
+	inns "${P}s" ip addr add 10.77.2.4/24 dev "${P}s0"
 	for ns in c r s; do inns "${P}$ns" ip link set lo up; done
 	inns "${P}c" ip link set "${P}c0" up; inns "${P}r" ip link set "${P}r0" up
 	inns "${P}r" ip link set "${P}r1" up; inns "${P}s" ip link set "${P}s0" up
@@ -111,6 +116,7 @@ topology() {
 	inns "${P}r" ip neigh replace 10.77.1.1 lladdr "$mc" dev "${P}r0" nud permanent
 	inns "${P}r" ip neigh replace 10.77.2.2 lladdr "$ms" dev "${P}r1" nud permanent
 	inns "${P}r" ip neigh replace 10.77.2.3 lladdr "$ms" dev "${P}r1" nud permanent
+	inns "${P}r" ip neigh replace 10.77.2.4 lladdr "$ms" dev "${P}r1" nud permanent
 	inns "${P}s" ip neigh replace 10.77.2.1 lladdr "$mr1" dev "${P}s0" nud permanent
 	inns "${P}c" ip route add default via 10.77.1.2
 	inns "${P}s" ip route add default via 10.77.2.1
@@ -132,6 +138,12 @@ site() {
 	printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth\n' "$SNI" >"$d/ext.cnf"
 	openssl x509 -req -in "$d/site.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
 		-days 30 -extfile "$d/ext.cnf" -out "$d/site.pem" 2>/dev/null
+	# The slow origin's own name and certificate: no profile is learned for it, so it tests
+	# the relay check alone.
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=$SLOW" -keyout "$d/slow.key" -out "$d/slow.csr" 2>/dev/null
+	printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth\n' "$SLOW" >"$d/slow-ext.cnf"
+	openssl x509 -req -in "$d/slow.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+		-days 30 -extfile "$d/slow-ext.cnf" -out "$d/slow.pem" 2>/dev/null
 	head -c 200000 /dev/urandom | base64 >"$d/html/page.txt"
 	echo "relaylab-ok" >"$d/html/index.html"
 	# nginx's workers run unprivileged: the site's files must be readable to them.
@@ -173,6 +185,10 @@ http {
 NGX
 	bg_in "${P}s" nginx -c "$d/nginx.conf" >"$WORK/nginx.log" 2>&1
 	echo $! >"$WORK/nginx.pid"
+	# HTTPS with 5-200 ms of think time per request, drawn afresh each time (fixed seed).
+	bg_in "${P}s" python3 "$HERE/proxylab/slowsrv.py" --listen 10.77.2.4:443 --cert "$d/slow.pem" \
+		--key "$d/slow.key" --token relaylab --think-ms 5,200 >"$WORK/slowsrv.log" 2>&1
+	echo $! >"$WORK/slowsrv.pid"
 }
 
 relays() {
@@ -316,6 +332,7 @@ run() {
 	topology
 	site
 	wait_port "${P}c" 10.77.2.2 443
+	wait_port "${P}c" 10.77.2.4 443
 	relays
 	wait_port "${P}c" 127.0.0.1 1080
 	wait_port "${P}c" 127.0.0.1 1081
@@ -325,6 +342,10 @@ run() {
 	capture direct-h2 "${direct[@]}" --http2 -o /dev/null "https://$SNI/page.txt"
 	capture reverse-near curl -sSf --max-time 10 --cacert "$ca" --resolve "$SNI:443:10.77.2.3" \
 		--http1.1 -o /dev/null "https://$SNI/page.txt"
+	# Three requests on one kept-alive connection, each thought about for its own time.
+	local slow="https://$SLOW/probe"
+	capture slow-origin curl -sSf --max-time 10 --cacert "$ca" --resolve "$SLOW:443:10.77.2.4" \
+		--http1.1 -o /dev/null -o /dev/null -o /dev/null "$slow" "$slow" "$slow"
 	capture shadowtls curl -sSf --max-time 10 --socks5-hostname 127.0.0.1:1080 -o /dev/null http://10.77.2.2/page.txt
 	capture reality curl -sSf --max-time 10 --cacert "$ca" \
 		--socks5-hostname 127.0.0.1:1081 -o /dev/null "https://$SNI/page.txt"
