@@ -289,15 +289,16 @@ wait_port() { # ns addr port
 capture() {
 	local name="$1"; shift
 	local pcap="$OUT/$name.pcap" ok=0 i
-	bg_in "${P}c" tcpdump -i "${P}c0" -s 0 -U -w "$pcap" tcp >/dev/null 2>&1
+	bg_in "${P}c" tcpdump -i "${P}c0" -s 0 -U --immediate-mode -w "$pcap" tcp >/dev/null 2>&1
 	local tpid=$!
 	sleep 0.5
 	for i in $(seq 1 "$CONNS"); do
 		if inns "${P}c" "$@" >/dev/null 2>>"$WORK/$name.err"; then ok=$((ok + 1)); fi
 	done
-	# tcpdump on a busy machine lags behind the wire: what is still in its socket buffer when
-	# it is stopped is lost (the last flow or two, with the delay lines). It writes each packet
-	# as it reads it (-U), so it has caught up once the file stops growing.
+	# Without --immediate-mode libpcap hands packets over a block at a time (up to a second
+	# late), and on a busy machine tcpdump lags behind the wire: what the kernel still holds
+	# when it is stopped is lost (the last flow or two, with the delay lines). It writes each
+	# packet as it reads it (-U), so it has caught up once the file stops growing.
 	local size=-1 now
 	for i in $(seq 1 50); do
 		sleep 0.3

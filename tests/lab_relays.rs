@@ -2,8 +2,8 @@
 //! (scripts/relaylab.sh, reduced to 3 connections per scenario): ShadowTLS v3 in front of
 //! Shadowsocks-2022 and REALITY with VLESS and Vision, both from `shoes`, beside direct HTTPS
 //! to the same site. The site's profile is learned from the direct captures, then every capture
-//! is replayed against it (scripts/relaylab_compare.py). A reverse proxy beside the site is a
-//! benign control. No delay lines here (the relay check's `relayed` needs them: see
+//! is replayed against it (scripts/relaylab_compare.py). A reverse proxy beside the site and a
+//! slow origin are benign controls. No delay lines here (the relay check's `relayed` needs them: see
 //! docs/relays.md for the full lab with --delay-ms and --site-delay-ms).
 //!
 //! Needs root, nginx, tcpdump, curl and shoes (`bash scripts/deps.sh relaylab` installs it in
@@ -96,9 +96,10 @@ fn lab_relays_borrowing_a_handshake_are_found_and_the_genuine_site_is_not() {
             r["relayed_alerts"].as_u64().unwrap(),
         )
     };
-    // The genuine site, and a benign reverse proxy for it beside its origin: nothing alerts,
-    // `relayed` included (it is recorded at most, below its alert floor).
-    for genuine in ["direct-h1", "direct-h2", "reverse-near"] {
+    // The genuine site, a benign reverse proxy for it beside its origin, and a slow origin of
+    // its own name: nothing alerts, `relayed` included (it is recorded at most, below its
+    // alert floor).
+    for genuine in ["direct-h1", "direct-h2", "reverse-near", "slow-origin"] {
         let (flows, shape, profile, relayed_alerts) = row(genuine);
         assert!(flows >= 3, "{genuine}: {table}");
         assert_eq!((shape, profile, relayed_alerts), (0, 0, 0), "{genuine}: {table}");
