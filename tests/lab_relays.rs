@@ -102,7 +102,11 @@ fn lab_relays_borrowing_a_handshake_are_found_and_the_genuine_site_is_not() {
     for genuine in ["direct-h1", "direct-h2", "reverse-near", "slow-origin"] {
         let (flows, shape, profile, relayed_alerts) = row(genuine);
         assert!(flows >= 3, "{genuine}: {table}");
-        assert_eq!((shape, profile, relayed_alerts), (0, 0, 0), "{genuine}: {table}");
+        assert_eq!(
+            (shape, profile, relayed_alerts),
+            (0, 0, 0),
+            "{genuine}: {table}"
+        );
     }
     let (flows, shape, _, _) = row("shadowtls");
     assert!(
