@@ -1,6 +1,13 @@
 #!/usr/bin/env python3
 """Per scenario of a relaylab capture directory: flows flagged / flows for unmask's findings
-40 (tls13_record_shape) and 41 (service_profile_mismatch), beside ndpiReader on the same pcap.
+40 (tls13_record_shape), 41 (service_profile_mismatch) and 42 (relayed), beside ndpiReader on the
+same pcap.
+
+`relayed` is recorded below its alert floor by default: a flow counts as flagged by it when its
+flow record lists it in `unmask.recorded_findings` or an alert names it. The `42 alerts` column
+counts `relayed` alerts under the built-in floor, i.e. alerts from it alone (goal: 0 on the benign
+controls). Its evidence (extra leg, app and transport RTT medians) comes from a second replay
+with its floor at 0.
 
 Service profiles are learned first from the genuine flows (direct-h1, direct-h2) into a fresh
 store in `mode = "learn"`; each scenario is then replayed against a copy of that store in
@@ -15,12 +22,14 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 
 LEARN_FROM = ("direct-h1", "direct-h2")
-FINDINGS = ("tls13_record_shape", "service_profile_mismatch")
+FINDINGS = ("tls13_record_shape", "service_profile_mismatch", "relayed")
+RELAYED = "relayed"
 FLOW_RE = re.compile(r"^\s*\d+\s+TCP\s+(\S+)\s+<->\s+(\S+)\s+\[proto:\s*([^\]]+)\]")
 RISK_RE = re.compile(r"\[Risk:\s*([^\]]*)\]")
 
@@ -50,12 +59,28 @@ def tally(records):
         if name in FINDINGS:
             flagged[name].add(r["flow_id"])
             evidence.setdefault(name, (r.get("unmask") or {}).get("evidence"))
+    relayed_alerts = len(flagged[RELAYED])
+    for r in records:
+        if r.get("event_type") == "flow" and r["flow_id"] in flows and \
+                RELAYED in ((r.get("unmask") or {}).get("recorded_findings") or []):
+            flagged[RELAYED].add(r["flow_id"])
     shapes = collections.Counter()
     for r in records:
         h = (r.get("unmask") or {}).get("handshake_records") if r.get("event_type") == "tls" else None
         if h:
             shapes[f"server={h['server']} client_finished={h['client_finished']} post={h['post_handshake']}"] += 1
-    return flows, flagged, evidence, shapes
+    return flows, flagged, evidence, shapes, relayed_alerts
+
+
+def relayed_evidence(records):
+    """Medians of the `relayed` alerts' evidence (replayed with its floor at 0)."""
+    ev = [(r.get("unmask") or {}).get("evidence") or {} for r in records
+          if r.get("event_type") == "alert" and (r.get("unmask") or {}).get("finding") == RELAYED]
+
+    def med(key):
+        vals = [float(e[key]) for e in ev if key in e]
+        return round(statistics.median(vals), 1) if vals else None
+    return {k: med(k) for k in ("extra_leg_ms", "app_rtt_ms", "transport_rtt_server_ms")}
 
 
 def ndpi(ndpi_bin, pcap):
@@ -93,6 +118,9 @@ def main():
         learn_cfg = os.path.join(work, "learn.toml")
         with open(learn_cfg, "w") as f:
             f.write('[baseline]\nmode = "learn"\n')
+        floor0_cfg = os.path.join(work, "relayed0.toml")
+        with open(floor0_cfg, "w") as f:
+            f.write("[detect.alert_min_confidence]\nrelayed = 0\n")
         learned = os.path.join(work, "learned")
         for n in LEARN_FROM:
             if n in names:
@@ -103,20 +131,28 @@ def main():
             if os.path.isdir(learned):
                 shutil.copytree(learned, state)
             recs = replay(unmask, os.path.join(a.dir, n + ".pcap"), state, None)
-            flows, flagged, evidence, shapes = tally(recs)
+            flows, flagged, evidence, shapes, relayed_alerts = tally(recs)
+            leg = relayed_evidence(replay(unmask, os.path.join(a.dir, n + ".pcap"),
+                                          os.path.join(work, "state0-" + n), floor0_cfg))
             nf, nflag, labels = ndpi(a.ndpi, os.path.join(a.dir, n + ".pcap"))
             rows.append({
                 "scenario": n, "flows": len(flows),
                 **{k: len(flagged.get(k, ())) for k in FINDINGS},
+                "relayed_alerts": relayed_alerts, "relayed_evidence": leg,
                 "evidence": evidence, "shapes": dict(shapes),
                 "ndpi_flows": nf, "ndpi_flagged": nflag, "ndpi_labels": dict(labels),
             })
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"{'scenario':<18} {'flows':>5} {'40 shape':>9} {'41 profile':>10}   nDPI flagged/flows  labels")
+    print(f"{'scenario':<18} {'flows':>5} {'40 shape':>9} {'41 profile':>10} {'42 relayed':>10} {'42 alerts':>9}"
+          f" {'leg/app/srv ms':>16}   nDPI flagged/flows  labels")
     for r in rows:
         f = r["flows"]
-        print(f"{r['scenario']:<18} {f:>5} {r[FINDINGS[0]]:>5}/{f:<3} {r[FINDINGS[1]]:>6}/{f:<3}   "
+        e = r["relayed_evidence"]
+        legs = "/".join("-" if e[k] is None else f"{e[k]:.0f}"
+                        for k in ("extra_leg_ms", "app_rtt_ms", "transport_rtt_server_ms"))
+        print(f"{r['scenario']:<18} {f:>5} {r[FINDINGS[0]]:>5}/{f:<3} {r[FINDINGS[1]]:>6}/{f:<3} "
+              f"{r[FINDINGS[2]]:>6}/{f:<3} {r['relayed_alerts']:>9} {legs:>16}   "
               f"{r['ndpi_flagged']:>3}/{r['ndpi_flows']:<3}  {'; '.join(f'{k} x{v}' for k, v in r['ndpi_labels'].items())}")
     for r in rows:
         print(f"\n{r['scenario']}: handshake shapes {r['shapes']}")

@@ -155,7 +155,7 @@ impl Check for HandshakeShapeCheck {
         f.evidence
             .add("client_finished_record", shape.client_finished);
         f.evidence.add("suite", suite_name(s.cipher));
-        if shape.client_spoke_early {
+        if shape.client_spoke_early() {
             f.evidence.add("client_record_before_server_finished", true);
         }
         f.evidence.add(

@@ -207,6 +207,13 @@ impl RelayCheck {
         if test.decision != Decision::Undecided || test.pairs >= self.cfg.max_pairs {
             return None;
         }
+        // An answer sooner than half the transport round trip was on its way before the
+        // request reached the server: records crossing on the wire (a relay's client that
+        // sends its own data before the server's flight has ended, as shoes' ShadowTLS client
+        // does). It answers nothing, so it says nothing about a leg either way.
+        if s.app_us.saturating_mul(2) < s.server_us {
+            return None;
+        }
         test.pairs += 1;
         let leg = self.shows_leg(s);
         if !test.started {
@@ -374,6 +381,23 @@ mod tests {
         assert_eq!(agreeing_leg(&[700]), Some(70_000));
         assert_eq!(agreeing_leg(&[]), None);
         assert_eq!(agreeing_leg(&[u16::MAX, u16::MAX]), Some(6_553_500));
+    }
+
+    #[test]
+    fn answers_that_crossed_their_request_are_not_pairs() {
+        let check = RelayCheck::new(&RelayConfig::default());
+        // relaylab, ShadowTLS with delay lines: the ClientHello answered through the origin,
+        // then the client's early records crossing the server's flight (answered in 0.1 ms
+        // over a 20 ms round trip), then its request answered one leg late.
+        let (t, f) = run(&check, &[202, 0, 0, 187], 20);
+        assert_eq!(t.pairs, 2);
+        assert_eq!(
+            f.expect("relayed").evidence.get("extra_leg_ms"),
+            Some("167.0")
+        );
+        // Half the round trip is still an answer (a direct server's, here).
+        let (t, _) = run(&check, &[10, 10, 10], 20);
+        assert_eq!(t.pairs, 3);
     }
 
     #[test]
