@@ -744,7 +744,7 @@ impl Engine {
             return None;
         }
         self.flows
-            .on_packet(idx, side, flags, v.seq(), frame.wire_len, frame.ts);
+            .on_settled_packet(idx, side, flags, v.seq(), frame.wire_len, frame.ts);
         let c = &mut self.core.sink.counters;
         c.fast_path += 1;
         c.forwarded += 1;
