@@ -35,8 +35,10 @@ fn engine(off: &str) -> Engine {
         match check {
             "fully_encrypted" => c.detect.fully_encrypted.enabled = false,
             "tls_in_tls" => c.detect.tls_in_tls.enabled = false,
+            "relay" => c.detect.relay.enabled = false,
+            "handshake_shape" => c.detect.handshake_shape.enabled = false,
             other => {
-                eprintln!("engine_profile: unknown check {other:?}; accepted: fully_encrypted, tls_in_tls");
+                eprintln!("engine_profile: unknown check {other:?}; accepted: fully_encrypted, tls_in_tls, relay, handshake_shape");
                 std::process::exit(2);
             }
         }

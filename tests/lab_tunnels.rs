@@ -138,12 +138,18 @@ fn lab_vxlan_impersonation_inside_the_tunnel_is_cut_and_benign_traffic_passes() 
         .iter()
         .filter(|r| r["event_type"] == "alert" && r["dest_ip"] == "10.78.0.3")
         .collect();
+    // Every record of that flow and the engine's counters, to tell a miss from a lost record.
+    let flow_records: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["dest_ip"] == "10.78.0.3")
+        .collect();
     assert!(
         alerts
             .iter()
             .any(|r| r["unmask"]["finding"] == "protocol_port_mismatch"
                 && r["alert"]["action"] == "blocked"),
-        "{alerts:#?}"
+        "{flow_records:#?}\n{}",
+        report
     );
     // The inner flow's records say which tunnel carried it.
     assert!(

@@ -738,14 +738,17 @@ impl Engine {
             FlowVerdict::Clean | FlowVerdict::Alerted | FlowVerdict::Uninspected
         );
         let periodic_due = (flow.pkts[0] + flow.pkts[1] + 1) & (PERIODIC_PACKETS - 1) == 0;
-        // The relay check times request/response pairs past inspection too, up to its bound.
-        let timing = self.core.detector.relay.is_some() && self.core.rtt.watching(idx, false);
-        if !judged || flow.bypassed || periodic_due || timing {
+        if !judged || flow.bypassed || periodic_due {
             return None;
         }
-        self.flows
-            .on_settled_packet(idx, side, flags, v.seq(), frame.wire_len, frame.ts);
-        let c = &mut self.core.sink.counters;
+        let Engine { flows, core, .. } = self;
+        let dir = flows.on_settled_packet(idx, side, flags, v.seq(), frame.wire_len, frame.ts);
+        // The relay check times request/response pairs past inspection too, up to its bound:
+        // the packet's view is made only while the flow's watch runs.
+        if core.detector.relay.is_some() && core.rtt.watching(idx, false) {
+            core.watch_rtt(idx, false, flows.get_mut(idx), dir, &v.packet(), frame.ts);
+        }
+        let c = &mut core.sink.counters;
         c.fast_path += 1;
         c.forwarded += 1;
         Some(Action::Forward)
