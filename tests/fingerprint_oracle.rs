@@ -1,4 +1,4 @@
-//! JA3 and JA3S against tshark, JA4 against ja4plus, for every TLS-over-TCP handshake unmask
+//! JA3 and JA3S against tshark, JA4 and JA4S against ja4plus, for every TLS-over-TCP handshake unmask
 //! logs in the shared captures. A mismatch fails, naming the capture, the flow and both values.
 //! Handshakes the oracles saw that unmask does not log (TLS inside OpenVPN framing, which
 //! tshark decodes) are counted and listed, not failed: unmask inspects raw TCP payload.
@@ -62,19 +62,27 @@ fn tshark_table(path: &Path) -> (Table, Table) {
     (ja3, ja3s)
 }
 
-fn ja4plus_table(path: &Path) -> Table {
-    let mut t = Table::new();
+/// ja4plus's JA4 (sent by the client) and JA4S (sent by the server) rows, keyed by (capture,
+/// client, server).
+fn ja4plus_tables(path: &Path) -> (Table, Table) {
+    let (mut ja4, mut ja4s) = (Table::new(), Table::new());
     let Ok(text) = std::fs::read_to_string(path) else {
-        return t;
+        return (ja4, ja4s);
     };
     for line in text.lines().skip(1) {
         let f: Vec<&str> = line.split('\t').collect();
-        if f.len() >= 7 && f[1] == "ja4" {
-            t.entry((f[0].to_string(), endpoint(f[3], f[4]), endpoint(f[5], f[6])))
-                .or_insert_with(|| f[2].to_string());
+        if f.len() < 7 {
+            continue;
         }
+        let (src, dst) = (endpoint(f[3], f[4]), endpoint(f[5], f[6]));
+        match f[1] {
+            "ja4" => ja4.entry((f[0].to_string(), src, dst)),
+            "ja4s" => ja4s.entry((f[0].to_string(), dst, src)),
+            _ => continue,
+        }
+        .or_insert_with(|| f[2].to_string());
     }
-    t
+    (ja4, ja4s)
 }
 
 #[test]
@@ -82,14 +90,16 @@ fn fingerprints_equal_tshark_and_ja4plus() {
     let Some(dir) = common::shared_pcaps("fingerprint_oracle") else {
         return;
     };
-    let mut ours: [Table; 3] = Default::default();
-    let mut want: [Table; 3] = Default::default();
+    let mut ours: [Table; 4] = Default::default();
+    let mut want: [Table; 4] = Default::default();
     for set in ["ndpi", "suricata-verify"] {
         let oracle = dir.join(set).join("oracle");
         let (ja3, ja3s) = tshark_table(&oracle.join("ja3_tshark.tsv"));
         want[0].extend(ja3);
         want[1].extend(ja3s);
-        want[2].extend(ja4plus_table(&oracle.join("ja4_ja4plus.tsv")));
+        let (ja4, ja4s) = ja4plus_tables(&oracle.join("ja4_ja4plus.tsv"));
+        want[2].extend(ja4);
+        want[3].extend(ja4s);
         let mut caps = Vec::new();
         common::captures(&dir.join(set), &mut caps);
         for cap in caps {
@@ -100,7 +110,8 @@ fn fingerprints_equal_tshark_and_ja4plus() {
                 let server = endpoint(r["dest_ip"].as_str().unwrap(), &r["dest_port"].to_string());
                 let key = (name.clone(), client, server);
                 let tls = &r["tls"];
-                for (i, v) in [&tls["ja3"]["hash"], &tls["ja3s"]["hash"], &tls["ja4"]]
+                let ja4s = &r["unmask"]["ja4s"];
+                for (i, v) in [&tls["ja3"]["hash"], &tls["ja3s"]["hash"], &tls["ja4"], ja4s]
                     .into_iter()
                     .enumerate()
                 {
@@ -111,9 +122,14 @@ fn fingerprints_equal_tshark_and_ja4plus() {
             }
         }
     }
-    let names = ["JA3 (tshark)", "JA3S (tshark)", "JA4 (ja4plus)"];
+    let names = [
+        "JA3 (tshark)",
+        "JA3S (tshark)",
+        "JA4 (ja4plus)",
+        "JA4S (ja4plus)",
+    ];
     let mut mismatches = Vec::new();
-    for i in 0..3 {
+    for i in 0..names.len() {
         let (mut matched, mut unseen) = (0, Vec::new());
         for (key, expected) in &want[i] {
             match ours[i].get(key) {

@@ -140,6 +140,7 @@ pub struct TlsRecord {
     pub ja3: Option<(String, String)>,
     pub ja3s: Option<(String, String)>,
     pub ja4: Option<String>,
+    pub ja4s: Option<String>,
     pub ja3n: Option<String>,
     pub client_alpns: Vec<String>,
     pub server_alpns: Vec<String>,
@@ -187,6 +188,7 @@ impl TlsRecord {
                 .ja3s
                 .map(|j| (j.md5.as_str().to_string(), j.text.as_str().to_string())),
             ja4: s.ja4.map(|j| j.as_str().to_string()),
+            ja4s: s.ja4s.map(|j| j.as_str().to_string()),
             ja3n: s.ja3n.map(|j| j.as_str().to_string()),
             client_alpns: facts
                 .client_alpns

@@ -385,6 +385,10 @@ fn tls_json(r: &TlsEveRecord, format: &EveFormat) -> Value {
     if let Some(v) = &t.ja3n {
         unmask["ja3n"] = v.as_str().into();
     }
+    // JA4S: Suricata's tls object has no field for it.
+    if let Some(v) = &t.ja4s {
+        unmask["ja4s"] = v.as_str().into();
+    }
     if !t.anomalies.is_empty() {
         unmask["tls_anomalies"] = t.anomalies.clone().into();
     }

@@ -39,6 +39,8 @@ pub struct Ja3 {
 
 /// A JA4 fingerprint, e.g. `t13d1516h2_8daaf6152771_e5627efa2ab1` (36 characters).
 pub type Ja4 = InlineStr<36>;
+/// JA4S text: `t1205h2_c02f_8763c20bf469`.
+pub type Ja4s = InlineStr<25>;
 
 /// Capacity of the raw JA4 string (`ja4_r` / `ja4_ro`).
 pub const JA4_RAW_LEN: usize = 2048;
@@ -173,17 +175,22 @@ fn ja4_a(ch: &ClientHello) -> InlineStr<10> {
         a.push_str("00");
     } else {
         let [first, last] = ch.alpn_first_edges;
-        if alnum(first) && alnum(last) {
-            a.push_char(first as char);
-            a.push_char(last as char);
-        } else {
-            // Non-alphanumeric edge: first and last characters of the id in hex.
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            a.push_char(HEX[(first >> 4) as usize] as char);
-            a.push_char(HEX[(last & 0x0f) as usize] as char);
-        }
+        push_alpn_edges(&mut a, first, last);
     }
     a
+}
+
+/// JA4's two ALPN characters: the id's first and last, or, when either is not alphanumeric,
+/// the first's high nibble and the last's low nibble in hex.
+fn push_alpn_edges<const N: usize>(out: &mut InlineStr<N>, first: u8, last: u8) {
+    if alnum(first) && alnum(last) {
+        out.push_char(first as char);
+        out.push_char(last as char);
+    } else {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        out.push_char(HEX[(first >> 4) as usize] as char);
+        out.push_char(HEX[(last & 0x0f) as usize] as char);
+    }
 }
 
 fn push_hex_list<const N: usize>(out: &mut InlineStr<N>, items: &[u16]) {
@@ -290,6 +297,38 @@ pub fn ja4(ch: &ClientHello) -> Ja4 {
         out.push_str("000000000000");
     } else {
         out.push_str(sha256_12(lists.ext_text().as_str()).as_str());
+    }
+    out
+}
+
+/// JA4S of a ServerHello (TLS over TCP), as ja4plus computes it: `t`, the chosen version
+/// (supported_versions when present), the extension count, the chosen ALPN's first and last
+/// characters, the cipher, and the first 12 hex digits of SHA-256 over the extensions in the
+/// order the server sent them.
+pub fn ja4s(sh: &ServerHello) -> Ja4s {
+    let mut out = Ja4s::new();
+    out.push_char('t');
+    out.push_str(ja4_version(sh.negotiated_version()));
+    let exts = sh.extensions.as_slice();
+    let count = if sh.extensions.overflowed() {
+        99
+    } else {
+        exts.len().min(99)
+    };
+    let _ = write!(out, "{count:02}");
+    // The chosen id as logged (escaped), so an unprintable edge reads as its escape.
+    match sh.alpn.as_ref().map(|a| a.as_str().as_bytes()) {
+        Some([first, .., last]) => push_alpn_edges(&mut out, *first, *last),
+        Some([only]) => push_alpn_edges(&mut out, *only, *only),
+        _ => out.push_str("00"),
+    }
+    let _ = write!(out, "_{:04x}_", sh.cipher);
+    if exts.is_empty() {
+        out.push_str("000000000000");
+    } else {
+        let mut text = InlineStr::<JA4_RAW_LEN>::new();
+        push_hex_list(&mut text, exts);
+        out.push_str(sha256_12(text.as_str()).as_str());
     }
     out
 }

@@ -3,7 +3,7 @@
 //! It sits above the parser (`tls`), the fingerprints and `x509`, which never import it.
 
 use crate::flow::Dir;
-use crate::proto::fingerprint::{self, Ja3, Ja4};
+use crate::proto::fingerprint::{self, Ja3, Ja4, Ja4s};
 use crate::proto::tls::{AnomalySet, HiddenName, TlsEvent, ALPN_TEXT_LEN, SNI_TEXT_LEN};
 use crate::text::InlineStr;
 
@@ -37,6 +37,7 @@ pub struct TlsSummary {
     pub ja3n: Option<fingerprint::Md5Hex>,
     pub ja3s: Option<fingerprint::Md5Hex>,
     pub ja4: Option<Ja4>,
+    pub ja4s: Option<Ja4s>,
     /// Certificates seen in the server's Certificate message(s).
     pub certificates: u16,
     /// SHA-1 of the leaf certificate's DER (Suricata's `fingerprint`).
@@ -89,6 +90,7 @@ impl TlsSummary {
                 self.cipher = sh.cipher;
                 self.alpn_selected = sh.alpn;
                 self.ja3s = Some(fingerprint::ja3s(sh).md5);
+                self.ja4s = Some(fingerprint::ja4s(sh));
             }
             TlsEvent::Certificate { index, der } => {
                 if index == 0 && self.leaf_sha1.is_none() {
