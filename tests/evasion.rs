@@ -195,36 +195,9 @@ fn nesting_deeper_than_the_limit_is_counted_and_dropped_in_block_mode() {
 /// The fixtures in the repository are what the script writes today.
 #[test]
 fn fixtures_are_current() {
-    let python = std::process::Command::new("python3")
-        .arg("--version")
-        .output();
-    if python.is_err() {
-        eprintln!("fixtures_are_current: skipped: no python3");
-        return;
+    if let Some(checked) = common::script_fixtures_current("evasion_pcaps.py", "evasion") {
+        assert!(checked >= 36, "{checked}");
     }
-    let out = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scripts/evasion_pcaps.py"
-        ))
-        .arg(out.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut checked = 0;
-    for entry in std::fs::read_dir(out.path()).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_string();
-        let committed = std::fs::read(fixture(&name))
-            .unwrap_or_else(|_| panic!("{name} is not in fixtures/evasion: rerun the script"));
-        assert!(
-            committed == std::fs::read(&path).unwrap(),
-            "fixtures/evasion/{name} differs from what scripts/evasion_pcaps.py writes"
-        );
-        checked += 1;
-    }
-    assert!(checked >= 36, "{checked}");
 }
 
 /// The one GTP-U capture among the shared real ones: a TLS ClientHello to e.crashlytics.com

@@ -97,32 +97,7 @@ fn the_check_can_be_turned_off() {
 /// The fixtures in the repository are what the script writes today.
 #[test]
 fn fixtures_are_current() {
-    if std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("fixtures_are_current: skipped: no python3");
-        return;
+    if let Some(checked) = common::script_fixtures_current("rtt_pcaps.py", "rtt") {
+        assert_eq!(checked, 3);
     }
-    let out = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/rtt_pcaps.py"))
-        .arg(out.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut checked = 0;
-    for entry in std::fs::read_dir(out.path()).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_string();
-        let committed = std::fs::read(fixture(&name))
-            .unwrap_or_else(|_| panic!("{name} is not in fixtures/rtt: rerun the script"));
-        assert!(
-            committed == std::fs::read(&path).unwrap(),
-            "fixtures/rtt/{name} differs from what scripts/rtt_pcaps.py writes"
-        );
-        checked += 1;
-    }
-    assert_eq!(checked, 3);
 }

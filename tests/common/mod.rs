@@ -183,3 +183,38 @@ pub fn capture_frames(path: &Path) -> Vec<TimedFrame> {
     }
     out
 }
+
+/// Runs the fixture writer `script` (under scripts/) into a fresh directory and requires every
+/// file it writes to equal the committed one in `fixtures/<dir>`. Returns how many it compared,
+/// `None` (after saying "skipped") when there is no python3.
+pub fn script_fixtures_current(script: &str, dir: &str) -> Option<usize> {
+    if std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("{script}: skipped: no python3");
+        return None;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("python3")
+        .arg(root.join("scripts").join(script))
+        .arg(out.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{script} failed");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(out.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let committed = std::fs::read(root.join("fixtures").join(dir).join(&name))
+            .unwrap_or_else(|_| panic!("{name} is not in fixtures/{dir}: rerun {script}"));
+        assert!(
+            committed == std::fs::read(&path).unwrap(),
+            "fixtures/{dir}/{name} differs from what scripts/{script} writes"
+        );
+        checked += 1;
+    }
+    Some(checked)
+}
