@@ -622,15 +622,8 @@ impl FlowTable {
         } else {
             next_packet(flow, side, flags, seq);
         }
-        let dir = flow.dir_of(side);
-        let d = dir.index();
-        flow.pkts[d] = flow.pkts[d].saturating_add(1);
-        flow.bytes[d] = flow.bytes[d].saturating_add(bytes as u64);
-        flow.last_ts = clock;
-        slot.touched = clock;
-        let list = flow.list();
-        // Already the most recent on the right list (back-to-back packets of one flow): the
-        // order is unchanged, and the neighbours need not be touched.
+        let dir = count_packet(slot, side, bytes, clock);
+        let list = slot.flow.list();
         if slot.list != list {
             self.unlink(idx);
             self.push_tail(list, idx);
@@ -668,14 +661,7 @@ impl FlowTable {
         }
         self.advance(now);
         let clock = self.clock;
-        let slot = &mut self.slab[idx as usize];
-        let flow = &mut slot.flow;
-        let dir = flow.dir_of(side);
-        let d = dir.index();
-        flow.pkts[d] = flow.pkts[d].saturating_add(1);
-        flow.bytes[d] = flow.bytes[d].saturating_add(bytes as u64);
-        flow.last_ts = clock;
-        slot.touched = clock;
+        let dir = count_packet(&mut self.slab[idx as usize], side, bytes, clock);
         if self.lists[ListId::Established as usize].tail != idx {
             self.move_to_tail(ListId::Established, idx);
         }
@@ -1047,6 +1033,20 @@ fn is_new_connection(flow: &Flow, seg: &SegmentMeta) -> bool {
     let c = Dir::ToServer.index();
     let own_syn = seg.side == flow.client && flow.isn_known[c] && flow.isn[c] == seg.seq;
     pure_syn && ending && !own_syn
+}
+
+/// Counts one packet of `bytes` from `side` on the slot's flow and marks it seen at `clock`;
+/// returns the packet's direction. What every packet does to its flow, whatever its flags.
+#[inline(always)]
+fn count_packet(slot: &mut Slot, side: Side, bytes: u32, clock: Timestamp) -> Dir {
+    let flow = &mut slot.flow;
+    let dir = flow.dir_of(side);
+    let d = dir.index();
+    flow.pkts[d] = flow.pkts[d].saturating_add(1);
+    flow.bytes[d] = flow.bytes[d].saturating_add(bytes as u64);
+    flow.last_ts = clock;
+    slot.touched = clock;
+    dir
 }
 
 /// Roles and state from the first packet of a flow.
