@@ -19,7 +19,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use crate::capture::Timestamp;
 use crate::config::{OutputConfig, SinkConfig};
@@ -38,6 +38,7 @@ use crate::host::{
 };
 use crate::output::community_id;
 use crate::output::delivery::LineMeta;
+use crate::output::json::{self, JsonObject};
 use crate::output::sink::{Sink, SinkCounter, Sinks};
 use crate::proto::AppProto;
 use crate::text::{civil_from_days, TlsDate};
@@ -95,16 +96,29 @@ impl EveFormat {
 }
 
 impl EveRecord {
-    /// The record as one EVE JSON object.
-    pub fn to_json(&self, format: &EveFormat) -> Value {
+    /// Appends the record as one EVE JSON object (no newline) to `out`.
+    pub fn write_json(&self, format: &EveFormat, out: &mut Vec<u8>) {
         match self {
-            EveRecord::Alert(a) => alert_json(a, format),
-            EveRecord::Flow(f) => flow_json(f, format),
-            EveRecord::Anomaly(a) => anomaly_json(a, format),
-            EveRecord::Drop(d) => drop_json(d, format),
-            EveRecord::Tls(t) => tls_json(t, format),
+            EveRecord::Alert(a) => alert_json(a, format, out),
+            EveRecord::Flow(f) => flow_json(f, format, out),
+            EveRecord::Anomaly(a) => anomaly_json(a, format, out),
+            EveRecord::Drop(d) => drop_json(d, format, out),
+            EveRecord::Tls(t) => tls_json(t, format, out),
         }
     }
+
+    /// The record as one EVE JSON object, for tests and tools that look into it: the bytes
+    /// [`EveRecord::write_json`] writes, parsed.
+    pub fn to_json(&self, format: &EveFormat) -> Value {
+        let mut out = Vec::new();
+        self.write_json(format, &mut out);
+        parse_written(&out)
+    }
+}
+
+/// What the writer produced, as a `Value` (key order kept).
+fn parse_written(out: &[u8]) -> Value {
+    serde_json::from_slice(out).expect("the EVE writer writes valid JSON")
 }
 
 fn dir_name(dir: Dir) -> &'static str {
@@ -114,15 +128,60 @@ fn dir_name(dir: Dir) -> &'static str {
     }
 }
 
+/// Appends `ts` as a JSON string in [`EveTime`]'s layout, without going through `fmt`.
+fn write_eve_time(out: &mut Vec<u8>, ts: Timestamp) {
+    let secs = ts.secs();
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let sod = secs % 86_400;
+    if !(0..=9999).contains(&y) {
+        // Out of the four-digit years a u64 of nanoseconds cannot reach; kept exact anyway.
+        json::write_display(out, EveTime(ts));
+        return;
+    }
+    out.push(b'"');
+    json::write_padded(out, y as u64, 4);
+    out.push(b'-');
+    json::write_padded(out, u64::from(m), 2);
+    out.push(b'-');
+    json::write_padded(out, u64::from(d), 2);
+    out.push(b'T');
+    json::write_padded(out, sod / 3600, 2);
+    out.push(b':');
+    json::write_padded(out, (sod / 60) % 60, 2);
+    out.push(b':');
+    json::write_padded(out, sod % 60, 2);
+    out.push(b'.');
+    json::write_padded(out, u64::from(ts.subsec_nanos() / 1000), 6);
+    out.extend_from_slice(b"+0000\"");
+}
+
+/// Appends an address as a JSON string, as [`ip_string`] prints it.
+fn write_ip(out: &mut Vec<u8>, family: Family, addr: &[u8; 16]) {
+    match family {
+        Family::V4 => {
+            out.push(b'"');
+            for (i, &b) in addr[..4].iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                json::write_u64(out, u64::from(b));
+            }
+            out.push(b'"');
+        }
+        Family::V6 => json::write_display(out, Ipv6Addr::from(*addr)),
+    }
+}
+
 /// The common head of every record: time, flow id, type, the packet's endpoints, the flow's
 /// Community ID.
 fn head(
+    m: &mut JsonObject<'_>,
     ts: Timestamp,
     meta: &FlowMeta,
     dir: Dir,
     event_type: &str,
     format: &EveFormat,
-) -> Map<String, Value> {
+) {
     let (src, sport, dst, dport) = match dir {
         Dir::ToServer => (
             &meta.client_addr,
@@ -137,385 +196,381 @@ fn head(
             meta.client_port,
         ),
     };
-    let mut m = Map::new();
-    m.insert("timestamp".into(), EveTime(ts).to_string().into());
-    m.insert("flow_id".into(), meta.flow_id.into());
-    m.insert("event_type".into(), event_type.into());
-    m.insert("src_ip".into(), ip_string(meta.family, src).into());
-    m.insert("src_port".into(), sport.into());
-    m.insert("dest_ip".into(), ip_string(meta.family, dst).into());
-    m.insert("dest_port".into(), dport.into());
-    m.insert("proto".into(), "TCP".into());
-    m.insert("ip_v".into(), (meta.family as u8).into());
+    write_eve_time(m.raw("timestamp"), ts);
+    m.u64("flow_id", meta.flow_id);
+    m.str("event_type", event_type);
+    write_ip(m.raw("src_ip"), meta.family, src);
+    m.u64("src_port", sport.into());
+    write_ip(m.raw("dest_ip"), meta.family, dst);
+    m.u64("dest_port", dport.into());
+    m.str("proto", "TCP");
+    m.u64("ip_v", meta.family as u64);
     // Where Suricata puts it: after the 5-tuple, before the event's own objects. It depends on
     // the flow only, so every record of a flow carries the same value whatever its direction.
     if let Some(seed) = format.community_id {
         let id = community_id::for_flow(seed, meta);
-        m.insert("community_id".into(), id.as_str().into());
+        m.str("community_id", id.as_str());
     }
     if meta.app_proto != AppProto::Unknown {
-        m.insert("app_proto".into(), meta.app_proto.name().into());
+        m.str("app_proto", meta.app_proto.name());
     }
     if meta.app_ts != meta.app_tc
         && meta.app_ts != AppProto::Unknown
         && meta.app_tc != AppProto::Unknown
     {
-        m.insert("app_proto_ts".into(), meta.app_ts.name().into());
-        m.insert("app_proto_tc".into(), meta.app_tc.name().into());
+        m.str("app_proto_ts", meta.app_ts.name());
+        m.str("app_proto_tc", meta.app_tc.name());
     }
     if !meta.tunnels.is_empty() {
         // Suricata's object for a packet decoded out of a tunnel: `depth` is how many
         // encapsulations were opened, `pkt_src` names the innermost one as Suricata names its
         // decoders' packets ("<kind> tunnel"). The whole chain is in `unmask.tunnels`.
         let innermost = meta.tunnels.kinds().last().map_or("tunnel", |k| k.name());
-        m.insert(
-            "tunnel".into(),
-            json!({
-                "depth": meta.tunnels.depth,
-                "pkt_src": format!("{innermost} tunnel"),
-            }),
-        );
+        let mut t = m.object("tunnel");
+        t.u64("depth", meta.tunnels.depth.into());
+        t.display("pkt_src", format_args!("{innermost} tunnel"));
     }
-    m
 }
 
 /// The tunnel kinds that carried a flow, outermost first, for the `unmask` object.
-fn tunnel_chain(meta: &FlowMeta) -> Value {
-    meta.tunnels
-        .kinds()
-        .map(|k| k.name())
-        .collect::<Vec<_>>()
-        .into()
+fn tunnel_chain(m: &mut JsonObject<'_>, meta: &FlowMeta) {
+    m.strs("tunnels", meta.tunnels.kinds().map(|k| k.name()));
 }
 
-fn alert_json(a: &AlertRecord, format: &EveFormat) -> Value {
+/// Suricata's `alert.metadata` and our `unmask.mitre`: the technique every alert is about.
+fn mitre_metadata(alert: &mut JsonObject<'_>, tunable: &str, finding: &str) {
+    let mut md = alert.object("metadata");
+    md.strs("mitre_technique_id", [MITRE_TECHNIQUE]);
+    md.strs("mitre_technique_name", [MITRE_TECHNIQUE_NAME]);
+    md.strs("mitre_tactic_id", [MITRE_TACTIC]);
+    md.strs("det0470_tunable", [tunable]);
+    md.strs("unmask_finding", [finding]);
+}
+
+fn mitre_object(unmask: &mut JsonObject<'_>, tunable: &str) {
+    let mut mitre = unmask.object("mitre");
+    mitre.str("technique_id", MITRE_TECHNIQUE);
+    mitre.str("technique", MITRE_TECHNIQUE_NAME);
+    mitre.str("tactic_id", MITRE_TACTIC);
+    mitre.str("analytic", MITRE_ANALYTIC);
+    mitre.str("tunable", tunable);
+}
+
+fn alert_json(a: &AlertRecord, format: &EveFormat, out: &mut Vec<u8>) {
     let info = a.finding.kind.info();
-    let mut m = head(a.ts, &a.meta, a.dir, "alert", format);
+    let mut m = JsonObject::new(out);
+    head(&mut m, a.ts, &a.meta, a.dir, "alert", format);
     if let Some(n) = a.pcap_cnt {
-        m.insert("pcap_cnt".into(), n.into());
+        m.u64("pcap_cnt", n);
     }
-    m.insert("direction".into(), dir_name(a.dir).into());
-    m.insert(
-        "alert".into(),
-        json!({
-            "action": match a.action { AlertAction::Allowed => "allowed", AlertAction::Blocked => "blocked" },
-            "gid": 1,
-            "signature_id": info.signature_id,
-            "rev": 1,
-            "signature": info.signature,
-            "category": info.category,
-            "severity": info.severity,
-            "metadata": {
-                "mitre_technique_id": [MITRE_TECHNIQUE],
-                "mitre_technique_name": [MITRE_TECHNIQUE_NAME],
-                "mitre_tactic_id": [MITRE_TACTIC],
-                "det0470_tunable": [info.tunable.name()],
-                "unmask_finding": [info.name],
+    m.str("direction", dir_name(a.dir));
+    {
+        let mut alert = m.object("alert");
+        alert.str(
+            "action",
+            match a.action {
+                AlertAction::Allowed => "allowed",
+                AlertAction::Blocked => "blocked",
             },
-        }),
-    );
-    let mut evidence = Map::new();
-    for (k, v) in a.finding.evidence.iter() {
-        evidence.insert(k.into(), v.into());
+        );
+        alert.u64("gid", 1);
+        alert.u64("signature_id", info.signature_id.into());
+        alert.u64("rev", 1);
+        alert.str("signature", info.signature);
+        alert.str("category", info.category);
+        alert.u64("severity", info.severity.into());
+        mitre_metadata(&mut alert, info.tunable.name(), info.name);
     }
-    m.insert(
-        "unmask".into(),
-        json!({
-            "finding": info.name,
-            "confidence": a.finding.confidence,
-            "evidence": evidence,
-            "mitre": {
-                "technique_id": MITRE_TECHNIQUE,
-                "technique": MITRE_TECHNIQUE_NAME,
-                "tactic_id": MITRE_TACTIC,
-                "analytic": MITRE_ANALYTIC,
-                "tunable": info.tunable.name(),
-            },
-        }),
-    );
-    if !a.meta.tunnels.is_empty() {
-        if let Some(u) = m.get_mut("unmask") {
-            u["tunnels"] = tunnel_chain(&a.meta);
+    let mut unmask = m.object("unmask");
+    unmask.str("finding", info.name);
+    unmask.u64("confidence", a.finding.confidence.into());
+    {
+        // A name given twice keeps its first place and its last value, as a map insert did.
+        let ev = &a.finding.evidence;
+        let mut evidence = unmask.object("evidence");
+        for (i, (k, _)) in ev.iter().enumerate() {
+            if ev.iter().take(i).any(|(seen, _)| seen == k) {
+                continue;
+            }
+            let last = ev.iter().filter(|&(name, _)| name == k).last();
+            evidence.str(k, last.map_or("", |(_, v)| v));
         }
     }
-    Value::Object(m)
+    mitre_object(&mut unmask, info.tunable.name());
+    if !a.meta.tunnels.is_empty() {
+        tunnel_chain(&mut unmask, &a.meta);
+    }
 }
 
-fn flow_json(f: &FlowRecord, format: &EveFormat) -> Value {
-    let mut m = head(f.start, &f.meta, Dir::ToServer, "flow", format);
+fn flow_json(f: &FlowRecord, format: &EveFormat, out: &mut Vec<u8>) {
+    let mut m = JsonObject::new(out);
     // A flow record is stamped with its end, as Suricata does.
-    m.insert("timestamp".into(), EveTime(f.end).to_string().into());
-    let mut flow = json!({
-        "pkts_toserver": f.pkts[0],
-        "pkts_toclient": f.pkts[1],
-        "bytes_toserver": f.bytes[0],
-        "bytes_toclient": f.bytes[1],
-        "start": EveTime(f.start).to_string(),
-        "end": EveTime(f.end).to_string(),
-        "age": f.end.since(f.start) / Timestamp::NANOS_PER_SEC,
-        "state": f.state,
-        "reason": f.reason,
-        "alerted": f.alerted,
-    });
-    if f.blocked {
-        flow["action"] = "drop".into();
+    head(&mut m, f.end, &f.meta, Dir::ToServer, "flow", format);
+    {
+        let mut flow = m.object("flow");
+        flow.u64("pkts_toserver", f.pkts[0]);
+        flow.u64("pkts_toclient", f.pkts[1]);
+        flow.u64("bytes_toserver", f.bytes[0]);
+        flow.u64("bytes_toclient", f.bytes[1]);
+        write_eve_time(flow.raw("start"), f.start);
+        write_eve_time(flow.raw("end"), f.end);
+        flow.u64("age", f.end.since(f.start) / Timestamp::NANOS_PER_SEC);
+        flow.str("state", f.state);
+        flow.str("reason", f.reason);
+        flow.bool("alerted", f.alerted);
+        if f.blocked {
+            flow.str("action", "drop");
+        }
+        if let Some(k) = f.bypassed {
+            // Suricata's names for a flow its capture layer carried past the engine.
+            flow.str("bypass", "capture");
+            let mut b = flow.object("bypassed");
+            b.u64("pkts_toserver", k.pkts[0]);
+            b.u64("pkts_toclient", k.pkts[1]);
+            b.u64("bytes_toserver", k.bytes[0]);
+            b.u64("bytes_toclient", k.bytes[1]);
+        }
     }
-    if let Some(k) = f.bypassed {
-        // Suricata's names for a flow its capture layer carried past the engine.
-        flow["bypass"] = "capture".into();
-        flow["bypassed"] = json!({
-            "pkts_toserver": k.pkts[0],
-            "pkts_toclient": k.pkts[1],
-            "bytes_toserver": k.bytes[0],
-            "bytes_toclient": k.bytes[1],
-        });
-    }
-    m.insert("flow".into(), flow);
-    let mut unmask = json!({
-        "ident_bytes_toserver": f.ident_bytes[0],
-        "ident_bytes_toclient": f.ident_bytes[1],
-    });
+    let mut unmask = m.object("unmask");
+    unmask.u64("ident_bytes_toserver", f.ident_bytes[0].into());
+    unmask.u64("ident_bytes_toclient", f.ident_bytes[1].into());
     if let Some(why) = f.uninspected {
-        unmask["uninspected"] = why.into();
+        unmask.str("uninspected", why);
     }
     if f.recorded != 0 {
-        let names: Vec<&str> = FindingKind::ALL
-            .iter()
-            .filter(|k| f.recorded & (1u64 << k.index()) != 0)
-            .map(|k| k.name())
-            .collect();
-        unmask["recorded_findings"] = names.into();
+        unmask.strs(
+            "recorded_findings",
+            FindingKind::ALL
+                .iter()
+                .filter(|k| f.recorded & (1u64 << k.index()) != 0)
+                .map(|k| k.name()),
+        );
     }
     if !f.meta.tunnels.is_empty() {
-        unmask["tunnels"] = tunnel_chain(&f.meta);
+        tunnel_chain(&mut unmask, &f.meta);
     }
-    m.insert("unmask".into(), unmask);
-    Value::Object(m)
 }
 
-fn anomaly_json(a: &AnomalyRecord, format: &EveFormat) -> Value {
-    let mut m = head(a.ts, &a.meta, a.dir, "anomaly", format);
+fn anomaly_json(a: &AnomalyRecord, format: &EveFormat, out: &mut Vec<u8>) {
+    let mut m = JsonObject::new(out);
+    head(&mut m, a.ts, &a.meta, a.dir, "anomaly", format);
     if let Some(n) = a.pcap_cnt {
-        m.insert("pcap_cnt".into(), n.into());
+        m.u64("pcap_cnt", n);
     }
-    m.insert("direction".into(), dir_name(a.dir).into());
-    let mut anomaly = json!({ "type": "applayer", "event": a.event, "layer": a.layer });
-    if a.layer == "stream" {
-        anomaly["type"] = "stream".into();
-    }
-    if a.meta.app_proto != AppProto::Unknown {
-        anomaly["app_proto"] = a.meta.app_proto.name().into();
-    }
-    m.insert("anomaly".into(), anomaly);
-    Value::Object(m)
-}
-
-fn drop_json(d: &DropRecord, format: &EveFormat) -> Value {
-    let mut m = head(d.ts, &d.meta, d.dir, "drop", format);
-    if let Some(n) = d.pcap_cnt {
-        m.insert("pcap_cnt".into(), n.into());
-    }
-    m.insert("direction".into(), dir_name(d.dir).into());
-    m.insert(
-        "drop".into(),
-        json!({
-            "len": d.len,
-            "tcpseq": d.seq,
-            "tcpack": d.ack,
-            "syn": d.flags.syn(),
-            "ack": d.flags.ack(),
-            "fin": d.flags.fin(),
-            "rst": d.flags.rst(),
-            "psh": d.flags.has(TcpFlags::PSH),
-            "reason": "rules",
-        }),
+    m.str("direction", dir_name(a.dir));
+    let mut anomaly = m.object("anomaly");
+    anomaly.str(
+        "type",
+        if a.layer == "stream" {
+            "stream"
+        } else {
+            "applayer"
+        },
     );
-    Value::Object(m)
+    anomaly.str("event", a.event);
+    anomaly.str("layer", a.layer);
+    if a.meta.app_proto != AppProto::Unknown {
+        anomaly.str("app_proto", a.meta.app_proto.name());
+    }
 }
 
-fn tls_json(r: &TlsEveRecord, format: &EveFormat) -> Value {
+fn drop_json(d: &DropRecord, format: &EveFormat, out: &mut Vec<u8>) {
+    let mut m = JsonObject::new(out);
+    head(&mut m, d.ts, &d.meta, d.dir, "drop", format);
+    if let Some(n) = d.pcap_cnt {
+        m.u64("pcap_cnt", n);
+    }
+    m.str("direction", dir_name(d.dir));
+    let mut drop = m.object("drop");
+    drop.u64("len", d.len.into());
+    drop.u64("tcpseq", d.seq.into());
+    drop.u64("tcpack", d.ack.into());
+    drop.bool("syn", d.flags.syn());
+    drop.bool("ack", d.flags.ack());
+    drop.bool("fin", d.flags.fin());
+    drop.bool("rst", d.flags.rst());
+    drop.bool("psh", d.flags.has(TcpFlags::PSH));
+    drop.str("reason", "rules");
+}
+
+fn tls_json(r: &TlsEveRecord, format: &EveFormat, out: &mut Vec<u8>) {
     let t = &r.tls;
-    let mut m = head(r.ts, &r.meta, Dir::ToServer, "tls", format);
-    let mut tls = Map::new();
-    let mut put = |k: &str, v: Value| {
-        tls.insert(k.into(), v);
-    };
-    if let Some(v) = &t.subject {
-        put("subject", v.as_str().into());
+    let mut m = JsonObject::new(out);
+    head(&mut m, r.ts, &r.meta, Dir::ToServer, "tls", format);
+    {
+        let mut tls = m.object("tls");
+        if let Some(v) = &t.subject {
+            tls.str("subject", v);
+        }
+        if let Some(v) = &t.issuerdn {
+            tls.str("issuerdn", v);
+        }
+        if let Some(v) = &t.serial {
+            tls.str("serial", v);
+        }
+        if let Some(v) = &t.fingerprint {
+            tls.str("fingerprint", v);
+        }
+        if let Some(v) = &t.sni {
+            tls.str("sni", v);
+        }
+        tls.str("version", t.version);
+        if let Some(v) = t.notbefore {
+            tls.display("notbefore", TlsDate(v));
+        }
+        if let Some(v) = t.notafter {
+            tls.display("notafter", TlsDate(v));
+        }
+        if !t.subjectaltname.is_empty() {
+            tls.strs(
+                "subjectaltname",
+                t.subjectaltname.iter().map(String::as_str),
+            );
+        }
+        if let Some((hash, string)) = &t.ja3 {
+            let mut j = tls.object("ja3");
+            j.str("hash", hash);
+            j.str("string", string);
+        }
+        if let Some((hash, string)) = &t.ja3s {
+            let mut j = tls.object("ja3s");
+            j.str("hash", hash);
+            j.str("string", string);
+        }
+        if let Some(v) = &t.ja4 {
+            tls.str("ja4", v);
+        }
+        if !t.client_alpns.is_empty() {
+            tls.strs("client_alpns", t.client_alpns.iter().map(String::as_str));
+        }
+        if !t.server_alpns.is_empty() {
+            tls.strs("server_alpns", t.server_alpns.iter().map(String::as_str));
+        }
     }
-    if let Some(v) = &t.issuerdn {
-        put("issuerdn", v.as_str().into());
-    }
-    if let Some(v) = &t.serial {
-        put("serial", v.as_str().into());
-    }
-    if let Some(v) = &t.fingerprint {
-        put("fingerprint", v.as_str().into());
-    }
-    if let Some(v) = &t.sni {
-        put("sni", v.as_str().into());
-    }
-    put("version", t.version.into());
-    if let Some(v) = t.notbefore {
-        put("notbefore", TlsDate(v).to_string().into());
-    }
-    if let Some(v) = t.notafter {
-        put("notafter", TlsDate(v).to_string().into());
-    }
-    if !t.subjectaltname.is_empty() {
-        put("subjectaltname", t.subjectaltname.clone().into());
-    }
-    if let Some((hash, string)) = &t.ja3 {
-        put("ja3", json!({ "hash": hash, "string": string }));
-    }
-    if let Some((hash, string)) = &t.ja3s {
-        put("ja3s", json!({ "hash": hash, "string": string }));
-    }
-    if let Some(v) = &t.ja4 {
-        put("ja4", v.as_str().into());
-    }
-    if !t.client_alpns.is_empty() {
-        put("client_alpns", t.client_alpns.clone().into());
-    }
-    if !t.server_alpns.is_empty() {
-        put("server_alpns", t.server_alpns.clone().into());
-    }
-    m.insert("tls".into(), Value::Object(tls));
-    let mut unmask = json!({ "certificates": t.certificates });
+    let mut unmask = m.object("unmask");
+    unmask.u64("certificates", t.certificates.into());
     if let Some(v) = &t.ja3n {
-        unmask["ja3n"] = v.as_str().into();
+        unmask.str("ja3n", v);
     }
     // JA4S: Suricata's tls object has no field for it.
     if let Some(v) = &t.ja4s {
-        unmask["ja4s"] = v.as_str().into();
+        unmask.str("ja4s", v);
     }
     if !t.anomalies.is_empty() {
-        unmask["tls_anomalies"] = t.anomalies.clone().into();
+        unmask.strs("tls_anomalies", t.anomalies.iter().copied());
     }
     if let Some(h) = &t.shape {
-        unmask["handshake_records"] = json!({
-            "server": h.server_sizes(),
-            "server_count": h.server_records,
-            "server_bytes": h.server_bytes,
-            "client_finished": h.client_finished,
-            "post_handshake": h.post_sizes(),
-            "post_handshake_count": h.post_records,
-            "resumed": h.psk,
-        });
+        let mut hr = unmask.object("handshake_records");
+        hr.u64s("server", h.server_sizes().iter().map(|&s| u64::from(s)));
+        hr.u64("server_count", h.server_records.into());
+        hr.u64("server_bytes", h.server_bytes.into());
+        hr.u64("client_finished", h.client_finished.into());
+        hr.u64s(
+            "post_handshake",
+            h.post_sizes().iter().map(|&s| u64::from(s)),
+        );
+        hr.u64("post_handshake_count", h.post_records.into());
+        hr.bool("resumed", h.psk);
     }
-    m.insert("unmask".into(), unmask);
-    Value::Object(m)
 }
 
 impl HostRecord {
-    /// The record as one EVE JSON object.
-    pub fn to_json(&self, format: &EveFormat) -> Value {
+    /// Appends the record as one EVE JSON object (no newline) to `out`.
+    pub fn write_json(&self, format: &EveFormat, out: &mut Vec<u8>) {
         match self {
-            HostRecord::Alert(a) => host_alert_json(a),
-            HostRecord::FirstSeen(f) => first_seen_json(f, format),
-            HostRecord::Finding(a) => alert_json(a, format),
+            HostRecord::Alert(a) => host_alert_json(a, out),
+            HostRecord::FirstSeen(f) => first_seen_json(f, format, out),
+            HostRecord::Finding(a) => alert_json(a, format, out),
         }
+    }
+
+    /// The record as one EVE JSON object: [`HostRecord::write_json`]'s bytes, parsed.
+    pub fn to_json(&self, format: &EveFormat) -> Value {
+        let mut out = Vec::new();
+        self.write_json(format, &mut out);
+        parse_written(&out)
     }
 }
 
 /// A host alert in Suricata's `alert` layout. It spans flows, so it has no flow_id or port of
 /// its own: the host is src_ip (a client) or dest_ip (a server), and `unmask.host` names the
 /// window and every flow_id and finding that made it.
-fn host_alert_json(a: &HostAlert) -> Value {
-    let mut m = Map::new();
-    m.insert("timestamp".into(), EveTime(a.ts).to_string().into());
-    m.insert("event_type".into(), "alert".into());
-    let ip = ip_string(a.host.family, &a.host.addr);
-    match a.host.role {
-        Role::Client => m.insert("src_ip".into(), ip.clone().into()),
-        Role::Server => m.insert("dest_ip".into(), ip.clone().into()),
+fn host_alert_json(a: &HostAlert, out: &mut Vec<u8>) {
+    let mut m = JsonObject::new(out);
+    write_eve_time(m.raw("timestamp"), a.ts);
+    m.str("event_type", "alert");
+    let ip_key = match a.host.role {
+        Role::Client => "src_ip",
+        Role::Server => "dest_ip",
     };
-    m.insert("proto".into(), "TCP".into());
-    m.insert("ip_v".into(), (a.host.family as u8).into());
-    m.insert(
-        "alert".into(),
-        json!({
-            "action": "allowed",
-            "gid": 1,
-            "signature_id": HOST_ALERT_SID,
-            "rev": 1,
-            "signature": HOST_ALERT_SIGNATURE,
-            "category": "Potentially Bad Traffic",
-            "severity": HOST_ALERT_SEVERITY,
-            "metadata": {
-                "mitre_technique_id": [MITRE_TECHNIQUE],
-                "mitre_technique_name": [MITRE_TECHNIQUE_NAME],
-                "mitre_tactic_id": [MITRE_TACTIC],
-                "det0470_tunable": ["TimeWindow"],
-                "unmask_finding": ["host_correlation"],
-            },
-        }),
-    );
-    let contributions: Vec<Value> = a
-        .contributions
-        .iter()
-        .map(|c| {
-            json!({
-                "timestamp": EveTime(c.ts).to_string(),
-                "flow_id": c.flow_id,
-                "finding": c.cause.name(),
-                "points": c.points,
-            })
-        })
-        .collect();
-    m.insert(
-        "unmask".into(),
-        json!({
-            "finding": "host_correlation",
-            "host": {
-                "ip": ip,
-                "role": a.host.role.name(),
-                "window_start": EveTime(a.window_start).to_string(),
-                "window_end": EveTime(a.ts).to_string(),
-                "window_secs": a.window_secs,
-                "score": a.score,
-                "threshold": a.threshold,
-                "flow_ids": a.flow_ids(),
-                "findings": contributions,
-            },
-            "mitre": {
-                "technique_id": MITRE_TECHNIQUE,
-                "technique": MITRE_TECHNIQUE_NAME,
-                "tactic_id": MITRE_TACTIC,
-                "analytic": MITRE_ANALYTIC,
-                "tunable": "TimeWindow",
-            },
-        }),
-    );
-    Value::Object(m)
+    write_ip(m.raw(ip_key), a.host.family, &a.host.addr);
+    m.str("proto", "TCP");
+    m.u64("ip_v", a.host.family as u64);
+    {
+        let mut alert = m.object("alert");
+        alert.str("action", "allowed");
+        alert.u64("gid", 1);
+        alert.u64("signature_id", HOST_ALERT_SID.into());
+        alert.u64("rev", 1);
+        alert.str("signature", HOST_ALERT_SIGNATURE);
+        alert.str("category", "Potentially Bad Traffic");
+        alert.u64("severity", HOST_ALERT_SEVERITY.into());
+        mitre_metadata(&mut alert, "TimeWindow", "host_correlation");
+    }
+    let mut unmask = m.object("unmask");
+    unmask.str("finding", "host_correlation");
+    {
+        let mut host = unmask.object("host");
+        write_ip(host.raw("ip"), a.host.family, &a.host.addr);
+        host.str("role", a.host.role.name());
+        write_eve_time(host.raw("window_start"), a.window_start);
+        write_eve_time(host.raw("window_end"), a.ts);
+        host.u64("window_secs", a.window_secs.into());
+        host.u64("score", a.score.into());
+        host.u64("threshold", a.threshold.into());
+        host.u64s("flow_ids", a.flow_ids());
+        let mut findings = host.array("findings");
+        for c in &a.contributions {
+            let mut f = findings.object();
+            write_eve_time(f.raw("timestamp"), c.ts);
+            f.u64("flow_id", c.flow_id);
+            f.str("finding", c.cause.name());
+            f.u64("points", c.points.into());
+        }
+    }
+    mitre_object(&mut unmask, "TimeWindow");
 }
 
 /// A pair a host showed for the first time: its own event type (as Zeek's known_* logs), with
 /// the flow it was seen in, oriented client to server; what is new is under `unmask.first_seen`
 /// (Suricata's schema has no place for it at the top level).
-fn first_seen_json(f: &FirstSeen, format: &EveFormat) -> Value {
-    let mut m = head(f.ts, &f.meta, Dir::ToServer, "first_seen", format);
-    let host = if f.kind.is_client() {
-        ip_string(f.meta.family, &f.meta.client_addr)
+fn first_seen_json(f: &FirstSeen, format: &EveFormat, out: &mut Vec<u8>) {
+    let mut m = JsonObject::new(out);
+    head(&mut m, f.ts, &f.meta, Dir::ToServer, "first_seen", format);
+    let mut unmask = m.object("unmask");
+    let mut first = unmask.object("first_seen");
+    first.str("type", f.kind.name());
+    if f.kind.is_client() {
+        write_ip(first.raw("host"), f.meta.family, &f.meta.client_addr);
     } else {
-        format!(
-            "{}:{}",
-            ip_string(f.meta.family, &f.meta.server_addr),
-            f.meta.server_port
-        )
-    };
-    m.insert(
-        "unmask".into(),
-        json!({
-            "first_seen": {
-                "type": f.kind.name(),
-                "host": host,
-                "role": if f.kind.is_client() { "client" } else { "server" },
-                "value": f.value,
-            },
-        }),
+        first.display(
+            "host",
+            format_args!(
+                "{}:{}",
+                ip_string(f.meta.family, &f.meta.server_addr),
+                f.meta.server_port
+            ),
+        );
+    }
+    first.str(
+        "role",
+        if f.kind.is_client() {
+            "client"
+        } else {
+            "server"
+        },
     );
-    Value::Object(m)
+    first.str("value", &f.value);
 }
 
 /// Where EVE records go.
@@ -986,8 +1041,7 @@ fn write_loop(
         match rx.recv_timeout(REOPEN_CHECK) {
             Ok(record) => {
                 line.clear();
-                serde_json::to_writer(&mut line, &record.to_json(format))
-                    .map_err(|e| fail(&stats, e.into()))?;
+                record.write_json(format, &mut line);
                 line.push(b'\n');
                 out.write_all(&line).map_err(|e| fail(&stats, e))?;
                 let meta = LineMeta {
@@ -1008,8 +1062,7 @@ fn write_loop(
                     h.observe(&record, &mut host_records);
                     for r in host_records.drain(..) {
                         line.clear();
-                        serde_json::to_writer(&mut line, &r.to_json(format))
-                            .map_err(|e| fail(&stats, e.into()))?;
+                        r.write_json(format, &mut line);
                         line.push(b'\n');
                         out.write_all(&line).map_err(|e| fail(&stats, e))?;
                         let meta = LineMeta {
@@ -1176,6 +1229,63 @@ mod tests {
             ident_bytes: [0, 0],
             bypassed: None,
         }
+    }
+
+    #[test]
+    fn rare_branches_are_written_in_suricata_order() {
+        // What the captures never reach: a kernel-bypassed, blocked, cut-short flow inside
+        // tunnels, and an alert naming one evidence key twice (first place, last value, as a
+        // map insert kept it).
+        let mut m = meta();
+        m.tunnels.kinds[0] = 1;
+        m.tunnels.kinds[1] = 5;
+        m.tunnels.depth = 2;
+        let mut f = flow_record(m);
+        f.blocked = true;
+        f.uninspected = Some("stream_memcap");
+        f.bypassed = Some(crate::engine::record::KernelShare {
+            pkts: [5, 6],
+            bytes: [7, 8],
+        });
+        let mut line = Vec::new();
+        EveRecord::Flow(f).write_json(&EveFormat { community_id: None }, &mut line);
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            concat!(
+                r#"{"timestamp":"1970-01-01T00:00:00.000000+0000","flow_id":42,"event_type":"flow","#,
+                r#""src_ip":"10.0.0.1","src_port":50000,"dest_ip":"10.0.0.2","dest_port":443,"#,
+                r#""proto":"TCP","ip_v":4,"app_proto":"ssh","tunnel":{"depth":2,"pkt_src":"vxlan tunnel"},"#,
+                r#""flow":{"pkts_toserver":1,"pkts_toclient":2,"bytes_toserver":3,"bytes_toclient":4,"#,
+                r#""start":"1970-01-01T00:00:00.000000+0000","end":"1970-01-01T00:00:00.000000+0000","#,
+                r#""age":0,"state":"closed","reason":"timeout","alerted":false,"action":"drop","#,
+                r#""bypass":"capture","bypassed":{"pkts_toserver":5,"pkts_toclient":6,"#,
+                r#""bytes_toserver":7,"bytes_toclient":8}},"unmask":{"ident_bytes_toserver":0,"#,
+                r#""ident_bytes_toclient":0,"uninspected":"stream_memcap","tunnels":["gre","vxlan"]}}"#
+            )
+        );
+        let mut evidence = Evidence::default();
+        evidence.add("port", "a\"b\n");
+        evidence.add("protocol", "ssh");
+        evidence.add("port", 22);
+        let rec = AlertRecord {
+            ts: Timestamp::from_secs_nanos(1, 0),
+            meta: meta(),
+            dir: Dir::ToServer,
+            action: AlertAction::Allowed,
+            finding: Finding {
+                kind: FindingKind::ProtocolPortMismatch,
+                confidence: 90,
+                block: false,
+                dir: Dir::ToServer,
+                evidence,
+            },
+            pcap_cnt: None,
+        };
+        let v = EveRecord::Alert(Box::new(rec)).to_json(&EveFormat::default());
+        assert_eq!(
+            serde_json::to_string(&v["unmask"]["evidence"]).unwrap(),
+            r#"{"port":"22","protocol":"ssh"}"#
+        );
     }
 
     #[test]

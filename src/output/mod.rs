@@ -5,6 +5,7 @@
 pub mod community_id;
 pub mod delivery;
 pub mod eve;
+pub mod json;
 pub mod metrics;
 pub mod redis;
 pub mod sink;
