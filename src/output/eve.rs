@@ -14,7 +14,7 @@ use std::io::{self, BufWriter, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -24,7 +24,8 @@ use serde_json::Value;
 use crate::capture::Timestamp;
 use crate::config::{OutputConfig, SinkConfig};
 use crate::detect::{
-    FindingKind, MITRE_ANALYTIC, MITRE_TACTIC, MITRE_TECHNIQUE, MITRE_TECHNIQUE_NAME,
+    Evidence, FindingKind, KindInfo, MITRE_ANALYTIC, MITRE_TACTIC, MITRE_TECHNIQUE,
+    MITRE_TECHNIQUE_NAME,
 };
 use crate::engine::record::{
     AlertAction, AlertRecord, AnomalyRecord, DropRecord, EveRecord, FlowMeta, FlowRecord,
@@ -247,8 +248,7 @@ fn mitre_metadata(alert: &mut JsonObject<'_>, tunable: &str, finding: &str) {
     md.strs("unmask_finding", [finding]);
 }
 
-fn mitre_object(unmask: &mut JsonObject<'_>, tunable: &str) {
-    let mut mitre = unmask.object("mitre");
+fn mitre_fields(mitre: &mut JsonObject<'_>, tunable: &str) {
     mitre.str("technique_id", MITRE_TECHNIQUE);
     mitre.str("technique", MITRE_TECHNIQUE_NAME);
     mitre.str("tactic_id", MITRE_TACTIC);
@@ -256,38 +256,92 @@ fn mitre_object(unmask: &mut JsonObject<'_>, tunable: &str) {
     mitre.str("tunable", tunable);
 }
 
-fn alert_json(a: &AlertRecord, format: &EveFormat, out: &mut Vec<u8>) {
-    let info = a.finding.kind.info();
-    let mut m = JsonObject::new(out);
-    head(&mut m, a.ts, &a.meta, a.dir, "alert", format);
-    if let Some(n) = a.pcap_cnt {
-        m.u64("pcap_cnt", n);
+/// Suricata's `alert` object: what the finding kind and the action decide.
+fn alert_fields(alert: &mut JsonObject<'_>, info: &KindInfo, action: AlertAction) {
+    alert.str(
+        "action",
+        match action {
+            AlertAction::Allowed => "allowed",
+            AlertAction::Blocked => "blocked",
+        },
+    );
+    alert.u64("gid", 1);
+    alert.u64("signature_id", info.signature_id.into());
+    alert.u64("rev", 1);
+    alert.str("signature", info.signature);
+    alert.str("category", info.category);
+    alert.u64("severity", info.severity.into());
+    mitre_metadata(alert, info.tunable.name(), info.name);
+}
+
+/// The bytes of an alert that depend on its finding kind alone (most of an alert), written
+/// once per kind on first use rather than once per alert.
+struct KindParts {
+    /// The `alert` object's value, by [`AlertAction`].
+    allowed: Vec<u8>,
+    blocked: Vec<u8>,
+    /// The `unmask.mitre` object's value.
+    mitre: Vec<u8>,
+}
+
+impl KindParts {
+    fn of(kind: FindingKind) -> KindParts {
+        let info = kind.info();
+        let object = |fill: &dyn Fn(&mut JsonObject<'_>)| {
+            let mut out = Vec::new();
+            fill(&mut JsonObject::new(&mut out));
+            out
+        };
+        KindParts {
+            allowed: object(&|o| alert_fields(o, &info, AlertAction::Allowed)),
+            blocked: object(&|o| alert_fields(o, &info, AlertAction::Blocked)),
+            mitre: object(&|o| mitre_fields(o, info.tunable.name())),
+        }
     }
-    m.str("direction", dir_name(a.dir));
-    {
-        let mut alert = m.object("alert");
-        alert.str(
-            "action",
-            match a.action {
-                AlertAction::Allowed => "allowed",
-                AlertAction::Blocked => "blocked",
-            },
-        );
-        alert.u64("gid", 1);
-        alert.u64("signature_id", info.signature_id.into());
-        alert.u64("rev", 1);
-        alert.str("signature", info.signature);
-        alert.str("category", info.category);
-        alert.u64("severity", info.severity.into());
-        mitre_metadata(&mut alert, info.tunable.name(), info.name);
+
+    /// The parts of `kind`, `None` for a discriminant no kind has.
+    fn get(kind: FindingKind) -> Option<&'static KindParts> {
+        static PARTS: OnceLock<Vec<Option<KindParts>>> = OnceLock::new();
+        PARTS
+            .get_or_init(|| {
+                let mut parts: Vec<Option<KindParts>> =
+                    (0..FindingKind::COUNT).map(|_| None).collect();
+                for k in FindingKind::ALL {
+                    if let Some(slot) = parts.get_mut(k.index()) {
+                        *slot = Some(KindParts::of(k));
+                    }
+                }
+                parts
+            })
+            .get(kind.index())
+            .and_then(Option::as_ref)
     }
-    let mut unmask = m.object("unmask");
-    unmask.str("finding", info.name);
-    unmask.u64("confidence", a.finding.confidence.into());
-    {
-        // A name given twice keeps its first place and its last value, as a map insert did.
-        let ev = &a.finding.evidence;
-        let mut evidence = unmask.object("evidence");
+}
+
+/// `unmask.evidence`. A name given twice keeps its first place and its last value, as the map
+/// insert of the Value-built records did.
+fn evidence_object(unmask: &mut JsonObject<'_>, ev: &Evidence) {
+    let mut evidence = unmask.object("evidence");
+    // Each value is read out once (reading one checks its UTF-8) into a local list; more items
+    // than it holds, which no check adds today, take the slower walk over the evidence itself.
+    const HELD: usize = 16;
+    let mut held = [("", ""); HELD];
+    let mut n = 0;
+    for item in ev.iter() {
+        if let Some(slot) = held.get_mut(n) {
+            *slot = item;
+        }
+        n += 1;
+    }
+    if let Some(items) = held.get(..n) {
+        for (i, &(k, _)) in items.iter().enumerate() {
+            if items[..i].iter().any(|&(seen, _)| seen == k) {
+                continue;
+            }
+            let last = items[i..].iter().rev().find(|&&(name, _)| name == k);
+            evidence.str(k, last.map_or("", |&(_, v)| v));
+        }
+    } else {
         for (i, (k, _)) in ev.iter().enumerate() {
             if ev.iter().take(i).any(|(seen, _)| seen == k) {
                 continue;
@@ -296,7 +350,32 @@ fn alert_json(a: &AlertRecord, format: &EveFormat, out: &mut Vec<u8>) {
             evidence.str(k, last.map_or("", |(_, v)| v));
         }
     }
-    mitre_object(&mut unmask, info.tunable.name());
+}
+
+fn alert_json(a: &AlertRecord, format: &EveFormat, out: &mut Vec<u8>) {
+    let info = a.finding.kind.info();
+    let parts = KindParts::get(a.finding.kind);
+    let mut m = JsonObject::new(out);
+    head(&mut m, a.ts, &a.meta, a.dir, "alert", format);
+    if let Some(n) = a.pcap_cnt {
+        m.u64("pcap_cnt", n);
+    }
+    m.str("direction", dir_name(a.dir));
+    match parts {
+        Some(p) => m.raw("alert").extend_from_slice(match a.action {
+            AlertAction::Allowed => &p.allowed,
+            AlertAction::Blocked => &p.blocked,
+        }),
+        None => alert_fields(&mut m.object("alert"), &info, a.action),
+    }
+    let mut unmask = m.object("unmask");
+    unmask.str("finding", info.name);
+    unmask.u64("confidence", a.finding.confidence.into());
+    evidence_object(&mut unmask, &a.finding.evidence);
+    match parts {
+        Some(p) => unmask.raw("mitre").extend_from_slice(&p.mitre),
+        None => mitre_fields(&mut unmask.object("mitre"), info.tunable.name()),
+    }
     if !a.meta.tunnels.is_empty() {
         tunnel_chain(&mut unmask, &a.meta);
     }
@@ -538,7 +617,7 @@ fn host_alert_json(a: &HostAlert, out: &mut Vec<u8>) {
             f.u64("points", c.points.into());
         }
     }
-    mitre_object(&mut unmask, "TimeWindow");
+    mitre_fields(&mut unmask.object("mitre"), "TimeWindow");
 }
 
 /// A pair a host showed for the first time: its own event type (as Zeek's known_* logs), with
