@@ -10,6 +10,8 @@
 //! It is computed on the EVE writer thread from a record's [`FlowMeta`], never by a worker. It
 //! still allocates nothing (a fixed-size result), so it costs the writer one SHA-1 block.
 
+use std::cell::RefCell;
+
 use sha1::{Digest, Sha1};
 
 use crate::engine::record::FlowMeta;
@@ -90,6 +92,51 @@ pub fn for_flow(seed: u16, meta: &FlowMeta) -> CommunityId {
             port: meta.server_port,
         },
     )
+}
+
+/// What a flow's Community ID depends on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct FlowTuple {
+    seed: u16,
+    family: Family,
+    client_addr: [u8; 16],
+    client_port: u16,
+    server_addr: [u8; 16],
+    server_port: u16,
+}
+
+const CACHED: usize = 256;
+
+thread_local! {
+    /// The IDs this thread worked out last, by flow_id. A flow's records (its tls record,
+    /// alerts, flow record) mostly reach the EVE writer close together: on a real mix half of
+    /// them find their flow's ID here, and the SHA-1 was a quarter of writing a record's head.
+    static RECENT: RefCell<[Option<(FlowTuple, CommunityId)>; CACHED]> =
+        const { RefCell::new([None; CACHED]) };
+}
+
+/// [`for_flow`], remembered for the flows seen last. The whole tuple is compared, so a flow_id
+/// that two flows share (another worker's, a later run's) can only miss, never give the other
+/// flow's ID.
+pub fn for_flow_cached(seed: u16, meta: &FlowMeta) -> CommunityId {
+    let tuple = FlowTuple {
+        seed,
+        family: meta.family,
+        client_addr: meta.client_addr,
+        client_port: meta.client_port,
+        server_addr: meta.server_addr,
+        server_port: meta.server_port,
+    };
+    let slot = (meta.flow_id % CACHED as u64) as usize;
+    RECENT.with_borrow_mut(|recent| match recent.get_mut(slot) {
+        Some(Some((t, id))) if *t == tuple => *id,
+        Some(entry) => {
+            let id = for_flow(seed, meta);
+            *entry = Some((tuple, id));
+            id
+        }
+        None => for_flow(seed, meta),
+    })
 }
 
 #[cfg(test)]
@@ -254,5 +301,36 @@ mod tests {
             for_flow(1, &meta).as_str(),
             "1:HhA1B+6CoLbiKPEs5nhNYN4XWfk="
         );
+    }
+
+    #[test]
+    fn the_cached_id_is_the_flows_own_even_when_a_flow_id_is_reused() {
+        let mut a = FlowMeta {
+            flow_id: 5,
+            family: Family::V4,
+            client_addr: [0; 16],
+            client_port: 1000,
+            server_addr: [0; 16],
+            server_port: 443,
+            app_proto: crate::proto::AppProto::Tls,
+            app_ts: crate::proto::AppProto::Tls,
+            app_tc: crate::proto::AppProto::Tls,
+            tunnels: Default::default(),
+        };
+        a.client_addr[..4].copy_from_slice(&[10, 0, 0, 1]);
+        a.server_addr[..4].copy_from_slice(&[10, 0, 0, 2]);
+        let mut b = a;
+        b.server_port = 8443;
+        for seed in [0, 7] {
+            for m in [a, b, a, a, b, b] {
+                assert_eq!(for_flow_cached(seed, &m), for_flow(seed, &m));
+            }
+        }
+        // Same slot, another flow.
+        let mut c = a;
+        c.flow_id = 5 + CACHED as u64;
+        c.client_port = 2000;
+        assert_eq!(for_flow_cached(0, &c), for_flow(0, &c));
+        assert_eq!(for_flow_cached(0, &a), for_flow(0, &a));
     }
 }

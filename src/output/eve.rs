@@ -209,7 +209,7 @@ fn head(
     // Where Suricata puts it: after the 5-tuple, before the event's own objects. It depends on
     // the flow only, so every record of a flow carries the same value whatever its direction.
     if let Some(seed) = format.community_id {
-        let id = community_id::for_flow(seed, meta);
+        let id = community_id::for_flow_cached(seed, meta);
         m.str("community_id", id.as_str());
     }
     if meta.app_proto != AppProto::Unknown {
