@@ -339,7 +339,7 @@ fn evidence_object(unmask: &mut JsonObject<'_>, ev: &Evidence) {
                 continue;
             }
             let last = items[i..].iter().rev().find(|&&(name, _)| name == k);
-            evidence.str(k, last.map_or("", |&(_, v)| v));
+            evidence.str_named(k, last.map_or("", |&(_, v)| v));
         }
     } else {
         for (i, (k, _)) in ev.iter().enumerate() {
@@ -347,7 +347,7 @@ fn evidence_object(unmask: &mut JsonObject<'_>, ev: &Evidence) {
                 continue;
             }
             let last = ev.iter().filter(|&(name, _)| name == k).last();
-            evidence.str(k, last.map_or("", |(_, v)| v));
+            evidence.str_named(k, last.map_or("", |(_, v)| v));
         }
     }
 }
