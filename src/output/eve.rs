@@ -140,19 +140,24 @@ fn write_eve_time(out: &mut Vec<u8>, ts: Timestamp) {
         return;
     }
     out.push(b'"');
-    json::write_padded(out, y as u64, 4);
+    let y = y as u64;
+    json::write_2digits(out, y / 100);
+    json::write_2digits(out, y);
     out.push(b'-');
-    json::write_padded(out, u64::from(m), 2);
+    json::write_2digits(out, m.into());
     out.push(b'-');
-    json::write_padded(out, u64::from(d), 2);
+    json::write_2digits(out, d.into());
     out.push(b'T');
-    json::write_padded(out, sod / 3600, 2);
+    json::write_2digits(out, sod / 3600);
     out.push(b':');
-    json::write_padded(out, (sod / 60) % 60, 2);
+    json::write_2digits(out, (sod / 60) % 60);
     out.push(b':');
-    json::write_padded(out, sod % 60, 2);
+    json::write_2digits(out, sod % 60);
     out.push(b'.');
-    json::write_padded(out, u64::from(ts.subsec_nanos() / 1000), 6);
+    let micros = u64::from(ts.subsec_nanos() / 1000);
+    json::write_2digits(out, micros / 10_000);
+    json::write_2digits(out, micros / 100);
+    json::write_2digits(out, micros);
     out.extend_from_slice(b"+0000\"");
 }
 
@@ -1308,6 +1313,27 @@ mod tests {
             ident_bytes: [0, 0],
             bypassed: None,
         }
+    }
+
+    #[test]
+    fn eve_time_written_directly_is_its_display() {
+        let mut ts = 0u64;
+        for step in 0..20_000u64 {
+            let mut out = Vec::new();
+            write_eve_time(&mut out, Timestamp(ts));
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format!("\"{}\"", EveTime(Timestamp(ts)))
+            );
+            // Steps of odd sizes reach every field's digits over a few centuries.
+            ts = ts.wrapping_add(919_191_919_191_917 + step * 7_777_777);
+        }
+        let mut out = Vec::new();
+        write_eve_time(&mut out, Timestamp(u64::MAX));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("\"{}\"", EveTime(Timestamp(u64::MAX)))
+        );
     }
 
     #[test]

@@ -75,8 +75,31 @@ fn escape_into(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&bytes[start..]);
 }
 
+/// "00" to "99", two bytes each.
+const PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// Appends `v % 100` as two digits.
+pub fn write_2digits(out: &mut Vec<u8>, v: u64) {
+    let at = (v % 100) as usize * 2;
+    out.extend_from_slice(&PAIRS[at..at + 2]);
+}
+
 /// Appends `v` in decimal.
 pub fn write_u64(out: &mut Vec<u8>, mut v: u64) {
+    // Most numbers in a record (ports, octets, counts, flags) are short: no loop for them.
+    if v < 10 {
+        out.push(b'0' + v as u8);
+        return;
+    }
+    if v < 100 {
+        write_2digits(out, v);
+        return;
+    }
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {
@@ -88,20 +111,6 @@ pub fn write_u64(out: &mut Vec<u8>, mut v: u64) {
         }
     }
     out.extend_from_slice(&digits[at..]);
-}
-
-/// Appends `v` as `width` decimal digits, zero-padded (`v` must fit).
-pub fn write_padded(out: &mut Vec<u8>, v: u64, width: usize) {
-    let mut digits = [b'0'; 20];
-    let mut v = v;
-    let mut at = digits.len();
-    while v > 0 && at > 0 {
-        at -= 1;
-        digits[at] = b'0' + (v % 10) as u8;
-        v /= 10;
-    }
-    let from = (digits.len() - width.min(digits.len())).min(at);
-    out.extend_from_slice(&digits[from..]);
 }
 
 /// A `fmt::Write` that escapes what is written into it as the inside of a JSON string.
@@ -340,23 +349,15 @@ mod tests {
 
     #[test]
     fn numbers_are_plain_decimal() {
-        for v in [0, 1, 9, 10, 99, 100, 12345, u64::from(u32::MAX), u64::MAX] {
+        for v in (0..1000).chain([9999, 10000, 12345, u64::from(u32::MAX), u64::MAX]) {
             let mut out = Vec::new();
             write_u64(&mut out, v);
             assert_eq!(out, serde_json::to_vec(&v).unwrap());
         }
-        for (v, w, want) in [
-            (0, 2, "00"),
-            (7, 2, "07"),
-            (42, 2, "42"),
-            (5, 6, "000005"),
-            (123456, 6, "123456"),
-            (1970, 4, "1970"),
-            (12345, 4, "12345"),
-        ] {
-            let mut out = Vec::new();
-            write_padded(&mut out, v, w);
-            assert_eq!(String::from_utf8(out).unwrap(), want);
+        for v in 0..250 {
+            let mut two = Vec::new();
+            write_2digits(&mut two, v);
+            assert_eq!(String::from_utf8(two).unwrap(), format!("{:02}", v % 100));
         }
     }
 
