@@ -163,18 +163,78 @@ fn write_eve_time(out: &mut Vec<u8>, ts: Timestamp) {
 
 /// Appends an address as a JSON string, as [`ip_string`] prints it.
 fn write_ip(out: &mut Vec<u8>, family: Family, addr: &[u8; 16]) {
+    out.push(b'"');
     match family {
-        Family::V4 => {
-            out.push(b'"');
-            for (i, &b) in addr[..4].iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                json::write_u64(out, u64::from(b));
-            }
-            out.push(b'"');
+        Family::V4 => write_v4(out, &addr[..4]),
+        Family::V6 => write_v6(out, addr),
+    }
+    out.push(b'"');
+}
+
+/// Dotted decimal.
+fn write_v4(out: &mut Vec<u8>, octets: &[u8]) {
+    for (i, &b) in octets.iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
         }
-        Family::V6 => json::write_display(out, Ipv6Addr::from(*addr)),
+        json::write_u64(out, u64::from(b));
+    }
+}
+
+/// The text `Ipv6Addr`'s Display gives (RFC 5952: lowercase hex without leading zeros, the
+/// first longest run of two or more zero groups as `::`, IPv4-mapped addresses as
+/// `::ffff:a.b.c.d`), without going through `fmt`.
+fn write_v6(out: &mut Vec<u8>, addr: &[u8; 16]) {
+    if addr[..10].iter().all(|&b| b == 0) && addr[10] == 0xff && addr[11] == 0xff {
+        out.extend_from_slice(b"::ffff:");
+        write_v4(out, &addr[12..]);
+        return;
+    }
+    let groups: [u16; 8] =
+        std::array::from_fn(|i| u16::from_be_bytes([addr[2 * i], addr[2 * i + 1]]));
+    // The first longest run of zero groups.
+    let (mut best_at, mut best_len) = (0, 0);
+    let (mut run_at, mut run_len) = (0, 0);
+    for (i, &g) in groups.iter().enumerate() {
+        if g == 0 {
+            if run_len == 0 {
+                run_at = i;
+            }
+            run_len += 1;
+            if run_len > best_len {
+                (best_at, best_len) = (run_at, run_len);
+            }
+        } else {
+            run_len = 0;
+        }
+    }
+    let hex_groups = |out: &mut Vec<u8>, groups: &[u16]| {
+        for (i, &g) in groups.iter().enumerate() {
+            if i > 0 {
+                out.push(b':');
+            }
+            write_hex_group(out, g);
+        }
+    };
+    if best_len > 1 {
+        hex_groups(out, &groups[..best_at]);
+        out.extend_from_slice(b"::");
+        hex_groups(out, &groups[best_at + best_len..]);
+    } else {
+        hex_groups(out, &groups);
+    }
+}
+
+/// Lowercase hex, no leading zeros.
+fn write_hex_group(out: &mut Vec<u8>, g: u16) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut started = false;
+    for shift in [12, 8, 4, 0] {
+        let nibble = (g >> shift) & 0xf;
+        if nibble != 0 || started || shift == 0 {
+            out.push(HEX[usize::from(nibble)]);
+            started = true;
+        }
     }
 }
 
@@ -1312,6 +1372,70 @@ mod tests {
             uninspected: None,
             ident_bytes: [0, 0],
             bypassed: None,
+        }
+    }
+
+    #[test]
+    fn addresses_written_directly_are_their_display() {
+        let v6 = |a: [u8; 16]| {
+            let mut out = Vec::new();
+            write_ip(&mut out, Family::V6, &a);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format!("\"{}\"", Ipv6Addr::from(a)),
+                "{a:?}"
+            );
+        };
+        // Every pattern of zero and non-zero groups (runs of each length at each place, ties),
+        // with group values of every width.
+        for mask in 0u32..256 {
+            for fill in [0x0001u16, 0x00ab, 0x0abc, 0xabcd, 0xf000, 0x0100] {
+                let mut a = [0u8; 16];
+                for i in 0..8 {
+                    if mask & (1 << i) != 0 {
+                        let g = fill.rotate_left(i as u32 * 3) | 1;
+                        a[2 * i..2 * i + 2].copy_from_slice(&g.to_be_bytes());
+                    }
+                }
+                v6(a);
+            }
+        }
+        // IPv4-mapped and its near misses, and a spread of other addresses.
+        let mut mapped = [0u8; 16];
+        mapped[10] = 0xff;
+        mapped[11] = 0xff;
+        mapped[12..].copy_from_slice(&[192, 0, 2, 33]);
+        v6(mapped);
+        mapped[9] = 1;
+        v6(mapped);
+        mapped[9] = 0;
+        mapped[11] = 0xfe;
+        v6(mapped);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..5000 {
+            let mut a = [0u8; 16];
+            for b in a.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = if x % 3 == 0 { 0 } else { x as u8 };
+            }
+            v6(a);
+        }
+        for a in [
+            [0u8, 0, 0, 0],
+            [255, 255, 255, 255],
+            [10, 0, 100, 9],
+            [1, 22, 133, 4],
+        ] {
+            let mut addr = [0u8; 16];
+            addr[..4].copy_from_slice(&a);
+            let mut out = Vec::new();
+            write_ip(&mut out, Family::V4, &addr);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format!("\"{}\"", ip_string(Family::V4, &addr))
+            );
         }
     }
 
