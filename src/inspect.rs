@@ -952,7 +952,20 @@ impl InspectState {
         let mut dir_state = facts.dirs[d];
         dir_state.feed(data, scratch, |ev| {
             let was_over = facts.over();
-            facts.summary.observe(dir, &ev);
+            // The hello's JA3 (JA3S) string is kept in `facts` and its MD5 in the summary:
+            // computed once, for the hellos either keeps.
+            let hello_ja3 = match ev {
+                TlsEvent::ClientHello(ch)
+                    if dir == Dir::ToServer
+                        && !ch.sslv2_format
+                        && (facts.ja3.is_none() || !facts.summary.client_hello_seen) =>
+                {
+                    Some(fingerprint::ja3(ch))
+                }
+                TlsEvent::ServerHello(sh) if dir == Dir::ToClient => Some(fingerprint::ja3s(sh)),
+                _ => None,
+            };
+            facts.summary.observe_with(dir, &ev, hello_ja3.as_ref());
             if facts.shape.observe(dir, &ev, &facts.summary) {
                 let view = base.view(ident, Some(&*facts), Some(&http), now);
                 report.event(&view, &Event::TlsClientFinished);
@@ -982,7 +995,7 @@ impl InspectState {
                 }
                 TlsEvent::ClientHello(ch) => {
                     if dir == Dir::ToServer && facts.ja3.is_none() && !ch.sslv2_format {
-                        facts.ja3 = Some(fingerprint::ja3(ch));
+                        facts.ja3 = hello_ja3.or_else(|| Some(fingerprint::ja3(ch)));
                         for a in ch.alpn.as_slice().iter().take(8) {
                             facts.client_alpns.push(*a);
                         }
@@ -991,7 +1004,7 @@ impl InspectState {
                 }
                 TlsEvent::ServerHello(sh) => {
                     if dir == Dir::ToClient && facts.ja3s.is_none() {
-                        facts.ja3s = Some(fingerprint::ja3s(sh));
+                        facts.ja3s = hello_ja3.or_else(|| Some(fingerprint::ja3s(sh)));
                     }
                     Some(Event::TlsServerHello(sh))
                 }

@@ -55,6 +55,13 @@ pub struct TlsSummary {
 impl TlsSummary {
     /// Folds one event seen in direction `dir`.
     pub fn observe(&mut self, dir: Dir, event: &TlsEvent<'_>) {
+        self.observe_with(dir, event, None);
+    }
+
+    /// Like [`TlsSummary::observe`], with the hello's JA3 (of a ClientHello) or JA3S (of a
+    /// ServerHello) already computed by the caller, which keeps the whole string: it is not
+    /// computed twice. `hello_ja3` must be the fingerprint of this event's hello.
+    pub fn observe_with(&mut self, dir: Dir, event: &TlsEvent<'_>, hello_ja3: Option<&Ja3>) {
         match *event {
             TlsEvent::ClientHello(ch) => {
                 self.client_hellos = self.client_hellos.saturating_add(1);
@@ -73,8 +80,10 @@ impl TlsSummary {
                 self.hidden = ch.hidden;
                 self.alpn_offered = ch.alpn.as_slice().first().copied();
                 if !ch.sslv2_format {
-                    let ja3: Ja3 = fingerprint::ja3(ch);
-                    self.ja3 = Some(ja3.md5);
+                    self.ja3 = Some(match hello_ja3 {
+                        Some(ja3) => ja3.md5,
+                        None => fingerprint::ja3(ch).md5,
+                    });
                     self.ja3n = Some(fingerprint::ja3n(ch).md5);
                 }
                 self.ja4 = Some(fingerprint::ja4(ch));
@@ -89,7 +98,10 @@ impl TlsSummary {
                 self.negotiated_version = sh.negotiated_version();
                 self.cipher = sh.cipher;
                 self.alpn_selected = sh.alpn;
-                self.ja3s = Some(fingerprint::ja3s(sh).md5);
+                self.ja3s = Some(match hello_ja3 {
+                    Some(ja3s) => ja3s.md5,
+                    None => fingerprint::ja3s(sh).md5,
+                });
                 self.ja4s = Some(fingerprint::ja4s(sh));
             }
             TlsEvent::Certificate { index, der } => {
