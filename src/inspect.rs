@@ -950,8 +950,10 @@ impl InspectState {
         let http = self.http;
         let facts = &mut self.tls;
         let mut dir_state = facts.dirs[d];
-        dir_state.feed(data, scratch, |ev| {
+        let (records, certs) = scratch.parts();
+        dir_state.feed_records(data, records, |ev| {
             let was_over = facts.over();
+            let had_leaf_sha1 = facts.summary.leaf_sha1.is_some();
             // The hello's JA3 (JA3S) string is kept in `facts` and its MD5 in the summary:
             // computed once, for the hellos either keeps.
             let hello_ja3 = match ev {
@@ -1014,11 +1016,17 @@ impl InspectState {
                         && facts.leaf_error.is_none() =>
                 {
                     let host = facts.summary.has_sni.then_some(facts.summary.sni);
-                    match CertInfo::from_der_for_host(der, host.as_ref().map(|h| h.as_str())) {
+                    // The summary has just taken this DER's SHA-1 when it is the flow's first
+                    // certificate (its `leaf_sha1` does not look at the direction).
+                    let sha1 = match facts.summary.leaf_sha1 {
+                        Some(sha1) if !had_leaf_sha1 => sha1,
+                        _ => crate::proto::x509::sha1_of(der),
+                    };
+                    match certs.parse_for_host(der, &sha1, host.as_ref().map(|h| h.as_str())) {
                         Ok(info) => {
-                            facts.leaf = Some(LeafCert::from_info(&info));
+                            facts.leaf = Some(LeafCert::from_info(info));
                             let view = base.view(ident, Some(&*facts), Some(&http), now);
-                            report.event(&view, &Event::TlsLeafCertificate(&info));
+                            report.event(&view, &Event::TlsLeafCertificate(info));
                             None
                         }
                         Err(e) => {

@@ -6,6 +6,7 @@
 
 pub mod entropy;
 pub mod fingerprint;
+pub mod fixed_list;
 pub mod http;
 pub mod magic;
 mod probes;

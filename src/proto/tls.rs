@@ -61,6 +61,7 @@ pub use hello::{
 };
 
 use crate::flow::Dir;
+use crate::proto::x509::{CertCache, CERT_CACHE_ENTRIES};
 use crate::proto::{AppProto, Probe};
 use hello::Rd;
 use tls_parser::{TlsHandshakeType, TlsRecordType};
@@ -78,19 +79,47 @@ const HANDSHAKE_HEADER_LEN: usize = 4;
 
 /// Per-worker buffer for handshake messages that span records. Allocated once.
 #[derive(Debug, Clone)]
-pub struct TlsScratch {
+pub struct RecordScratch {
     buf: Box<[u8]>,
 }
 
-impl TlsScratch {
+impl RecordScratch {
     pub fn new(capacity: usize) -> Self {
-        TlsScratch {
+        RecordScratch {
             buf: vec![0; capacity].into_boxed_slice(),
         }
     }
 
     pub fn capacity(&self) -> usize {
         self.buf.len()
+    }
+}
+
+/// What a worker's TLS parsing reuses across flows, allocated once: the reassembly buffer and
+/// the certificates already parsed.
+#[derive(Debug)]
+pub struct TlsScratch {
+    records: RecordScratch,
+    certs: CertCache,
+}
+
+impl TlsScratch {
+    /// A reassembly buffer of `capacity` bytes and a certificate cache of
+    /// [`CERT_CACHE_ENTRIES`].
+    pub fn new(capacity: usize) -> Self {
+        TlsScratch {
+            records: RecordScratch::new(capacity),
+            certs: CertCache::new(CERT_CACHE_ENTRIES),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.records.capacity()
+    }
+
+    /// Both parts at once: events borrow from the records while the cache parses.
+    pub fn parts(&mut self) -> (&mut RecordScratch, &mut CertCache) {
+        (&mut self.records, &mut self.certs)
     }
 }
 
@@ -476,6 +505,17 @@ impl TlsDir {
         &mut self,
         data: &[u8],
         scratch: &mut TlsScratch,
+        on_event: F,
+    ) {
+        self.feed_records(data, &mut scratch.records, on_event);
+    }
+
+    /// [`TlsDir::feed`] with only the reassembly part of the scratch, so that `on_event` may
+    /// use the certificate cache.
+    pub fn feed_records<F: FnMut(TlsEvent<'_>)>(
+        &mut self,
+        data: &[u8],
+        scratch: &mut RecordScratch,
         mut on_event: F,
     ) {
         let mut out = Out {
@@ -635,7 +675,7 @@ impl Walk {
     fn run<F: FnMut(TlsEvent<'_>)>(
         &mut self,
         data: &[u8],
-        scratch: &mut TlsScratch,
+        scratch: &mut RecordScratch,
         out: &mut Out<'_, F>,
     ) {
         if self.phase == Phase::Start {
@@ -751,7 +791,7 @@ impl Walk {
         rec_off: usize,
         h: RecordHeader,
         body: &[u8],
-        scratch: &mut TlsScratch,
+        scratch: &mut RecordScratch,
         out: &mut Out<'_, F>,
     ) {
         let len16 = h.len as u16; // h.len <= MAX_RECORD_LEN < 2^16
@@ -819,7 +859,7 @@ impl Walk {
         rec_off: usize,
         rec_version: u16,
         body: &[u8],
-        scratch: &mut TlsScratch,
+        scratch: &mut RecordScratch,
         out: &mut Out<'_, F>,
     ) {
         let mut pos = 0usize;
