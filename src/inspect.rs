@@ -404,6 +404,9 @@ pub struct TlsFacts {
     pub lost_bytes: [bool; 2],
     pub handshake_done: bool,
     pub logged: bool,
+    /// Per direction: bytes of the prefix already searched for a hello after a cleartext
+    /// prelude, without finding one.
+    pub upgrade_scanned: [u32; 2],
     pub trail: RecordTrail,
     pub shape: HandshakeShape,
 }
@@ -425,6 +428,7 @@ impl Default for TlsFacts {
             lost_bytes: [false; 2],
             handshake_done: false,
             logged: false,
+            upgrade_scanned: [0; 2],
             trail: RecordTrail::default(),
             shape: HandshakeShape::default(),
         }
@@ -929,7 +933,12 @@ impl InspectState {
         if self.tls.started[d] || !self.ident.iter().any(|i| may_upgrade_to_tls(i.proto())) {
             return;
         }
-        if let Some(offset) = tls::find_hello(data) {
+        // `data` is the direction's whole prefix, grown since the last look: only the bytes a
+        // new hello could overlap are searched (rescanning it all made every packet of a long
+        // HTTP or SMTP flow cost in proportion to the bytes before it).
+        let scanned = self.tls.upgrade_scanned[d] as usize;
+        self.tls.upgrade_scanned[d] = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        if let Some(offset) = tls::find_hello_after(data, scanned) {
             self.tls.active = true;
             self.tls.started[d] = true;
             self.tls.dirs[d] = TlsDir::starting_at(dir, offset);

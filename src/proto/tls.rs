@@ -659,7 +659,7 @@ pub fn probe(data: &[u8]) -> Probe {
 /// [`TlsDir::starting_at`]). The header must be a handshake record of version 3.0..=3.4 whose
 /// first message is a hello with a 3.x legacy version and a length below 64 KiB.
 pub fn find_hello(data: &[u8]) -> Option<usize> {
-    data.windows(RECORD_HEADER_LEN + 6).position(|w| match w {
+    data.windows(HELLO_PROBE_LEN).position(|w| match w {
         [22, 3, rv, l0, l1, 1 | 2, h0, _, _, 3, hv] => {
             let rec_len = u16::from_be_bytes([*l0, *l1]) as usize;
             *rv <= 4
@@ -670,6 +670,19 @@ pub fn find_hello(data: &[u8]) -> Option<usize> {
         _ => false,
     })
 }
+
+/// [`find_hello`] on `data` whose first `scanned` bytes were already searched (as a shorter
+/// `data`) without a find: only the windows that reach past them are tried.
+pub fn find_hello_after(data: &[u8], scanned: usize) -> Option<usize> {
+    let from = scanned
+        .saturating_sub(HELLO_PROBE_LEN - 1)
+        .min(data.len());
+    find_hello(data.get(from..).unwrap_or(&[])).map(|at| at + from)
+}
+
+/// Bytes [`find_hello`] looks at per candidate offset: a record header and the hello's first
+/// six bytes.
+const HELLO_PROBE_LEN: usize = RECORD_HEADER_LEN + 6;
 
 impl Walk {
     fn run<F: FnMut(TlsEvent<'_>)>(
