@@ -659,7 +659,7 @@ pub fn probe(data: &[u8]) -> Probe {
 /// [`TlsDir::starting_at`]). The header must be a handshake record of version 3.0..=3.4 whose
 /// first message is a hello with a 3.x legacy version and a length below 64 KiB.
 pub fn find_hello(data: &[u8]) -> Option<usize> {
-    data.windows(HELLO_PROBE_LEN).position(|w| match w {
+    let plausible = |w: &[u8]| match w {
         [22, 3, rv, l0, l1, 1 | 2, h0, _, _, 3, hv] => {
             let rec_len = u16::from_be_bytes([*l0, *l1]) as usize;
             *rv <= 4
@@ -668,7 +668,19 @@ pub fn find_hello(data: &[u8]) -> Option<usize> {
                 && (HANDSHAKE_HEADER_LEN..=MAX_RECORD_LEN).contains(&rec_len)
         }
         _ => false,
-    })
+    };
+    // Candidates are where the handshake content type (22) is: memchr skips the bytes between
+    // them several at a time (this runs over every byte of long HTTP and SMTP flows).
+    let last_start = data.len().checked_sub(HELLO_PROBE_LEN)?;
+    let mut from = 0;
+    while from <= last_start {
+        let at = from + memchr::memchr(22, data.get(from..=last_start)?)?;
+        if data.get(at..at + HELLO_PROBE_LEN).is_some_and(plausible) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// [`find_hello`] on `data` whose first `scanned` bytes were already searched (as a shorter
