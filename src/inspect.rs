@@ -959,24 +959,29 @@ impl InspectState {
         let http = self.http;
         let facts = &mut self.tls;
         let mut dir_state = facts.dirs[d];
-        let (records, certs) = scratch.parts();
+        let (records, certs, hellos) = scratch.parts();
         dir_state.feed_records(data, records, |ev| {
             let was_over = facts.over();
             let had_leaf_sha1 = facts.summary.leaf_sha1.is_some();
             // The hello's JA3 (JA3S) string is kept in `facts` and its MD5 in the summary:
-            // computed once, for the hellos either keeps.
-            let hello_ja3 = match ev {
+            // computed once (a client's, with its JA3N and JA4, looked up in the worker's
+            // memo), for the hellos either keeps.
+            let client = match ev {
                 TlsEvent::ClientHello(ch)
                     if dir == Dir::ToServer
-                        && !ch.sslv2_format
                         && (facts.ja3.is_none() || !facts.summary.client_hello_seen) =>
                 {
-                    Some(fingerprint::ja3(ch))
+                    Some(fingerprint::client_prints(ch, hellos))
                 }
+                _ => None,
+            };
+            let server_ja3s = match ev {
                 TlsEvent::ServerHello(sh) if dir == Dir::ToClient => Some(fingerprint::ja3s(sh)),
                 _ => None,
             };
-            facts.summary.observe_with(dir, &ev, hello_ja3.as_ref());
+            facts
+                .summary
+                .observe_with(dir, &ev, client.as_ref(), server_ja3s.as_ref());
             if facts.shape.observe(dir, &ev, &facts.summary) {
                 let view = base.view(ident, Some(&*facts), Some(&http), now);
                 report.event(&view, &Event::TlsClientFinished);
@@ -1006,7 +1011,14 @@ impl InspectState {
                 }
                 TlsEvent::ClientHello(ch) => {
                     if dir == Dir::ToServer && facts.ja3.is_none() && !ch.sslv2_format {
-                        facts.ja3 = hello_ja3.or_else(|| Some(fingerprint::ja3(ch)));
+                        facts.ja3 = Some(match &client {
+                            Some(p) => Ja3 {
+                                text: p.ja3_text,
+                                md5: p.ja3_md5,
+                                incomplete: p.ja3_incomplete,
+                            },
+                            None => fingerprint::ja3(ch),
+                        });
                         for a in ch.alpn.as_slice().iter().take(8) {
                             facts.client_alpns.push(*a);
                         }
@@ -1015,7 +1027,7 @@ impl InspectState {
                 }
                 TlsEvent::ServerHello(sh) => {
                     if dir == Dir::ToClient && facts.ja3s.is_none() {
-                        facts.ja3s = hello_ja3.or_else(|| Some(fingerprint::ja3s(sh)));
+                        facts.ja3s = server_ja3s.or_else(|| Some(fingerprint::ja3s(sh)));
                     }
                     Some(Event::TlsServerHello(sh))
                 }

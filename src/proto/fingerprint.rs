@@ -16,14 +16,17 @@
 use md5::{Digest, Md5};
 use sha2::Sha256;
 
-use crate::proto::tls::{ext, is_grease, version, ClientHello, ServerHello};
+use crate::proto::memo::{HelloMemo, HelloPrints, HELLO_KEY_CAP};
+use crate::proto::tls::{
+    ext, is_grease, version, ClientHello, ServerHello, MAX_CIPHERS, MAX_EXTENSIONS, MAX_GROUPS,
+    MAX_POINT_FORMATS, MAX_SIG_ALGS,
+};
 use crate::text::InlineStr;
 
 /// Lowercase hex MD5.
 pub type Md5Hex = InlineStr<32>;
 
-/// Capacity of a JA3 string: the fixed lists' capacities at six characters per value fit.
-pub const JA3_TEXT_LEN: usize = 2048;
+pub use crate::proto::memo::JA3_TEXT_LEN;
 
 /// A JA3-style fingerprint: the string and its MD5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +144,83 @@ fn ja3_with(ch: &ClientHello, sort_extensions: bool) -> Ja3 {
         ch.point_formats.as_slice().iter().map(|f| *f as u16),
     );
     finish(t, ch.any_overflow())
+}
+
+/// JA3, JA3N and JA4 of a ClientHello, from `memo` when a hello identical in everything they
+/// read was fingerprinted before.
+pub fn client_prints(ch: &ClientHello, memo: &mut HelloMemo) -> HelloPrints {
+    let compute = || {
+        let ja3 = ja3(ch);
+        HelloPrints {
+            ja3_text: ja3.text,
+            ja3_md5: ja3.md5,
+            ja3_incomplete: ja3.incomplete,
+            ja3n_md5: ja3n(ch).md5,
+            ja4: ja4(ch),
+        }
+    };
+    let mut key = HelloKey {
+        words: [0; HELLO_KEY_CAP],
+        len: 0,
+    };
+    key.fill(ch);
+    match key.words.get(..key.len) {
+        Some(words) => memo.get_or_compute(words, compute),
+        None => compute(),
+    }
+}
+
+// Every list at full capacity, each after its length, and the four scalars.
+const _: () = assert!(
+    4 + 5 + MAX_CIPHERS + MAX_EXTENSIONS + MAX_GROUPS + MAX_POINT_FORMATS + MAX_SIG_ALGS
+        <= HELLO_KEY_CAP
+);
+
+/// Everything JA3, JA3N and JA4 read of a hello, GREASE values left out as they leave them out.
+struct HelloKey {
+    words: [u16; HELLO_KEY_CAP],
+    len: usize,
+}
+
+impl HelloKey {
+    fn fill(&mut self, ch: &ClientHello) {
+        let flags = u16::from(ch.has_sni)
+            | u16::from(ch.extensions_length_cut) << 1
+            | u16::from(ch.any_overflow()) << 2
+            | u16::from(ch.ciphers.overflowed()) << 3
+            | u16::from(ch.extensions.overflowed()) << 4
+            | u16::from(ch.alpn_first_len == 0) << 5;
+        self.push(ch.legacy_version);
+        self.push(ch.max_offered_version());
+        self.push(flags);
+        self.push(u16::from_be_bytes(ch.alpn_first_edges));
+        self.list(non_grease(ch.ciphers.as_slice()));
+        self.list(non_grease(ch.extensions.as_slice()));
+        self.list(non_grease(ch.groups.as_slice()));
+        self.list(ch.point_formats.as_slice().iter().map(|f| u16::from(*f)));
+        self.list(non_grease(ch.sig_algs.as_slice()));
+    }
+
+    fn push(&mut self, w: u16) {
+        if let Some(slot) = self.words.get_mut(self.len) {
+            *slot = w;
+        }
+        // Past the capacity `len` keeps counting, so the key is not used (see client_prints).
+        self.len += 1;
+    }
+
+    fn list(&mut self, items: impl Iterator<Item = u16>) {
+        let at = self.len;
+        self.push(0);
+        let mut n = 0u16;
+        for v in items {
+            self.push(v);
+            n = n.saturating_add(1);
+        }
+        if let Some(slot) = self.words.get_mut(at) {
+            *slot = n;
+        }
+    }
 }
 
 /// JA3 of a ClientHello, as tshark 4.0 computes it.

@@ -4,6 +4,7 @@
 
 use crate::flow::Dir;
 use crate::proto::fingerprint::{self, Ja3, Ja4, Ja4s};
+use crate::proto::memo::HelloPrints;
 use crate::proto::tls::{AnomalySet, HiddenName, TlsEvent, ALPN_TEXT_LEN, SNI_TEXT_LEN};
 use crate::text::InlineStr;
 
@@ -55,13 +56,19 @@ pub struct TlsSummary {
 impl TlsSummary {
     /// Folds one event seen in direction `dir`.
     pub fn observe(&mut self, dir: Dir, event: &TlsEvent<'_>) {
-        self.observe_with(dir, event, None);
+        self.observe_with(dir, event, None, None);
     }
 
-    /// Like [`TlsSummary::observe`], with the hello's JA3 (of a ClientHello) or JA3S (of a
-    /// ServerHello) already computed by the caller, which keeps the whole string: it is not
-    /// computed twice. `hello_ja3` must be the fingerprint of this event's hello.
-    pub fn observe_with(&mut self, dir: Dir, event: &TlsEvent<'_>, hello_ja3: Option<&Ja3>) {
+    /// Like [`TlsSummary::observe`], with the fingerprints of this event's ClientHello
+    /// (`client`) or the JA3S of its ServerHello (`server_ja3s`) already computed by the
+    /// caller, which keeps the whole strings: they are not computed twice.
+    pub fn observe_with(
+        &mut self,
+        dir: Dir,
+        event: &TlsEvent<'_>,
+        client: Option<&HelloPrints>,
+        server_ja3s: Option<&Ja3>,
+    ) {
         match *event {
             TlsEvent::ClientHello(ch) => {
                 self.client_hellos = self.client_hellos.saturating_add(1);
@@ -80,13 +87,11 @@ impl TlsSummary {
                 self.hidden = ch.hidden;
                 self.alpn_offered = ch.alpn.as_slice().first().copied();
                 if !ch.sslv2_format {
-                    self.ja3 = Some(match hello_ja3 {
-                        Some(ja3) => ja3.md5,
-                        None => fingerprint::ja3(ch).md5,
-                    });
-                    self.ja3n = Some(fingerprint::ja3n(ch).md5);
+                    self.ja3 = Some(client.map_or_else(|| fingerprint::ja3(ch).md5, |p| p.ja3_md5));
+                    self.ja3n =
+                        Some(client.map_or_else(|| fingerprint::ja3n(ch).md5, |p| p.ja3n_md5));
                 }
-                self.ja4 = Some(fingerprint::ja4(ch));
+                self.ja4 = Some(client.map_or_else(|| fingerprint::ja4(ch), |p| p.ja4));
             }
             TlsEvent::ServerHello(sh) => {
                 self.server_hellos = self.server_hellos.saturating_add(1);
@@ -98,7 +103,7 @@ impl TlsSummary {
                 self.negotiated_version = sh.negotiated_version();
                 self.cipher = sh.cipher;
                 self.alpn_selected = sh.alpn;
-                self.ja3s = Some(match hello_ja3 {
+                self.ja3s = Some(match server_ja3s {
                     Some(ja3s) => ja3s.md5,
                     None => fingerprint::ja3s(sh).md5,
                 });

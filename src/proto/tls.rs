@@ -61,6 +61,7 @@ pub use hello::{
 };
 
 use crate::flow::Dir;
+use crate::proto::memo::{HelloMemo, HELLO_MEMO_ENTRIES};
 use crate::proto::x509::{CertCache, CERT_CACHE_ENTRIES};
 use crate::proto::{AppProto, Probe};
 use hello::Rd;
@@ -95,21 +96,23 @@ impl RecordScratch {
     }
 }
 
-/// What a worker's TLS parsing reuses across flows, allocated once: the reassembly buffer and
-/// the certificates already parsed.
+/// What a worker's TLS parsing reuses across flows, allocated once: the reassembly buffer, the
+/// certificates already parsed and the hellos already fingerprinted.
 #[derive(Debug)]
 pub struct TlsScratch {
     records: RecordScratch,
     certs: CertCache,
+    hellos: HelloMemo,
 }
 
 impl TlsScratch {
-    /// A reassembly buffer of `capacity` bytes and a certificate cache of
-    /// [`CERT_CACHE_ENTRIES`].
+    /// A reassembly buffer of `capacity` bytes, a certificate cache of [`CERT_CACHE_ENTRIES`]
+    /// and a hello memo of [`HELLO_MEMO_ENTRIES`].
     pub fn new(capacity: usize) -> Self {
         TlsScratch {
             records: RecordScratch::new(capacity),
             certs: CertCache::new(CERT_CACHE_ENTRIES),
+            hellos: HelloMemo::new(HELLO_MEMO_ENTRIES),
         }
     }
 
@@ -117,9 +120,9 @@ impl TlsScratch {
         self.records.capacity()
     }
 
-    /// Both parts at once: events borrow from the records while the cache parses.
-    pub fn parts(&mut self) -> (&mut RecordScratch, &mut CertCache) {
-        (&mut self.records, &mut self.certs)
+    /// Every part at once: events borrow from the records while the caches are used.
+    pub fn parts(&mut self) -> (&mut RecordScratch, &mut CertCache, &mut HelloMemo) {
+        (&mut self.records, &mut self.certs, &mut self.hellos)
     }
 }
 

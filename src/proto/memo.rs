@@ -1,0 +1,116 @@
+//! ClientHello fingerprints already computed, per worker. Clients built on the same TLS stack
+//! send the same lists in the same order (everything but Chromium, which shuffles its
+//! extensions), so most hellos on a busy link were fingerprinted before: a JA3, its JA3N and
+//! JA4 cost two MD5s and two SHA-256s over text, a lookup a comparison of the lists.
+//!
+//! The key is built by `fingerprint` from exactly what the fingerprints read (see
+//! `fingerprint::client_prints`); this file knows nothing of hellos, so the TLS scratch can
+//! hold the memo without an import cycle.
+
+use crate::text::InlineStr;
+
+/// Capacity of a JA3 string: the fixed lists' capacities at six characters per value fit.
+pub const JA3_TEXT_LEN: usize = 2048;
+/// Most 16-bit words in a key (the scalars and every list, each after its length).
+pub const HELLO_KEY_CAP: usize = 384;
+/// Hellos remembered by default.
+pub const HELLO_MEMO_ENTRIES: usize = 64;
+/// Entries per set (the least recently used of a set is replaced).
+const HELLO_MEMO_WAYS: usize = 4;
+
+/// The fingerprints of one ClientHello.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HelloPrints {
+    pub ja3_text: InlineStr<JA3_TEXT_LEN>,
+    pub ja3_md5: InlineStr<32>,
+    /// See `fingerprint::Ja3::incomplete`.
+    pub ja3_incomplete: bool,
+    pub ja3n_md5: InlineStr<32>,
+    pub ja4: InlineStr<36>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    key: [u16; HELLO_KEY_CAP],
+    key_len: u16,
+    last_use: u64,
+    prints: Option<HelloPrints>,
+}
+
+/// Bounded and allocated once, at start.
+#[derive(Debug)]
+pub struct HelloMemo {
+    entries: Box<[Entry]>,
+    lookups: u64,
+    hits: u64,
+}
+
+impl HelloMemo {
+    /// A memo of `entries` hellos (rounded up to a whole set; 0 disables it).
+    pub fn new(entries: usize) -> HelloMemo {
+        let empty = Entry {
+            key: [0; HELLO_KEY_CAP],
+            key_len: 0,
+            last_use: 0,
+            prints: None,
+        };
+        let sets = entries.div_ceil(HELLO_MEMO_WAYS);
+        HelloMemo {
+            entries: vec![empty; sets * HELLO_MEMO_WAYS].into_boxed_slice(),
+            lookups: 0,
+            hits: 0,
+        }
+    }
+
+    /// Hellos found already fingerprinted, of all looked up.
+    pub fn hits(&self) -> (u64, u64) {
+        (self.hits, self.lookups)
+    }
+
+    /// The prints remembered for `key`, or `compute`'s, remembered when the key fits.
+    pub fn get_or_compute(
+        &mut self,
+        key: &[u16],
+        compute: impl FnOnce() -> HelloPrints,
+    ) -> HelloPrints {
+        self.lookups += 1;
+        let now = self.lookups;
+        let sets = self.entries.len() / HELLO_MEMO_WAYS;
+        if sets == 0 || key.len() > HELLO_KEY_CAP {
+            return compute();
+        }
+        // FNV-1a over the words picks the set.
+        let hash = key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, w| {
+            (h ^ u64::from(*w)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let first = (hash % sets as u64) as usize * HELLO_MEMO_WAYS;
+        let Some(ways) = self.entries.get_mut(first..first + HELLO_MEMO_WAYS) else {
+            return compute();
+        };
+        let found = ways.iter_mut().find(|e| {
+            e.prints.is_some()
+                && usize::from(e.key_len) == key.len()
+                && e.key.get(..key.len()) == Some(key)
+        });
+        if let Some(entry) = found {
+            if let Some(prints) = entry.prints {
+                entry.last_use = now;
+                self.hits += 1;
+                return prints;
+            }
+        }
+        let prints = compute();
+        let victim = ways
+            .iter_mut()
+            .min_by_key(|e| if e.prints.is_none() { 0 } else { e.last_use });
+        if let Some(entry) = victim {
+            if let Some(slot) = entry.key.get_mut(..key.len()) {
+                slot.copy_from_slice(key);
+                entry.key_len = key.len() as u16;
+                entry.last_use = now;
+                entry.prints = Some(prints);
+            }
+        }
+        prints
+    }
+}
