@@ -16,7 +16,7 @@ use crate::proto::fingerprint::{self, Ja3};
 use crate::proto::http::{self, Body, HeadError, HttpHead};
 use crate::proto::magic::{self, ChunkStart};
 use crate::proto::ssh::{self, SshBanner};
-use crate::proto::summary::TlsSummary;
+use crate::proto::summary::{Known, TlsSummary};
 use crate::proto::tls::{
     self, ClientHello, FixedList, ServerHello, TlsAnomaly, TlsDir, TlsEvent, TlsScratch,
     ALPN_TEXT_LEN,
@@ -962,7 +962,6 @@ impl InspectState {
         let (records, certs, hellos) = scratch.parts();
         dir_state.feed_records(data, records, |ev| {
             let was_over = facts.over();
-            let had_leaf_sha1 = facts.summary.leaf_sha1.is_some();
             // The hello's JA3 (JA3S) string is kept in `facts` and its MD5 in the summary:
             // computed once (a client's, with its JA3N and JA4, looked up in the worker's
             // memo), for the hellos either keeps.
@@ -979,9 +978,23 @@ impl InspectState {
                 TlsEvent::ServerHello(sh) if dir == Dir::ToClient => Some(fingerprint::ja3s(sh)),
                 _ => None,
             };
-            facts
-                .summary
-                .observe_with(dir, &ev, client.as_ref(), server_ja3s.as_ref());
+            // A certificate parsed before has its SHA-1 remembered (the DER is compared).
+            let cert_sha1 = match ev {
+                TlsEvent::Certificate { index: 0, der } if facts.summary.leaf_sha1.is_none() => {
+                    Some(
+                        certs
+                            .remembered_sha1(der)
+                            .unwrap_or_else(|| crate::proto::x509::sha1_of(der)),
+                    )
+                }
+                _ => None,
+            };
+            let known = Known {
+                client: client.as_ref(),
+                server_ja3s: server_ja3s.as_ref(),
+                cert_sha1,
+            };
+            facts.summary.observe_with(dir, &ev, known);
             if facts.shape.observe(dir, &ev, &facts.summary) {
                 let view = base.view(ident, Some(&*facts), Some(&http), now);
                 report.event(&view, &Event::TlsClientFinished);
@@ -1037,12 +1050,9 @@ impl InspectState {
                         && facts.leaf_error.is_none() =>
                 {
                     let host = facts.summary.has_sni.then_some(facts.summary.sni);
-                    // The summary has just taken this DER's SHA-1 when it is the flow's first
-                    // certificate (its `leaf_sha1` does not look at the direction).
-                    let sha1 = match facts.summary.leaf_sha1 {
-                        Some(sha1) if !had_leaf_sha1 => sha1,
-                        _ => crate::proto::x509::sha1_of(der),
-                    };
+                    // Computed above when this is the flow's first certificate (the summary's
+                    // `leaf_sha1` does not look at the direction).
+                    let sha1 = cert_sha1.unwrap_or_else(|| crate::proto::x509::sha1_of(der));
                     match certs.parse_for_host(der, &sha1, host.as_ref().map(|h| h.as_str())) {
                         Ok(info) => {
                             facts.leaf = Some(LeafCert::from_info(info));

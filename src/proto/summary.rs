@@ -8,6 +8,16 @@ use crate::proto::memo::HelloPrints;
 use crate::proto::tls::{AnomalySet, HiddenName, TlsEvent, ALPN_TEXT_LEN, SNI_TEXT_LEN};
 use crate::text::InlineStr;
 
+/// What the caller of [`TlsSummary::observe_with`] already computed of the event, each for
+/// that event only: the fingerprints of its ClientHello, the JA3S of its ServerHello (callers
+/// keep the whole strings), the SHA-1 of its certificate's DER.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Known<'a> {
+    pub client: Option<&'a HelloPrints>,
+    pub server_ja3s: Option<&'a Ja3>,
+    pub cert_sha1: Option<[u8; 20]>,
+}
+
 /// What the checks and the EVE log need about a TLS flow, folded from both directions'
 /// events. Fixed size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,19 +66,17 @@ pub struct TlsSummary {
 impl TlsSummary {
     /// Folds one event seen in direction `dir`.
     pub fn observe(&mut self, dir: Dir, event: &TlsEvent<'_>) {
-        self.observe_with(dir, event, None, None);
+        self.observe_with(dir, event, Known::default());
     }
 
-    /// Like [`TlsSummary::observe`], with the fingerprints of this event's ClientHello
-    /// (`client`) or the JA3S of its ServerHello (`server_ja3s`) already computed by the
-    /// caller, which keeps the whole strings: they are not computed twice.
-    pub fn observe_with(
-        &mut self,
-        dir: Dir,
-        event: &TlsEvent<'_>,
-        client: Option<&HelloPrints>,
-        server_ja3s: Option<&Ja3>,
-    ) {
+    /// Like [`TlsSummary::observe`], with what the caller already has of this event (see
+    /// [`Known`]), so that nothing is computed twice.
+    pub fn observe_with(&mut self, dir: Dir, event: &TlsEvent<'_>, known: Known<'_>) {
+        let Known {
+            client,
+            server_ja3s,
+            cert_sha1,
+        } = known;
         match *event {
             TlsEvent::ClientHello(ch) => {
                 self.client_hellos = self.client_hellos.saturating_add(1);
@@ -111,7 +119,7 @@ impl TlsSummary {
             }
             TlsEvent::Certificate { index, der } => {
                 if index == 0 && self.leaf_sha1.is_none() {
-                    self.leaf_sha1 = Some(crate::proto::x509::sha1_of(der));
+                    self.leaf_sha1 = Some(cert_sha1.unwrap_or_else(|| crate::proto::x509::sha1_of(der)));
                 }
                 self.certificates = self.certificates.saturating_add(1);
             }

@@ -596,6 +596,14 @@ fn range_in(whole: &[u8], part: &[u8]) -> Option<(u16, u16)> {
     Some((u16::try_from(start).ok()?, u16::try_from(part.len()).ok()?))
 }
 
+impl CachedCert {
+    fn holds(&self, der: &[u8]) -> bool {
+        self.info.is_some()
+            && usize::from(self.der_len) == der.len()
+            && self.der.get(..der.len()) == Some(der)
+    }
+}
+
 /// One remembered certificate: its DER (compared in full, so a SHA-1 collision cannot pass
 /// one certificate off as another), what a parse gave, and where its names are.
 #[derive(Debug, Clone)]
@@ -651,6 +659,34 @@ impl CertCache {
         (self.hits, self.lookups)
     }
 
+    /// The first entry of the set `der` goes to: picked by its length and last bytes (the
+    /// signature's, which differ between any two certificates), not by a digest, so that a
+    /// remembered certificate's SHA-1 is found without computing it.
+    fn set_of(der: &[u8], sets: usize) -> usize {
+        let tail = der.get(der.len().saturating_sub(16)..).unwrap_or(&[]);
+        let hash = tail
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325u64 ^ der.len() as u64, |h, b| {
+                (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+            });
+        (hash % sets.max(1) as u64) as usize
+    }
+
+    /// The SHA-1 of `der` as remembered, when this certificate was parsed before: the DER is
+    /// compared in full, so the digest is its own.
+    pub fn remembered_sha1(&self, der: &[u8]) -> Option<[u8; 20]> {
+        let sets = self.entries.len() / CERT_CACHE_WAYS;
+        if sets == 0 {
+            return None;
+        }
+        let first = Self::set_of(der, sets) * CERT_CACHE_WAYS;
+        self.entries
+            .get(first..first + CERT_CACHE_WAYS)?
+            .iter()
+            .find(|e| e.holds(der))
+            .map(|e| e.sha1)
+    }
+
     /// [`CertInfo::from_der_for_host`] of `der`, whose SHA-1 is `sha1`, remembered when it
     /// parses. The returned certificate's `host_match` is for `host`.
     pub fn parse_for_host(
@@ -665,18 +701,12 @@ impl CertCache {
         if sets == 0 || der.len() > CERT_CACHE_DER_LEN {
             return self.parse_uncached(der, sha1, host);
         }
-        let set = usize::from(u16::from_le_bytes([sha1[0], sha1[1]])) % sets;
-        let first = set * CERT_CACHE_WAYS;
+        let first = Self::set_of(der, sets) * CERT_CACHE_WAYS;
         let ways = self
             .entries
             .get(first..first + CERT_CACHE_WAYS)
             .unwrap_or(&[]);
-        let found = ways.iter().position(|e| {
-            e.info.is_some()
-                && e.sha1 == *sha1
-                && usize::from(e.der_len) == der.len()
-                && e.der.get(..der.len()) == Some(der)
-        });
+        let found = ways.iter().position(|e| e.holds(der) && e.sha1 == *sha1);
         // On a miss, the least recently used way is replaced (an empty one was never used).
         let victim = ways
             .iter()

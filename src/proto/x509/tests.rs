@@ -382,3 +382,23 @@ fn a_full_cache_evicts_the_least_recently_used() {
     }
     assert_eq!(off.hits().0, 0);
 }
+
+#[test]
+fn remembered_sha1_only_for_the_same_der() {
+    let certs = cache_test_certificates();
+    let mut cache = CertCache::new(CERT_CACHE_ENTRIES);
+    for der in &certs {
+        assert_eq!(cache.remembered_sha1(der), None);
+    }
+    for der in &certs {
+        cache.parse_for_host(der, &sha1_of(der), None).unwrap();
+    }
+    for der in &certs {
+        assert_eq!(cache.remembered_sha1(der), Some(sha1_of(der)));
+    }
+    // Same length and last bytes (the same set), one byte different: not remembered.
+    let mut other = certs[0].clone();
+    other[20] ^= 1;
+    assert_eq!(cache.remembered_sha1(&other), None);
+    assert_eq!(CertCache::new(0).remembered_sha1(&certs[0]), None);
+}
