@@ -473,7 +473,10 @@ impl CaptureFile {
         let len = self.checked_record_len(at, caplen)?;
         // In place when the whole record is there; otherwise read as before, which reports
         // how much of it the file holds.
-        let in_place = self.reader.take_in_place(len).map_err(|e| self.io_error(e))?;
+        let in_place = self
+            .reader
+            .take_in_place(len)
+            .map_err(|e| self.io_error(e))?;
         let (start, in_window) = match in_place {
             Some(start) => {
                 self.offset += len as u64;

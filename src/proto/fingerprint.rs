@@ -290,7 +290,10 @@ fn ja4_a(ch: &ClientHello) -> InlineStr<10> {
             non_grease(items).count().min(99)
         }
     };
-    push_dec2(&mut a, count(ch.ciphers.as_slice(), ch.ciphers.overflowed()));
+    push_dec2(
+        &mut a,
+        count(ch.ciphers.as_slice(), ch.ciphers.overflowed()),
+    );
     push_dec2(
         &mut a,
         count(ch.extensions.as_slice(), ch.extensions.overflowed()),

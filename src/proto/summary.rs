@@ -119,7 +119,8 @@ impl TlsSummary {
             }
             TlsEvent::Certificate { index, der } => {
                 if index == 0 && self.leaf_sha1.is_none() {
-                    self.leaf_sha1 = Some(cert_sha1.unwrap_or_else(|| crate::proto::x509::sha1_of(der)));
+                    self.leaf_sha1 =
+                        Some(cert_sha1.unwrap_or_else(|| crate::proto::x509::sha1_of(der)));
                 }
                 self.certificates = self.certificates.saturating_add(1);
             }

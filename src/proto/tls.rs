@@ -689,9 +689,7 @@ pub fn find_hello(data: &[u8]) -> Option<usize> {
 /// [`find_hello`] on `data` whose first `scanned` bytes were already searched (as a shorter
 /// `data`) without a find: only the windows that reach past them are tried.
 pub fn find_hello_after(data: &[u8], scanned: usize) -> Option<usize> {
-    let from = scanned
-        .saturating_sub(HELLO_PROBE_LEN - 1)
-        .min(data.len());
+    let from = scanned.saturating_sub(HELLO_PROBE_LEN - 1).min(data.len());
     find_hello(data.get(from..).unwrap_or(&[])).map(|at| at + from)
 }
 

@@ -560,7 +560,7 @@ impl HostNames {
         names
     }
 
-    fn name<'d>(der: &'d [u8], (at, len): (u16, u16)) -> &'d [u8] {
+    fn name(der: &[u8], (at, len): (u16, u16)) -> &[u8] {
         let at = usize::from(at);
         der.get(at..at + usize::from(len)).unwrap_or(&[])
     }
@@ -581,7 +581,14 @@ impl HostNames {
             )
         } else {
             let cn = self.cn.map(text);
-            match_host(host, false, std::iter::empty(), std::iter::empty(), cn, false)
+            match_host(
+                host,
+                false,
+                std::iter::empty(),
+                std::iter::empty(),
+                cn,
+                false,
+            )
         }
     }
 }
@@ -713,7 +720,9 @@ impl CertCache {
             .enumerate()
             .min_by_key(|(_, e)| if e.info.is_none() { 0 } else { e.last_use })
             .map_or(0, |(i, _)| i);
-        let exact = found.and_then(|w| ways.get(w)).is_some_and(|e| e.names.exact);
+        let exact = found
+            .and_then(|w| ways.get(w))
+            .is_some_and(|e| e.names.exact);
         if found.is_some() && host.is_some() && !exact {
             return self.parse_uncached(der, sha1, host);
         }

@@ -1,8 +1,8 @@
 use super::*;
 use crate::flow::Dir;
+use crate::proto::fixed_list::FixedList;
 use crate::proto::tls::testdata::{self, bytes};
 use crate::proto::tls::{TlsDir, TlsEvent, TlsScratch};
-use crate::proto::fixed_list::FixedList;
 
 fn hellos(vector: &[&str], role: Dir) -> (Vec<ClientHello>, Vec<ServerHello>) {
     let mut st = TlsDir::new(role);
@@ -392,15 +392,26 @@ fn memo_prints_equal_the_computed_ones() {
     for round in 0..3 {
         for (i, ch) in hellos.iter().enumerate() {
             let want = direct_prints(ch);
-            assert_eq!(client_prints(ch, &mut memo), want, "round {round}, hello {i}");
+            assert_eq!(
+                client_prints(ch, &mut memo),
+                want,
+                "round {round}, hello {i}"
+            );
         }
     }
     let (hits, lookups) = memo.hits();
     assert_eq!(lookups, 3 * hellos.len() as u64);
-    assert_eq!(hits, 2 * hellos.len() as u64, "every variant has its own entry");
+    assert_eq!(
+        hits,
+        2 * hellos.len() as u64,
+        "every variant has its own entry"
+    );
     // A disabled memo computes every time.
     let mut off = HelloMemo::new(0);
-    assert_eq!(client_prints(&hellos[0], &mut off), direct_prints(&hellos[0]));
+    assert_eq!(
+        client_prints(&hellos[0], &mut off),
+        direct_prints(&hellos[0])
+    );
     assert_eq!(off.hits().0, 0);
 }
 

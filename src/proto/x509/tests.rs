@@ -321,7 +321,11 @@ fn cached_certificates_equal_a_fresh_parse_for_every_host() {
     }
     let (hits, lookups) = cache.hits();
     assert_eq!(lookups, 3 * (certs.len() * hosts.len()) as u64);
-    assert_eq!(hits, lookups - certs.len() as u64, "one parse per certificate");
+    assert_eq!(
+        hits,
+        lookups - certs.len() as u64,
+        "one parse per certificate"
+    );
 }
 
 #[test]
@@ -331,7 +335,9 @@ fn cache_compares_the_der_not_only_the_digest() {
     let mut cache = CertCache::new(CERT_CACHE_ENTRIES);
     cache.parse_for_host(a, &sha1_of(a), None).unwrap();
     // `b` presented under `a`'s digest (as a SHA-1 collision would): parsed, not `a`'s facts.
-    let got = *cache.parse_for_host(b, &sha1_of(a), Some("unmask root")).unwrap();
+    let got = *cache
+        .parse_for_host(b, &sha1_of(a), Some("unmask root"))
+        .unwrap();
     let mut want = CertInfo::from_der_for_host(b, Some("unmask root")).unwrap();
     want.sha1 = sha1_of(a);
     assert_eq!(got, want);
@@ -366,7 +372,10 @@ fn a_full_cache_evicts_the_least_recently_used() {
     for i in 0..4 {
         assert!(!look(i));
     }
-    assert!(look(0), "certificate 0 is remembered and now the most recently used");
+    assert!(
+        look(0),
+        "certificate 0 is remembered and now the most recently used"
+    );
     assert!(!look(4), "evicts certificate 1");
     assert!(look(0));
     assert!(look(2));
