@@ -964,7 +964,12 @@ impl InspectState {
         let http = self.http;
         let facts = &mut self.tls;
         let mut dir_state = facts.dirs[d];
-        let (records, certs, hellos) = scratch.parts();
+        let tls::ScratchParts {
+            records,
+            certs,
+            hellos,
+            servers,
+        } = scratch.parts();
         dir_state.feed_records(data, records, |ev| {
             let was_over = facts.over();
             // The hello's JA3 (JA3S) string is kept in `facts` and its MD5 in the summary:
@@ -979,10 +984,17 @@ impl InspectState {
                 }
                 _ => None,
             };
-            let server_ja3s = match ev {
-                TlsEvent::ServerHello(sh) if dir == Dir::ToClient => Some(fingerprint::ja3s(sh)),
+            let server = match ev {
+                TlsEvent::ServerHello(sh) if dir == Dir::ToClient => {
+                    Some(fingerprint::server_prints(sh, servers))
+                }
                 _ => None,
             };
+            let server_ja3s = server.as_ref().map(|p| Ja3 {
+                text: p.ja3s_text,
+                md5: p.ja3s_md5,
+                incomplete: p.ja3s_incomplete,
+            });
             // A certificate parsed before has its SHA-1 remembered (the DER is compared).
             let cert_sha1 = match ev {
                 TlsEvent::Certificate { index: 0, der } if facts.summary.leaf_sha1.is_none() => {
@@ -996,7 +1008,7 @@ impl InspectState {
             };
             let known = Known {
                 client: client.as_ref(),
-                server_ja3s: server_ja3s.as_ref(),
+                server: server.as_ref(),
                 cert_sha1,
             };
             facts.summary.observe_with(dir, &ev, known);

@@ -16,7 +16,7 @@
 use md5::{Digest, Md5};
 use sha2::Sha256;
 
-use crate::proto::memo::{HelloMemo, HelloPrints, HELLO_KEY_CAP};
+use crate::proto::memo::{HelloMemo, HelloPrints, ServerPrints, HELLO_KEY_CAP};
 use crate::proto::tls::{
     ext, is_grease, version, ClientHello, ServerHello, MAX_CIPHERS, MAX_EXTENSIONS, MAX_GROUPS,
     MAX_POINT_FORMATS, MAX_SIG_ALGS,
@@ -164,6 +164,43 @@ pub fn client_prints(ch: &ClientHello, memo: &mut HelloMemo) -> HelloPrints {
         len: 0,
     };
     key.fill(ch);
+    match key.words.get(..key.len) {
+        Some(words) => memo.get_or_compute(words, compute),
+        None => compute(),
+    }
+}
+
+/// JA3S and JA4S of a ServerHello, from `memo` when a hello identical in everything they read
+/// was fingerprinted before.
+pub fn server_prints(sh: &ServerHello, memo: &mut HelloMemo<ServerPrints>) -> ServerPrints {
+    let compute = || {
+        let ja3s = ja3s(sh);
+        ServerPrints {
+            ja3s_text: ja3s.text,
+            ja3s_md5: ja3s.md5,
+            ja3s_incomplete: ja3s.incomplete,
+            ja4s: ja4s(sh),
+        }
+    };
+    let mut key = HelloKey {
+        words: [0; HELLO_KEY_CAP],
+        len: 0,
+    };
+    // JA4S reads the chosen ALPN's first and last characters only (see `ja4s`).
+    let alpn = match sh.alpn.as_ref().map(|a| a.as_str().as_bytes()) {
+        Some([first, .., last]) => [2, u16::from(*first), u16::from(*last)],
+        Some([only]) => [1, u16::from(*only), 0],
+        _ => [0; 3],
+    };
+    key.push(sh.legacy_version);
+    key.push(sh.negotiated_version());
+    key.push(sh.cipher);
+    key.push(u16::from(sh.extensions.overflowed()));
+    for w in alpn {
+        key.push(w);
+    }
+    // As sent: JA4S counts and hashes GREASE values too.
+    key.list(sh.extensions.as_slice().iter().copied());
     match key.words.get(..key.len) {
         Some(words) => memo.get_or_compute(words, compute),
         None => compute(),

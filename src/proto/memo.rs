@@ -1,7 +1,8 @@
-//! ClientHello fingerprints already computed, per worker. Clients built on the same TLS stack
-//! send the same lists in the same order (everything but Chromium, which shuffles its
-//! extensions), so most hellos on a busy link were fingerprinted before: a JA3, its JA3N and
-//! JA4 cost two MD5s and two SHA-256s over text, a lookup a comparison of the lists.
+//! Hello fingerprints already computed, per worker. Clients built on the same TLS stack send
+//! the same lists in the same order (everything but Chromium, which shuffles its extensions),
+//! and a server answers them the same way, so most hellos on a busy link were fingerprinted
+//! before: a JA3, its JA3N and JA4 cost two MD5s and two SHA-256s over text (a server's JA3S
+//! and JA4S one of each), a lookup a comparison of the lists.
 //!
 //! The key is built by `fingerprint` from exactly what the fingerprints read (see
 //! `fingerprint::client_prints`); this file knows nothing of hellos, so the TLS scratch can
@@ -13,7 +14,7 @@ use crate::text::InlineStr;
 pub const JA3_TEXT_LEN: usize = 2048;
 /// Most 16-bit words in a key (the scalars and every list, each after its length).
 pub const HELLO_KEY_CAP: usize = 384;
-/// Hellos remembered by default.
+/// Hellos remembered by default (per memo: one for clients, one for servers).
 pub const HELLO_MEMO_ENTRIES: usize = 64;
 /// Entries per set (the least recently used of a set is replaced).
 const HELLO_MEMO_WAYS: usize = 4;
@@ -29,25 +30,35 @@ pub struct HelloPrints {
     pub ja4: InlineStr<36>,
 }
 
+/// The fingerprints of one ServerHello.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerPrints {
+    pub ja3s_text: InlineStr<JA3_TEXT_LEN>,
+    pub ja3s_md5: InlineStr<32>,
+    pub ja3s_incomplete: bool,
+    pub ja4s: InlineStr<25>,
+}
+
 #[derive(Debug, Clone)]
-struct Entry {
+struct Entry<P> {
     key: [u16; HELLO_KEY_CAP],
     key_len: u16,
     last_use: u64,
-    prints: Option<HelloPrints>,
+    prints: Option<P>,
 }
 
-/// Bounded and allocated once, at start.
+/// Bounded and allocated once, at start. `P` is what is remembered per hello:
+/// [`HelloPrints`] or [`ServerPrints`].
 #[derive(Debug)]
-pub struct HelloMemo {
-    entries: Box<[Entry]>,
+pub struct HelloMemo<P = HelloPrints> {
+    entries: Box<[Entry<P>]>,
     lookups: u64,
     hits: u64,
 }
 
-impl HelloMemo {
+impl<P: Copy> HelloMemo<P> {
     /// A memo of `entries` hellos (rounded up to a whole set; 0 disables it).
-    pub fn new(entries: usize) -> HelloMemo {
+    pub fn new(entries: usize) -> HelloMemo<P> {
         let empty = Entry {
             key: [0; HELLO_KEY_CAP],
             key_len: 0,
@@ -68,11 +79,7 @@ impl HelloMemo {
     }
 
     /// The prints remembered for `key`, or `compute`'s, remembered when the key fits.
-    pub fn get_or_compute(
-        &mut self,
-        key: &[u16],
-        compute: impl FnOnce() -> HelloPrints,
-    ) -> HelloPrints {
+    pub fn get_or_compute(&mut self, key: &[u16], compute: impl FnOnce() -> P) -> P {
         self.lookups += 1;
         let now = self.lookups;
         let sets = self.entries.len() / HELLO_MEMO_WAYS;

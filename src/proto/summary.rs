@@ -3,18 +3,18 @@
 //! It sits above the parser (`tls`), the fingerprints and `x509`, which never import it.
 
 use crate::flow::Dir;
-use crate::proto::fingerprint::{self, Ja3, Ja4, Ja4s};
-use crate::proto::memo::HelloPrints;
+use crate::proto::fingerprint::{self, Ja4, Ja4s};
+use crate::proto::memo::{HelloPrints, ServerPrints};
 use crate::proto::tls::{AnomalySet, HiddenName, TlsEvent, ALPN_TEXT_LEN, SNI_TEXT_LEN};
 use crate::text::InlineStr;
 
 /// What the caller of [`TlsSummary::observe_with`] already computed of the event, each for
-/// that event only: the fingerprints of its ClientHello, the JA3S of its ServerHello (callers
-/// keep the whole strings), the SHA-1 of its certificate's DER.
+/// that event only: the fingerprints of its ClientHello or ServerHello (callers keep the whole
+/// JA3 and JA3S strings), the SHA-1 of its certificate's DER.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Known<'a> {
     pub client: Option<&'a HelloPrints>,
-    pub server_ja3s: Option<&'a Ja3>,
+    pub server: Option<&'a ServerPrints>,
     pub cert_sha1: Option<[u8; 20]>,
 }
 
@@ -74,7 +74,7 @@ impl TlsSummary {
     pub fn observe_with(&mut self, dir: Dir, event: &TlsEvent<'_>, known: Known<'_>) {
         let Known {
             client,
-            server_ja3s,
+            server,
             cert_sha1,
         } = known;
         match *event {
@@ -111,11 +111,8 @@ impl TlsSummary {
                 self.negotiated_version = sh.negotiated_version();
                 self.cipher = sh.cipher;
                 self.alpn_selected = sh.alpn;
-                self.ja3s = Some(match server_ja3s {
-                    Some(ja3s) => ja3s.md5,
-                    None => fingerprint::ja3s(sh).md5,
-                });
-                self.ja4s = Some(fingerprint::ja4s(sh));
+                self.ja3s = Some(server.map_or_else(|| fingerprint::ja3s(sh).md5, |p| p.ja3s_md5));
+                self.ja4s = Some(server.map_or_else(|| fingerprint::ja4s(sh), |p| p.ja4s));
             }
             TlsEvent::Certificate { index, der } => {
                 if index == 0 && self.leaf_sha1.is_none() {

@@ -61,7 +61,7 @@ pub use hello::{
 };
 
 use crate::flow::Dir;
-use crate::proto::memo::{HelloMemo, HELLO_MEMO_ENTRIES};
+use crate::proto::memo::{HelloMemo, ServerPrints, HELLO_MEMO_ENTRIES};
 use crate::proto::x509::{CertCache, CERT_CACHE_ENTRIES};
 use crate::proto::{AppProto, Probe};
 use hello::Rd;
@@ -97,22 +97,24 @@ impl RecordScratch {
 }
 
 /// What a worker's TLS parsing reuses across flows, allocated once: the reassembly buffer, the
-/// certificates already parsed and the hellos already fingerprinted.
+/// certificates already parsed and the client and server hellos already fingerprinted.
 #[derive(Debug)]
 pub struct TlsScratch {
     records: RecordScratch,
     certs: CertCache,
     hellos: HelloMemo,
+    servers: HelloMemo<ServerPrints>,
 }
 
 impl TlsScratch {
     /// A reassembly buffer of `capacity` bytes, a certificate cache of [`CERT_CACHE_ENTRIES`]
-    /// and a hello memo of [`HELLO_MEMO_ENTRIES`].
+    /// and two hello memos (clients, servers) of [`HELLO_MEMO_ENTRIES`].
     pub fn new(capacity: usize) -> Self {
         TlsScratch {
             records: RecordScratch::new(capacity),
             certs: CertCache::new(CERT_CACHE_ENTRIES),
             hellos: HelloMemo::new(HELLO_MEMO_ENTRIES),
+            servers: HelloMemo::new(HELLO_MEMO_ENTRIES),
         }
     }
 
@@ -121,9 +123,22 @@ impl TlsScratch {
     }
 
     /// Every part at once: events borrow from the records while the caches are used.
-    pub fn parts(&mut self) -> (&mut RecordScratch, &mut CertCache, &mut HelloMemo) {
-        (&mut self.records, &mut self.certs, &mut self.hellos)
+    pub fn parts(&mut self) -> ScratchParts<'_> {
+        ScratchParts {
+            records: &mut self.records,
+            certs: &mut self.certs,
+            hellos: &mut self.hellos,
+            servers: &mut self.servers,
+        }
     }
+}
+
+/// [`TlsScratch::parts`]: each part borrowed on its own.
+pub struct ScratchParts<'a> {
+    pub records: &'a mut RecordScratch,
+    pub certs: &'a mut CertCache,
+    pub hellos: &'a mut HelloMemo,
+    pub servers: &'a mut HelloMemo<ServerPrints>,
 }
 
 impl Default for TlsScratch {

@@ -1,6 +1,7 @@
 use super::*;
 use crate::flow::Dir;
 use crate::proto::fixed_list::FixedList;
+use crate::proto::memo::ServerPrints;
 use crate::proto::tls::testdata::{self, bytes};
 use crate::proto::tls::{TlsDir, TlsEvent, TlsScratch};
 
@@ -429,4 +430,72 @@ fn grease_values_do_not_split_memo_entries() {
     assert_eq!(client_prints(&greased, &mut memo), direct_prints(&greased));
     assert_eq!(direct_prints(&greased), direct_prints(&base));
     assert_eq!(memo.hits(), (1, 2));
+}
+
+fn direct_server_prints(sh: &ServerHello) -> ServerPrints {
+    let j = ja3s(sh);
+    ServerPrints {
+        ja3s_text: j.text,
+        ja3s_md5: j.md5,
+        ja3s_incomplete: j.incomplete,
+        ja4s: ja4s(sh),
+    }
+}
+
+#[test]
+fn server_memo_prints_equal_the_computed_ones() {
+    let base = sh_of(testdata::S_CLIENT_TLS12_SERVER);
+    let mut variants = vec![base];
+    let alpn = |s: &str| Some(crate::text::InlineStr::from_str_lossy(s));
+    for a in [
+        alpn("h2"),
+        alpn("h3"),
+        alpn("x"),
+        alpn(""),
+        alpn("http/1.1"),
+        None,
+    ] {
+        let mut v = base;
+        v.alpn = a;
+        variants.push(v);
+    }
+    let mut v = base;
+    v.cipher ^= 1;
+    variants.push(v);
+    let mut v = base;
+    v.legacy_version = 0x0301;
+    variants.push(v);
+    let mut v = base;
+    v.selected_version = Some(0x0304);
+    variants.push(v);
+    let mut v = base;
+    v.extensions.push(0x0a0a);
+    variants.push(v);
+    let mut v = base;
+    for e in 0..100u16 {
+        v.extensions.push(e);
+    }
+    variants.push(v);
+    let mut memo = HelloMemo::<ServerPrints>::new(256);
+    for round in 0..3 {
+        for (i, sh) in variants.iter().enumerate() {
+            let want = direct_server_prints(sh);
+            assert_eq!(
+                server_prints(sh, &mut memo),
+                want,
+                "round {round}, hello {i}"
+            );
+        }
+    }
+    // An empty ALPN and none read the same ("00"), and the base has none: one entry each for
+    // the other variants.
+    let mut distinct: Vec<ServerPrints> = Vec::new();
+    for sh in &variants {
+        let p = direct_server_prints(sh);
+        if !distinct.contains(&p) {
+            distinct.push(p);
+        }
+    }
+    assert_eq!(distinct.len(), variants.len() - 2);
+    assert_eq!(memo.hits().0, (3 * variants.len() - distinct.len()) as u64);
 }
