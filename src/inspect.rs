@@ -990,11 +990,6 @@ impl InspectState {
                 }
                 _ => None,
             };
-            let server_ja3s = server.as_ref().map(|p| Ja3 {
-                text: p.ja3s_text,
-                md5: p.ja3s_md5,
-                incomplete: p.ja3s_incomplete,
-            });
             // A certificate parsed before has its SHA-1 remembered (the DER is compared).
             let cert_sha1 = match ev {
                 TlsEvent::Certificate { index: 0, der } if facts.summary.leaf_sha1.is_none() => {
@@ -1007,8 +1002,8 @@ impl InspectState {
                 _ => None,
             };
             let known = Known {
-                client: client.as_ref(),
-                server: server.as_ref(),
+                client,
+                server,
                 cert_sha1,
             };
             facts.summary.observe_with(dir, &ev, known);
@@ -1041,7 +1036,7 @@ impl InspectState {
                 }
                 TlsEvent::ClientHello(ch) => {
                     if dir == Dir::ToServer && facts.ja3.is_none() && !ch.sslv2_format {
-                        facts.ja3 = Some(match &client {
+                        facts.ja3 = Some(match client {
                             Some(p) => Ja3 {
                                 text: p.ja3_text,
                                 md5: p.ja3_md5,
@@ -1057,7 +1052,14 @@ impl InspectState {
                 }
                 TlsEvent::ServerHello(sh) => {
                     if dir == Dir::ToClient && facts.ja3s.is_none() {
-                        facts.ja3s = server_ja3s.or_else(|| Some(fingerprint::ja3s(sh)));
+                        facts.ja3s = Some(match server {
+                            Some(p) => Ja3 {
+                                text: p.ja3s_text,
+                                md5: p.ja3s_md5,
+                                incomplete: p.ja3s_incomplete,
+                            },
+                            None => fingerprint::ja3s(sh),
+                        });
                     }
                     Some(Event::TlsServerHello(sh))
                 }

@@ -446,7 +446,20 @@ impl CaptureFile {
     ) -> Result<Option<Record>, SourceError> {
         let at = self.offset;
         let mut header = [0u8; PCAP_RECORD_HEADER_LEN];
-        let got = self.read_into(&mut header)?;
+        // In place when the window holds it (a copy of 16 bytes, not a read call); at the end of
+        // the file, read to learn how much there is.
+        let in_place = self
+            .reader
+            .take_in_place(PCAP_RECORD_HEADER_LEN)
+            .map_err(|e| self.io_error(e))?;
+        let got = match in_place.and_then(|start| self.reader.taken(start, header.len())) {
+            Some(bytes) => {
+                header.copy_from_slice(bytes);
+                self.offset += header.len() as u64;
+                header.len()
+            }
+            None => self.read_into(&mut header)?,
+        };
         if got == 0 {
             return Ok(None);
         }

@@ -148,7 +148,7 @@ fn ja3_with(ch: &ClientHello, sort_extensions: bool) -> Ja3 {
 
 /// JA3, JA3N and JA4 of a ClientHello, from `memo` when a hello identical in everything they
 /// read was fingerprinted before.
-pub fn client_prints(ch: &ClientHello, memo: &mut HelloMemo) -> HelloPrints {
+pub fn client_prints<'m>(ch: &ClientHello, memo: &'m mut HelloMemo) -> &'m HelloPrints {
     let compute = || {
         let ja3 = ja3(ch);
         HelloPrints {
@@ -166,13 +166,16 @@ pub fn client_prints(ch: &ClientHello, memo: &mut HelloMemo) -> HelloPrints {
     key.fill(ch);
     match key.words.get(..key.len) {
         Some(words) => memo.get_or_compute(words, compute),
-        None => compute(),
+        None => memo.keep(compute()),
     }
 }
 
 /// JA3S and JA4S of a ServerHello, from `memo` when a hello identical in everything they read
 /// was fingerprinted before.
-pub fn server_prints(sh: &ServerHello, memo: &mut HelloMemo<ServerPrints>) -> ServerPrints {
+pub fn server_prints<'m>(
+    sh: &ServerHello,
+    memo: &'m mut HelloMemo<ServerPrints>,
+) -> &'m ServerPrints {
     let compute = || {
         let ja3s = ja3s(sh);
         ServerPrints {
@@ -203,7 +206,7 @@ pub fn server_prints(sh: &ServerHello, memo: &mut HelloMemo<ServerPrints>) -> Se
     key.list(sh.extensions.as_slice().iter().copied());
     match key.words.get(..key.len) {
         Some(words) => memo.get_or_compute(words, compute),
-        None => compute(),
+        None => memo.keep(compute()),
     }
 }
 

@@ -52,6 +52,8 @@ struct Entry<P> {
 #[derive(Debug)]
 pub struct HelloMemo<P = HelloPrints> {
     entries: Box<[Entry<P>]>,
+    /// Where prints that are not remembered (the memo is off) are kept for the caller.
+    spare: Option<P>,
     lookups: u64,
     hits: u64,
 }
@@ -68,6 +70,7 @@ impl<P: Copy> HelloMemo<P> {
         let sets = entries.div_ceil(HELLO_MEMO_WAYS);
         HelloMemo {
             entries: vec![empty; sets * HELLO_MEMO_WAYS].into_boxed_slice(),
+            spare: None,
             lookups: 0,
             hits: 0,
         }
@@ -78,46 +81,58 @@ impl<P: Copy> HelloMemo<P> {
         (self.hits, self.lookups)
     }
 
-    /// The prints remembered for `key`, or `compute`'s, remembered when the key fits.
-    pub fn get_or_compute(&mut self, key: &[u16], compute: impl FnOnce() -> P) -> P {
+    /// Keeps `prints` that are not to be remembered, for the caller to borrow.
+    pub fn keep(&mut self, prints: P) -> &P {
+        self.spare.insert(prints)
+    }
+
+    /// The prints remembered for `key`, or `compute`'s, remembered when the key fits. Borrowed
+    /// from the memo: the prints are a few KB, copied once, by the caller, where it keeps them.
+    pub fn get_or_compute(&mut self, key: &[u16], compute: impl FnOnce() -> P) -> &P {
         self.lookups += 1;
         let now = self.lookups;
         let sets = self.entries.len() / HELLO_MEMO_WAYS;
         if sets == 0 || key.len() > HELLO_KEY_CAP {
-            return compute();
+            return self.keep(compute());
         }
         // FNV-1a over the words picks the set.
         let hash = key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, w| {
             (h ^ u64::from(*w)).wrapping_mul(0x0100_0000_01b3)
         });
         let first = (hash % sets as u64) as usize * HELLO_MEMO_WAYS;
-        let Some(ways) = self.entries.get_mut(first..first + HELLO_MEMO_WAYS) else {
-            return compute();
-        };
-        let found = ways.iter_mut().find(|e| {
+        let ways = self
+            .entries
+            .get(first..first + HELLO_MEMO_WAYS)
+            .unwrap_or(&[]);
+        let found = ways.iter().position(|e| {
             e.prints.is_some()
                 && usize::from(e.key_len) == key.len()
                 && e.key.get(..key.len()) == Some(key)
         });
-        if let Some(entry) = found {
-            if let Some(prints) = entry.prints {
-                entry.last_use = now;
-                self.hits += 1;
-                return prints;
-            }
-        }
-        let prints = compute();
         let victim = ways
-            .iter_mut()
-            .min_by_key(|e| if e.prints.is_none() { 0 } else { e.last_use });
-        if let Some(entry) = victim {
-            if let Some(slot) = entry.key.get_mut(..key.len()) {
-                slot.copy_from_slice(key);
-                entry.key_len = key.len() as u16;
-                entry.last_use = now;
-                entry.prints = Some(prints);
-            }
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, e)| if e.prints.is_none() { 0 } else { e.last_use })
+            .map_or(0, |(i, _)| i);
+        if found.is_some() {
+            self.hits += 1;
         }
-        prints
+        let spare = &mut self.spare;
+        let Some(entry) = self.entries.get_mut(first + found.unwrap_or(victim)) else {
+            return spare.insert(compute());
+        };
+        entry.last_use = now;
+        if found.is_none() {
+            let Some(slot) = entry.key.get_mut(..key.len()) else {
+                return spare.insert(compute());
+            };
+            slot.copy_from_slice(key);
+            entry.key_len = key.len() as u16;
+            entry.prints = None;
+        }
+        match entry.prints {
+            Some(ref prints) => prints,
+            None => entry.prints.insert(compute()),
+        }
     }
 }

@@ -394,7 +394,7 @@ fn memo_prints_equal_the_computed_ones() {
         for (i, ch) in hellos.iter().enumerate() {
             let want = direct_prints(ch);
             assert_eq!(
-                client_prints(ch, &mut memo),
+                *client_prints(ch, &mut memo),
                 want,
                 "round {round}, hello {i}"
             );
@@ -410,7 +410,7 @@ fn memo_prints_equal_the_computed_ones() {
     // A disabled memo computes every time.
     let mut off = HelloMemo::new(0);
     assert_eq!(
-        client_prints(&hellos[0], &mut off),
+        *client_prints(&hellos[0], &mut off),
         direct_prints(&hellos[0])
     );
     assert_eq!(off.hits().0, 0);
@@ -426,8 +426,8 @@ fn grease_values_do_not_split_memo_entries() {
         greased.ciphers.push(*c);
     }
     let mut memo = HelloMemo::new(crate::proto::memo::HELLO_MEMO_ENTRIES);
-    assert_eq!(client_prints(&base, &mut memo), direct_prints(&base));
-    assert_eq!(client_prints(&greased, &mut memo), direct_prints(&greased));
+    assert_eq!(*client_prints(&base, &mut memo), direct_prints(&base));
+    assert_eq!(*client_prints(&greased, &mut memo), direct_prints(&greased));
     assert_eq!(direct_prints(&greased), direct_prints(&base));
     assert_eq!(memo.hits(), (1, 2));
 }
@@ -481,7 +481,7 @@ fn server_memo_prints_equal_the_computed_ones() {
         for (i, sh) in variants.iter().enumerate() {
             let want = direct_server_prints(sh);
             assert_eq!(
-                server_prints(sh, &mut memo),
+                *server_prints(sh, &mut memo),
                 want,
                 "round {round}, hello {i}"
             );
