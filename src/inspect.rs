@@ -16,7 +16,7 @@ use crate::proto::fingerprint::{self, Ja3};
 use crate::proto::http::{self, Body, HeadError, HttpHead};
 use crate::proto::magic::{self, ChunkStart};
 use crate::proto::ssh::{self, SshBanner};
-use crate::proto::summary::TlsSummary;
+use crate::proto::summary::{Known, TlsSummary};
 use crate::proto::tls::{
     self, ClientHello, FixedList, ServerHello, TlsAnomaly, TlsDir, TlsEvent, TlsScratch,
     ALPN_TEXT_LEN,
@@ -404,11 +404,15 @@ pub struct TlsFacts {
     pub lost_bytes: [bool; 2],
     pub handshake_done: bool,
     pub logged: bool,
+    /// Per direction: bytes of the prefix already searched for a hello after a cleartext
+    /// prelude, without finding one.
+    pub upgrade_scanned: [u32; 2],
     pub trail: RecordTrail,
     pub shape: HandshakeShape,
 }
 
 impl Default for TlsFacts {
+    #[inline(always)]
     fn default() -> Self {
         TlsFacts {
             active: false,
@@ -425,6 +429,7 @@ impl Default for TlsFacts {
             lost_bytes: [false; 2],
             handshake_done: false,
             logged: false,
+            upgrade_scanned: [0; 2],
             trail: RecordTrail::default(),
             shape: HandshakeShape::default(),
         }
@@ -645,6 +650,9 @@ pub struct InspectState {
 }
 
 impl Default for InspectState {
+    // Inlined, like `new`, so the engine's `*slot = InspectState::new(..)` can write the fresh
+    // state in place instead of building it aside and copying its 9.5 KB per new flow.
+    #[inline(always)]
     fn default() -> Self {
         InspectState {
             stream: [StreamDir::default(); 2],
@@ -721,6 +729,7 @@ pub struct InspectConfig {
 
 impl InspectState {
     /// A fresh state for a flow whose ISNs may already be known.
+    #[inline(always)]
     pub fn new(isn: [Option<u32>; 2]) -> Self {
         let mut s = InspectState::default();
         for (d, isn) in isn.iter().enumerate() {
@@ -929,7 +938,12 @@ impl InspectState {
         if self.tls.started[d] || !self.ident.iter().any(|i| may_upgrade_to_tls(i.proto())) {
             return;
         }
-        if let Some(offset) = tls::find_hello(data) {
+        // `data` is the direction's whole prefix, grown since the last look: only the bytes a
+        // new hello could overlap are searched (rescanning it all made every packet of a long
+        // HTTP or SMTP flow cost in proportion to the bytes before it).
+        let scanned = self.tls.upgrade_scanned[d] as usize;
+        self.tls.upgrade_scanned[d] = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        if let Some(offset) = tls::find_hello_after(data, scanned) {
             self.tls.active = true;
             self.tls.started[d] = true;
             self.tls.dirs[d] = TlsDir::starting_at(dir, offset);
@@ -950,9 +964,49 @@ impl InspectState {
         let http = self.http;
         let facts = &mut self.tls;
         let mut dir_state = facts.dirs[d];
-        dir_state.feed(data, scratch, |ev| {
+        let tls::ScratchParts {
+            records,
+            certs,
+            hellos,
+            servers,
+        } = scratch.parts();
+        dir_state.feed_records(data, records, |ev| {
             let was_over = facts.over();
-            facts.summary.observe(dir, &ev);
+            // The hello's JA3 (JA3S) string is kept in `facts` and its MD5 in the summary:
+            // computed once (a client's, with its JA3N and JA4, looked up in the worker's
+            // memo), for the hellos either keeps.
+            let client = match ev {
+                TlsEvent::ClientHello(ch)
+                    if dir == Dir::ToServer
+                        && (facts.ja3.is_none() || !facts.summary.client_hello_seen) =>
+                {
+                    Some(fingerprint::client_prints(ch, hellos))
+                }
+                _ => None,
+            };
+            let server = match ev {
+                TlsEvent::ServerHello(sh) if dir == Dir::ToClient => {
+                    Some(fingerprint::server_prints(sh, servers))
+                }
+                _ => None,
+            };
+            // A certificate parsed before has its SHA-1 remembered (the DER is compared).
+            let cert_sha1 = match ev {
+                TlsEvent::Certificate { index: 0, der } if facts.summary.leaf_sha1.is_none() => {
+                    Some(
+                        certs
+                            .remembered_sha1(der)
+                            .unwrap_or_else(|| crate::proto::x509::sha1_of(der)),
+                    )
+                }
+                _ => None,
+            };
+            let known = Known {
+                client,
+                server,
+                cert_sha1,
+            };
+            facts.summary.observe_with(dir, &ev, known);
             if facts.shape.observe(dir, &ev, &facts.summary) {
                 let view = base.view(ident, Some(&*facts), Some(&http), now);
                 report.event(&view, &Event::TlsClientFinished);
@@ -982,7 +1036,14 @@ impl InspectState {
                 }
                 TlsEvent::ClientHello(ch) => {
                     if dir == Dir::ToServer && facts.ja3.is_none() && !ch.sslv2_format {
-                        facts.ja3 = Some(fingerprint::ja3(ch));
+                        facts.ja3 = Some(match client {
+                            Some(p) => Ja3 {
+                                text: p.ja3_text,
+                                md5: p.ja3_md5,
+                                incomplete: p.ja3_incomplete,
+                            },
+                            None => fingerprint::ja3(ch),
+                        });
                         for a in ch.alpn.as_slice().iter().take(8) {
                             facts.client_alpns.push(*a);
                         }
@@ -991,7 +1052,14 @@ impl InspectState {
                 }
                 TlsEvent::ServerHello(sh) => {
                     if dir == Dir::ToClient && facts.ja3s.is_none() {
-                        facts.ja3s = Some(fingerprint::ja3s(sh));
+                        facts.ja3s = Some(match server {
+                            Some(p) => Ja3 {
+                                text: p.ja3s_text,
+                                md5: p.ja3s_md5,
+                                incomplete: p.ja3s_incomplete,
+                            },
+                            None => fingerprint::ja3s(sh),
+                        });
                     }
                     Some(Event::TlsServerHello(sh))
                 }
@@ -1001,11 +1069,14 @@ impl InspectState {
                         && facts.leaf_error.is_none() =>
                 {
                     let host = facts.summary.has_sni.then_some(facts.summary.sni);
-                    match CertInfo::from_der_for_host(der, host.as_ref().map(|h| h.as_str())) {
+                    // Computed above when this is the flow's first certificate (the summary's
+                    // `leaf_sha1` does not look at the direction).
+                    let sha1 = cert_sha1.unwrap_or_else(|| crate::proto::x509::sha1_of(der));
+                    match certs.parse_for_host(der, &sha1, host.as_ref().map(|h| h.as_str())) {
                         Ok(info) => {
-                            facts.leaf = Some(LeafCert::from_info(&info));
+                            facts.leaf = Some(LeafCert::from_info(info));
                             let view = base.view(ident, Some(&*facts), Some(&http), now);
-                            report.event(&view, &Event::TlsLeafCertificate(&info));
+                            report.event(&view, &Event::TlsLeafCertificate(info));
                             None
                         }
                         Err(e) => {

@@ -5,7 +5,7 @@
 //! offset of the record that broke, so a damaged capture can be looked at with a hex editor.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::capture::{
@@ -15,7 +15,10 @@ use crate::capture::{
 /// Known pcapng blocks carry options beside the packet; allow them room beyond the record cap.
 const MAX_BLOCK_LEN: usize = MAX_RECORD_LEN + 64 * 1024;
 
-const READ_BUFFER_LEN: usize = 256 * 1024;
+/// Bytes read from a file at a time. Larger than any record, so that a classic pcap record is
+/// always handed out where it was read to.
+const READ_BUFFER_LEN: usize = 1024 * 1024;
+const _: () = assert!(READ_BUFFER_LEN >= MAX_RECORD_LEN);
 
 const PCAP_MAGIC_MICROS: u32 = 0xa1b2_c3d4;
 const PCAP_MAGIC_NANOS: u32 = 0xa1b2_3c4d;
@@ -175,16 +178,104 @@ enum Format {
 struct Record {
     start: usize,
     len: usize,
+    /// `start` and `len` index the current file's read window, not the record buffer.
+    in_window: bool,
     ts: Timestamp,
     link: LinkType,
     wire_len: u32,
+}
+
+/// A file's read buffer, which can also hand out a run of bytes where it lies: reading a
+/// frame through a `BufReader` into the record buffer copied every byte a second time after
+/// the kernel's copy.
+#[derive(Debug)]
+struct Window {
+    file: File,
+    buf: Box<[u8]>,
+    /// Unread bytes are `buf[pos..end]`.
+    pos: usize,
+    end: usize,
+}
+
+impl Window {
+    fn new(file: File, capacity: usize) -> Self {
+        Window {
+            file,
+            buf: vec![0; capacity].into_boxed_slice(),
+            pos: 0,
+            end: 0,
+        }
+    }
+
+    /// Reads from the file until `len` bytes are unread and contiguous, or the file ends;
+    /// returns how many of them are.
+    fn fill_to(&mut self, len: usize) -> io::Result<usize> {
+        if self.end - self.pos >= len || len > self.buf.len() {
+            return Ok((self.end - self.pos).min(len));
+        }
+        if self.pos + len > self.buf.len() {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+        while self.end - self.pos < len {
+            let Some(room) = self.buf.get_mut(self.end..) else {
+                break;
+            };
+            match self.file.read(room) {
+                Ok(0) => break,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((self.end - self.pos).min(len))
+    }
+
+    /// Consumes the next `len` bytes in place: `Some(start)` when they are all there, at
+    /// `buf[start..start + len]` until the next read. `None` (nothing consumed) at the end of
+    /// the file.
+    fn take_in_place(&mut self, len: usize) -> io::Result<Option<usize>> {
+        if self.fill_to(len)? < len {
+            return Ok(None);
+        }
+        let start = self.pos;
+        self.pos += len;
+        Ok(Some(start))
+    }
+
+    fn taken(&self, start: usize, len: usize) -> Option<&[u8]> {
+        self.buf.get(start..start.checked_add(len)?)
+    }
+}
+
+impl Read for Window {
+    fn read(&mut self, dst: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.end {
+            if dst.len() >= self.buf.len() {
+                return self.file.read(dst);
+            }
+            self.pos = 0;
+            self.end = 0;
+            if self.fill_to(1)? == 0 {
+                return Ok(0);
+            }
+        }
+        let unread = self.buf.get(self.pos..self.end).unwrap_or(&[]);
+        let n = dst.len().min(unread.len());
+        if let (Some(to), Some(from)) = (dst.get_mut(..n), unread.get(..n)) {
+            to.copy_from_slice(from);
+        }
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// One open capture file, positioned at a record boundary.
 #[derive(Debug)]
 struct CaptureFile {
     path: PathBuf,
-    reader: BufReader<File>,
+    reader: Window,
     /// Bytes consumed so far; the offset of the next record.
     offset: u64,
     format: Format,
@@ -221,7 +312,7 @@ impl CaptureFile {
         })?;
         let mut file = CaptureFile {
             path: path.to_path_buf(),
-            reader: BufReader::with_capacity(READ_BUFFER_LEN, file),
+            reader: Window::new(file, READ_BUFFER_LEN),
             offset: 0,
             last_ts: Timestamp(0),
             // Replaced once the header is read.
@@ -355,7 +446,20 @@ impl CaptureFile {
     ) -> Result<Option<Record>, SourceError> {
         let at = self.offset;
         let mut header = [0u8; PCAP_RECORD_HEADER_LEN];
-        let got = self.read_into(&mut header)?;
+        // In place when the window holds it (a copy of 16 bytes, not a read call); at the end of
+        // the file, read to learn how much there is.
+        let in_place = self
+            .reader
+            .take_in_place(PCAP_RECORD_HEADER_LEN)
+            .map_err(|e| self.io_error(e))?;
+        let got = match in_place.and_then(|start| self.reader.taken(start, header.len())) {
+            Some(bytes) => {
+                header.copy_from_slice(bytes);
+                self.offset += header.len() as u64;
+                header.len()
+            }
+            None => self.read_into(&mut header)?,
+        };
         if got == 0 {
             return Ok(None);
         }
@@ -380,7 +484,22 @@ impl CaptureFile {
             (first, second)
         };
         let len = self.checked_record_len(at, caplen)?;
-        self.read_body(buf, at, len, PCAP_RECORD_HEADER_LEN)?;
+        // In place when the whole record is there; otherwise read as before, which reports
+        // how much of it the file holds.
+        let in_place = self
+            .reader
+            .take_in_place(len)
+            .map_err(|e| self.io_error(e))?;
+        let (start, in_window) = match in_place {
+            Some(start) => {
+                self.offset += len as u64;
+                (start, true)
+            }
+            None => {
+                self.read_body(buf, at, len, PCAP_RECORD_HEADER_LEN)?;
+                (0, false)
+            }
+        };
         let frac_nanos = if nanos {
             u64::from(frac)
         } else {
@@ -392,8 +511,9 @@ impl CaptureFile {
                 .saturating_add(frac_nanos),
         );
         Ok(Some(Record {
-            start: 0,
+            start,
             len,
+            in_window,
             ts,
             link,
             wire_len,
@@ -780,6 +900,7 @@ impl CaptureFile {
         Ok(Record {
             start: data_at,
             len,
+            in_window: false,
             ts,
             link: iface.link.unwrap_or(LinkType::Ethernet),
             wire_len,
@@ -916,10 +1037,14 @@ impl PacketSource for CaptureSource {
         while handed < self.batch {
             match self.next_record() {
                 Ok(Some(record)) => {
-                    let data = self
-                        .buf
-                        .get(record.start..record.start + record.len)
-                        .unwrap_or_default();
+                    let data = if record.in_window {
+                        self.current
+                            .as_ref()
+                            .and_then(|f| f.reader.taken(record.start, record.len))
+                    } else {
+                        self.buf.get(record.start..record.start + record.len)
+                    }
+                    .unwrap_or_default();
                     let frame = Frame {
                         data,
                         ts: record.ts,
@@ -1178,6 +1303,45 @@ mod tests {
             .unwrap()
             .write(Timestamp(0), &vec![0; MAX_RECORD_LEN + 1])
             .is_err());
+    }
+
+    #[test]
+    fn records_straddling_the_read_window_come_out_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.pcap");
+        let mut w = PcapWriter::create_ethernet(&path).unwrap();
+        // Odd sizes, some of the largest allowed, past several read windows.
+        let frames: Vec<Vec<u8>> = (0..60)
+            .map(|i| match i % 5 {
+                0 => frame(i, MAX_RECORD_LEN),
+                1 => frame(i, 1),
+                _ => frame(i, 1000 + i * 9_973 % 60_000),
+            })
+            .collect();
+        let total: usize = frames.iter().map(Vec::len).sum();
+        assert!(total > 3 * READ_BUFFER_LEN);
+        for (i, f) in frames.iter().enumerate() {
+            w.write(Timestamp::from_secs_nanos(i as u64, 0), f).unwrap();
+        }
+        w.finish().unwrap();
+        let (got, err) = read_file(&path);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(got.len(), frames.len());
+        for (i, (g, f)) in got.iter().zip(&frames).enumerate() {
+            assert_eq!(g.data, *f, "frame {i}");
+            assert_eq!(g.ts, Timestamp::from_secs_nanos(i as u64, 0));
+        }
+        // Cut inside the last record: every earlier frame, then the error naming what is left.
+        let bytes = std::fs::read(&path).unwrap();
+        let cut = write_tmp(dir.path(), "cut.pcap", &bytes[..bytes.len() - 10]);
+        let (got, err) = read_file(&cut);
+        assert_eq!(got.len(), frames.len() - 1);
+        let last = frames.last().unwrap().len();
+        let msg = err.expect("truncated").to_string();
+        assert!(
+            msg.contains(&format!("only {} remain", 16 + last - 10)),
+            "{msg}"
+        );
     }
 
     #[test]

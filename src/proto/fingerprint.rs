@@ -13,19 +13,20 @@
 //!
 //! JA4S and the other JA4+ methods are not implemented: FoxIO licenses them separately.
 
-use std::fmt::Write;
-
 use md5::{Digest, Md5};
 use sha2::Sha256;
 
-use crate::proto::tls::{ext, is_grease, version, ClientHello, ServerHello};
+use crate::proto::memo::{HelloMemo, HelloPrints, ServerPrints, HELLO_KEY_CAP};
+use crate::proto::tls::{
+    ext, is_grease, version, ClientHello, ServerHello, MAX_CIPHERS, MAX_EXTENSIONS, MAX_GROUPS,
+    MAX_POINT_FORMATS, MAX_SIG_ALGS,
+};
 use crate::text::InlineStr;
 
 /// Lowercase hex MD5.
 pub type Md5Hex = InlineStr<32>;
 
-/// Capacity of a JA3 string: the fixed lists' capacities at six characters per value fit.
-pub const JA3_TEXT_LEN: usize = 2048;
+pub use crate::proto::memo::JA3_TEXT_LEN;
 
 /// A JA3-style fingerprint: the string and its MD5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,10 +46,53 @@ pub type Ja4s = InlineStr<25>;
 /// Capacity of the raw JA4 string (`ja4_r` / `ja4_ro`).
 pub const JA4_RAW_LEN: usize = 2048;
 
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends `digits` (ASCII digits a writer below produced). The number writers skip
+/// `core::fmt`: its formatter and padding machinery cost more than hashing the text (JA3 was
+/// a tenth of the worker's time on a real traffic mix).
+fn push_digits<const N: usize>(out: &mut InlineStr<N>, digits: &[u8]) {
+    out.push_str(std::str::from_utf8(digits).unwrap_or(""));
+}
+
+/// Appends `v` in decimal, as `{v}` would.
+fn push_dec<const N: usize>(out: &mut InlineStr<N>, v: u16) {
+    let mut buf = [0u8; 5];
+    let mut rest = v;
+    let mut used = 0;
+    for slot in buf.iter_mut().rev() {
+        *slot = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        used += 1;
+        if rest == 0 {
+            break;
+        }
+    }
+    push_digits(out, buf.get(buf.len() - used..).unwrap_or(&[]));
+}
+
+/// Appends `v` as four lowercase hex digits, as `{v:04x}` would.
+fn push_hex4<const N: usize>(out: &mut InlineStr<N>, v: u16) {
+    let nibble = |shift: u16| HEX_DIGITS[usize::from((v >> shift) & 0x0f)];
+    push_digits(out, &[nibble(12), nibble(8), nibble(4), nibble(0)]);
+}
+
+/// Appends a number below 100 as two decimal digits, as `{v:02}` would.
+fn push_dec2<const N: usize>(out: &mut InlineStr<N>, v: usize) {
+    let v = v.min(99) as u8;
+    push_digits(out, &[b'0' + v / 10, b'0' + v % 10]);
+}
+
 fn hex_lower<const N: usize>(bytes: &[u8]) -> InlineStr<N> {
     let mut s = InlineStr::new();
     for b in bytes {
-        let _ = write!(s, "{b:02x}");
+        push_digits(
+            &mut s,
+            &[
+                HEX_DIGITS[usize::from(b >> 4)],
+                HEX_DIGITS[usize::from(b & 0x0f)],
+            ],
+        );
     }
     s
 }
@@ -62,7 +106,7 @@ fn push_dec_list<const N: usize>(out: &mut InlineStr<N>, items: impl Iterator<It
         if i > 0 {
             out.push_char('-');
         }
-        let _ = write!(out, "{v}");
+        push_dec(out, v);
     }
 }
 
@@ -76,7 +120,8 @@ fn finish(text: InlineStr<JA3_TEXT_LEN>, overflow: bool) -> Ja3 {
 
 fn ja3_with(ch: &ClientHello, sort_extensions: bool) -> Ja3 {
     let mut t = InlineStr::<JA3_TEXT_LEN>::new();
-    let _ = write!(t, "{},", ch.legacy_version);
+    push_dec(&mut t, ch.legacy_version);
+    t.push_char(',');
     push_dec_list(&mut t, non_grease(ch.ciphers.as_slice()));
     t.push_char(',');
     if ch.extensions_length_cut {
@@ -101,6 +146,123 @@ fn ja3_with(ch: &ClientHello, sort_extensions: bool) -> Ja3 {
     finish(t, ch.any_overflow())
 }
 
+/// JA3, JA3N and JA4 of a ClientHello, from `memo` when a hello identical in everything they
+/// read was fingerprinted before.
+pub fn client_prints<'m>(ch: &ClientHello, memo: &'m mut HelloMemo) -> &'m HelloPrints {
+    let compute = || {
+        let ja3 = ja3(ch);
+        HelloPrints {
+            ja3_text: ja3.text,
+            ja3_md5: ja3.md5,
+            ja3_incomplete: ja3.incomplete,
+            ja3n_md5: ja3n(ch).md5,
+            ja4: ja4(ch),
+        }
+    };
+    let mut key = HelloKey {
+        words: [0; HELLO_KEY_CAP],
+        len: 0,
+    };
+    key.fill(ch);
+    match key.words.get(..key.len) {
+        Some(words) => memo.get_or_compute(words, compute),
+        None => memo.keep(compute()),
+    }
+}
+
+/// JA3S and JA4S of a ServerHello, from `memo` when a hello identical in everything they read
+/// was fingerprinted before.
+pub fn server_prints<'m>(
+    sh: &ServerHello,
+    memo: &'m mut HelloMemo<ServerPrints>,
+) -> &'m ServerPrints {
+    let compute = || {
+        let ja3s = ja3s(sh);
+        ServerPrints {
+            ja3s_text: ja3s.text,
+            ja3s_md5: ja3s.md5,
+            ja3s_incomplete: ja3s.incomplete,
+            ja4s: ja4s(sh),
+        }
+    };
+    let mut key = HelloKey {
+        words: [0; HELLO_KEY_CAP],
+        len: 0,
+    };
+    // JA4S reads the chosen ALPN's first and last characters only (see `ja4s`).
+    let alpn = match sh.alpn.as_ref().map(|a| a.as_str().as_bytes()) {
+        Some([first, .., last]) => [2, u16::from(*first), u16::from(*last)],
+        Some([only]) => [1, u16::from(*only), 0],
+        _ => [0; 3],
+    };
+    key.push(sh.legacy_version);
+    key.push(sh.negotiated_version());
+    key.push(sh.cipher);
+    key.push(u16::from(sh.extensions.overflowed()));
+    for w in alpn {
+        key.push(w);
+    }
+    // As sent: JA4S counts and hashes GREASE values too.
+    key.list(sh.extensions.as_slice().iter().copied());
+    match key.words.get(..key.len) {
+        Some(words) => memo.get_or_compute(words, compute),
+        None => memo.keep(compute()),
+    }
+}
+
+// Every list at full capacity, each after its length, and the four scalars.
+const _: () = assert!(
+    4 + 5 + MAX_CIPHERS + MAX_EXTENSIONS + MAX_GROUPS + MAX_POINT_FORMATS + MAX_SIG_ALGS
+        <= HELLO_KEY_CAP
+);
+
+/// Everything JA3, JA3N and JA4 read of a hello, GREASE values left out as they leave them out.
+struct HelloKey {
+    words: [u16; HELLO_KEY_CAP],
+    len: usize,
+}
+
+impl HelloKey {
+    fn fill(&mut self, ch: &ClientHello) {
+        let flags = u16::from(ch.has_sni)
+            | u16::from(ch.extensions_length_cut) << 1
+            | u16::from(ch.any_overflow()) << 2
+            | u16::from(ch.ciphers.overflowed()) << 3
+            | u16::from(ch.extensions.overflowed()) << 4
+            | u16::from(ch.alpn_first_len == 0) << 5;
+        self.push(ch.legacy_version);
+        self.push(ch.max_offered_version());
+        self.push(flags);
+        self.push(u16::from_be_bytes(ch.alpn_first_edges));
+        self.list(non_grease(ch.ciphers.as_slice()));
+        self.list(non_grease(ch.extensions.as_slice()));
+        self.list(non_grease(ch.groups.as_slice()));
+        self.list(ch.point_formats.as_slice().iter().map(|f| u16::from(*f)));
+        self.list(non_grease(ch.sig_algs.as_slice()));
+    }
+
+    fn push(&mut self, w: u16) {
+        if let Some(slot) = self.words.get_mut(self.len) {
+            *slot = w;
+        }
+        // Past the capacity `len` keeps counting, so the key is not used (see client_prints).
+        self.len += 1;
+    }
+
+    fn list(&mut self, items: impl Iterator<Item = u16>) {
+        let at = self.len;
+        self.push(0);
+        let mut n = 0u16;
+        for v in items {
+            self.push(v);
+            n = n.saturating_add(1);
+        }
+        if let Some(slot) = self.words.get_mut(at) {
+            *slot = n;
+        }
+    }
+}
+
 /// JA3 of a ClientHello, as tshark 4.0 computes it.
 pub fn ja3(ch: &ClientHello) -> Ja3 {
     ja3_with(ch, false)
@@ -114,7 +276,10 @@ pub fn ja3n(ch: &ClientHello) -> Ja3 {
 /// JA3S of a ServerHello, as tshark 4.0 computes it.
 pub fn ja3s(sh: &ServerHello) -> Ja3 {
     let mut t = InlineStr::<JA3_TEXT_LEN>::new();
-    let _ = write!(t, "{},{},", sh.legacy_version, sh.cipher);
+    push_dec(&mut t, sh.legacy_version);
+    t.push_char(',');
+    push_dec(&mut t, sh.cipher);
+    t.push_char(',');
     push_dec_list(&mut t, non_grease(sh.extensions.as_slice()));
     finish(t, sh.extensions.overflowed())
 }
@@ -165,11 +330,13 @@ fn ja4_a(ch: &ClientHello) -> InlineStr<10> {
             non_grease(items).count().min(99)
         }
     };
-    let _ = write!(
-        a,
-        "{:02}{:02}",
+    push_dec2(
+        &mut a,
         count(ch.ciphers.as_slice(), ch.ciphers.overflowed()),
-        count(ch.extensions.as_slice(), ch.extensions.overflowed())
+    );
+    push_dec2(
+        &mut a,
+        count(ch.extensions.as_slice(), ch.extensions.overflowed()),
     );
     if ch.alpn_first_len == 0 {
         a.push_str("00");
@@ -187,9 +354,8 @@ fn push_alpn_edges<const N: usize>(out: &mut InlineStr<N>, first: u8, last: u8) 
         out.push_char(first as char);
         out.push_char(last as char);
     } else {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        out.push_char(HEX[(first >> 4) as usize] as char);
-        out.push_char(HEX[(last & 0x0f) as usize] as char);
+        out.push_char(HEX_DIGITS[(first >> 4) as usize] as char);
+        out.push_char(HEX_DIGITS[(last & 0x0f) as usize] as char);
     }
 }
 
@@ -198,7 +364,7 @@ fn push_hex_list<const N: usize>(out: &mut InlineStr<N>, items: &[u16]) {
         if i > 0 {
             out.push_char(',');
         }
-        let _ = write!(out, "{v:04x}");
+        push_hex4(out, *v);
     }
 }
 
@@ -315,14 +481,16 @@ pub fn ja4s(sh: &ServerHello) -> Ja4s {
     } else {
         exts.len().min(99)
     };
-    let _ = write!(out, "{count:02}");
+    push_dec2(&mut out, count);
     // The chosen id as logged (escaped), so an unprintable edge reads as its escape.
     match sh.alpn.as_ref().map(|a| a.as_str().as_bytes()) {
         Some([first, .., last]) => push_alpn_edges(&mut out, *first, *last),
         Some([only]) => push_alpn_edges(&mut out, *only, *only),
         _ => out.push_str("00"),
     }
-    let _ = write!(out, "_{:04x}_", sh.cipher);
+    out.push_char('_');
+    push_hex4(&mut out, sh.cipher);
+    out.push_char('_');
     if exts.is_empty() {
         out.push_str("000000000000");
     } else {

@@ -6,8 +6,10 @@
 
 pub mod entropy;
 pub mod fingerprint;
+pub mod fixed_list;
 pub mod http;
 pub mod magic;
+pub mod memo;
 mod probes;
 pub mod ssh;
 pub mod summary;

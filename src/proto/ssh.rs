@@ -232,16 +232,22 @@ pub(crate) fn probe(data: &[u8]) -> Evidence {
     let mut at = 0usize;
     for _ in 0..MAX_LINES_BEFORE {
         let rest = data.get(at..).unwrap_or(&[]);
-        let Some(lf) = rest.iter().take(LINE_HARD_CAP).position(|&b| b == b'\n') else {
+        // One pass: a byte that is neither text nor the line feed ends the probe as soon as it
+        // is met (binary streams, most of what this sees, fail on their first bytes), and so
+        // does a line without a line feed within the cap.
+        let mut line_end = None;
+        for (i, &b) in rest.iter().take(LINE_HARD_CAP).enumerate() {
+            if b == b'\n' {
+                line_end = Some(i);
+                break;
+            }
+            if !(b == b'\r' || b == b'\t' || (0x20..0x7f).contains(&b)) {
+                return Evidence::no();
+            }
+        }
+        let Some(lf) = line_end else {
             return Evidence::no();
         };
-        let line = rest.get(..lf).unwrap_or(&[]);
-        if !line
-            .iter()
-            .all(|&b| b == b'\r' || b == b'\t' || (0x20..0x7f).contains(&b))
-        {
-            return Evidence::no();
-        }
         at += lf + 1;
         let next = data.get(at..).unwrap_or(&[]);
         if next.starts_with(b"SSH-") {

@@ -3,9 +3,20 @@
 //! It sits above the parser (`tls`), the fingerprints and `x509`, which never import it.
 
 use crate::flow::Dir;
-use crate::proto::fingerprint::{self, Ja3, Ja4, Ja4s};
+use crate::proto::fingerprint::{self, Ja4, Ja4s};
+use crate::proto::memo::{HelloPrints, ServerPrints};
 use crate::proto::tls::{AnomalySet, HiddenName, TlsEvent, ALPN_TEXT_LEN, SNI_TEXT_LEN};
 use crate::text::InlineStr;
+
+/// What the caller of [`TlsSummary::observe_with`] already computed of the event, each for
+/// that event only: the fingerprints of its ClientHello or ServerHello (callers keep the whole
+/// JA3 and JA3S strings), the SHA-1 of its certificate's DER.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Known<'a> {
+    pub client: Option<&'a HelloPrints>,
+    pub server: Option<&'a ServerPrints>,
+    pub cert_sha1: Option<[u8; 20]>,
+}
 
 /// What the checks and the EVE log need about a TLS flow, folded from both directions'
 /// events. Fixed size.
@@ -55,6 +66,17 @@ pub struct TlsSummary {
 impl TlsSummary {
     /// Folds one event seen in direction `dir`.
     pub fn observe(&mut self, dir: Dir, event: &TlsEvent<'_>) {
+        self.observe_with(dir, event, Known::default());
+    }
+
+    /// Like [`TlsSummary::observe`], with what the caller already has of this event (see
+    /// [`Known`]), so that nothing is computed twice.
+    pub fn observe_with(&mut self, dir: Dir, event: &TlsEvent<'_>, known: Known<'_>) {
+        let Known {
+            client,
+            server,
+            cert_sha1,
+        } = known;
         match *event {
             TlsEvent::ClientHello(ch) => {
                 self.client_hellos = self.client_hellos.saturating_add(1);
@@ -73,11 +95,11 @@ impl TlsSummary {
                 self.hidden = ch.hidden;
                 self.alpn_offered = ch.alpn.as_slice().first().copied();
                 if !ch.sslv2_format {
-                    let ja3: Ja3 = fingerprint::ja3(ch);
-                    self.ja3 = Some(ja3.md5);
-                    self.ja3n = Some(fingerprint::ja3n(ch).md5);
+                    self.ja3 = Some(client.map_or_else(|| fingerprint::ja3(ch).md5, |p| p.ja3_md5));
+                    self.ja3n =
+                        Some(client.map_or_else(|| fingerprint::ja3n(ch).md5, |p| p.ja3n_md5));
                 }
-                self.ja4 = Some(fingerprint::ja4(ch));
+                self.ja4 = Some(client.map_or_else(|| fingerprint::ja4(ch), |p| p.ja4));
             }
             TlsEvent::ServerHello(sh) => {
                 self.server_hellos = self.server_hellos.saturating_add(1);
@@ -89,12 +111,13 @@ impl TlsSummary {
                 self.negotiated_version = sh.negotiated_version();
                 self.cipher = sh.cipher;
                 self.alpn_selected = sh.alpn;
-                self.ja3s = Some(fingerprint::ja3s(sh).md5);
-                self.ja4s = Some(fingerprint::ja4s(sh));
+                self.ja3s = Some(server.map_or_else(|| fingerprint::ja3s(sh).md5, |p| p.ja3s_md5));
+                self.ja4s = Some(server.map_or_else(|| fingerprint::ja4s(sh), |p| p.ja4s));
             }
             TlsEvent::Certificate { index, der } => {
                 if index == 0 && self.leaf_sha1.is_none() {
-                    self.leaf_sha1 = Some(crate::proto::x509::sha1_of(der));
+                    self.leaf_sha1 =
+                        Some(cert_sha1.unwrap_or_else(|| crate::proto::x509::sha1_of(der)));
                 }
                 self.certificates = self.certificates.saturating_add(1);
             }

@@ -61,6 +61,8 @@ pub use hello::{
 };
 
 use crate::flow::Dir;
+use crate::proto::memo::{HelloMemo, ServerPrints, HELLO_MEMO_ENTRIES};
+use crate::proto::x509::{CertCache, CERT_CACHE_ENTRIES};
 use crate::proto::{AppProto, Probe};
 use hello::Rd;
 use tls_parser::{TlsHandshakeType, TlsRecordType};
@@ -78,13 +80,13 @@ const HANDSHAKE_HEADER_LEN: usize = 4;
 
 /// Per-worker buffer for handshake messages that span records. Allocated once.
 #[derive(Debug, Clone)]
-pub struct TlsScratch {
+pub struct RecordScratch {
     buf: Box<[u8]>,
 }
 
-impl TlsScratch {
+impl RecordScratch {
     pub fn new(capacity: usize) -> Self {
-        TlsScratch {
+        RecordScratch {
             buf: vec![0; capacity].into_boxed_slice(),
         }
     }
@@ -92,6 +94,51 @@ impl TlsScratch {
     pub fn capacity(&self) -> usize {
         self.buf.len()
     }
+}
+
+/// What a worker's TLS parsing reuses across flows, allocated once: the reassembly buffer, the
+/// certificates already parsed and the client and server hellos already fingerprinted.
+#[derive(Debug)]
+pub struct TlsScratch {
+    records: RecordScratch,
+    certs: CertCache,
+    hellos: HelloMemo,
+    servers: HelloMemo<ServerPrints>,
+}
+
+impl TlsScratch {
+    /// A reassembly buffer of `capacity` bytes, a certificate cache of [`CERT_CACHE_ENTRIES`]
+    /// and two hello memos (clients, servers) of [`HELLO_MEMO_ENTRIES`].
+    pub fn new(capacity: usize) -> Self {
+        TlsScratch {
+            records: RecordScratch::new(capacity),
+            certs: CertCache::new(CERT_CACHE_ENTRIES),
+            hellos: HelloMemo::new(HELLO_MEMO_ENTRIES),
+            servers: HelloMemo::new(HELLO_MEMO_ENTRIES),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.records.capacity()
+    }
+
+    /// Every part at once: events borrow from the records while the caches are used.
+    pub fn parts(&mut self) -> ScratchParts<'_> {
+        ScratchParts {
+            records: &mut self.records,
+            certs: &mut self.certs,
+            hellos: &mut self.hellos,
+            servers: &mut self.servers,
+        }
+    }
+}
+
+/// [`TlsScratch::parts`]: each part borrowed on its own.
+pub struct ScratchParts<'a> {
+    pub records: &'a mut RecordScratch,
+    pub certs: &'a mut CertCache,
+    pub hellos: &'a mut HelloMemo,
+    pub servers: &'a mut HelloMemo<ServerPrints>,
 }
 
 impl Default for TlsScratch {
@@ -476,6 +523,17 @@ impl TlsDir {
         &mut self,
         data: &[u8],
         scratch: &mut TlsScratch,
+        on_event: F,
+    ) {
+        self.feed_records(data, &mut scratch.records, on_event);
+    }
+
+    /// [`TlsDir::feed`] with only the reassembly part of the scratch, so that `on_event` may
+    /// use the certificate cache.
+    pub fn feed_records<F: FnMut(TlsEvent<'_>)>(
+        &mut self,
+        data: &[u8],
+        scratch: &mut RecordScratch,
         mut on_event: F,
     ) {
         let mut out = Out {
@@ -619,7 +677,7 @@ pub fn probe(data: &[u8]) -> Probe {
 /// [`TlsDir::starting_at`]). The header must be a handshake record of version 3.0..=3.4 whose
 /// first message is a hello with a 3.x legacy version and a length below 64 KiB.
 pub fn find_hello(data: &[u8]) -> Option<usize> {
-    data.windows(RECORD_HEADER_LEN + 6).position(|w| match w {
+    let plausible = |w: &[u8]| match w {
         [22, 3, rv, l0, l1, 1 | 2, h0, _, _, 3, hv] => {
             let rec_len = u16::from_be_bytes([*l0, *l1]) as usize;
             *rv <= 4
@@ -628,14 +686,37 @@ pub fn find_hello(data: &[u8]) -> Option<usize> {
                 && (HANDSHAKE_HEADER_LEN..=MAX_RECORD_LEN).contains(&rec_len)
         }
         _ => false,
-    })
+    };
+    // Candidates are where the handshake content type (22) is: memchr skips the bytes between
+    // them several at a time (this runs over every byte of long HTTP and SMTP flows).
+    let last_start = data.len().checked_sub(HELLO_PROBE_LEN)?;
+    let mut from = 0;
+    while from <= last_start {
+        let at = from + memchr::memchr(22, data.get(from..=last_start)?)?;
+        if data.get(at..at + HELLO_PROBE_LEN).is_some_and(plausible) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
+
+/// [`find_hello`] on `data` whose first `scanned` bytes were already searched (as a shorter
+/// `data`) without a find: only the windows that reach past them are tried.
+pub fn find_hello_after(data: &[u8], scanned: usize) -> Option<usize> {
+    let from = scanned.saturating_sub(HELLO_PROBE_LEN - 1).min(data.len());
+    find_hello(data.get(from..).unwrap_or(&[])).map(|at| at + from)
+}
+
+/// Bytes [`find_hello`] looks at per candidate offset: a record header and the hello's first
+/// six bytes.
+const HELLO_PROBE_LEN: usize = RECORD_HEADER_LEN + 6;
 
 impl Walk {
     fn run<F: FnMut(TlsEvent<'_>)>(
         &mut self,
         data: &[u8],
-        scratch: &mut TlsScratch,
+        scratch: &mut RecordScratch,
         out: &mut Out<'_, F>,
     ) {
         if self.phase == Phase::Start {
@@ -751,7 +832,7 @@ impl Walk {
         rec_off: usize,
         h: RecordHeader,
         body: &[u8],
-        scratch: &mut TlsScratch,
+        scratch: &mut RecordScratch,
         out: &mut Out<'_, F>,
     ) {
         let len16 = h.len as u16; // h.len <= MAX_RECORD_LEN < 2^16
@@ -819,7 +900,7 @@ impl Walk {
         rec_off: usize,
         rec_version: u16,
         body: &[u8],
-        scratch: &mut TlsScratch,
+        scratch: &mut RecordScratch,
         out: &mut Out<'_, F>,
     ) {
         let mut pos = 0usize;

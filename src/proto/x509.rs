@@ -20,7 +20,7 @@ use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate, X509Error};
 use x509_parser::public_key::PublicKey;
 
-use crate::proto::tls::FixedList;
+use crate::proto::fixed_list::FixedList;
 use crate::text::InlineStr;
 
 /// Capacity of a printed distinguished name.
@@ -175,17 +175,12 @@ impl CertInfo {
     /// `host_match`. Certificates of CDNs carry hundreds of names, more than the fixed lists
     /// keep.
     pub fn from_der_for_host(der: &[u8], host: Option<&str>) -> Result<CertInfo, CertError> {
-        if der.is_empty() {
-            return Err(CertError::Empty);
-        }
-        let (rest, cert) = X509Certificate::from_der(der).map_err(|e| CertError::from_x509(&e))?;
-        if !rest.is_empty() {
-            return Err(CertError::TrailingBytes);
-        }
-        Ok(Self::from_parsed(&cert, der, host))
+        let cert = parse_der(der)?;
+        Ok(Self::from_parsed(&cert, &sha1_of(der), host))
     }
 
-    fn from_parsed(cert: &X509Certificate<'_>, der: &[u8], host: Option<&str>) -> CertInfo {
+    /// `sha1` is the DER's SHA-1 (the caller may have it already).
+    fn from_parsed(cert: &X509Certificate<'_>, sha1: &[u8; 20], host: Option<&str>) -> CertInfo {
         let tbs = &cert.tbs_certificate;
         let mut info = CertInfo {
             version: (tbs.version.0.min(254) + 1) as u8,
@@ -199,7 +194,7 @@ impl CertInfo {
             not_before: tbs.validity.not_before.timestamp(),
             not_after: tbs.validity.not_after.timestamp(),
             serial: InlineStr::new(),
-            sha1: sha1_of(der),
+            sha1: *sha1,
             issuer_is_subject: tbs.issuer.as_raw() == tbs.subject.as_raw(),
             aki_matches_ski: None,
             self_signed: false,
@@ -348,6 +343,18 @@ impl CertInfo {
     }
 }
 
+/// Decodes one DER certificate that must fill `der` exactly.
+fn parse_der(der: &[u8]) -> Result<X509Certificate<'_>, CertError> {
+    if der.is_empty() {
+        return Err(CertError::Empty);
+    }
+    let (rest, cert) = X509Certificate::from_der(der).map_err(|e| CertError::from_x509(&e))?;
+    if !rest.is_empty() {
+        return Err(CertError::TrailingBytes);
+    }
+    Ok(cert)
+}
+
 /// Issuer DN equal to the subject DN, unless both key identifiers are present and differ (a
 /// different key of a same-named CA issued it).
 fn self_signed_rule(issuer_is_subject: bool, aki_matches_ski: Option<bool>) -> bool {
@@ -468,6 +475,289 @@ pub fn dns_name_matches(pattern: &str, host: &str) -> bool {
         return false;
     };
     !first_label.is_empty() && host_rest.eq_ignore_ascii_case(suffix)
+}
+
+/// Certificates a worker remembers by default (see [`CertCache`]).
+pub const CERT_CACHE_ENTRIES: usize = 128;
+/// Entries per set: a certificate may sit in any of them, so a few popular servers whose
+/// digests share a set do not evict each other.
+const CERT_CACHE_WAYS: usize = 4;
+/// Largest certificate remembered; larger ones (rare: CDN certificates with hundreds of names
+/// run to 5-6 KB) are parsed every time.
+pub const CERT_CACHE_DER_LEN: usize = 8 * 1024;
+/// subjectAltName DNS names and IP addresses remembered per certificate for matching the SNI;
+/// a certificate with more is parsed again for every flow that names a host.
+const CERT_CACHE_NAMES: usize = 512;
+
+/// Where a remembered certificate's host names are, as byte ranges of its DER (x509-parser
+/// hands them out as slices of it), so a later flow's SNI is matched against exactly the
+/// names a parse would give it.
+#[derive(Debug, Clone, Copy)]
+struct HostNames {
+    /// Every name is in the ranges below: matching from them equals matching on a parse.
+    exact: bool,
+    has_san: bool,
+    /// (offset, length) of each SAN DNS name, then of each SAN IP address (from `dns`).
+    ranges: [(u16, u16); CERT_CACHE_NAMES],
+    dns: u16,
+    all: u16,
+    /// The subject's first commonName (used when there is no subjectAltName).
+    cn: Option<(u16, u16)>,
+}
+
+impl HostNames {
+    const NONE: HostNames = HostNames {
+        exact: false,
+        has_san: false,
+        ranges: [(0, 0); CERT_CACHE_NAMES],
+        dns: 0,
+        all: 0,
+        cn: None,
+    };
+
+    /// The ranges of `cert`'s names inside `der`; `exact` is false when one is not a slice of
+    /// `der`, does not fit, or the CN needed escaping (then a parse decides the match).
+    fn of(cert: &X509Certificate<'_>, der: &[u8]) -> HostNames {
+        let mut names = HostNames::NONE;
+        let mut exact = true;
+        let mut push = |names: &mut HostNames, bytes: &[u8]| match range_in(der, bytes) {
+            Some(r) if usize::from(names.all) < CERT_CACHE_NAMES => {
+                if let Some(slot) = names.ranges.get_mut(usize::from(names.all)) {
+                    *slot = r;
+                    names.all += 1;
+                }
+            }
+            _ => exact = false,
+        };
+        let mut sans = 0;
+        for ext in cert.tbs_certificate.extensions() {
+            if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {
+                sans += 1;
+                names.has_san = true;
+                for n in &san.general_names {
+                    if let GeneralName::DNSName(d) = n {
+                        push(&mut names, d.as_bytes());
+                    }
+                }
+                names.dns = names.all;
+                for n in &san.general_names {
+                    if let GeneralName::IPAddress(b) = n {
+                        push(&mut names, b);
+                    }
+                }
+            }
+        }
+        if !names.has_san {
+            if let Some(cn) = cert.tbs_certificate.subject.iter_common_name().next() {
+                match cn.as_str().ok().and_then(|s| range_in(der, s.as_bytes())) {
+                    Some(r) => names.cn = Some(r),
+                    None => exact = false,
+                }
+            }
+        }
+        // More than one subjectAltName extension: a parse keeps the last one's match.
+        names.exact = exact && sans <= 1;
+        names
+    }
+
+    fn name(der: &[u8], (at, len): (u16, u16)) -> &[u8] {
+        let at = usize::from(at);
+        der.get(at..at + usize::from(len)).unwrap_or(&[])
+    }
+
+    /// `host` matched as [`CertInfo::from_der_for_host`] matches it. Only when `exact`.
+    fn matches(&self, der: &[u8], host: &str) -> NameMatch {
+        let text = |r| std::str::from_utf8(Self::name(der, r)).unwrap_or("");
+        if self.has_san {
+            let all = self.ranges.get(..usize::from(self.all)).unwrap_or(&[]);
+            let (dns, ips) = all.split_at(usize::from(self.dns).min(all.len()));
+            match_host(
+                host,
+                true,
+                dns.iter().map(|r| text(*r)),
+                ips.iter().filter_map(|r| ip_from_san(Self::name(der, *r))),
+                None,
+                false,
+            )
+        } else {
+            let cn = self.cn.map(text);
+            match_host(
+                host,
+                false,
+                std::iter::empty(),
+                std::iter::empty(),
+                cn,
+                false,
+            )
+        }
+    }
+}
+
+/// Offset and length of `part` inside `whole`, when it is a slice of it.
+fn range_in(whole: &[u8], part: &[u8]) -> Option<(u16, u16)> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    if end > whole.len() {
+        return None;
+    }
+    Some((u16::try_from(start).ok()?, u16::try_from(part.len()).ok()?))
+}
+
+impl CachedCert {
+    fn holds(&self, der: &[u8]) -> bool {
+        self.info.is_some()
+            && usize::from(self.der_len) == der.len()
+            && self.der.get(..der.len()) == Some(der)
+    }
+}
+
+/// One remembered certificate: its DER (compared in full, so a SHA-1 collision cannot pass
+/// one certificate off as another), what a parse gave, and where its names are.
+#[derive(Debug, Clone)]
+struct CachedCert {
+    sha1: [u8; 20],
+    der_len: u16,
+    /// Lookup count at the last use, for evicting the least recently used of a set.
+    last_use: u64,
+    der: [u8; CERT_CACHE_DER_LEN],
+    info: Option<CertInfo>,
+    names: HostNames,
+}
+
+/// Parsed certificates by SHA-1 of their DER, per worker: a popular server presents the same
+/// certificate to every client, and parsing it (x509-parser decodes every name and extension,
+/// and allocates while doing so) costs more than the rest of the handshake's inspection. Zeek
+/// caches its X.509 results the same way. What depends on the flow is still decided per flow:
+/// the SNI is matched against the remembered names on every lookup, and the validity dates are
+/// left to the checks, against the flow's time. Bounded and allocated once, at start; the
+/// least recently used entry of a set is replaced.
+#[derive(Debug)]
+pub struct CertCache {
+    entries: Box<[CachedCert]>,
+    /// Where a certificate that is not remembered (too large, or its names not all at hand
+    /// for a host) is parsed to.
+    spare: Box<Option<CertInfo>>,
+    lookups: u64,
+    hits: u64,
+}
+
+impl CertCache {
+    /// A cache of `entries` certificates (rounded up to a whole set; 0 disables it).
+    pub fn new(entries: usize) -> CertCache {
+        let sets = entries.div_ceil(CERT_CACHE_WAYS);
+        let empty = CachedCert {
+            sha1: [0; 20],
+            der_len: 0,
+            last_use: 0,
+            der: [0; CERT_CACHE_DER_LEN],
+            info: None,
+            names: HostNames::NONE,
+        };
+        CertCache {
+            entries: vec![empty; sets * CERT_CACHE_WAYS].into_boxed_slice(),
+            spare: Box::new(None),
+            lookups: 0,
+            hits: 0,
+        }
+    }
+
+    /// Certificates found already parsed, of all looked up.
+    pub fn hits(&self) -> (u64, u64) {
+        (self.hits, self.lookups)
+    }
+
+    /// The first entry of the set `der` goes to: picked by its length and last bytes (the
+    /// signature's, which differ between any two certificates), not by a digest, so that a
+    /// remembered certificate's SHA-1 is found without computing it.
+    fn set_of(der: &[u8], sets: usize) -> usize {
+        let tail = der.get(der.len().saturating_sub(16)..).unwrap_or(&[]);
+        let hash = tail
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325u64 ^ der.len() as u64, |h, b| {
+                (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+            });
+        (hash % sets.max(1) as u64) as usize
+    }
+
+    /// The SHA-1 of `der` as remembered, when this certificate was parsed before: the DER is
+    /// compared in full, so the digest is its own.
+    pub fn remembered_sha1(&self, der: &[u8]) -> Option<[u8; 20]> {
+        let sets = self.entries.len() / CERT_CACHE_WAYS;
+        if sets == 0 {
+            return None;
+        }
+        let first = Self::set_of(der, sets) * CERT_CACHE_WAYS;
+        self.entries
+            .get(first..first + CERT_CACHE_WAYS)?
+            .iter()
+            .find(|e| e.holds(der))
+            .map(|e| e.sha1)
+    }
+
+    /// [`CertInfo::from_der_for_host`] of `der`, whose SHA-1 is `sha1`, remembered when it
+    /// parses. The returned certificate's `host_match` is for `host`.
+    pub fn parse_for_host(
+        &mut self,
+        der: &[u8],
+        sha1: &[u8; 20],
+        host: Option<&str>,
+    ) -> Result<&CertInfo, CertError> {
+        self.lookups += 1;
+        let now = self.lookups;
+        let sets = self.entries.len() / CERT_CACHE_WAYS;
+        if sets == 0 || der.len() > CERT_CACHE_DER_LEN {
+            return self.parse_uncached(der, sha1, host);
+        }
+        let first = Self::set_of(der, sets) * CERT_CACHE_WAYS;
+        let ways = self
+            .entries
+            .get(first..first + CERT_CACHE_WAYS)
+            .unwrap_or(&[]);
+        let found = ways.iter().position(|e| e.holds(der) && e.sha1 == *sha1);
+        // On a miss, the least recently used way is replaced (an empty one was never used).
+        let victim = ways
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, e)| if e.info.is_none() { 0 } else { e.last_use })
+            .map_or(0, |(i, _)| i);
+        let exact = found
+            .and_then(|w| ways.get(w))
+            .is_some_and(|e| e.names.exact);
+        if found.is_some() && host.is_some() && !exact {
+            return self.parse_uncached(der, sha1, host);
+        }
+        let entry = self
+            .entries
+            .get_mut(first + found.unwrap_or(victim))
+            .ok_or(CertError::Invalid)?;
+        entry.last_use = now;
+        if found.is_some() {
+            self.hits += 1;
+            let host_match = host.map(|h| entry.names.matches(&entry.der, h));
+            let info = entry.info.as_mut().ok_or(CertError::Invalid)?;
+            info.host_match = host_match;
+            return Ok(info);
+        }
+        entry.info = None;
+        let cert = parse_der(der)?;
+        let der_copy = entry.der.get_mut(..der.len()).ok_or(CertError::Invalid)?;
+        der_copy.copy_from_slice(der);
+        entry.sha1 = *sha1;
+        entry.der_len = der.len() as u16;
+        entry.names = HostNames::of(&cert, der);
+        entry.info = Some(CertInfo::from_parsed(&cert, sha1, host));
+        entry.info.as_ref().ok_or(CertError::Invalid)
+    }
+
+    fn parse_uncached(
+        &mut self,
+        der: &[u8],
+        sha1: &[u8; 20],
+        host: Option<&str>,
+    ) -> Result<&CertInfo, CertError> {
+        let cert = parse_der(der)?;
+        Ok(self.spare.insert(CertInfo::from_parsed(&cert, sha1, host)))
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 use super::*;
 use crate::flow::Dir;
+use crate::proto::fixed_list::FixedList;
+use crate::proto::memo::ServerPrints;
 use crate::proto::tls::testdata::{self, bytes};
 use crate::proto::tls::{TlsDir, TlsEvent, TlsScratch};
 
@@ -322,4 +324,178 @@ fn obsolete_suites_and_cipher_counts() {
         BrowserShape::of(&few).names().collect::<Vec<_>>(),
         ["cipher_count_outside_10_to_32"]
     );
+}
+
+fn direct_prints(ch: &ClientHello) -> HelloPrints {
+    let j = ja3(ch);
+    HelloPrints {
+        ja3_text: j.text,
+        ja3_md5: j.md5,
+        ja3_incomplete: j.incomplete,
+        ja3n_md5: ja3n(ch).md5,
+        ja4: ja4(ch),
+    }
+}
+
+/// Variants of a real hello, each changing one thing a fingerprint reads.
+fn hello_variants() -> Vec<ClientHello> {
+    let base = ch_of(testdata::CURL_TLS13_CLIENT);
+    let mut out = vec![base];
+    let mut v = base;
+    v.legacy_version = 0x0302;
+    out.push(v);
+    let mut v = base;
+    v.has_sni = !v.has_sni;
+    out.push(v);
+    let mut v = base;
+    v.alpn_first_len = 0;
+    out.push(v);
+    let mut v = base;
+    v.alpn_first_edges = [b'h', b'1'];
+    out.push(v);
+    let mut v = base;
+    v.extensions_length_cut = true;
+    out.push(v);
+    let mut v = base;
+    v.ciphers = FixedList::default();
+    for c in base.ciphers.as_slice().iter().rev() {
+        v.ciphers.push(*c);
+    }
+    out.push(v);
+    let mut v = base;
+    v.point_formats.push(1);
+    out.push(v);
+    let mut v = base;
+    v.sig_algs.push(0x0401);
+    out.push(v);
+    let mut v = base;
+    v.groups = FixedList::default();
+    out.push(v);
+    let mut v = base;
+    v.supported_versions = FixedList::default();
+    v.supported_versions.push(0x0303);
+    out.push(v);
+    // More ciphers than the list keeps: JA4 counts 99 and JA3 is incomplete.
+    let mut v = base;
+    for c in 0..200u16 {
+        v.ciphers.push(c);
+    }
+    out.push(v);
+    out.push(ch_of(testdata::S_CLIENT_TLS12_CLIENT));
+    out.push(ch_of(testdata::PYTHON_TLS13_CLIENT));
+    out
+}
+
+#[test]
+fn memo_prints_equal_the_computed_ones() {
+    let hellos = hello_variants();
+    let mut memo = HelloMemo::new(crate::proto::memo::HELLO_MEMO_ENTRIES);
+    for round in 0..3 {
+        for (i, ch) in hellos.iter().enumerate() {
+            let want = direct_prints(ch);
+            assert_eq!(
+                *client_prints(ch, &mut memo),
+                want,
+                "round {round}, hello {i}"
+            );
+        }
+    }
+    let (hits, lookups) = memo.hits();
+    assert_eq!(lookups, 3 * hellos.len() as u64);
+    assert_eq!(
+        hits,
+        2 * hellos.len() as u64,
+        "every variant has its own entry"
+    );
+    // A disabled memo computes every time.
+    let mut off = HelloMemo::new(0);
+    assert_eq!(
+        *client_prints(&hellos[0], &mut off),
+        direct_prints(&hellos[0])
+    );
+    assert_eq!(off.hits().0, 0);
+}
+
+#[test]
+fn grease_values_do_not_split_memo_entries() {
+    let base = ch_of(testdata::CURL_TLS13_CLIENT);
+    let mut greased = base;
+    greased.ciphers = FixedList::default();
+    greased.ciphers.push(0x3a3a);
+    for c in base.ciphers.as_slice() {
+        greased.ciphers.push(*c);
+    }
+    let mut memo = HelloMemo::new(crate::proto::memo::HELLO_MEMO_ENTRIES);
+    assert_eq!(*client_prints(&base, &mut memo), direct_prints(&base));
+    assert_eq!(*client_prints(&greased, &mut memo), direct_prints(&greased));
+    assert_eq!(direct_prints(&greased), direct_prints(&base));
+    assert_eq!(memo.hits(), (1, 2));
+}
+
+fn direct_server_prints(sh: &ServerHello) -> ServerPrints {
+    let j = ja3s(sh);
+    ServerPrints {
+        ja3s_text: j.text,
+        ja3s_md5: j.md5,
+        ja3s_incomplete: j.incomplete,
+        ja4s: ja4s(sh),
+    }
+}
+
+#[test]
+fn server_memo_prints_equal_the_computed_ones() {
+    let base = sh_of(testdata::S_CLIENT_TLS12_SERVER);
+    let mut variants = vec![base];
+    let alpn = |s: &str| Some(crate::text::InlineStr::from_str_lossy(s));
+    for a in [
+        alpn("h2"),
+        alpn("h3"),
+        alpn("x"),
+        alpn(""),
+        alpn("http/1.1"),
+        None,
+    ] {
+        let mut v = base;
+        v.alpn = a;
+        variants.push(v);
+    }
+    let mut v = base;
+    v.cipher ^= 1;
+    variants.push(v);
+    let mut v = base;
+    v.legacy_version = 0x0301;
+    variants.push(v);
+    let mut v = base;
+    v.selected_version = Some(0x0304);
+    variants.push(v);
+    let mut v = base;
+    v.extensions.push(0x0a0a);
+    variants.push(v);
+    let mut v = base;
+    for e in 0..100u16 {
+        v.extensions.push(e);
+    }
+    variants.push(v);
+    let mut memo = HelloMemo::<ServerPrints>::new(256);
+    for round in 0..3 {
+        for (i, sh) in variants.iter().enumerate() {
+            let want = direct_server_prints(sh);
+            assert_eq!(
+                *server_prints(sh, &mut memo),
+                want,
+                "round {round}, hello {i}"
+            );
+        }
+    }
+    // An empty ALPN and none read the same ("00"), and the base has none: one entry each for
+    // the other variants.
+    let mut distinct: Vec<ServerPrints> = Vec::new();
+    for sh in &variants {
+        let p = direct_server_prints(sh);
+        if !distinct.contains(&p) {
+            distinct.push(p);
+        }
+    }
+    assert_eq!(distinct.len(), variants.len() - 2);
+    assert_eq!(memo.hits().0, (3 * variants.len() - distinct.len()) as u64);
 }

@@ -483,6 +483,28 @@ fn starting_at_an_offset_skips_a_cleartext_prelude() {
     assert_eq!(find_hello(b"EHLO x\r\nSTARTTLS\r\n"), None);
 }
 
+#[test]
+fn searching_a_growing_prefix_finds_what_a_full_search_finds() {
+    let mut data = b"220 mail ESMTP ready\r\n250 STARTTLS\r\n".to_vec();
+    let at = data.len();
+    data.extend(bytes(testdata::S_CLIENT_TLS12_CLIENT));
+    // Every way of growing the prefix in steps, including steps that cut the record header.
+    for step in 1..=16 {
+        let mut scanned = 0;
+        let mut found = None;
+        let mut len = 0;
+        while len < data.len() && found.is_none() {
+            len = (len + step).min(data.len());
+            found = find_hello_after(&data[..len], scanned);
+            assert_eq!(found, find_hello(&data[..len]), "step {step}, prefix {len}");
+            scanned = len;
+        }
+        assert_eq!(found, Some(at), "step {step}");
+    }
+    // A `scanned` beyond the data (never the case) searches nothing rather than panicking.
+    assert_eq!(find_hello_after(&data[..10], 50), None);
+}
+
 // ---------------------------------------------------------------- anomalies
 
 fn client_anomalies(data: &[u8]) -> Vec<TlsAnomaly> {

@@ -272,3 +272,142 @@ fn sha1_of_empty_input() {
         "da:39:a3:ee:5e:6b:4b:0d:32:55:bf:ef:95:60:18:90:af:d8:07:09"
     );
 }
+
+/// Every certificate at hand, for the cache tests.
+fn cache_test_certificates() -> Vec<Vec<u8>> {
+    let mut st = TlsDir::new(Dir::ToClient);
+    let mut no_san = Vec::new();
+    st.feed(
+        &bytes(testdata::S_CLIENT_TLS12_SERVER),
+        &mut TlsScratch::default(),
+        |e| {
+            if let TlsEvent::Certificate { index: 0, der } = e {
+                no_san = der.to_vec();
+            }
+        },
+    );
+    vec![
+        bytes(testdata::CERT_LEAF),
+        bytes(testdata::CERT_CA),
+        no_san,
+        crate::fixtures::CERT_WWW_EXAMPLE_COM.to_vec(),
+        crate::fixtures::CERT_FIXTURE_ROOT_CA.to_vec(),
+    ]
+}
+
+#[test]
+fn cached_certificates_equal_a_fresh_parse_for_every_host() {
+    let hosts = [
+        None,
+        Some("a.badssl.example"),
+        Some("wrong.host.badssl.example"),
+        Some("2001:db8::1"),
+        Some("192.0.2.7"),
+        Some("rsa.unmask.example"),
+        Some("unmask root"),
+        Some("www.example.com"),
+        Some("example.org"),
+    ];
+    let certs = cache_test_certificates();
+    let mut cache = CertCache::new(CERT_CACHE_ENTRIES);
+    for round in 0..3 {
+        for der in &certs {
+            for host in hosts {
+                let fresh = CertInfo::from_der_for_host(der, host).unwrap();
+                let cached = *cache.parse_for_host(der, &sha1_of(der), host).unwrap();
+                assert_eq!(cached, fresh, "round {round}, host {host:?}");
+            }
+        }
+    }
+    let (hits, lookups) = cache.hits();
+    assert_eq!(lookups, 3 * (certs.len() * hosts.len()) as u64);
+    assert_eq!(
+        hits,
+        lookups - certs.len() as u64,
+        "one parse per certificate"
+    );
+}
+
+#[test]
+fn cache_compares_the_der_not_only_the_digest() {
+    let certs = cache_test_certificates();
+    let (a, b) = (&certs[0], &certs[1]);
+    let mut cache = CertCache::new(CERT_CACHE_ENTRIES);
+    cache.parse_for_host(a, &sha1_of(a), None).unwrap();
+    // `b` presented under `a`'s digest (as a SHA-1 collision would): parsed, not `a`'s facts.
+    let got = *cache
+        .parse_for_host(b, &sha1_of(a), Some("unmask root"))
+        .unwrap();
+    let mut want = CertInfo::from_der_for_host(b, Some("unmask root")).unwrap();
+    want.sha1 = sha1_of(a);
+    assert_eq!(got, want);
+    assert_eq!(cache.hits().0, 0);
+    // Invalid input is an error, and is not remembered as anything.
+    let mut cut = a.clone();
+    cut.truncate(a.len() / 2);
+    for _ in 0..2 {
+        assert_eq!(
+            cache.parse_for_host(&cut, &sha1_of(&cut), None).err(),
+            Some(CertError::Truncated)
+        );
+        assert_eq!(
+            cache.parse_for_host(&[], &sha1_of(&[]), None).err(),
+            Some(CertError::Empty)
+        );
+    }
+}
+
+#[test]
+fn a_full_cache_evicts_the_least_recently_used() {
+    let certs = cache_test_certificates();
+    // One set of four: the fifth certificate replaces the one used longest ago.
+    let mut cache = CertCache::new(4);
+    let mut look = |i: usize| {
+        let der = &certs[i];
+        let before = cache.hits().0;
+        let got = *cache.parse_for_host(der, &sha1_of(der), None).unwrap();
+        assert_eq!(got, CertInfo::from_der(der).unwrap());
+        cache.hits().0 > before
+    };
+    for i in 0..4 {
+        assert!(!look(i));
+    }
+    assert!(
+        look(0),
+        "certificate 0 is remembered and now the most recently used"
+    );
+    assert!(!look(4), "evicts certificate 1");
+    assert!(look(0));
+    assert!(look(2));
+    assert!(!look(1), "certificate 1 was evicted");
+    // A disabled cache parses every time.
+    let mut off = CertCache::new(0);
+    let der = &certs[0];
+    for _ in 0..2 {
+        assert_eq!(
+            *off.parse_for_host(der, &sha1_of(der), None).unwrap(),
+            CertInfo::from_der(der).unwrap()
+        );
+    }
+    assert_eq!(off.hits().0, 0);
+}
+
+#[test]
+fn remembered_sha1_only_for_the_same_der() {
+    let certs = cache_test_certificates();
+    let mut cache = CertCache::new(CERT_CACHE_ENTRIES);
+    for der in &certs {
+        assert_eq!(cache.remembered_sha1(der), None);
+    }
+    for der in &certs {
+        cache.parse_for_host(der, &sha1_of(der), None).unwrap();
+    }
+    for der in &certs {
+        assert_eq!(cache.remembered_sha1(der), Some(sha1_of(der)));
+    }
+    // Same length and last bytes (the same set), one byte different: not remembered.
+    let mut other = certs[0].clone();
+    other[20] ^= 1;
+    assert_eq!(cache.remembered_sha1(&other), None);
+    assert_eq!(CertCache::new(0).remembered_sha1(&certs[0]), None);
+}
