@@ -195,12 +195,18 @@ impl Default for StreamConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ProtoConfig {
     pub unknown_after_bytes: u32,
+    /// Leaf certificates each worker keeps parsed (0: every certificate is parsed).
+    pub tls_cert_cache: u32,
+    /// Client and server hellos each worker keeps fingerprinted, per side (0: off).
+    pub tls_hello_memo: u32,
 }
 
 impl Default for ProtoConfig {
     fn default() -> Self {
         ProtoConfig {
             unknown_after_bytes: 4096,
+            tls_cert_cache: crate::proto::x509::CERT_CACHE_ENTRIES as u32,
+            tls_hello_memo: crate::proto::memo::HELLO_MEMO_ENTRIES as u32,
         }
     }
 }
@@ -647,6 +653,8 @@ impl Config {
             ttl_tolerance: self.stream.ttl_tolerance,
             flow_records: self.output.flow_records,
             unknown_after: self.proto.unknown_after_bytes as usize,
+            tls_cert_cache: self.proto.tls_cert_cache as usize,
+            tls_hello_memo: self.proto.tls_hello_memo as usize,
             mode: self.verdict.mode,
             detect: self.detect.clone(),
             decode: self.decode,
@@ -777,6 +785,20 @@ impl Config {
             self.proto.unknown_after_bytes as u64,
             16,
             s.depth as u64,
+        )?;
+        in_range(
+            path,
+            "proto.tls_cert_cache",
+            u64::from(self.proto.tls_cert_cache),
+            0,
+            65_536,
+        )?;
+        in_range(
+            path,
+            "proto.tls_hello_memo",
+            u64::from(self.proto.tls_hello_memo),
+            0,
+            65_536,
         )?;
 
         in_range(

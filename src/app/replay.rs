@@ -232,6 +232,18 @@ impl std::fmt::Display for ReplaySummary {
             )?;
             writeln!(f)?;
         }
+        if c.tls_cache.iter().any(|&[_, n]| n > 0) {
+            f.write_str("  tls cache ")?;
+            for (i, (name, [hits, lookups])) in crate::proto::tls::TlsScratch::CACHE_NAMES
+                .iter()
+                .zip(c.tls_cache)
+                .enumerate()
+            {
+                let sep = if i == 0 { " " } else { ", " };
+                write!(f, "{sep}{name} {hits}/{lookups} hits")?;
+            }
+            writeln!(f)?;
+        }
         writeln!(
             f,
             "  rate       {:.0} packets/s ({:.3} s)",

@@ -65,6 +65,10 @@ pub struct EngineConfig {
     pub flow_records: bool,
     /// Bytes after which an unidentified direction is final as unknown.
     pub unknown_after: usize,
+    /// Certificates and hellos per worker kept already parsed (`proto.tls_cert_cache`,
+    /// `proto.tls_hello_memo`).
+    pub tls_cert_cache: usize,
+    pub tls_hello_memo: usize,
     pub mode: Mode,
     pub detect: DetectConfig,
     pub decode: DecodeConfig,
@@ -135,6 +139,9 @@ pub struct Counters {
     pub tunnels: [u64; TunnelKind::COUNT],
     /// IP reassembly events by [`DefragEvent::index`] (copied from the reassembly table).
     pub defrag: [u64; DefragEvent::COUNT],
+    /// Lookups of the TLS caches by [`TlsScratch::CACHES`] (certificate, client hello, server
+    /// hello): `[hits, lookups]` each, copied from the worker's scratch.
+    pub tls_cache: [[u64; 2]; crate::proto::tls::TlsScratch::CACHES],
     pub bad_tcp_options: u64,
     pub truncated_payload: u64,
     pub forwarded: u64,
@@ -239,6 +246,9 @@ impl std::ops::AddAssign<&Counters> for Counters {
         add_all(&mut self.malformed, &o.malformed);
         add_all(&mut self.tunnels, &o.tunnels);
         add_all(&mut self.defrag, &o.defrag);
+        for (a, b) in self.tls_cache.iter_mut().zip(&o.tls_cache) {
+            add_all(a, b);
+        }
         add_all(&mut self.flows_by_app, &o.flows_by_app);
         add_all(&mut self.findings.0, &o.findings.0);
         add_all(&mut self.findings_blocked.0, &o.findings_blocked.0);
@@ -633,7 +643,11 @@ impl Engine {
                 pool,
                 detector,
                 findings: Findings::default(),
-                scratch: TlsScratch::default(),
+                scratch: TlsScratch::with_caches(
+                    crate::proto::tls::DEFAULT_SCRATCH_LEN,
+                    config.tls_cert_cache,
+                    config.tls_hello_memo,
+                ),
                 sink: Sink {
                     mode: config.mode,
                     packet_numbers: opts.packet_numbers,
@@ -1074,6 +1088,7 @@ impl FrameHandler for Engine {
         let clock = core.clock;
         defrag.expire(clock);
         core.sink.counters.defrag = defrag.events;
+        core.sink.counters.tls_cache = core.scratch.cache_hits();
         flows.expire_with(clock, Hooks { core, ctl });
         core.sink.commands.drain(ctl);
     }

@@ -110,12 +110,29 @@ impl TlsScratch {
     /// A reassembly buffer of `capacity` bytes, a certificate cache of [`CERT_CACHE_ENTRIES`]
     /// and two hello memos (clients, servers) of [`HELLO_MEMO_ENTRIES`].
     pub fn new(capacity: usize) -> Self {
+        Self::with_caches(capacity, CERT_CACHE_ENTRIES, HELLO_MEMO_ENTRIES)
+    }
+
+    /// As [`TlsScratch::new`], with `certs` certificates remembered and `hellos` hellos per
+    /// memo (`proto.tls_cert_cache`, `proto.tls_hello_memo`; 0 turns one off).
+    pub fn with_caches(capacity: usize, certs: usize, hellos: usize) -> Self {
         TlsScratch {
             records: RecordScratch::new(capacity),
-            certs: CertCache::new(CERT_CACHE_ENTRIES),
-            hellos: HelloMemo::new(HELLO_MEMO_ENTRIES),
-            servers: HelloMemo::new(HELLO_MEMO_ENTRIES),
+            certs: CertCache::new(certs),
+            hellos: HelloMemo::new(hellos),
+            servers: HelloMemo::new(hellos),
         }
+    }
+
+    /// The caches' names, in the order of [`TlsScratch::cache_hits`].
+    pub const CACHES: usize = 3;
+    pub const CACHE_NAMES: [&'static str; Self::CACHES] =
+        ["certificate", "client_hello", "server_hello"];
+
+    /// Per cache (certificates, client hellos, server hellos): lookups that found their
+    /// certificate or hello already done, and all lookups.
+    pub fn cache_hits(&self) -> [[u64; 2]; Self::CACHES] {
+        [self.certs.hits(), self.hellos.hits(), self.servers.hits()].map(|(h, n)| [h, n])
     }
 
     pub fn capacity(&self) -> usize {

@@ -415,6 +415,18 @@ fn worker_families(out: &mut Families, t: &WorkerTotals, polling: bool, depth: u
             n,
         );
     }
+    for (cache, [hits, lookups]) in crate::proto::tls::TlsScratch::CACHE_NAMES
+        .iter()
+        .zip(c.tls_cache)
+    {
+        for (result, n) in [("hit", hits), ("miss", lookups.saturating_sub(hits))] {
+            out.counter(
+                "unmask_tls_cache_lookups_total",
+                &[("worker", w), ("cache", cache), ("result", result)],
+                n,
+            );
+        }
+    }
     for (kind, n) in crate::wire::TunnelKind::NAMES.iter().zip(c.tunnels) {
         out.counter(
             "unmask_wire_tunnels_total",
@@ -709,6 +721,7 @@ pub const SPECS: &[Spec] = &[
     spec("unmask_wire_packets_total", C, &["worker", "kind"], "Parsed frames by kind (tcp, udp, icmp, arp, fragment, other_ip, other_ether, tunnel_too_deep)."),
     spec("unmask_wire_malformed_packets_total", C, &["worker", "reason"], "Frames that could not be parsed, by reason (forwarded unjudged)."),
     spec("unmask_defrag_events_total", C, &["worker", "event"], "IP fragment reassembly: datagrams reassembled, overlap conflicts, timeouts, and fragments refused by limit (table_full, too_many_fragments, too_large, invalid, refused)."),
+    spec("unmask_tls_cache_lookups_total", C, &["worker", "cache", "result"], "Lookups of the worker's TLS caches (proto.tls_cert_cache, proto.tls_hello_memo): a hit skips parsing a certificate or fingerprinting a hello again."),
     spec("unmask_wire_tunnels_total", C, &["worker", "kind"], "Encapsulations opened to reach the packet inside, by kind (a frame in two tunnels counts in both)."),
     spec("unmask_wire_anomalies_total", C, &["worker", "kind"], "TCP packets parsed despite an anomaly, by kind."),
     spec("unmask_flow_active_flows", G, W, "Flows in the worker's flow table."),
