@@ -984,32 +984,19 @@ fn track_keyed(
     action
 }
 
-impl FrameHandler for Engine {
-    fn handle(&mut self, frame: &Frame<'_>) -> Action {
+impl Engine {
+    /// A plain frame the lean path left to the full path. Out of line: the lean path's
+    /// per-packet entry stays small (no large stack frame, fewer spills).
+    #[inline(never)]
+    fn keyed(&mut self, frame: &Frame<'_>, p: &TcpPacket<'_>, keyed: Keyed) -> Action {
+        let Engine { flows, core, .. } = self;
+        track_keyed(flows, core, frame, p, &TunnelPath::default(), None, keyed)
+    }
+
+    /// A frame [`wire::plain_view`] does not take: the full decode. Out of line, as `keyed`.
+    #[inline(never)]
+    fn decoded(&mut self, frame: &Frame<'_>) -> Action {
         let c = &mut self.core.sink.counters;
-        c.packets += 1;
-        c.bytes += frame.wire_len as u64;
-        if frame.ts > self.core.clock {
-            self.core.clock = frame.ts;
-        }
-        if self.plain_decode {
-            if let Some(v) = wire::plain_view(frame) {
-                c.tcp += 1;
-                if v.anomalies().has(WireAnomalies::BAD_TCP_OPTIONS) {
-                    c.bad_tcp_options += 1;
-                }
-                let (src, sport, dst, dport) = v.endpoints();
-                let (key, side) = FlowKey::new(v.family(), src, sport, dst, dport);
-                let hash = self.flows.hash(&key);
-                if let Some(action) = self.judged(frame, &v, &key, side, hash) {
-                    return action;
-                }
-                let p = v.packet();
-                let Engine { flows, core, .. } = self;
-                let keyed = Keyed { key, side, hash };
-                return track_keyed(flows, core, frame, &p, &TunnelPath::default(), None, keyed);
-            }
-        }
         let decoded = wire::decode_frame(frame, self.decode.tunnel_depth);
         if !decoded.tunnels.is_empty() {
             for kind in decoded.tunnels.kinds() {
@@ -1059,6 +1046,33 @@ impl FrameHandler for Engine {
                 Action::Forward
             }
         }
+    }
+}
+
+impl FrameHandler for Engine {
+    fn handle(&mut self, frame: &Frame<'_>) -> Action {
+        let c = &mut self.core.sink.counters;
+        c.packets += 1;
+        c.bytes += frame.wire_len as u64;
+        if frame.ts > self.core.clock {
+            self.core.clock = frame.ts;
+        }
+        if self.plain_decode {
+            if let Some(v) = wire::plain_view(frame) {
+                c.tcp += 1;
+                if v.anomalies().has(WireAnomalies::BAD_TCP_OPTIONS) {
+                    c.bad_tcp_options += 1;
+                }
+                let (src, sport, dst, dport) = v.endpoint_words();
+                let (key, side) = FlowKey::from_words(v.family(), src, sport, dst, dport);
+                let hash = self.flows.hash(&key);
+                if let Some(action) = self.judged(frame, &v, &key, side, hash) {
+                    return action;
+                }
+                return self.keyed(frame, &v.packet(), Keyed { key, side, hash });
+            }
+        }
+        self.decoded(frame)
     }
 
     fn after_batch(&mut self, now: Timestamp, ctl: &mut dyn FlowControl) {
