@@ -544,6 +544,18 @@ impl<'a> PlainTcp<'a> {
         (src.to_le_bytes(), sport, dst.to_le_bytes(), dport)
     }
 
+    /// [`PlainTcp::endpoints`] of an IPv4 view, each address's 4 bytes as one little-endian
+    /// word: what [`plain_untagged_ipv4`]'s views hold.
+    #[inline(always)]
+    pub fn v4_endpoint_words(&self) -> (u32, u16, u32, u16) {
+        (
+            self.src as u32,
+            self.tcp_u16(0),
+            self.dst as u32,
+            self.tcp_u16(2),
+        )
+    }
+
     /// [`PlainTcp::endpoints`] with each address's 16 bytes as one little-endian word
     /// (`u128::from_le_bytes` of the bytes), for building the flow key without copies.
     #[inline(always)]
@@ -597,7 +609,7 @@ pub fn plain_view<'a>(frame: &Frame<'a>) -> Option<PlainTcp<'a>> {
 /// `None` for any other shape and for any frame this shape's checks refuse, which
 /// [`plain_any`] then decides (so this only ever answers what `plain_any` would).
 #[inline(always)]
-fn plain_untagged_ipv4(data: &[u8]) -> Option<PlainTcp<'_>> {
+pub fn plain_untagged_ipv4(data: &[u8]) -> Option<PlainTcp<'_>> {
     // Ethernet (14) + IPv4 without options (20) + TCP's fixed header (20).
     const L3: usize = 14;
     const L4: usize = L3 + 20;
@@ -646,7 +658,7 @@ fn plain_untagged_ipv4(data: &[u8]) -> Option<PlainTcp<'_>> {
 /// [`plain_view`] for every shape it takes: VLAN tags, IPv4 with options, IPv6. Out of line:
 /// the common shape's inlined check stays small.
 #[inline(never)]
-fn plain_any(data: &[u8]) -> Option<PlainTcp<'_>> {
+pub fn plain_any(data: &[u8]) -> Option<PlainTcp<'_>> {
     let mut ethertype = be16_at(data, 12)?;
     let mut at = 14usize;
     let mut vlan = None;

@@ -716,7 +716,7 @@ impl Engine {
     /// flags and sequence number; `None` hands the packet to [`track_keyed`], which does the
     /// same and everything else (new flows, inspection, SYN and RST handling, drops, bypass
     /// renewal, the periodic checks).
-    #[inline]
+    #[inline(always)]
     fn judged(
         &mut self,
         frame: &Frame<'_>,
@@ -985,6 +985,40 @@ fn track_keyed(
 }
 
 impl Engine {
+    /// A frame [`wire::plain_view`] took: the lean path if it applies ([`Engine::judged`]),
+    /// else the full path with the key already made.
+    #[inline(always)]
+    fn lean(
+        &mut self,
+        frame: &Frame<'_>,
+        v: &wire::PlainTcp<'_>,
+        key: FlowKey,
+        side: Side,
+    ) -> Action {
+        let c = &mut self.core.sink.counters;
+        c.tcp += 1;
+        if v.anomalies().has(WireAnomalies::BAD_TCP_OPTIONS) {
+            c.bad_tcp_options += 1;
+        }
+        let hash = self.flows.hash(&key);
+        if let Some(action) = self.judged(frame, v, &key, side, hash) {
+            return action;
+        }
+        self.keyed(frame, &v.packet(), Keyed { key, side, hash })
+    }
+
+    /// A frame of any other shape: the lean path if [`wire::plain_any`] takes it, else the
+    /// full decode. Out of line, so the entry holds one inlined lean path, not two.
+    #[inline(never)]
+    fn lean_any(&mut self, frame: &Frame<'_>) -> Action {
+        if let Some(v) = wire::plain_any(frame.data) {
+            let (src, sport, dst, dport) = v.endpoint_words();
+            let (key, side) = FlowKey::from_words(v.family(), src, sport, dst, dport);
+            return self.lean(frame, &v, key, side);
+        }
+        self.decoded(frame)
+    }
+
     /// A plain frame the lean path left to the full path. Out of line: the lean path's
     /// per-packet entry stays small (no large stack frame, fewer spills).
     #[inline(never)]
@@ -1057,20 +1091,14 @@ impl FrameHandler for Engine {
         if frame.ts > self.core.clock {
             self.core.clock = frame.ts;
         }
-        if self.plain_decode {
-            if let Some(v) = wire::plain_view(frame) {
-                c.tcp += 1;
-                if v.anomalies().has(WireAnomalies::BAD_TCP_OPTIONS) {
-                    c.bad_tcp_options += 1;
-                }
-                let (src, sport, dst, dport) = v.endpoint_words();
-                let (key, side) = FlowKey::from_words(v.family(), src, sport, dst, dport);
-                let hash = self.flows.hash(&key);
-                if let Some(action) = self.judged(frame, &v, &key, side, hash) {
-                    return action;
-                }
-                return self.keyed(frame, &v.packet(), Keyed { key, side, hash });
+        if self.plain_decode && frame.link == LinkType::Ethernet {
+            // The commonest shape first, with its key built knowing it is IPv4.
+            if let Some(v) = wire::plain_untagged_ipv4(frame.data) {
+                let (src, sport, dst, dport) = v.v4_endpoint_words();
+                let (key, side) = FlowKey::from_v4_words(src, sport, dst, dport);
+                return self.lean(frame, &v, key, side);
             }
+            return self.lean_any(frame);
         }
         self.decoded(frame)
     }

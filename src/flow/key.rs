@@ -111,6 +111,29 @@ impl FlowKey {
         (key, side)
     }
 
+    /// [`FlowKey::new`] of an IPv4 connection, addresses given as little-endian words of
+    /// their 4 bytes: the (address, port) order is one 64-bit compare.
+    #[inline(always)]
+    pub fn from_v4_words(src: u32, sport: u16, dst: u32, dport: u16) -> (FlowKey, Side) {
+        let s = u64::from(src.swap_bytes()) << 16 | u64::from(sport);
+        let d = u64::from(dst.swap_bytes()) << 16 | u64::from(dport);
+        let (lo, lo_port, hi, hi_port, side) = if s <= d {
+            (src, sport, dst, dport, Side::Lo)
+        } else {
+            (dst, dport, src, sport, Side::Hi)
+        };
+        let key = FlowKey {
+            lo_addr: u128::from(lo).to_le_bytes(),
+            hi_addr: u128::from(hi).to_le_bytes(),
+            lo_port,
+            hi_port,
+            family: Family::V4 as u8,
+            proto: IPPROTO_TCP,
+            _pad: [0; 2],
+        };
+        (key, side)
+    }
+
     /// `self == other`, as three word compares folded into one branch: the derived
     /// comparison goes field by field, a branch each, in the flow table's lookup.
     #[inline(always)]

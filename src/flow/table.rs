@@ -640,7 +640,7 @@ impl FlowTable {
     /// established or closing. Such a packet changes neither the TCP state nor the list, so
     /// only the counters and the recency move. Any other packet or flow takes `on_packet`,
     /// so the result is always the same as `on_packet`'s.
-    #[inline]
+    #[inline(always)]
     pub fn on_settled_packet(
         &mut self,
         idx: FlowIdx,
