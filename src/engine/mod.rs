@@ -679,6 +679,13 @@ impl Engine {
         std::mem::replace(&mut self.core.detector, detector)
     }
 
+    /// Maps the flow table's whole memory now ([`FlowTable::prefault`]), so that new flows
+    /// cost no page faults on the packet path. For the live workers and replay, before the
+    /// first packet.
+    pub fn prefault_flow_table(&mut self) {
+        self.flows.prefault();
+    }
+
     /// Whether plain Ethernet/IP/TCP frames take the fixed-offset decode (on by default).
     /// Both decodes give the same packets; turning it off is for comparing them.
     pub fn set_plain_decode(&mut self, on: bool) {
