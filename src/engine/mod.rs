@@ -1011,7 +1011,7 @@ impl Engine {
         if let Some(action) = self.judged(frame, v, &key, side, hash) {
             return action;
         }
-        self.keyed(frame, &v.packet(), Keyed { key, side, hash })
+        self.keyed(frame, *v, Keyed { key, side, hash })
     }
 
     /// A frame of any other shape: the lean path if [`wire::plain_any`] takes it, else the
@@ -1029,9 +1029,10 @@ impl Engine {
     /// A plain frame the lean path left to the full path. Out of line: the lean path's
     /// per-packet entry stays small (no large stack frame, fewer spills).
     #[inline(never)]
-    fn keyed(&mut self, frame: &Frame<'_>, p: &TcpPacket<'_>, keyed: Keyed) -> Action {
+    fn keyed(&mut self, frame: &Frame<'_>, v: wire::PlainTcp<'_>, keyed: Keyed) -> Action {
+        let p = v.packet();
         let Engine { flows, core, .. } = self;
-        track_keyed(flows, core, frame, p, &TunnelPath::default(), None, keyed)
+        track_keyed(flows, core, frame, &p, &TunnelPath::default(), None, keyed)
     }
 
     /// A frame [`wire::plain_view`] does not take: the full decode. Out of line, as `keyed`.
