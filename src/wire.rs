@@ -1713,6 +1713,47 @@ mod tests {
     }
 
     #[test]
+    fn the_untagged_ipv4_shape_answers_as_the_general_plain_view() {
+        // Whatever the fixed-offset IPv4 check takes, plain_any takes the same way (so
+        // trying it first changes no packet); it must take the undamaged untagged frames.
+        let same = |f: &[u8]| -> bool {
+            let Some(fast) = plain_untagged_ipv4(f) else {
+                return false;
+            };
+            let general = plain_any(f).expect("plain_any takes what the IPv4 shape took");
+            assert_eq!(
+                format!("{fast:?}"),
+                format!("{general:?}"),
+                "frame {f:02x?}"
+            );
+            true
+        };
+        let bases = plain_frames();
+        assert_eq!(bases.iter().filter(|f| same(f)).count(), 4);
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut taken = 0;
+        for round in 0..20_000 {
+            let mut f = bases[round % 4].clone();
+            let r = next();
+            let at = (r >> 8) as usize % 60.min(f.len());
+            match r % 4 {
+                0 => f[at] = (r >> 32) as u8,
+                1 => f[at] ^= 1 << ((r >> 16) % 8),
+                2 => f.truncate(at.max(1)),
+                _ => f.extend_from_slice(&(r as u32).to_be_bytes()),
+            }
+            taken += same(&f) as u32;
+        }
+        assert!(taken > 1000, "{taken} taken");
+    }
+
+    #[test]
     fn plain_decode_declines_tunnels_fragments_and_other_links() {
         let mut frag = tcp_v4(PAYLOAD, &[]);
         frag[6] = 0x20; // MF
