@@ -679,11 +679,16 @@ impl Engine {
         std::mem::replace(&mut self.core.detector, detector)
     }
 
-    /// Maps the flow table's whole memory now ([`FlowTable::prefault`]), so that new flows
+    /// Maps the flow table's whole memory now ([`FlowTable::prefault`], and the relay watch's
+    /// slots beside it), so that new flows
     /// cost no page faults on the packet path. For the live workers and replay, before the
     /// first packet.
     pub fn prefault_flow_table(&mut self) {
         self.flows.prefault();
+        // The relay check's per-flow watch grows with the table's slots: the same faults.
+        if self.core.detector.relay.is_some() {
+            self.core.rtt.prefault();
+        }
     }
 
     /// Whether plain Ethernet/IP/TCP frames take the fixed-offset decode (on by default).
