@@ -5,7 +5,8 @@
 //!   valgrind --tool=callgrind target/release/examples/engine_profile established 20
 //!
 //! Workloads: `established` (data packets of decided HTTPS flows), `syn` (a SYN flood over
-//! distinct 5-tuples), `mixed` (the fixture capture). The count is how many passes to make.
+//! distinct 5-tuples), `mixed` (the fixture capture), `prefault` (times mapping a default
+//! flow table). The count is how many passes to make.
 //! A third argument turns behaviour checks off, to measure what they cost:
 //! `fully_encrypted`, `tls_in_tls`, or both comma-separated.
 
@@ -85,9 +86,31 @@ fn main() {
                 packets += mixed.len() as u64;
             }
         }
+        "prefault" => {
+            // Start-up cost of mapping a default-capacity flow table (wall time, not a
+            // callgrind figure): `engine_profile prefault 1`.
+            let c = Config::default();
+            for _ in 0..passes {
+                let mut e = Engine::new(
+                    &c.engine(),
+                    EngineOptions {
+                        worker: 0,
+                        packet_numbers: false,
+                    },
+                    None,
+                );
+                let t = std::time::Instant::now();
+                e.prefault_flow_table();
+                println!(
+                    "prefault: {} flows, {:.1} ms",
+                    c.flow.capacity,
+                    t.elapsed().as_secs_f64() * 1e3
+                );
+            }
+        }
         other => {
             eprintln!(
-                "engine_profile: unknown workload {other:?}; accepted: established, syn, mixed"
+                "engine_profile: unknown workload {other:?}; accepted: established, syn, mixed, prefault"
             );
             std::process::exit(2);
         }

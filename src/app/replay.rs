@@ -101,7 +101,7 @@ pub fn replay(opts: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
         // Captures taken where the kernel offloads checksums hold unfinished ones.
         engine_config.verify_checksums = false;
     }
-    let engine = Engine::new(
+    let mut engine = Engine::new(
         &engine_config,
         EngineOptions {
             worker: 0,
@@ -109,6 +109,7 @@ pub fn replay(opts: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
         },
         Some(tx),
     );
+    engine.prefault_flow_table();
     let mut engine = Metered::new(engine, hub.register_worker(0));
     hub.set_source_ready(true);
     let mut ctl = NoFlowControl::default();

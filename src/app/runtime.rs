@@ -205,6 +205,8 @@ pub fn run_metered(
                 Arc::clone(&detector),
             );
             engine.set_bypass(config.verdict.bypass);
+            // New flows then land in mapped memory: no first-touch faults on the packet path.
+            engine.prefault_flow_table();
             if let Some(b) = &host_blocks {
                 engine.set_host_blocks(Arc::clone(b));
             }

@@ -693,6 +693,18 @@ impl Engine {
         std::mem::replace(&mut self.core.detector, detector)
     }
 
+    /// Maps the flow table's whole memory now ([`FlowTable::prefault`], and the relay watch's
+    /// slots beside it), so that new flows
+    /// cost no page faults on the packet path. For the live workers and replay, before the
+    /// first packet.
+    pub fn prefault_flow_table(&mut self) {
+        self.flows.prefault();
+        // The relay check's per-flow watch grows with the table's slots: the same faults.
+        if self.core.detector.relay.is_some() {
+            self.core.rtt.prefault();
+        }
+    }
+
     /// Whether plain Ethernet/IP/TCP frames take the fixed-offset decode (on by default).
     /// Both decodes give the same packets; turning it off is for comparing them.
     pub fn set_plain_decode(&mut self, on: bool) {
@@ -730,7 +742,7 @@ impl Engine {
     /// flags and sequence number; `None` hands the packet to [`track_keyed`], which does the
     /// same and everything else (new flows, inspection, SYN and RST handling, drops, bypass
     /// renewal, the periodic checks).
-    #[inline]
+    #[inline(always)]
     fn judged(
         &mut self,
         frame: &Frame<'_>,
@@ -998,32 +1010,54 @@ fn track_keyed(
     action
 }
 
-impl FrameHandler for Engine {
-    fn handle(&mut self, frame: &Frame<'_>) -> Action {
+impl Engine {
+    /// A frame [`wire::plain_view`] took: the lean path if it applies ([`Engine::judged`]),
+    /// else the full path with the key already made.
+    #[inline(always)]
+    fn lean(
+        &mut self,
+        frame: &Frame<'_>,
+        v: &wire::PlainTcp<'_>,
+        key: FlowKey,
+        side: Side,
+    ) -> Action {
         let c = &mut self.core.sink.counters;
-        c.packets += 1;
-        c.bytes += frame.wire_len as u64;
-        if frame.ts > self.core.clock {
-            self.core.clock = frame.ts;
+        c.tcp += 1;
+        if v.anomalies().has(WireAnomalies::BAD_TCP_OPTIONS) {
+            c.bad_tcp_options += 1;
         }
-        if self.plain_decode {
-            if let Some(v) = wire::plain_view(frame) {
-                c.tcp += 1;
-                if v.anomalies().has(WireAnomalies::BAD_TCP_OPTIONS) {
-                    c.bad_tcp_options += 1;
-                }
-                let (src, sport, dst, dport) = v.endpoints();
-                let (key, side) = FlowKey::new(v.family(), src, sport, dst, dport);
-                let hash = self.flows.hash(&key);
-                if let Some(action) = self.judged(frame, &v, &key, side, hash) {
-                    return action;
-                }
-                let p = v.packet();
-                let Engine { flows, core, .. } = self;
-                let keyed = Keyed { key, side, hash };
-                return track_keyed(flows, core, frame, &p, &TunnelPath::default(), None, keyed);
-            }
+        let hash = self.flows.hash(&key);
+        if let Some(action) = self.judged(frame, v, &key, side, hash) {
+            return action;
         }
+        self.keyed(frame, *v, Keyed { key, side, hash })
+    }
+
+    /// A frame of any other shape: the lean path if [`wire::plain_any`] takes it, else the
+    /// full decode. Out of line, so the entry holds one inlined lean path, not two.
+    #[inline(never)]
+    fn lean_any(&mut self, frame: &Frame<'_>) -> Action {
+        if let Some(v) = wire::plain_any(frame.data) {
+            let (src, sport, dst, dport) = v.endpoint_words();
+            let (key, side) = FlowKey::from_words(v.family(), src, sport, dst, dport);
+            return self.lean(frame, &v, key, side);
+        }
+        self.decoded(frame)
+    }
+
+    /// A plain frame the lean path left to the full path. Out of line: the lean path's
+    /// per-packet entry stays small (no large stack frame, fewer spills).
+    #[inline(never)]
+    fn keyed(&mut self, frame: &Frame<'_>, v: wire::PlainTcp<'_>, keyed: Keyed) -> Action {
+        let p = v.packet();
+        let Engine { flows, core, .. } = self;
+        track_keyed(flows, core, frame, &p, &TunnelPath::default(), None, keyed)
+    }
+
+    /// A frame [`wire::plain_view`] does not take: the full decode. Out of line, as `keyed`.
+    #[inline(never)]
+    fn decoded(&mut self, frame: &Frame<'_>) -> Action {
+        let c = &mut self.core.sink.counters;
         let decoded = wire::decode_frame(frame, self.decode.tunnel_depth);
         if !decoded.tunnels.is_empty() {
             for kind in decoded.tunnels.kinds() {
@@ -1073,6 +1107,27 @@ impl FrameHandler for Engine {
                 Action::Forward
             }
         }
+    }
+}
+
+impl FrameHandler for Engine {
+    fn handle(&mut self, frame: &Frame<'_>) -> Action {
+        let c = &mut self.core.sink.counters;
+        c.packets += 1;
+        c.bytes += frame.wire_len as u64;
+        if frame.ts > self.core.clock {
+            self.core.clock = frame.ts;
+        }
+        if self.plain_decode && frame.link == LinkType::Ethernet {
+            // The commonest shape first, with its key built knowing it is IPv4.
+            if let Some(v) = wire::plain_untagged_ipv4(frame.data) {
+                let (src, sport, dst, dport) = v.v4_endpoint_words();
+                let (key, side) = FlowKey::from_v4_words(src, sport, dst, dport);
+                return self.lean(frame, &v, key, side);
+            }
+            return self.lean_any(frame);
+        }
+        self.decoded(frame)
     }
 
     fn after_batch(&mut self, now: Timestamp, ctl: &mut dyn FlowControl) {

@@ -93,6 +93,16 @@ impl RttWatch {
         found
     }
 
+    /// Makes every slot now (all of the reserved capacity, as the first packets of new flows
+    /// would one by one): their pages are then mapped before the first packet rather than
+    /// faulted in on the packet path. A made slot is what `grow` would make, so watches do
+    /// not change.
+    pub(super) fn prefault(&mut self) {
+        if let Some(last) = self.slots.capacity().checked_sub(1) {
+            self.grow(last);
+        }
+    }
+
     /// Slots up to `i` (within the reserved capacity: never reallocates).
     #[cold]
     fn grow(&mut self, i: usize) {

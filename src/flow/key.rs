@@ -82,6 +82,58 @@ impl FlowKey {
         (key, side)
     }
 
+    /// [`FlowKey::new`] from addresses given as little-endian words of their 16 bytes
+    /// (`u128::from_le_bytes`), as the lean decode reads them: no byte arrays are built.
+    #[inline(always)]
+    pub fn from_words(
+        family: Family,
+        src: u128,
+        sport: u16,
+        dst: u128,
+        dport: u16,
+    ) -> (FlowKey, Side) {
+        // The byte order of the addresses is their big-endian value: swap, then compare.
+        let src_first = (src.swap_bytes(), sport) <= (dst.swap_bytes(), dport);
+        let (lo, lo_port, hi, hi_port, side) = if src_first {
+            (src, sport, dst, dport, Side::Lo)
+        } else {
+            (dst, dport, src, sport, Side::Hi)
+        };
+        let key = FlowKey {
+            lo_addr: lo.to_le_bytes(),
+            hi_addr: hi.to_le_bytes(),
+            lo_port,
+            hi_port,
+            family: family as u8,
+            proto: IPPROTO_TCP,
+            _pad: [0; 2],
+        };
+        (key, side)
+    }
+
+    /// [`FlowKey::new`] of an IPv4 connection, addresses given as little-endian words of
+    /// their 4 bytes: the (address, port) order is one 64-bit compare.
+    #[inline(always)]
+    pub fn from_v4_words(src: u32, sport: u16, dst: u32, dport: u16) -> (FlowKey, Side) {
+        let s = u64::from(src.swap_bytes()) << 16 | u64::from(sport);
+        let d = u64::from(dst.swap_bytes()) << 16 | u64::from(dport);
+        let (lo, lo_port, hi, hi_port, side) = if s <= d {
+            (src, sport, dst, dport, Side::Lo)
+        } else {
+            (dst, dport, src, sport, Side::Hi)
+        };
+        let key = FlowKey {
+            lo_addr: u128::from(lo).to_le_bytes(),
+            hi_addr: u128::from(hi).to_le_bytes(),
+            lo_port,
+            hi_port,
+            family: Family::V4 as u8,
+            proto: IPPROTO_TCP,
+            _pad: [0; 2],
+        };
+        (key, side)
+    }
+
     /// `self == other`, as three word compares folded into one branch: the derived
     /// comparison goes field by field, a branch each, in the flow table's lookup.
     #[inline(always)]
@@ -248,9 +300,10 @@ impl FlowHasher {
             | (key.proto as u64) << 40;
         let a = fold_mul(lo as u64 ^ self.k[0], (lo >> 64) as u64 ^ self.k[1]);
         let b = fold_mul(hi as u64 ^ self.k[2], (hi >> 64) as u64 ^ self.k[3]);
-        let c = fold_mul(a ^ tail ^ self.k[4], b ^ self.k[5]);
-        // One more round spreads the last product's bits over the low bits the table uses.
-        fold_mul(c ^ self.k[1], self.k[4])
+        // The folded product's high half reaches every low bit the table uses, so the third
+        // product is the last: a fourth round measured 5 % of a decided flow's packet cost
+        // and is not needed for the spread (`hash_spreads_sequential_keys_over_low_bits`).
+        fold_mul(a ^ tail ^ self.k[4], b ^ self.k[5])
     }
 }
 
