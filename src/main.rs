@@ -11,12 +11,6 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use unmask::app::replay::{self, ReplayOptions};
-
-/// The EVE writer frees on its thread what the workers allocated for their records; glibc's
-/// malloc then contends on the worker's arena lock (4 % of a worker's time, in futex wake-ups, on
-/// the looped real-capture mix). mimalloc frees across threads without a shared lock.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use unmask::config::Config;
 use unmask::output::eve::EveTarget;
 use unmask::output::metrics::{Exporter, Hub, HubOptions, RunMode};
