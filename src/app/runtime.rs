@@ -205,8 +205,10 @@ pub fn run_metered(
                 Arc::clone(&detector),
             );
             engine.set_bypass(config.verdict.bypass);
-            // New flows then land in mapped memory: no first-touch faults on the packet path.
-            engine.prefault_flow_table();
+            // Not prefaulted (`Engine::prefault_flow_table`): on the veth lab it cost live
+            // throughput instead of saving it (bench-live tcp64 tap 0.80 -> 0.69, mixed tap
+            // 0.83 -> 0.60, medians of 3-4 pairs), and it ran after the ready line, while the
+            // sockets were already receiving.
             if let Some(b) = &host_blocks {
                 engine.set_host_blocks(Arc::clone(b));
             }
