@@ -7,50 +7,16 @@ mod common;
 
 use std::path::Path;
 
-use serde_json::Value;
-use unmask::capture::{Action, LinkType, VecSource};
+use common::{run_engine_with, Run};
 use unmask::config::Config;
-use unmask::engine::worker::{self, Clock};
-use unmask::engine::{Counters, Engine, EngineOptions};
 use unmask::fixtures::{self, TimedFrame};
-use unmask::output::eve::EveFormat;
-use unmask::verdict::NoFlowControl;
 
-fn run(
-    config: &Config,
-    frames: Vec<TimedFrame>,
-    prefault: bool,
-) -> (Vec<Action>, Vec<Value>, Counters) {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let mut engine = Engine::new(
-        &config.engine(),
-        EngineOptions {
-            worker: 0,
-            packet_numbers: true,
-        },
-        Some(tx),
-    );
-    if prefault {
-        engine.prefault_flow_table();
-    }
-    let mut source = VecSource::new(LinkType::Ethernet, frames, 64);
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    worker::run(
-        &mut source,
-        &mut engine,
-        &mut NoFlowControl::default(),
-        Clock::PacketTime,
-        &stop,
-        |_, _| {},
-    )
-    .expect("in-memory source never fails");
-    let counters = engine.counters().clone();
-    drop(engine);
-    let records = rx
-        .try_iter()
-        .map(|r| r.to_json(&EveFormat::default()))
-        .collect();
-    (source.actions.clone(), records, counters)
+fn run(config: &Config, frames: Vec<TimedFrame>, prefault: bool) -> Run {
+    run_engine_with(config, frames, |engine| {
+        if prefault {
+            engine.prefault_flow_table();
+        }
+    })
 }
 
 #[test]
@@ -70,14 +36,14 @@ fn a_prefaulted_engine_gives_the_same_verdicts_records_and_counters() {
     ] {
         let plain = run(&config, frames.clone(), false);
         let prefaulted = run(&config, frames, true);
-        assert!(!plain.1.is_empty(), "no records: nothing compared");
-        assert_eq!(plain.0, prefaulted.0, "verdicts");
-        assert_eq!(plain.1, prefaulted.1, "records");
-        assert_eq!(plain.2, prefaulted.2, "counters");
+        assert!(!plain.records.is_empty(), "no records: nothing compared");
+        assert_eq!(plain.actions, prefaulted.actions, "verdicts");
+        assert_eq!(plain.records, prefaulted.records, "records");
+        assert_eq!(plain.counters, prefaulted.counters, "counters");
     }
     // The relay finding, which reads the watch slots the prefault made, is among them.
     let relayed_frames = common::capture_frames(&relayed);
-    let (_, records, _) = run(&config, relayed_frames, true);
+    let records = run(&config, relayed_frames, true).records;
     assert!(
         records
             .iter()

@@ -70,16 +70,10 @@ impl FlowKey {
         } else {
             (dst, dport, src, sport, Side::Hi)
         };
-        let key = FlowKey {
-            lo_addr,
-            hi_addr,
-            lo_port,
-            hi_port,
-            family: family as u8,
-            proto: IPPROTO_TCP,
-            _pad: [0; 2],
-        };
-        (key, side)
+        (
+            FlowKey::tcp(family, lo_addr, lo_port, hi_addr, hi_port),
+            side,
+        )
     }
 
     /// [`FlowKey::new`] from addresses given as little-endian words of their 16 bytes
@@ -99,15 +93,7 @@ impl FlowKey {
         } else {
             (dst, dport, src, sport, Side::Hi)
         };
-        let key = FlowKey {
-            lo_addr: lo.to_le_bytes(),
-            hi_addr: hi.to_le_bytes(),
-            lo_port,
-            hi_port,
-            family: family as u8,
-            proto: IPPROTO_TCP,
-            _pad: [0; 2],
-        };
+        let key = FlowKey::tcp(family, lo.to_le_bytes(), lo_port, hi.to_le_bytes(), hi_port);
         (key, side)
     }
 
@@ -122,16 +108,28 @@ impl FlowKey {
         } else {
             (dst, dport, src, sport, Side::Hi)
         };
-        let key = FlowKey {
-            lo_addr: u128::from(lo).to_le_bytes(),
-            hi_addr: u128::from(hi).to_le_bytes(),
+        let (lo, hi) = (u128::from(lo).to_le_bytes(), u128::from(hi).to_le_bytes());
+        (FlowKey::tcp(Family::V4, lo, lo_port, hi, hi_port), side)
+    }
+
+    /// The key of a TCP connection whose endpoints are already in canonical order.
+    #[inline(always)]
+    fn tcp(
+        family: Family,
+        lo_addr: [u8; 16],
+        lo_port: u16,
+        hi_addr: [u8; 16],
+        hi_port: u16,
+    ) -> Self {
+        FlowKey {
+            lo_addr,
+            hi_addr,
             lo_port,
             hi_port,
-            family: Family::V4 as u8,
+            family: family as u8,
             proto: IPPROTO_TCP,
             _pad: [0; 2],
-        };
-        (key, side)
+        }
     }
 
     /// `self == other`, as three word compares folded into one branch: the derived

@@ -48,6 +48,15 @@ impl Run {
 
 /// Runs one engine over `frames` (Ethernet) to the end, collecting every EVE record.
 pub fn run_engine(config: &Config, frames: Vec<TimedFrame>) -> Run {
+    run_engine_with(config, frames, |_| {})
+}
+
+/// [`run_engine`], with `prepare` applied to the engine before the first frame.
+pub fn run_engine_with(
+    config: &Config,
+    frames: Vec<TimedFrame>,
+    prepare: impl FnOnce(&mut Engine),
+) -> Run {
     let (tx, rx) = crossbeam_channel::unbounded();
     let mut engine = Engine::new(
         &config.engine(),
@@ -57,6 +66,7 @@ pub fn run_engine(config: &Config, frames: Vec<TimedFrame>) -> Run {
         },
         Some(tx),
     );
+    prepare(&mut engine);
     let mut source = VecSource::new(LinkType::Ethernet, frames, 64);
     let stop = std::sync::atomic::AtomicBool::new(false);
     worker::run(
