@@ -58,6 +58,17 @@ struct {
 	__type(value, struct unmask_flow_entry);
 } unmask_bypass SEC(".maps");
 
+/* Index UNMASK_USE_BLOCK / UNMASK_USE_BYPASS: nonzero once userspace has put an entry in that
+ * flow map (or kept an earlier program's). Until then a lookup can only miss, and the two hash
+ * lookups (jhash of the 40-byte key each) were most of what the program costs per TCP frame:
+ * a monitor without bypass never needs them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, UNMASK_USE_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} unmask_flow_use SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, UNMASK_COUNTERS);
@@ -142,6 +153,12 @@ static __always_inline int fill_key(struct unmask_flow_key *k, const __u32 *src,
 static __always_inline __u8 tcp_flags(const struct tcphdr *tcp)
 {
 	return ((const __u8 *)tcp)[13];
+}
+
+static __always_inline int map_in_use(__u32 which)
+{
+	__u32 *used = bpf_map_lookup_elem(&unmask_flow_use, &which);
+	return used && *used;
 }
 
 /* Looks the key up in a flow map; expired entries are removed and reported as absent. A hit
@@ -246,9 +263,10 @@ static __always_inline int judge_flow(struct xdp_md *ctx, __u32 port, struct unm
 {
 	int expired = 0;
 	__u64 bytes = ctx->data_end - ctx->data;
-	if (flow_hit(&unmask_block, key, side, bytes, flags, &expired))
+	if (map_in_use(UNMASK_USE_BLOCK) && flow_hit(&unmask_block, key, side, bytes, flags, &expired))
 		return finish(ctx, UNMASK_R_BLOCKED, XDP_DROP);
-	if (flow_hit(&unmask_bypass, key, side, bytes, flags, &expired))
+	if (map_in_use(UNMASK_USE_BYPASS) &&
+	    flow_hit(&unmask_bypass, key, side, bytes, flags, &expired))
 		return finish(ctx, UNMASK_R_BYPASSED, let_through(port));
 	if (expired)
 		count(UNMASK_R_EXPIRED, 0);

@@ -74,6 +74,11 @@ enum unmask_reason {
 #define UNMASK_MAX_PORTS 2
 #define UNMASK_XSK_SLOTS (UNMASK_MAX_QUEUES * UNMASK_MAX_PORTS)
 
+/* Slots of the flow-map use flags (unmask_flow_use). */
+#define UNMASK_USE_BLOCK 0
+#define UNMASK_USE_BYPASS 1
+#define UNMASK_USE_SLOTS 2
+
 /* Default capacity of the block and bypass maps (LRU: the least recently used entry goes). */
 #define UNMASK_FLOW_MAP_ENTRIES 65536
 

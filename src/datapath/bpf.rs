@@ -7,6 +7,7 @@
 //! fail-open); the next start finds it by the program attached to the port and its name, and
 //! replaces it atomically (`XDP_FLAGS_REPLACE` with the old program's fd).
 
+use std::cell::Cell;
 use std::ffi::CString;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -40,6 +41,8 @@ pub const MAX_QUEUES: u32 = 64;
 pub const MAX_PORTS: u32 = 2;
 pub const XSK_SLOTS: u32 = MAX_QUEUES * MAX_PORTS;
 pub const FLOW_MAP_ENTRIES: u32 = 65536;
+/// Slots of the flow-map use flags (`unmask_flow_use`): one per [`FlowMap`].
+pub const USE_SLOTS: u32 = 2;
 
 const _: () = assert!(std::mem::size_of::<unmask_flow_key>() == 40);
 const _: () = assert!(std::mem::size_of::<unmask_flow_entry>() == ENTRY_BYTES);
@@ -232,6 +235,7 @@ pub struct Program {
     xsks: MapHandle,
     block: MapHandle,
     bypass: MapHandle,
+    flow_use: MapHandle,
     counters: MapHandle,
     _peer: MapHandle,
     /// Flow maps taken over from an earlier unmask program still attached (after a crash).
@@ -599,6 +603,7 @@ impl Program {
         let peer = handle(&loaded.maps.unmask_peer, "peer")?;
         let block = handle(&loaded.maps.unmask_block, "block")?;
         let bypass = handle(&loaded.maps.unmask_bypass, "bypass")?;
+        let flow_use = handle(&loaded.maps.unmask_flow_use, "flow use")?;
         let counters = handle(&loaded.maps.unmask_counters, "counter")?;
         // The object (and its own descriptors) closes here; ours keep everything alive.
         drop(loaded);
@@ -611,6 +616,15 @@ impl Program {
             peer.update(&1u32.to_ne_bytes(), &a.to_ne_bytes(), MapFlags::ANY)
                 .map_err(lib("setting the peer of port B"))?;
         }
+        // Kept maps may hold entries already: the program must look them up from the start.
+        for name in &reused {
+            let which = if name == "unmask_block" {
+                FlowMap::Block
+            } else {
+                FlowMap::Bypass
+            };
+            mark_in_use(&flow_use, which)?;
+        }
         Ok(Program {
             prog,
             prog_id,
@@ -619,6 +633,7 @@ impl Program {
             xsks,
             block,
             bypass,
+            flow_use,
             counters,
             _peer: peer,
             reused,
@@ -766,6 +781,9 @@ impl Program {
         Ok(FlowMaps {
             block: MapHandle::try_from(&self.block).map_err(lib("sharing the block map"))?,
             bypass: MapHandle::try_from(&self.bypass).map_err(lib("sharing the bypass map"))?,
+            flow_use: MapHandle::try_from(&self.flow_use)
+                .map_err(lib("sharing the flow use flags"))?,
+            marked: [Cell::new(false), Cell::new(false)],
         })
     }
 
@@ -880,6 +898,20 @@ fn xsk_slot(port: u8, queue: u32) -> Result<u32, BpfError> {
 pub struct FlowMaps {
     block: MapHandle,
     bypass: MapHandle,
+    /// The program's use flags, and whether this handle has set each (once is enough).
+    flow_use: MapHandle,
+    marked: [Cell<bool>; 2],
+}
+
+/// Tells the program to look `which` up from now on (see `unmask_flow_use` in bpf/).
+fn mark_in_use(flow_use: &MapHandle, which: FlowMap) -> Result<(), BpfError> {
+    flow_use
+        .update(
+            &which.use_slot().to_ne_bytes(),
+            &1u32.to_ne_bytes(),
+            MapFlags::ANY,
+        )
+        .map_err(lib("setting a flow map's use flag"))
 }
 
 /// Which flow map.
@@ -887,6 +919,15 @@ pub struct FlowMaps {
 pub enum FlowMap {
     Block,
     Bypass,
+}
+
+impl FlowMap {
+    fn use_slot(self) -> u32 {
+        match self {
+            FlowMap::Block => 0,
+            FlowMap::Bypass => 1,
+        }
+    }
 }
 
 impl FlowMaps {
@@ -908,6 +949,13 @@ impl FlowMaps {
             expires_ns,
             ..unmask_flow_entry::default()
         };
+        // The flag goes first: with the entry in place and the flag not yet set, the program
+        // would let the flow's frames by unjudged.
+        let marked = &self.marked[which.use_slot() as usize];
+        if !marked.get() {
+            mark_in_use(&self.flow_use, which)?;
+            marked.set(true);
+        }
         self.map(which)
             .update(
                 &key_bytes(&bpf_key(key)),
@@ -980,6 +1028,7 @@ mod tests {
         assert_eq!(open.maps.unmask_counters.max_entries(), COUNTER_SLOTS);
         assert_eq!(open.maps.unmask_peer.max_entries(), MAX_PORTS);
         assert_eq!(open.maps.unmask_block.max_entries(), FLOW_MAP_ENTRIES);
+        assert_eq!(open.maps.unmask_flow_use.max_entries(), USE_SLOTS);
     }
 
     #[test]
@@ -1101,6 +1150,44 @@ mod tests {
         maps.remove(FlowMap::Bypass, &key).unwrap();
         maps.remove(FlowMap::Bypass, &key).unwrap();
         assert_eq!(p.test_run(0, &reply).unwrap(), XDP_PASS);
+    }
+
+    #[test]
+    fn program_looks_up_a_flow_map_only_once_told_it_is_in_use() {
+        let Some(p) = tap_on_lo(FailMode::FailOpen) else {
+            return;
+        };
+        let syn = tcp4([10, 0, 0, 1], 40000, [10, 0, 0, 2], 443);
+        let key = tcp_flow_key(&syn).unwrap();
+        let entry = entry_bytes(&unmask_flow_entry::default());
+        let raw_insert = |map: &MapHandle| {
+            map.update(&key_bytes(&bpf_key(&key)), &entry, MapFlags::ANY)
+                .unwrap()
+        };
+        let flag = |which: FlowMap| {
+            let v = p
+                .flow_use
+                .lookup(&which.use_slot().to_ne_bytes(), MapFlags::ANY)
+                .unwrap()
+                .unwrap();
+            u32::from_ne_bytes(v[..4].try_into().unwrap())
+        };
+        assert_eq!((flag(FlowMap::Block), flag(FlowMap::Bypass)), (0, 0));
+        // Written behind the flags' back, the entry is not looked up: the frame goes the
+        // socket way (no socket, fail-open tap: passed up).
+        raw_insert(&p.block);
+        assert_eq!(p.test_run(0, &syn).unwrap(), XDP_PASS);
+        // The bypass map's flag does not turn on the block map's lookup.
+        let maps = p.flow_maps().unwrap();
+        let other = tcp_flow_key(&tcp4([10, 0, 0, 3], 1, [10, 0, 0, 4], 2)).unwrap();
+        maps.insert(FlowMap::Bypass, &other, 0).unwrap();
+        assert_eq!((flag(FlowMap::Block), flag(FlowMap::Bypass)), (0, 1));
+        assert_eq!(p.test_run(0, &syn).unwrap(), XDP_PASS);
+        // Through FlowMaps the flag is set first, and from then on the map is consulted.
+        maps.insert(FlowMap::Block, &key, 0).unwrap();
+        assert_eq!((flag(FlowMap::Block), flag(FlowMap::Bypass)), (1, 1));
+        assert_eq!(p.test_run(0, &syn).unwrap(), XDP_DROP);
+        assert_eq!(p.counters().unwrap().reason(Reason::Blocked).packets, 1);
     }
 
     #[test]
