@@ -1472,23 +1472,23 @@ pub fn tcp_checksum_ok(p: &TcpPacket<'_>) -> Option<bool> {
 }
 
 /// The one's-complement sum of `data` as big-endian 16-bit words (odd length padded with a
-/// zero), not yet folded. Summed 32 bits at a time: 2^16 is 1 modulo 2^16 - 1, so the wider
-/// words fold to the same 16-bit sum.
+/// zero), folded to 16 bits and returned widened, for the caller to add up and fold again.
+///
+/// Summed as little-endian 32-bit words into a 64-bit total and byte-swapped once at the end
+/// (RFC 1071: the one's-complement sum commutes with swapping the bytes of every word, and
+/// 2^16 is 1 modulo 2^16 - 1, so wider words fold to the same sum). Without a swap per word
+/// the loop vectorises; the checksum of inspected segments was 6 % of a live worker.
 fn ones_sum(data: &[u8]) -> u64 {
-    let mut sum = 0u64;
-    let mut chunks = data.chunks_exact(8);
+    let mut wide = 0u64;
+    let mut chunks = data.chunks_exact(4);
     for c in &mut chunks {
-        let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        sum += (w >> 32) + (w & 0xffff_ffff);
+        wide += u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
     }
-    let mut words = chunks.remainder().chunks_exact(2);
-    for w in &mut words {
-        sum += u64::from(u16::from_be_bytes([w[0], w[1]]));
-    }
-    if let [last] = words.remainder() {
-        sum += u64::from(*last) << 8;
-    }
-    sum
+    let tail = chunks.remainder();
+    let mut last = [0u8; 4];
+    last[..tail.len()].copy_from_slice(tail);
+    wide += u64::from(u32::from_le_bytes(last));
+    u64::from(fold(wide).swap_bytes())
 }
 
 fn fold(mut sum: u64) -> u16 {
@@ -2683,6 +2683,40 @@ mod tests {
             // A cut payload cannot be judged.
             let cut = &frame[..frame.len() - 1];
             assert_eq!(tcp_checksum_ok(&tcp_of(parse(cut, LinkType::RawIp))), None);
+        }
+    }
+
+    #[test]
+    fn ones_sum_equals_the_word_by_word_big_endian_sum_at_every_length() {
+        // RFC 1071's definition, one big-endian 16-bit word at a time.
+        let by_words = |data: &[u8]| -> u16 {
+            let mut sum = 0u64;
+            for w in data.chunks(2) {
+                sum += u64::from(w[0]) << 8 | u64::from(w.get(1).copied().unwrap_or(0));
+            }
+            fold(sum)
+        };
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..=300 {
+            for fill in [0x00u8, 0xff, 0x01] {
+                let data: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        if fill == 0x01 {
+                            x as u8
+                        } else {
+                            fill
+                        }
+                    })
+                    .collect();
+                assert_eq!(
+                    fold(ones_sum(&data)),
+                    by_words(&data),
+                    "len {len} fill {fill}"
+                );
+            }
         }
     }
 
