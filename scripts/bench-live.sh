@@ -51,7 +51,8 @@
 #   --repeat-seq       tcp64 repeats each flow's segment instead of moving its sequence on
 # Env: LAB_PREFIX (default bl, or bl<N> while another bench-live runs), IDLE_BUSY (largest
 #      busy share of the machine counted as idle, percent, default 15), NAPI=threaded|softirq,
-#      KEEP=1 keeps the work directory,
+#      KEEP=1 keeps the work directory, HUGEPAGES (2 MiB pages reserved for the run if fewer
+#      are, default 16: two UMEMs at the default size; 0 leaves vm.nr_hugepages alone),
 #      CARGO_TARGET_DIR (binaries from $CARGO_TARGET_DIR/release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -131,6 +132,16 @@ for b in "$UNMASK" "$DIAG"; do
 done
 
 W=$(mktemp -d /tmp/unmask-bench-live.XXXXXX)
+
+# Huge pages for the UMEMs (datapath.huge_pages = "auto" takes them when they are reserved), as
+# an appliance is deployed: the raw loops and unmask both get them. Restored at exit.
+HUGE_WANT="${HUGEPAGES:-16}"
+case "$HUGE_WANT" in *[!0-9]* | "") echo "bench-live.sh: HUGEPAGES=$HUGE_WANT: a whole number" >&2; exit 2 ;; esac
+huge_before=$(cat /proc/sys/vm/nr_hugepages)
+if [ "$HUGE_WANT" -gt "$huge_before" ]; then
+	echo "$HUGE_WANT" >/proc/sys/vm/nr_hugepages
+	lab_at_exit "echo $huge_before >/proc/sys/vm/nr_hugepages"
+fi
 
 if [ -n "$PAUSE" ]; then
 	# Only the processes running now, by id: whatever starts later is not touched.

@@ -306,9 +306,10 @@ impl std::fmt::Display for LiveSummary {
         let d = &self.datapath;
         writeln!(
             f,
-            "unmask run: {} mode, {:?} sockets, {:.1} s, attached {}",
+            "unmask run: {} mode, {:?} sockets, UMEM on {} pages, {:.1} s, attached {}",
             self.mode,
             d.bind_mode,
+            if d.huge_pages { "huge" } else { "4 KiB" },
             d.seconds,
             d.attach.join(", ")
         )?;

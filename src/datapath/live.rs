@@ -162,6 +162,8 @@ pub struct WorkerReport {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunReport {
     pub bind_mode: BindMode,
+    /// Whether every worker's UMEM is on huge pages (`datapath.huge_pages`).
+    pub huge_pages: bool,
     pub attach: Vec<String>,
     pub workers: Vec<WorkerReport>,
     pub xdp: XdpCounters,
@@ -282,6 +284,7 @@ where
         sources.push(src);
     }
     let bind_mode = sources.first().map_or(BindMode::Copy, |s| s.bind_mode());
+    let huge_pages = sources.iter().all(|s| s.huge_pages());
     for src in &sources {
         for (port, fd) in src.socket_fds() {
             program.register_socket(port, src.queue(), fd)?;
@@ -300,18 +303,45 @@ where
     } else {
         Vec::new()
     };
+    let worker_cores: Vec<core_affinity::CoreId> = (0..workers)
+        .filter_map(|i| {
+            cores
+                .get((setup.xsk.first_core + i) % cores.len().max(1))
+                .copied()
+        })
+        .collect();
+    let housekeeping = housekeeping_cores(&cores, &worker_cores);
+    if !housekeeping.is_empty() {
+        keep_threads_on(&housekeeping);
+    }
 
-    on_start(&shared, &program);
+    let mut on_start = Some(on_start);
     let reports = std::thread::scope(|scope| {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<usize>();
         let mut handles = Vec::with_capacity(workers);
         for (i, (src, ctl)) in sources.into_iter().zip(controls).enumerate() {
-            let core = if cores.is_empty() {
-                None
-            } else {
-                cores.get((setup.xsk.first_core + i) % cores.len()).copied()
-            };
+            let core = worker_cores.get(i).copied();
             let make = &make_handler;
-            handles.push(scope.spawn(move || worker_loop(i, src, ctl, make, core)));
+            let ready = ready_tx.clone();
+            handles.push(scope.spawn(move || worker_loop(i, src, ctl, make, core, ready)));
+        }
+        drop(ready_tx);
+        // Ready only once every worker has built its handler (an engine's tables and caches
+        // are allocated there): until then frames would wait in the rings, and whoever starts
+        // traffic at the ready line would measure the set-up.
+        let mut built = 0;
+        while built < workers
+            && !stop.load(Ordering::Relaxed)
+            && !handles.iter().any(|h| h.is_finished())
+        {
+            if ready_rx.recv_timeout(Duration::from_millis(50)).is_ok() {
+                built += 1;
+            }
+        }
+        if built == workers {
+            if let Some(start) = on_start.take() {
+                start(&shared, &program);
+            }
         }
         // A worker only ends early when it failed (or its handler panicked): stop them all
         // rather than run on with a queue nobody serves.
@@ -345,11 +375,46 @@ where
     }
     Ok(RunReport {
         bind_mode,
+        huge_pages,
         attach,
         workers: workers_out,
         xdp,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The cores no worker is pinned to, when there are any: where the other threads (EVE writer,
+/// metrics, control) belong, as Suricata's management CPU set. On the bench's two cores the
+/// EVE writer's wake-ups otherwise landed on the worker's core, which it took from the worker.
+fn housekeeping_cores(
+    all: &[core_affinity::CoreId],
+    workers: &[core_affinity::CoreId],
+) -> Vec<core_affinity::CoreId> {
+    all.iter()
+        .filter(|c| !workers.iter().any(|w| w.id == c.id))
+        .copied()
+        .collect()
+}
+
+/// Restricts every thread of the process that runs now to `cores`. Workers are spawned later:
+/// they inherit the set from the thread that spawns them and then pin themselves.
+fn keep_threads_on(cores: &[core_affinity::CoreId]) {
+    // SAFETY: cpu_set_t is a plain bit array; all zeroes is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for c in cores {
+        if c.id < libc::CPU_SETSIZE as usize {
+            // SAFETY: the index is below CPU_SETSIZE, the size of the set.
+            unsafe { libc::CPU_SET(c.id, &mut set) };
+        }
+    }
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    for tid in tasks.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<libc::pid_t>().ok()) {
+        // SAFETY: `set` is an initialised cpu_set_t of the size passed; a thread that ended
+        // meanwhile makes the call fail with ESRCH, which changes nothing.
+        unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    }
 }
 
 fn worker_loop<H, M>(
@@ -358,6 +423,7 @@ fn worker_loop<H, M>(
     mut ctl: LiveFlowControl,
     make: &M,
     core: Option<core_affinity::CoreId>,
+    ready: std::sync::mpsc::Sender<usize>,
 ) -> WorkerReport
 where
     H: FrameHandler,
@@ -365,6 +431,8 @@ where
 {
     let pinned = core.filter(|c| core_affinity::set_for_current(*c));
     let mut handler = make(i);
+    let _ = ready.send(i);
+    drop(ready);
     // The source ends itself when the run is stopped; this flag is never set.
     let never = AtomicBool::new(false);
     if let Err(e) = crate::engine::worker::run(
