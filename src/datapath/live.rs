@@ -454,3 +454,31 @@ where
         sockets: src.socket_stats(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core_affinity::CoreId;
+
+    fn ids(v: &[CoreId]) -> Vec<usize> {
+        v.iter().map(|c| c.id).collect()
+    }
+
+    #[test]
+    fn housekeeping_gets_the_cores_no_worker_is_pinned_to() {
+        let all: Vec<CoreId> = (0..4).map(|id| CoreId { id }).collect();
+        let w = |v: &[usize]| v.iter().map(|&id| CoreId { id }).collect::<Vec<_>>();
+        assert_eq!(ids(&housekeeping_cores(&all, &w(&[1]))), [0, 2, 3]);
+        assert_eq!(
+            ids(&housekeeping_cores(&all, &w(&[0, 1, 2, 3]))),
+            [] as [usize; 0]
+        );
+        // Workers wrapped round the cores (more workers than cores) leave nothing spare.
+        assert_eq!(
+            ids(&housekeeping_cores(&all[..2], &w(&[1, 0, 1]))),
+            [] as [usize; 0]
+        );
+        // Unpinned workers (no cores listed): nothing is restricted.
+        assert_eq!(ids(&housekeeping_cores(&[], &[])), [] as [usize; 0]);
+    }
+}
