@@ -1017,15 +1017,13 @@ impl Engine {
         &mut self,
         frame: &Frame<'_>,
         v: &wire::PlainTcp<'_>,
-        key: FlowKey,
-        side: Side,
+        Keyed { key, side, hash }: Keyed,
     ) -> Result<Action, Keyed> {
         let c = &mut self.core.sink.counters;
         c.tcp += 1;
         if v.anomalies().has(WireAnomalies::BAD_TCP_OPTIONS) {
             c.bad_tcp_options += 1;
         }
-        let hash = self.flows.hash(&key);
         match self.judged(frame, (v.flags(), v.seq()), &key, side, hash) {
             Some(action) => Ok(action),
             None => Err(Keyed { key, side, hash }),
@@ -1039,7 +1037,8 @@ impl Engine {
         if let Some(v) = wire::plain_any(frame.data) {
             let (src, sport, dst, dport) = v.endpoint_words();
             let (key, side) = FlowKey::from_words(v.family(), src, sport, dst, dport);
-            return match self.lean(frame, &v, key, side) {
+            let hash = self.flows.hash(&key);
+            return match self.lean(frame, &v, Keyed { key, side, hash }) {
                 Ok(action) => action,
                 Err(keyed) => self.keyed(frame, v, keyed),
             };
@@ -1137,8 +1136,9 @@ impl FrameHandler for Engine {
             // The commonest shape first, with its key built knowing it is IPv4.
             if let Some(v) = wire::plain_untagged_ipv4(frame.data) {
                 let (src, sport, dst, dport) = v.v4_endpoint_words();
-                let (key, side) = FlowKey::from_v4_words(src, sport, dst, dport);
-                return match self.lean(frame, &v, key, side) {
+                let (key, side, ends) = FlowKey::from_v4_words(src, sport, dst, dport);
+                let hash = self.flows.hash_v4(ends);
+                return match self.lean(frame, &v, Keyed { key, side, hash }) {
                     Ok(action) => action,
                     Err(keyed) => self.keyed_untagged_ipv4(frame, keyed),
                 };

@@ -531,6 +531,13 @@ impl FlowTable {
         self.hasher.hash(key)
     }
 
+    /// [`FlowTable::hash`] of an IPv4 key, from the endpoint words its constructor gave
+    /// ([`FlowKey::from_v4_words`]).
+    #[inline(always)]
+    pub fn hash_v4(&self, ends: super::key::V4Endpoints) -> u64 {
+        self.hasher.hash_v4(ends)
+    }
+
     /// The per-packet entry point: finds or starts the packet's flow (ending a closed flow whose
     /// ports a new SYN reuses) and applies the packet to it. `hash` is `key.hash64()` (any
     /// function of the key works, as long as it is the same for every call with that key).
