@@ -709,9 +709,30 @@ impl FlowTable {
         let clock = self.clock;
         let dir = count_packet(&mut self.slab[idx as usize], side, bytes, clock);
         if self.lists[ListId::Established as usize].tail != idx {
-            self.move_to_tail(ListId::Established, idx);
+            self.move_to_established_tail(idx);
         }
         dir
+    }
+
+    /// [`FlowTable::move_to_tail`] on the established list, inlined into the settled entry
+    /// (the lean path's every packet) without a call.
+    #[inline(always)]
+    fn move_to_established_tail(&mut self, idx: FlowIdx) {
+        let Slot { prev, next, .. } = self.slab[idx as usize];
+        let l = &mut self.lists[ListId::Established as usize];
+        let old_tail = l.tail;
+        l.tail = idx;
+        if prev == NIL {
+            l.head = next;
+        } else {
+            self.slab[prev as usize].next = next;
+        }
+        // Not the tail, so it has a successor.
+        self.slab[next as usize].prev = prev;
+        self.slab[old_tail as usize].next = idx;
+        let slot = &mut self.slab[idx as usize];
+        slot.prev = old_tail;
+        slot.next = NIL;
     }
 
     /// Moves `idx`, on `list` but not its tail, to the tail: one pass over the three slots
