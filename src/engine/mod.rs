@@ -747,16 +747,15 @@ impl Engine {
         &mut self,
         frame: &Frame<'_>,
         (flags, seq): (TcpFlags, u32),
-        key: &FlowKey,
+        find: impl FnOnce(&FlowTable) -> Option<FlowIdx>,
         side: Side,
-        hash: u64,
     ) -> Option<Action> {
         // A SYN may open a new connection on the ports (port reuse), a RST is checked against
         // the stream, a RST or FIN against the TTL floor: all are the full path's.
         if flags.syn() || flags.rst() || flags.fin() {
             return None;
         }
-        let idx = self.flows.find(key, hash)?;
+        let idx = find(&self.flows)?;
         let flow = self.flows.get(idx);
         let judged = matches!(
             FlowVerdict::from_u8(flow.ext.verdict),
@@ -1017,17 +1016,15 @@ impl Engine {
         &mut self,
         frame: &Frame<'_>,
         v: &wire::PlainTcp<'_>,
-        Keyed { key, side, hash }: Keyed,
-    ) -> Result<Action, Keyed> {
+        find: impl FnOnce(&FlowTable) -> Option<FlowIdx>,
+        side: Side,
+    ) -> Option<Action> {
         let c = &mut self.core.sink.counters;
         c.tcp += 1;
         if v.anomalies().has(WireAnomalies::BAD_TCP_OPTIONS) {
             c.bad_tcp_options += 1;
         }
-        match self.judged(frame, (v.flags(), v.seq()), &key, side, hash) {
-            Some(action) => Ok(action),
-            None => Err(Keyed { key, side, hash }),
-        }
+        self.judged(frame, (v.flags(), v.seq()), find, side)
     }
 
     /// A frame of any other shape: the lean path if [`wire::plain_any`] takes it, else the
@@ -1038,21 +1035,26 @@ impl Engine {
             let (src, sport, dst, dport) = v.endpoint_words();
             let (key, side) = FlowKey::from_words(v.family(), src, sport, dst, dport);
             let hash = self.flows.hash(&key);
-            return match self.lean(frame, &v, Keyed { key, side, hash }) {
-                Ok(action) => action,
-                Err(keyed) => self.keyed(frame, v, keyed),
+            return match self.lean(frame, &v, |t| t.find(&key, hash), side) {
+                Some(action) => action,
+                None => self.keyed(frame, v, Keyed { key, side, hash }),
             };
         }
         self.decoded(frame)
     }
 
     /// [`Engine::keyed`] for a frame [`wire::plain_untagged_ipv4`] took, which decodes the
-    /// view again here rather than have the per-packet entry keep it: handing it over made
-    /// LLVM write the whole view to the stack on every packet, lean ones included.
+    /// view again and builds the key here rather than have the per-packet entry keep them:
+    /// handing the view over made LLVM write all of it to the stack on every packet, lean ones
+    /// included, and the lean path looks flows up by endpoint words, not by key.
     #[inline(never)]
-    fn keyed_untagged_ipv4(&mut self, frame: &Frame<'_>, keyed: Keyed) -> Action {
+    fn keyed_untagged_ipv4(&mut self, frame: &Frame<'_>, hash: u64) -> Action {
         match wire::plain_untagged_ipv4(frame.data) {
-            Some(v) => self.keyed(frame, v, keyed),
+            Some(v) => {
+                let (src, sport, dst, dport) = v.v4_endpoint_words();
+                let (key, side, _) = FlowKey::from_v4_words(src, sport, dst, dport);
+                self.keyed(frame, v, Keyed { key, side, hash })
+            }
             // Not reached: the same bytes gave a view a moment ago. Were it reached, the full
             // decode still judges the frame (its TCP counter would count it twice).
             None => self.decoded(frame),
@@ -1136,11 +1138,11 @@ impl FrameHandler for Engine {
             // The commonest shape first, with its key built knowing it is IPv4.
             if let Some(v) = wire::plain_untagged_ipv4(frame.data) {
                 let (src, sport, dst, dport) = v.v4_endpoint_words();
-                let (key, side, ends) = FlowKey::from_v4_words(src, sport, dst, dport);
+                let (ends, side) = FlowKey::v4_sides(src, sport, dst, dport);
                 let hash = self.flows.hash_v4(ends);
-                return match self.lean(frame, &v, Keyed { key, side, hash }) {
-                    Ok(action) => action,
-                    Err(keyed) => self.keyed_untagged_ipv4(frame, keyed),
+                return match self.lean(frame, &v, |t| t.find_v4(ends, hash), side) {
+                    Some(action) => action,
+                    None => self.keyed_untagged_ipv4(frame, hash),
                 };
             }
             return self.lean_any(frame);

@@ -141,6 +141,37 @@ impl FlowKey {
         )
     }
 
+    /// The endpoints of an IPv4 connection between `(src, sport)` and `(dst, dport)`
+    /// (addresses as in [`FlowKey::from_v4_words`]) and the side `src` is on, without the
+    /// key: what the lean path looks a flow up by ([`FlowTable::find_v4`]).
+    ///
+    /// [`FlowTable::find_v4`]: super::table::FlowTable::find_v4
+    #[inline(always)]
+    pub fn v4_sides(src: u32, sport: u16, dst: u32, dport: u16) -> (V4Endpoints, Side) {
+        let s = V4Endpoints::word(src.swap_bytes(), sport);
+        let d = V4Endpoints::word(dst.swap_bytes(), dport);
+        let side = if s <= d { Side::Lo } else { Side::Hi };
+        (
+            V4Endpoints {
+                lo: s.min(d),
+                hi: s.max(d),
+            },
+            side,
+        )
+    }
+
+    /// This key's [`V4Endpoints`] when it is exactly what [`FlowKey::from_v4_words`] builds
+    /// (IPv4, TCP, the address bytes past the fourth and the padding zero), so that equal
+    /// endpoints mean an equal key; `None` for any other key.
+    pub fn exact_v4_endpoints(&self) -> Option<V4Endpoints> {
+        let v4 = self.family == Family::V4 as u8
+            && self.proto == IPPROTO_TCP
+            && self._pad == [0; 2]
+            && self.lo_addr[4..] == [0; 12]
+            && self.hi_addr[4..] == [0; 12];
+        v4.then(|| self.v4_endpoints())
+    }
+
     /// The endpoints of an IPv4 key as [`V4Endpoints`] (the first four address bytes).
     #[inline(always)]
     fn v4_endpoints(&self) -> V4Endpoints {
@@ -592,6 +623,38 @@ mod tests {
             // The other direction: the same key, hash and endpoints.
             let (back, _, back_ends) = FlowKey::from_v4_words(b, pb, a, pa);
             assert_eq!((back, back_ends), (key, ends));
+        }
+    }
+
+    #[test]
+    fn exact_v4_endpoints_only_for_keys_the_ipv4_constructor_builds() {
+        let (k, side, ends) = FlowKey::from_v4_words(0x0a00_0001, 40000, 0x0a00_0002, 443);
+        assert_eq!(side, Side::Lo);
+        assert_eq!(k.exact_v4_endpoints(), Some(ends));
+        assert_eq!(
+            FlowKey::v4_sides(0x0a00_0002, 443, 0x0a00_0001, 40000),
+            (ends, Side::Hi)
+        );
+        let mut bad = Vec::new();
+        for i in 4..16 {
+            let mut b = k;
+            b.lo_addr[i] = 1;
+            bad.push(b);
+            let mut b = k;
+            b.hi_addr[i] = 0x80;
+            bad.push(b);
+        }
+        let mut b = k;
+        b.family = Family::V6 as u8;
+        bad.push(b);
+        let mut b = k;
+        b.proto = 17;
+        bad.push(b);
+        let mut b = k;
+        b._pad[1] = 1;
+        bad.push(b);
+        for b in bad {
+            assert_eq!(b.exact_v4_endpoints(), None, "{b:?}");
         }
     }
 

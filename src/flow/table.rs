@@ -34,7 +34,7 @@
 //! counted in [`TableStats::refused`]) and is handled without flow state. Evicted flows go
 //! through `on_end` with [`EndReason::Evicted`].
 
-use super::key::{FlowKey, Side};
+use super::key::{FlowKey, Side, V4Endpoints};
 use super::Dir;
 use crate::capture::Timestamp;
 use crate::wire::{Family, TcpFlags};
@@ -247,6 +247,11 @@ pub struct Flow {
 /// Flows are stored by value in a slab sized at start-up: keep them within four cache lines.
 pub const FLOW_SIZE_LIMIT: usize = 256;
 const _: () = assert!(std::mem::size_of::<Flow>() <= FLOW_SIZE_LIMIT);
+/// A slot is its flow, the list links and recency, and the 16 bytes of endpoint words the
+/// lean path's lookup compares ([`FlowTable::find_v4`]): 272 bytes, 16 MB more per million
+/// flows than without them, for about 28 fewer instructions per packet of a decided flow.
+const SLOT_SIZE_LIMIT: usize = FLOW_SIZE_LIMIT + 16;
+const _: () = assert!(std::mem::size_of::<Slot>() <= SLOT_SIZE_LIMIT);
 
 impl Flow {
     fn fresh(key: FlowKey, flow_id: u64, now: Timestamp) -> Flow {
@@ -426,6 +431,20 @@ struct Slot {
     /// When the flow last showed life: its last packet, or for a bypassed flow the last
     /// recheck that found it alive. Lists are ordered by it and timeouts count from it.
     touched: Timestamp,
+    /// The key's endpoints when it is a plain IPv4 key ([`FlowKey::exact_v4_endpoints`]),
+    /// else [`NO_V4`]: the lean path's lookup compares these two words instead of the key.
+    v4: V4Endpoints,
+}
+
+/// [`Slot::v4`] of a key that is not plain IPv4: endpoint words are below 2^48, so it equals
+/// none.
+const NO_V4: V4Endpoints = V4Endpoints {
+    lo: u64::MAX,
+    hi: u64::MAX,
+};
+
+fn v4_of(key: &FlowKey) -> V4Endpoints {
+    key.exact_v4_endpoints().unwrap_or(NO_V4)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -515,6 +534,7 @@ impl FlowTable {
             hash: 0,
             list: ListId::Free,
             touched: Timestamp(0),
+            v4: NO_V4,
         };
         // Slots past the slab's length are uninitialised reservation: writing one per page
         // maps the page and leaves the vector (its length, its live slots) as it was.
@@ -636,6 +656,28 @@ impl FlowTable {
                     .get(slot as usize)
                     .is_some_and(|s| s.flow.key.same(key))
                 {
+                    return Some(slot);
+                }
+            }
+            pos = (pos + 1) & self.mask;
+        }
+    }
+
+    /// [`FlowTable::find`] of a plain IPv4 key given by its endpoints
+    /// ([`FlowKey::v4_sides`]) and hash ([`FlowTable::hash_v4`]): two word compares per
+    /// candidate instead of the whole key, and no key to build.
+    #[inline(always)]
+    pub fn find_v4(&self, ends: V4Endpoints, hash: u64) -> Option<FlowIdx> {
+        let h32 = hash as u32;
+        let mut pos = h32 as usize & self.mask;
+        loop {
+            let e = *self.index.get(pos)?;
+            if e == 0 {
+                return None;
+            }
+            if (e >> 32) as u32 == h32 {
+                let slot = (e as u32).wrapping_sub(1);
+                if self.slab.get(slot as usize).is_some_and(|s| s.v4 == ends) {
                     return Some(slot);
                 }
             }
@@ -951,6 +993,7 @@ impl FlowTable {
             slot.flow = flow;
             slot.hash = hash as u32;
             slot.touched = self.clock;
+            slot.v4 = v4_of(key);
             idx
         } else {
             // Within the reserved capacity: never reallocates.
@@ -962,6 +1005,7 @@ impl FlowTable {
                 hash: hash as u32,
                 list: ListId::Free,
                 touched: self.clock,
+                v4: v4_of(key),
             });
             idx
         };
@@ -1311,6 +1355,57 @@ mod tests {
     }
 
     #[test]
+    fn find_v4_agrees_with_find_on_every_key() {
+        // Plain IPv4 keys, IPv4-family keys with stray bytes past the address, IPv6 keys
+        // whose first bytes and ports equal a plain key's, and colliding hashes: the
+        // endpoint-word lookup must find exactly the flows the key lookup finds.
+        let hasher = FlowHasher::with_seed(11);
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut t = FlowTable::new(cfg(4096), 0);
+        let mut probes = Vec::new();
+        for i in 0..6000u32 {
+            let r = next();
+            // Few distinct addresses and ports, so endpoints repeat across variants.
+            let (a, b) = ((r as u32) & 0x0300_0003, ((r >> 32) as u32) & 0x0300_0003);
+            let (pa, pb) = ((r >> 20) as u16 & 3, (r >> 40) as u16 & 3);
+            let (mut key, _, _) = FlowKey::from_v4_words(a, pa, b, pb);
+            match i % 5 {
+                0 => key.lo_addr[4 + (r >> 50) as usize % 12] = 1,
+                1 => key.family = Family::V6 as u8,
+                2 => key._pad[(r >> 50) as usize % 2] = 1,
+                _ => {}
+            }
+            // Crushed hashes make every lookup walk candidates of other keys.
+            let hash = if i % 3 == 0 { 7 } else { hasher.hash(&key) };
+            if i % 2 == 0 && t.len() < t.capacity() {
+                t.lookup_or_insert(&key, hash, Timestamp(1), |_, _| {});
+            }
+            probes.push((key, hash, (a, pa, b, pb)));
+        }
+        let mut found = 0;
+        for (key, hash, (a, pa, b, pb)) in probes {
+            let by_key = t.find(&key, hash);
+            if let Some(ends) = key.exact_v4_endpoints() {
+                assert_eq!(FlowKey::v4_sides(a, pa, b, pb).0, ends);
+                assert_eq!(FlowKey::v4_sides(b, pb, a, pa).0, ends);
+                assert_eq!(t.find_v4(ends, hash), by_key, "{key:?}");
+                found += by_key.is_some() as u32;
+            } else if let Some(idx) = by_key {
+                // A key that is not plain IPv4 is never found by endpoint words.
+                let (ends, _) = FlowKey::v4_sides(a, pa, b, pb);
+                assert_ne!(t.find_v4(ends, hash), Some(idx), "{key:?}");
+            }
+        }
+        assert!(found > 500, "{found} plain IPv4 keys found");
+    }
+
+    #[test]
     fn prefault_changes_no_flow_entry_or_order() {
         // Two tables fed the same packets, one prefaulted part-way (live slots, freed slots
         // and untouched reservation all present): every flow, end and count stays the same.
@@ -1562,7 +1657,7 @@ mod tests {
     #[test]
     fn flow_fits_its_budget() {
         assert!(std::mem::size_of::<Flow>() <= FLOW_SIZE_LIMIT);
-        assert!(std::mem::size_of::<Slot>() <= FLOW_SIZE_LIMIT);
+        assert!(std::mem::size_of::<Slot>() <= SLOT_SIZE_LIMIT);
         let t = FlowTable::new(cfg(1_000_000), 0);
         // 2^21 index entries of 8 bytes plus the slab.
         assert_eq!(
