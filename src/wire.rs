@@ -627,7 +627,9 @@ pub fn plain_untagged_ipv4(data: &[u8]) -> Option<PlainTcp<'_>> {
         return None;
     }
     let segment = data.get(L4..L3 + total)?;
-    let tcp: &[u8; 20] = segment.first_chunk()?;
+    // The segment's first 20 bytes, taken from the checked array: no second length check
+    // (the segment holds them, as `tcp_len + 20 <= total` above says).
+    let tcp: &[u8; 20] = h.last_chunk()?;
     let trailing = have > total && have > MAX_PADDED_L3;
     let mut anomalies = if trailing {
         WireAnomalies::TRAILING_BYTES
