@@ -669,9 +669,16 @@ impl FlowTable {
     #[inline(always)]
     pub fn find_v4(&self, ends: V4Endpoints, hash: u64) -> Option<FlowIdx> {
         let h32 = hash as u32;
-        let mut pos = h32 as usize & self.mask;
+        // The index's length less one is `mask` (a power of two long, never empty): masked
+        // with it, a position needs no bounds check.
+        let index = &self.index[..];
+        if index.is_empty() {
+            return None;
+        }
+        let mask = index.len() - 1;
+        let mut pos = h32 as usize & mask;
         loop {
-            let e = *self.index.get(pos)?;
+            let e = index[pos & mask];
             if e == 0 {
                 return None;
             }
@@ -681,7 +688,7 @@ impl FlowTable {
                     return Some(slot);
                 }
             }
-            pos = (pos + 1) & self.mask;
+            pos = (pos + 1) & mask;
         }
     }
 
