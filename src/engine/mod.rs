@@ -1128,12 +1128,13 @@ impl Engine {
 
 impl FrameHandler for Engine {
     fn handle(&mut self, frame: &Frame<'_>) -> Action {
-        let c = &mut self.core.sink.counters;
-        c.packets += 1;
-        c.bytes += frame.wire_len as u64;
+        self.core.sink.counters.packets += 1;
         if frame.ts > self.core.clock {
             self.core.clock = frame.ts;
         }
+        // Apart from `packets` (the clock's branch between them): side by side, LLVM made the
+        // two adds one vector add of seven instructions.
+        self.core.sink.counters.bytes += frame.wire_len as u64;
         if self.plain_decode && frame.link == LinkType::Ethernet {
             // The commonest shape first, with its key built knowing it is IPv4.
             if let Some(v) = wire::plain_untagged_ipv4(frame.data) {
