@@ -30,6 +30,21 @@ pub struct FlowKey {
 
 const _: () = assert!(std::mem::size_of::<FlowKey>() == 40);
 
+/// An IPv4 key's endpoints as two words, each the address (as a big-endian number) above the
+/// port: the order [`FlowKey::new`] sorts endpoints in, so `lo <= hi`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct V4Endpoints {
+    pub lo: u64,
+    pub hi: u64,
+}
+
+impl V4Endpoints {
+    #[inline(always)]
+    fn word(addr_be: u32, port: u16) -> u64 {
+        u64::from(addr_be) << 16 | u64::from(port)
+    }
+}
+
 /// Which endpoint of the key sent a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {
@@ -98,18 +113,73 @@ impl FlowKey {
     }
 
     /// [`FlowKey::new`] of an IPv4 connection, addresses given as little-endian words of
-    /// their 4 bytes: the (address, port) order is one 64-bit compare.
+    /// their 4 bytes: the (address, port) order is one 64-bit compare. Also gives the key's
+    /// [`V4Endpoints`], from which [`FlowHasher::hash_v4`] hashes it.
     #[inline(always)]
-    pub fn from_v4_words(src: u32, sport: u16, dst: u32, dport: u16) -> (FlowKey, Side) {
-        let s = u64::from(src.swap_bytes()) << 16 | u64::from(sport);
-        let d = u64::from(dst.swap_bytes()) << 16 | u64::from(dport);
+    pub fn from_v4_words(
+        src: u32,
+        sport: u16,
+        dst: u32,
+        dport: u16,
+    ) -> (FlowKey, Side, V4Endpoints) {
+        let s = V4Endpoints::word(src.swap_bytes(), sport);
+        let d = V4Endpoints::word(dst.swap_bytes(), dport);
         let (lo, lo_port, hi, hi_port, side) = if s <= d {
             (src, sport, dst, dport, Side::Lo)
         } else {
             (dst, dport, src, sport, Side::Hi)
         };
+        let ends = V4Endpoints {
+            lo: s.min(d),
+            hi: s.max(d),
+        };
         let (lo, hi) = (u128::from(lo).to_le_bytes(), u128::from(hi).to_le_bytes());
-        (FlowKey::tcp(Family::V4, lo, lo_port, hi, hi_port), side)
+        (
+            FlowKey::tcp(Family::V4, lo, lo_port, hi, hi_port),
+            side,
+            ends,
+        )
+    }
+
+    /// The endpoints of an IPv4 connection between `(src, sport)` and `(dst, dport)`
+    /// (addresses as in [`FlowKey::from_v4_words`]) and the side `src` is on, without the
+    /// key: what the lean path looks a flow up by ([`FlowTable::find_v4`]).
+    ///
+    /// [`FlowTable::find_v4`]: super::table::FlowTable::find_v4
+    #[inline(always)]
+    pub fn v4_sides(src: u32, sport: u16, dst: u32, dport: u16) -> (V4Endpoints, Side) {
+        let s = V4Endpoints::word(src.swap_bytes(), sport);
+        let d = V4Endpoints::word(dst.swap_bytes(), dport);
+        let side = if s <= d { Side::Lo } else { Side::Hi };
+        (
+            V4Endpoints {
+                lo: s.min(d),
+                hi: s.max(d),
+            },
+            side,
+        )
+    }
+
+    /// This key's [`V4Endpoints`] when it is exactly what [`FlowKey::from_v4_words`] builds
+    /// (IPv4, TCP, the address bytes past the fourth and the padding zero), so that equal
+    /// endpoints mean an equal key; `None` for any other key.
+    pub fn exact_v4_endpoints(&self) -> Option<V4Endpoints> {
+        let v4 = self.family == Family::V4 as u8
+            && self.proto == IPPROTO_TCP
+            && self._pad == [0; 2]
+            && self.lo_addr[4..] == [0; 12]
+            && self.hi_addr[4..] == [0; 12];
+        v4.then(|| self.v4_endpoints())
+    }
+
+    /// The endpoints of an IPv4 key as [`V4Endpoints`] (the first four address bytes).
+    #[inline(always)]
+    fn v4_endpoints(&self) -> V4Endpoints {
+        let [a, b, c, d, ..] = self.lo_addr;
+        let lo = V4Endpoints::word(u32::from_be_bytes([a, b, c, d]), self.lo_port);
+        let [a, b, c, d, ..] = self.hi_addr;
+        let hi = V4Endpoints::word(u32::from_be_bytes([a, b, c, d]), self.hi_port);
+        V4Endpoints { lo, hi }
     }
 
     /// The key of a TCP connection whose endpoints are already in canonical order.
@@ -229,6 +299,8 @@ impl FlowKey {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct FlowHasher {
     k: [u64; 6],
+    /// Even keys of IPv4 keys' one multiply ([`FlowHasher::hash_v4`]).
+    v4: [u64; 2],
 }
 
 impl std::fmt::Debug for FlowHasher {
@@ -263,7 +335,8 @@ impl FlowHasher {
             // An odd multiplier operand keeps a zero word from zeroing the product.
             *w = splitmix64(&mut state) | 1;
         }
-        FlowHasher { k }
+        let v4 = [splitmix64(&mut state) & !1, splitmix64(&mut state) & !1];
+        FlowHasher { k, v4 }
     }
 
     /// A hasher with a seed drawn from the OS's randomness (through std's `RandomState`, whose
@@ -290,6 +363,9 @@ impl FlowHasher {
     /// The 64-bit hash of a key.
     #[inline]
     pub fn hash(&self, key: &FlowKey) -> u64 {
+        if key.family == Family::V4 as u8 {
+            return self.hash_v4(key.v4_endpoints());
+        }
         let lo = u128::from_le_bytes(key.lo_addr);
         let hi = u128::from_le_bytes(key.hi_addr);
         let tail = (key.lo_port as u64)
@@ -302,6 +378,19 @@ impl FlowHasher {
         // product is the last: a fourth round measured 5 % of a decided flow's packet cost
         // and is not needed for the spread (`hash_spreads_sequential_keys_over_low_bits`).
         fold_mul(a ^ tail ^ self.k[4], b ^ self.k[5])
+    }
+
+    /// [`FlowHasher::hash`] of an IPv4 key, from its endpoint words: one multiply. Each
+    /// 48-bit word, shifted up with its low bit set and XORed with an even key, is an odd
+    /// operand, so the product's low half is a bijection of either word given the other:
+    /// consecutive ports of one endpoint land on distinct low bits (an even operand would
+    /// pin the product's low bits to zero and pile them into a fraction of the buckets).
+    #[inline(always)]
+    pub fn hash_v4(&self, ends: V4Endpoints) -> u64 {
+        fold_mul(
+            (ends.lo << 1 | 1) ^ self.v4[0],
+            (ends.hi << 1 | 1) ^ self.v4[1],
+        )
     }
 }
 
@@ -467,26 +556,131 @@ mod tests {
 
     #[test]
     fn hash_spreads_sequential_keys_over_low_bits() {
-        // A SYN flood from one source over consecutive ports must not pile into few buckets.
-        let h = FlowHasher::with_seed(1);
-        let buckets = 1usize << 12;
-        let mut counts = vec![0u32; buckets];
-        let n = buckets * 16;
-        for i in 0..n {
-            let (k, _) = FlowKey::new(
-                Family::V4,
-                v4([10, 0, (i >> 16) as u8, 1]),
-                i as u16,
-                v4([10, 0, 0, 2]),
-                80,
-            );
-            counts[(h.hash(&k) as usize) & (buckets - 1)] += 1;
+        // A SYN flood from one source over consecutive ports must not pile into few buckets,
+        // whatever the parity of the fixed server port (an even multiply operand would pin
+        // low product bits), and over both the IPv4 and the general hash.
+        for (seed, server, port) in [
+            (1, v4([10, 0, 0, 2]), 80),
+            (2, v4([10, 0, 0, 2]), 443),
+            (3, v4([10, 0, 0, 3]), 8080),
+            (4, v4([10, 0, 0, 3]), 8443),
+            (5, v6(2), 443),
+            (6, v6(2), 80),
+        ] {
+            let family = if server == v6(2) {
+                Family::V6
+            } else {
+                Family::V4
+            };
+            let h = FlowHasher::with_seed(seed);
+            let buckets = 1usize << 12;
+            let mut counts = vec![0u32; buckets];
+            let n = buckets * 16;
+            for i in 0..n {
+                let mut client = server;
+                client[0] = 9;
+                client[2] = (i >> 16) as u8;
+                let (k, _) = FlowKey::new(family, client, i as u16, server, port);
+                counts[(h.hash(&k) as usize) & (buckets - 1)] += 1;
+            }
+            let max = counts.iter().copied().max().unwrap_or(0);
+            let empty = counts.iter().filter(|&&c| c == 0).count();
+            // Poisson(16): a bucket above 40 or an empty bucket is vanishingly unlikely when
+            // mixed.
+            assert!(max < 40, "seed {seed} port {port}: max bucket {max}");
+            assert_eq!(empty, 0, "seed {seed} port {port}");
         }
-        let max = counts.iter().copied().max().unwrap_or(0);
-        let empty = counts.iter().filter(|&&c| c == 0).count();
-        // Poisson(16): a bucket above 40 or an empty bucket is vanishingly unlikely when mixed.
-        assert!(max < 40, "max bucket {max}");
-        assert_eq!(empty, 0);
+    }
+
+    #[test]
+    fn ipv4_words_give_the_key_and_hash_of_the_general_constructor() {
+        let h = FlowHasher::with_seed(9);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..10_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Every fourth pair shares an address, so the ports decide the order.
+            let (a, b) = (
+                x as u32,
+                if i % 4 == 0 {
+                    x as u32
+                } else {
+                    (x >> 32) as u32
+                },
+            );
+            let (pa, pb) = ((x >> 16) as u16, (x >> 40) as u16);
+            let (key, side, ends) = FlowKey::from_v4_words(a, pa, b, pb);
+            let (want, want_side) = FlowKey::new(
+                Family::V4,
+                u128::from(a).to_le_bytes(),
+                pa,
+                u128::from(b).to_le_bytes(),
+                pb,
+            );
+            assert_eq!((key, side), (want, want_side));
+            assert_eq!(h.hash_v4(ends), h.hash(&key));
+            // The other direction: the same key, hash and endpoints.
+            let (back, _, back_ends) = FlowKey::from_v4_words(b, pb, a, pa);
+            assert_eq!((back, back_ends), (key, ends));
+        }
+    }
+
+    #[test]
+    fn exact_v4_endpoints_only_for_keys_the_ipv4_constructor_builds() {
+        let (k, side, ends) = FlowKey::from_v4_words(0x0a00_0001, 40000, 0x0a00_0002, 443);
+        assert_eq!(side, Side::Lo);
+        assert_eq!(k.exact_v4_endpoints(), Some(ends));
+        assert_eq!(
+            FlowKey::v4_sides(0x0a00_0002, 443, 0x0a00_0001, 40000),
+            (ends, Side::Hi)
+        );
+        let mut bad = Vec::new();
+        for i in 4..16 {
+            let mut b = k;
+            b.lo_addr[i] = 1;
+            bad.push(b);
+            let mut b = k;
+            b.hi_addr[i] = 0x80;
+            bad.push(b);
+        }
+        let mut b = k;
+        b.family = Family::V6 as u8;
+        bad.push(b);
+        let mut b = k;
+        b.proto = 17;
+        bad.push(b);
+        let mut b = k;
+        b._pad[1] = 1;
+        bad.push(b);
+        for b in bad {
+            assert_eq!(b.exact_v4_endpoints(), None, "{b:?}");
+        }
+    }
+
+    #[test]
+    fn every_ipv4_key_field_changes_the_hash() {
+        let h = FlowHasher::with_seed(4);
+        let (base, _) = FlowKey::new(Family::V4, v4([10, 1, 2, 3]), 1000, v4([10, 1, 2, 4]), 80);
+        let b = h.hash(&base);
+        for i in 0..4 {
+            for bit in [1, 0x80] {
+                let mut k = base;
+                k.lo_addr[i] ^= bit;
+                assert_ne!(h.hash(&k), b, "lo_addr[{i}] ^ {bit}");
+                let mut k = base;
+                k.hi_addr[i] ^= bit;
+                assert_ne!(h.hash(&k), b, "hi_addr[{i}] ^ {bit}");
+            }
+        }
+        for bit in [1, 0x8000] {
+            let mut k = base;
+            k.lo_port ^= bit;
+            assert_ne!(h.hash(&k), b);
+            let mut k = base;
+            k.hi_port ^= bit;
+            assert_ne!(h.hash(&k), b);
+        }
     }
 
     #[test]

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Instructions per packet of the engine's per-packet entry (`Engine::handle`), counted by
+# callgrind on the fixed workloads of examples/engine_profile.rs (issue 13). Instruction counts
+# are deterministic, so unlike wall-clock benches this is repeatable on a busy machine and
+# catches a regression of a few percent, such as LLVM no longer inlining a hot helper.
+#
+#   established 5   data packets of 64 decided HTTPS flows, five passes; the warm-up
+#                   (their 64 TLS handshakes, inspected in full) is included, as it is fed
+#                   through the same entry
+#   mixed 20        the fixture capture (benign and impersonating flows), 20 fresh engines
+#
+# Prints both figures and exits 1 when established is above --max-established (mixed only
+# when --max-mixed is given: inspection work, owned elsewhere, moves it).
+#
+#   scripts/bench-instructions.sh [--no-build] [--max-established N] [--max-mixed N]
+#
+#   --no-build            use the example binary in place (default: cargo build --release
+#                         --locked --example engine_profile)
+#   --max-established N   largest accepted instructions per packet on `established 5`
+#                         (default 222: the 211.8 measured when it was last lowered, +5 %)
+#   --max-mixed N         largest accepted instructions per packet on `mixed 20` (default: none)
+# Env: CARGO_TARGET_DIR (the binary is $CARGO_TARGET_DIR/release/examples/engine_profile),
+#      KEEP=1 keeps the callgrind profiles (their directory is printed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD=1
+MAX_EST=222
+MAX_MIX=""
+usage() { sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//; /^set -euo/d' >&2; exit 2; }
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--no-build) BUILD="" ;;
+	--max-established) MAX_EST="${2:?}"; shift ;;
+	--max-mixed) MAX_MIX="${2:?}"; shift ;;
+	-h|--help) usage ;;
+	*) echo "bench-instructions: unknown argument $1" >&2; usage ;;
+	esac
+	shift
+done
+for n in "$MAX_EST" ${MAX_MIX:+"$MAX_MIX"}; do
+	if ! [[ "$n" =~ ^[0-9]+([.][0-9]+)?$ ]]; then
+		echo "bench-instructions: a limit must be a number of instructions, got '$n'" >&2
+		exit 2
+	fi
+done
+if ! command -v valgrind >/dev/null; then
+	echo "valgrind missing: apt-get install valgrind" >&2
+	exit 2
+fi
+
+BIN="${CARGO_TARGET_DIR:-target}/release/examples/engine_profile"
+if [ -n "$BUILD" ]; then
+	cargo build --release --locked --example engine_profile
+fi
+if [ ! -x "$BIN" ]; then
+	echo "bench-instructions: $BIN not found (build it, or drop --no-build)" >&2
+	exit 2
+fi
+
+WORK=$(mktemp -d)
+if [ -n "${KEEP:-}" ]; then
+	echo "profiles kept in $WORK"
+else
+	trap 'rm -rf "$WORK"' EXIT
+fi
+
+HANDLE='Engine as unmask::verdict::FrameHandler>::handle'
+# Prints the per-packet figure of one workload; the profile stays in $WORK/NAME.out.
+per_packet() {
+	local name=$1 passes=$2
+	valgrind --tool=callgrind --callgrind-out-file="$WORK/$name.out" "$BIN" "$name" "$passes" \
+		>"$WORK/$name.log" 2>&1 || { cat "$WORK/$name.log" >&2; return 1; }
+	python3 scripts/lib/callgrind_percall.py "$WORK/$name.out" "$HANDLE" |
+		sed -n 's/.*per_call=//p'
+}
+
+EST=$(per_packet established 5)
+MIX=$(per_packet mixed 20)
+echo "established 5: $EST instructions per packet (limit $MAX_EST)"
+echo "mixed 20:      $MIX instructions per packet${MAX_MIX:+ (limit $MAX_MIX)}"
+echo "reproduce: valgrind --tool=callgrind $BIN established 5;" \
+	"python3 scripts/lib/callgrind_percall.py callgrind.out.PID '$HANDLE'"
+
+over() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a > b) }'; }
+fail=0
+if over "$EST" "$MAX_EST"; then
+	echo "FAIL: established $EST > $MAX_EST instructions per packet" >&2
+	fail=1
+fi
+if [ -n "$MAX_MIX" ] && over "$MIX" "$MAX_MIX"; then
+	echo "FAIL: mixed $MIX > $MAX_MIX instructions per packet" >&2
+	fail=1
+fi
+exit "$fail"
