@@ -1037,11 +1037,7 @@ impl InspectState {
                 TlsEvent::ClientHello(ch) => {
                     if dir == Dir::ToServer && facts.ja3.is_none() && !ch.sslv2_format {
                         facts.ja3 = Some(match client {
-                            Some(p) => Ja3 {
-                                text: p.ja3_text,
-                                md5: p.ja3_md5,
-                                incomplete: p.ja3_incomplete,
-                            },
+                            Some(p) => p.ja3,
                             None => fingerprint::ja3(ch),
                         });
                         for a in ch.alpn.as_slice().iter().take(8) {
@@ -1053,11 +1049,7 @@ impl InspectState {
                 TlsEvent::ServerHello(sh) => {
                     if dir == Dir::ToClient && facts.ja3s.is_none() {
                         facts.ja3s = Some(match server {
-                            Some(p) => Ja3 {
-                                text: p.ja3s_text,
-                                md5: p.ja3s_md5,
-                                incomplete: p.ja3s_incomplete,
-                            },
+                            Some(p) => p.ja3s,
                             None => fingerprint::ja3s(sh),
                         });
                     }

@@ -327,11 +327,8 @@ fn obsolete_suites_and_cipher_counts() {
 }
 
 fn direct_prints(ch: &ClientHello) -> HelloPrints {
-    let j = ja3(ch);
     HelloPrints {
-        ja3_text: j.text,
-        ja3_md5: j.md5,
-        ja3_incomplete: j.incomplete,
+        ja3: ja3(ch),
         ja3n_md5: ja3n(ch).md5,
         ja4: ja4(ch),
     }
@@ -433,11 +430,8 @@ fn grease_values_do_not_split_memo_entries() {
 }
 
 fn direct_server_prints(sh: &ServerHello) -> ServerPrints {
-    let j = ja3s(sh);
     ServerPrints {
-        ja3s_text: j.text,
-        ja3s_md5: j.md5,
-        ja3s_incomplete: j.incomplete,
+        ja3s: ja3s(sh),
         ja4s: ja4s(sh),
     }
 }
