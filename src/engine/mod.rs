@@ -322,8 +322,8 @@ impl CommandQueue {
     }
 }
 
-/// Strings a worker keeps for refilling TLS records (a few records' worth).
-const SPARE_STRINGS: usize = 64;
+/// Strings a worker keeps per TLS record field for refilling records.
+const SPARE_STRINGS: usize = 256;
 
 /// Flow records leave 1/this of the EVE queue free for every other record.
 const FLOW_RECORD_HEADROOM: usize = 4;

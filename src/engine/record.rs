@@ -209,9 +209,10 @@ impl TlsRecord {
             anomalies,
             shape,
         } = self;
-        spare.set(sni, s.has_sni.then(|| s.sni.as_str()));
+        spare.set(Role::Sni, sni, s.has_sni.then(|| s.sni.as_str()));
         *version_field = version_name(version, s.sslv2_hello && !s.server_hello_seen);
         spare.set_pair(
+            [Role::Ja3Hash, Role::Ja3Text],
             ja3,
             facts
                 .ja3
@@ -219,35 +220,45 @@ impl TlsRecord {
                 .map(|j| (j.md5.as_str(), j.text.as_str())),
         );
         spare.set_pair(
+            [Role::Ja3sHash, Role::Ja3sText],
             ja3s,
             facts
                 .ja3s
                 .as_ref()
                 .map(|j| (j.md5.as_str(), j.text.as_str())),
         );
-        spare.set(ja4, s.ja4.as_ref().map(|j| j.as_str()));
-        spare.set(ja4s, s.ja4s.as_ref().map(|j| j.as_str()));
-        spare.set(ja3n, s.ja3n.as_ref().map(|j| j.as_str()));
+        spare.set(Role::Ja4, ja4, s.ja4.as_ref().map(|j| j.as_str()));
+        spare.set(Role::Ja4s, ja4s, s.ja4s.as_ref().map(|j| j.as_str()));
+        spare.set(Role::Ja3n, ja3n, s.ja3n.as_ref().map(|j| j.as_str()));
         spare.set_list(
+            Role::ClientAlpn,
             client_alpns,
             facts.client_alpns.as_slice().iter().map(|a| a.as_str()),
         );
-        spare.set_list(server_alpns, s.alpn_selected.iter().map(|a| a.as_str()));
+        spare.set_list(
+            Role::ServerAlpn,
+            server_alpns,
+            s.alpn_selected.iter().map(|a| a.as_str()),
+        );
         *certificates = s.certificates;
         anomalies.clear();
         anomalies.extend(s.anomalies_client.union(s.anomalies_server).names());
         *shape = (s.negotiated_version == 0x0304 && s.server_hello_seen).then_some(facts.shape);
         let leaf = facts.leaf.as_ref();
-        spare.set(subject, leaf.map(|c| c.subject.as_str()));
-        spare.set(issuerdn, leaf.map(|c| c.issuer.as_str()));
-        spare.set(serial, leaf.map(|c| c.serial.as_str()));
+        spare.set(Role::Subject, subject, leaf.map(|c| c.subject.as_str()));
+        spare.set(Role::Issuer, issuerdn, leaf.map(|c| c.issuer.as_str()));
+        spare.set(Role::Serial, serial, leaf.map(|c| c.serial.as_str()));
         match leaf {
-            Some(c) => sha1_colon_into(&c.sha1, fingerprint.get_or_insert_with(|| spare.take())),
-            None => spare.set(fingerprint, None),
+            Some(c) => sha1_colon_into(
+                &c.sha1,
+                fingerprint.get_or_insert_with(|| spare.take(Role::Fingerprint)),
+            ),
+            None => spare.set(Role::Fingerprint, fingerprint, None),
         }
         *notbefore = leaf.map(|c| c.not_before);
         *notafter = leaf.map(|c| c.not_after);
         spare.set_list(
+            Role::San,
             subjectaltname,
             leaf.into_iter()
                 .flat_map(|c| c.san_dns.as_slice().iter().map(|n| n.as_str())),
@@ -255,58 +266,92 @@ impl TlsRecord {
     }
 }
 
+/// Which field a string serves: spare strings are kept per field, so a buffer goes back to
+/// the same kind of text and its capacity already fits (a SAN's buffer handed to a JA3 string
+/// grew again, reallocating on every other record).
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    Sni,
+    Ja3Hash,
+    Ja3Text,
+    Ja3sHash,
+    Ja3sText,
+    Ja4,
+    Ja4s,
+    Ja3n,
+    ClientAlpn,
+    ServerAlpn,
+    Subject,
+    Issuer,
+    Serial,
+    Fingerprint,
+    San,
+}
+
+const ROLES: usize = Role::San as usize + 1;
+
 /// Emptied strings kept for the next record that needs one: a field that is absent in one TLS
 /// record and present in the next (a TLS 1.3 handshake has no certificate to show, the next
-/// TLS 1.2 one has) takes a buffer from here instead of the allocator. Bounded: its capacity is
-/// fixed when it is made, and strings beyond it are freed.
+/// TLS 1.2 one has) takes a buffer from here instead of the allocator. Bounded: the capacity
+/// per field is fixed when it is made, and strings beyond it are freed.
 #[derive(Debug, Default)]
 pub struct SpareStrings {
-    kept: Vec<String>,
+    kept: [Vec<String>; ROLES],
 }
 
 impl SpareStrings {
-    /// Room for `n` strings, allocated now.
+    /// Room for `n` strings per field, allocated now.
     pub fn with_capacity(n: usize) -> SpareStrings {
         SpareStrings {
-            kept: Vec::with_capacity(n),
+            kept: std::array::from_fn(|_| Vec::with_capacity(n)),
         }
     }
 
     /// Keeps nothing (records built once, not refilled).
     pub fn none() -> SpareStrings {
-        SpareStrings { kept: Vec::new() }
+        SpareStrings::default()
     }
 
-    fn take(&mut self) -> String {
-        self.kept.pop().unwrap_or_default()
+    fn take(&mut self, role: Role) -> String {
+        self.kept
+            .get_mut(role as usize)
+            .and_then(Vec::pop)
+            .unwrap_or_default()
     }
 
-    fn give(&mut self, mut s: String) {
-        if self.kept.len() < self.kept.capacity() && s.capacity() > 0 {
-            s.clear();
-            self.kept.push(s);
+    fn give(&mut self, role: Role, mut s: String) {
+        if let Some(kept) = self.kept.get_mut(role as usize) {
+            if kept.len() < kept.capacity() && s.capacity() > 0 {
+                s.clear();
+                kept.push(s);
+            }
         }
     }
 
-    fn set(&mut self, slot: &mut Option<String>, value: Option<&str>) {
+    fn set(&mut self, role: Role, slot: &mut Option<String>, value: Option<&str>) {
         match value {
             Some(v) => {
-                let s = slot.get_or_insert_with(|| self.take());
+                let s = slot.get_or_insert_with(|| self.take(role));
                 s.clear();
                 s.push_str(v);
             }
             None => {
                 if let Some(old) = slot.take() {
-                    self.give(old);
+                    self.give(role, old);
                 }
             }
         }
     }
 
-    fn set_pair(&mut self, slot: &mut Option<(String, String)>, value: Option<(&str, &str)>) {
+    fn set_pair(
+        &mut self,
+        [role_a, role_b]: [Role; 2],
+        slot: &mut Option<(String, String)>,
+        value: Option<(&str, &str)>,
+    ) {
         match value {
             Some((a, b)) => {
-                let (sa, sb) = slot.get_or_insert_with(|| (self.take(), self.take()));
+                let (sa, sb) = slot.get_or_insert_with(|| (self.take(role_a), self.take(role_b)));
                 sa.clear();
                 sa.push_str(a);
                 sb.clear();
@@ -314,19 +359,24 @@ impl SpareStrings {
             }
             None => {
                 if let Some((a, b)) = slot.take() {
-                    self.give(a);
-                    self.give(b);
+                    self.give(role_a, a);
+                    self.give(role_b, b);
                 }
             }
         }
     }
 
-    fn set_list<'a>(&mut self, list: &mut Vec<String>, values: impl Iterator<Item = &'a str>) {
+    fn set_list<'a>(
+        &mut self,
+        role: Role,
+        list: &mut Vec<String>,
+        values: impl Iterator<Item = &'a str>,
+    ) {
         let mut n = 0;
         for v in values {
             match list.get_mut(n) {
                 Some(s) => s.clear(),
-                None => list.push(self.take()),
+                None => list.push(self.take(role)),
             }
             if let Some(s) = list.get_mut(n) {
                 s.push_str(v);
@@ -335,7 +385,7 @@ impl SpareStrings {
         }
         while list.len() > n {
             if let Some(s) = list.pop() {
-                self.give(s);
+                self.give(role, s);
             }
         }
     }
@@ -428,6 +478,7 @@ fn sha1_colon_into(sha1: &[u8; 20], s: &mut String) {
     // By hand rather than twenty `write!`s: this runs for every TLS record a worker sends.
     const HEX: &[u8; 16] = b"0123456789abcdef";
     s.clear();
+    s.reserve(59);
     for (i, &b) in sha1.iter().enumerate() {
         if i > 0 {
             s.push(':');
@@ -546,8 +597,9 @@ mod tests {
                 );
             }
         }
-        // Strings no field needed were kept, up to the capacity.
-        assert!(!spare.kept.is_empty() && spare.kept.len() <= 4);
+        // Strings no field needed were kept, up to the capacity per field.
+        let kept: usize = spare.kept.iter().map(Vec::len).sum();
+        assert!(kept > 0 && spare.kept.iter().all(|k| k.len() <= 4));
     }
 
     #[test]
