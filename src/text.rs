@@ -53,6 +53,11 @@ impl<const N: usize> InlineStr<N> {
         std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("")
     }
 
+    /// The text's bytes, without the UTF-8 check [`InlineStr::as_str`] makes: for hashing.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..self.len as usize).unwrap_or(&[])
+    }
+
     pub fn len(&self) -> usize {
         self.len as usize
     }
@@ -89,6 +94,22 @@ impl<const N: usize> InlineStr<N> {
         };
         let start = self.len as usize;
         self.buf[start..start + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.len += take as u16;
+    }
+
+    /// Appends ASCII bytes (digits, hex) without a UTF-8 check; a byte above 0x7f, which a
+    /// caller should never pass, is written as `?` so the text stays valid.
+    pub fn push_ascii(&mut self, bytes: &[u8]) {
+        let start = self.len as usize;
+        let take = bytes.len().min(N - start);
+        if take < bytes.len() {
+            self.truncated = true;
+        }
+        if let Some(dst) = self.buf.get_mut(start..start + take) {
+            for (d, &b) in dst.iter_mut().zip(bytes) {
+                *d = if b.is_ascii() { b } else { b'?' };
+            }
+        }
         self.len += take as u16;
     }
 
@@ -284,6 +305,19 @@ mod tests {
         ] {
             assert_eq!(TlsDate(t).to_string(), tls_date_by_format(t), "{t}");
         }
+    }
+
+    #[test]
+    fn ascii_pushes_keep_the_text_valid_and_cut_at_capacity() {
+        let mut s = InlineStr::<6>::new();
+        s.push_ascii(b"12");
+        s.push_ascii(&[b'a', 0xc3, b'b']);
+        assert_eq!(s.as_str(), "12a?b");
+        assert_eq!(s.as_bytes(), b"12a?b");
+        assert!(!s.truncated());
+        s.push_ascii(b"xyz");
+        assert_eq!(s.as_str(), "12a?bx");
+        assert!(s.truncated());
     }
 
     #[test]
