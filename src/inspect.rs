@@ -152,6 +152,8 @@ pub struct LeafCert {
 }
 
 impl LeafCert {
+    // Inlined so the 3.5 KB value is built where the caller keeps it, not copied there.
+    #[inline(always)]
     fn from_info(c: &CertInfo) -> LeafCert {
         let mut san_dns = FixedList::default();
         for name in c.san_dns.as_slice().iter().take(4) {
@@ -961,7 +963,7 @@ impl InspectState {
     ) {
         let d = dir.index();
         let ident = self.ident;
-        let http = self.http;
+        let http = &self.http;
         let facts = &mut self.tls;
         let mut dir_state = facts.dirs[d];
         let tls::ScratchParts {
@@ -1008,7 +1010,7 @@ impl InspectState {
             };
             facts.summary.observe_with(dir, &ev, known);
             if facts.shape.observe(dir, &ev, &facts.summary) {
-                let view = base.view(ident, Some(&*facts), Some(&http), now);
+                let view = base.view(ident, Some(&*facts), Some(http), now);
                 report.event(&view, &Event::TlsClientFinished);
             }
             let event = match ev {
@@ -1036,14 +1038,12 @@ impl InspectState {
                 }
                 TlsEvent::ClientHello(ch) => {
                     if dir == Dir::ToServer && facts.ja3.is_none() && !ch.sslv2_format {
-                        facts.ja3 = Some(match client {
-                            Some(p) => Ja3 {
-                                text: p.ja3_text,
-                                md5: p.ja3_md5,
-                                incomplete: p.ja3_incomplete,
-                            },
-                            None => fingerprint::ja3(ch),
-                        });
+                        // One assignment per arm: a value merged from both arms went through a
+                        // temporary, copying the 2 KB print twice.
+                        match client {
+                            Some(p) => facts.ja3 = Some(p.ja3),
+                            None => facts.ja3 = Some(fingerprint::ja3(ch)),
+                        }
                         for a in ch.alpn.as_slice().iter().take(8) {
                             facts.client_alpns.push(*a);
                         }
@@ -1052,14 +1052,10 @@ impl InspectState {
                 }
                 TlsEvent::ServerHello(sh) => {
                     if dir == Dir::ToClient && facts.ja3s.is_none() {
-                        facts.ja3s = Some(match server {
-                            Some(p) => Ja3 {
-                                text: p.ja3s_text,
-                                md5: p.ja3s_md5,
-                                incomplete: p.ja3s_incomplete,
-                            },
-                            None => fingerprint::ja3s(sh),
-                        });
+                        match server {
+                            Some(p) => facts.ja3s = Some(p.ja3s),
+                            None => facts.ja3s = Some(fingerprint::ja3s(sh)),
+                        }
                     }
                     Some(Event::TlsServerHello(sh))
                 }
@@ -1075,7 +1071,7 @@ impl InspectState {
                     match certs.parse_for_host(der, &sha1, host.as_ref().map(|h| h.as_str())) {
                         Ok(info) => {
                             facts.leaf = Some(LeafCert::from_info(info));
-                            let view = base.view(ident, Some(&*facts), Some(&http), now);
+                            let view = base.view(ident, Some(&*facts), Some(http), now);
                             report.event(&view, &Event::TlsLeafCertificate(info));
                             None
                         }
@@ -1099,7 +1095,7 @@ impl InspectState {
                 _ => None,
             };
             if let Some(event) = event {
-                let view = base.view(ident, Some(&*facts), Some(&http), now);
+                let view = base.view(ident, Some(&*facts), Some(http), now);
                 report.event(&view, &event);
             }
         });

@@ -53,6 +53,11 @@ impl<const N: usize> InlineStr<N> {
         std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("")
     }
 
+    /// The text's bytes, without the UTF-8 check [`InlineStr::as_str`] makes: for hashing.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..self.len as usize).unwrap_or(&[])
+    }
+
     pub fn len(&self) -> usize {
         self.len as usize
     }
@@ -89,6 +94,22 @@ impl<const N: usize> InlineStr<N> {
         };
         let start = self.len as usize;
         self.buf[start..start + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.len += take as u16;
+    }
+
+    /// Appends ASCII bytes (digits, hex) without a UTF-8 check; a byte above 0x7f, which a
+    /// caller should never pass, is written as `?` so the text stays valid.
+    pub fn push_ascii(&mut self, bytes: &[u8]) {
+        let start = self.len as usize;
+        let take = bytes.len().min(N - start);
+        if take < bytes.len() {
+            self.truncated = true;
+        }
+        if let Some(dst) = self.buf.get_mut(start..start + take) {
+            for (d, &b) in dst.iter_mut().zip(bytes) {
+                *d = if b.is_ascii() { b } else { b'?' };
+            }
+        }
         self.len += take as u16;
     }
 
@@ -176,8 +197,37 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
 /// Suricata's TLS date layout: `2016-01-01T00:00:00`, UTC, no zone.
 pub struct TlsDate(pub i64);
 
+impl TlsDate {
+    /// The text written by hand for years 0 to 9999: `core::fmt`'s padding machinery cost more
+    /// than the date arithmetic, and every TLS record and certificate-date finding writes
+    /// dates. Other years (a sign, a fifth digit) go through `write!`.
+    fn ascii(&self) -> Option<[u8; 19]> {
+        let days = self.0.div_euclid(86_400);
+        let sod = self.0.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        let y = u32::try_from(y).ok().filter(|y| *y <= 9999)?;
+        let two = |v: u32| [b'0' + (v / 10 % 10) as u8, b'0' + (v % 10) as u8];
+        let sod = sod as u32;
+        let [y1, y2] = two(y / 100);
+        let [y3, y4] = two(y % 100);
+        let [m1, m2] = two(m);
+        let [d1, d2] = two(d);
+        let [h1, h2] = two(sod / 3600);
+        let [n1, n2] = two((sod / 60) % 60);
+        let [s1, s2] = two(sod % 60);
+        Some([
+            y1, y2, y3, y4, b'-', m1, m2, b'-', d1, d2, b'T', h1, h2, b':', n1, n2, b':', s1, s2,
+        ])
+    }
+}
+
 impl fmt::Display for TlsDate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(text) = self.ascii() {
+            if let Ok(s) = std::str::from_utf8(&text) {
+                return f.write_str(s);
+            }
+        }
         let days = self.0.div_euclid(86_400);
         let sod = self.0.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
@@ -216,6 +266,59 @@ pub fn base64_into(input: &[u8], out: &mut [u8]) {
 mod tests {
     use super::*;
     use std::fmt::Write;
+
+    /// What `TlsDate` wrote before its hand-written path: `write!` with padding.
+    fn tls_date_by_format(t: i64) -> String {
+        let days = t.div_euclid(86_400);
+        let sod = t.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+            sod / 3600,
+            (sod / 60) % 60,
+            sod % 60
+        )
+    }
+
+    #[test]
+    fn tls_dates_read_as_the_padded_format_wrote_them() {
+        // Every hour over years -2 to 10002 would be slow; a prime step walks every day, hour,
+        // minute and second combination closely enough, and the edges are listed.
+        let first = -62_200_000_000i64; // year -2
+        let last = 253_500_000_000i64; // year 10003
+        let mut t = first;
+        while t < last {
+            assert_eq!(TlsDate(t).to_string(), tls_date_by_format(t), "{t}");
+            t += 86_399 * 7 + 3_607;
+        }
+        for t in [
+            0,
+            -1,
+            86_399,
+            86_400,
+            -62_167_219_200, // 0000-01-01T00:00:00
+            -62_167_219_201, // a second before: year -1
+            253_402_300_799, // 9999-12-31T23:59:59
+            253_402_300_800, // 10000-01-01T00:00:00
+            i64::MAX / 1000,
+            i64::MIN / 1000,
+        ] {
+            assert_eq!(TlsDate(t).to_string(), tls_date_by_format(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn ascii_pushes_keep_the_text_valid_and_cut_at_capacity() {
+        let mut s = InlineStr::<6>::new();
+        s.push_ascii(b"12");
+        s.push_ascii(&[b'a', 0xc3, b'b']);
+        assert_eq!(s.as_str(), "12a?b");
+        assert_eq!(s.as_bytes(), b"12a?b");
+        assert!(!s.truncated());
+        s.push_ascii(b"xyz");
+        assert_eq!(s.as_str(), "12a?bx");
+        assert!(s.truncated());
+    }
 
     #[test]
     fn keeps_text_that_fits() {

@@ -101,7 +101,7 @@ pub fn replay(opts: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
         // Captures taken where the kernel offloads checksums hold unfinished ones.
         engine_config.verify_checksums = false;
     }
-    let engine = Engine::new(
+    let mut engine = Engine::new(
         &engine_config,
         EngineOptions {
             worker: 0,
@@ -109,6 +109,7 @@ pub fn replay(opts: ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
         },
         Some(tx),
     );
+    engine.recycle_records(writer.recycled());
     // Not prefaulted (live workers are): a capture's flows touch only their own slots, and
     // mapping the whole table would add ~0.1 s and its full memory to every replay.
     let mut engine = Metered::new(engine, hub.register_worker(0));

@@ -209,6 +209,8 @@ impl Window {
 
     /// Reads from the file until `len` bytes are unread and contiguous, or the file ends;
     /// returns how many of them are.
+    #[cold]
+    #[inline(never)]
     fn fill_to(&mut self, len: usize) -> io::Result<usize> {
         if self.end - self.pos >= len || len > self.buf.len() {
             return Ok((self.end - self.pos).min(len));
@@ -235,8 +237,10 @@ impl Window {
     /// Consumes the next `len` bytes in place: `Some(start)` when they are all there, at
     /// `buf[start..start + len]` until the next read. `None` (nothing consumed) at the end of
     /// the file.
+    #[inline(always)]
     fn take_in_place(&mut self, len: usize) -> io::Result<Option<usize>> {
-        if self.fill_to(len)? < len {
+        // Almost always there already: the read is the rare, out-of-line case.
+        if self.end - self.pos < len && self.fill_to(len)? < len {
             return Ok(None);
         }
         let start = self.pos;
@@ -269,6 +273,39 @@ impl Read for Window {
         self.pos += n;
         Ok(n)
     }
+}
+
+/// A classic pcap record header's time, captured length and original length.
+#[inline(always)]
+fn decode_record_header(
+    header: &[u8; PCAP_RECORD_HEADER_LEN],
+    endian: Endian,
+    nanos: bool,
+    lengths: LengthOrder,
+) -> (Timestamp, u32, u32) {
+    let field = |i: usize| endian.u32([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+    let (secs, frac, first, second) = (field(0), field(4), field(8), field(12));
+    let swap = match lengths {
+        LengthOrder::Normal => false,
+        LengthOrder::Swapped => true,
+        LengthOrder::Ambiguous => first > second,
+    };
+    let (caplen, wire_len) = if swap {
+        (second, first)
+    } else {
+        (first, second)
+    };
+    let frac_nanos = if nanos {
+        u64::from(frac)
+    } else {
+        u64::from(frac) * 1000
+    };
+    let ts = Timestamp(
+        u64::from(secs)
+            .saturating_mul(NANOS_PER_SEC)
+            .saturating_add(frac_nanos),
+    );
+    (ts, caplen, wire_len)
 }
 
 /// One open capture file, positioned at a record boundary.
@@ -436,6 +473,43 @@ impl CaptureFile {
         }
     }
 
+    /// The next classic pcap record when it lies whole in the read window and its length is
+    /// within the limit, as [`CaptureFile::next_pcap_record`] would return it; `None` leaves
+    /// everything else (reads, errors, pcapng, the end of the file) to that path. Kept small so
+    /// the loop over records does not pass the error type around for every frame.
+    #[inline(always)]
+    fn next_in_window(&mut self) -> Option<Record> {
+        let Format::Pcap {
+            endian,
+            nanos,
+            lengths,
+            link,
+        } = self.format
+        else {
+            return None;
+        };
+        let w = &mut self.reader;
+        let header: [u8; PCAP_RECORD_HEADER_LEN] = array_at(w.buf.get(w.pos..w.end)?, 0)?;
+        let (ts, caplen, wire_len) = decode_record_header(&header, endian, nanos, lengths);
+        let len = usize::try_from(caplen)
+            .ok()
+            .filter(|l| *l <= MAX_RECORD_LEN)?;
+        let start = w.pos + PCAP_RECORD_HEADER_LEN;
+        if w.end - start < len {
+            return None;
+        }
+        w.pos = start + len;
+        self.offset += (PCAP_RECORD_HEADER_LEN + len) as u64;
+        Some(Record {
+            start,
+            len,
+            in_window: true,
+            ts,
+            link,
+            wire_len,
+        })
+    }
+
     fn next_pcap_record(
         &mut self,
         buf: &mut Vec<u8>,
@@ -471,18 +545,7 @@ impl CaptureFile {
                 ),
             ));
         }
-        let field = |i: usize| endian.u32([header[i], header[i + 1], header[i + 2], header[i + 3]]);
-        let (secs, frac, first, second) = (field(0), field(4), field(8), field(12));
-        let swap = match lengths {
-            LengthOrder::Normal => false,
-            LengthOrder::Swapped => true,
-            LengthOrder::Ambiguous => first > second,
-        };
-        let (caplen, wire_len) = if swap {
-            (second, first)
-        } else {
-            (first, second)
-        };
+        let (ts, caplen, wire_len) = decode_record_header(&header, endian, nanos, lengths);
         let len = self.checked_record_len(at, caplen)?;
         // In place when the whole record is there; otherwise read as before, which reports
         // how much of it the file holds.
@@ -500,16 +563,6 @@ impl CaptureFile {
                 (0, false)
             }
         };
-        let frac_nanos = if nanos {
-            u64::from(frac)
-        } else {
-            u64::from(frac) * 1000
-        };
-        let ts = Timestamp(
-            u64::from(secs)
-                .saturating_mul(NANOS_PER_SEC)
-                .saturating_add(frac_nanos),
-        );
         Ok(Some(Record {
             start,
             len,
@@ -1035,7 +1088,11 @@ impl PacketSource for CaptureSource {
         }
         let mut handed = 0;
         while handed < self.batch {
-            match self.next_record() {
+            let next = match self.current.as_mut().and_then(CaptureFile::next_in_window) {
+                Some(record) => Ok(Some(record)),
+                None => self.next_record(),
+            };
+            match next {
                 Ok(Some(record)) => {
                     let data = if record.in_window {
                         self.current

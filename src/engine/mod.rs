@@ -38,7 +38,7 @@ use crate::wire::{
 };
 use record::{
     AlertAction, AlertRecord, AnomalyRecord, DropRecord, EveRecord, FlowMeta, FlowRecord,
-    KernelShare, TlsEveRecord, TlsRecord, Tunnels,
+    KernelShare, Recycled, SpareStrings, TlsEveRecord, TlsRecord, Tunnels,
 };
 use servers::ServerHistory;
 
@@ -322,6 +322,9 @@ impl CommandQueue {
     }
 }
 
+/// Strings a worker keeps per TLS record field for refilling records.
+const SPARE_STRINGS: usize = 256;
+
 /// Flow records leave 1/this of the EVE queue free for every other record.
 const FLOW_RECORD_HEADROOM: usize = 4;
 
@@ -331,6 +334,10 @@ struct Sink {
     mode: Mode,
     packet_numbers: bool,
     eve: Option<Sender<EveRecord>>,
+    /// Boxes the writer gave back, refilled instead of allocated (see [`Recycled`]).
+    recycled: Option<Recycled>,
+    /// Strings that refilled TLS records no longer needed.
+    spare: SpareStrings,
     commands: CommandQueue,
     counters: Counters,
 }
@@ -417,7 +424,7 @@ impl Sink {
                     self.counters.commands_dropped += 1;
                 }
             }
-            let rec = AlertRecord {
+            let alert = AlertRecord {
                 ts,
                 meta: flow_meta(flow),
                 dir: f.dir,
@@ -429,7 +436,14 @@ impl Sink {
                 finding: *f,
                 pcap_cnt: self.pcap_cnt(),
             };
-            self.send(EveRecord::Alert(Box::new(rec)));
+            let boxed = match self.recycled.as_ref().and_then(Recycled::alert) {
+                Some(mut b) => {
+                    *b = alert;
+                    b
+                }
+                None => Box::new(alert),
+            };
+            self.send(EveRecord::Alert(boxed));
         }
     }
 }
@@ -485,12 +499,21 @@ impl Report for FlowReport<'_> {
     }
 
     fn tls_record(&mut self, facts: &TlsFacts) {
-        let rec = TlsEveRecord {
-            ts: self.ts,
-            meta: flow_meta(self.flow),
-            tls: TlsRecord::from_facts(facts),
+        let sink = &mut *self.sink;
+        let boxed = match sink.recycled.as_ref().and_then(Recycled::tls) {
+            Some(mut b) => {
+                b.ts = self.ts;
+                b.meta = flow_meta(self.flow);
+                b.tls.fill_from(facts, &mut sink.spare);
+                b
+            }
+            None => Box::new(TlsEveRecord {
+                ts: self.ts,
+                meta: flow_meta(self.flow),
+                tls: TlsRecord::from_facts(facts),
+            }),
         };
-        self.sink.send(EveRecord::Tls(Box::new(rec)));
+        sink.send(EveRecord::Tls(boxed));
     }
 }
 
@@ -652,6 +675,8 @@ impl Engine {
                     mode: config.mode,
                     packet_numbers: opts.packet_numbers,
                     eve,
+                    recycled: None,
+                    spare: SpareStrings::with_capacity(SPARE_STRINGS),
                     commands: CommandQueue::new(),
                     counters: Counters::default(),
                 },
@@ -676,6 +701,12 @@ impl Engine {
     /// flows would meet a listing would depend on thread timing.
     pub fn set_host_blocks(&mut self, blocks: Arc<HostBlocks>) {
         self.core.host_blocks = Some(blocks);
+    }
+
+    /// Refills the record boxes `from` hands back (the EVE writer's `recycled()`) instead of
+    /// allocating alert and TLS records.
+    pub fn recycle_records(&mut self, from: Recycled) {
+        self.core.sink.recycled = Some(from);
     }
 
     /// Lets decided flows go to the kernel's bypass map per `bypass` (the live runtime, whose

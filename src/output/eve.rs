@@ -28,8 +28,8 @@ use crate::detect::{
     MITRE_TECHNIQUE_NAME,
 };
 use crate::engine::record::{
-    AlertAction, AlertRecord, AnomalyRecord, DropRecord, EveRecord, FlowMeta, FlowRecord,
-    TlsEveRecord,
+    record_recycling, AlertAction, AlertRecord, AnomalyRecord, DropRecord, EveRecord, FlowMeta,
+    FlowRecord, RecordReturn, Recycled, TlsEveRecord,
 };
 use crate::flow::Dir;
 use crate::host::correlate::{HostAlert, Role};
@@ -928,7 +928,12 @@ pub struct EveWriter {
     join: JoinHandle<Result<(EveStats, Option<HostSummary>), EveError>>,
     counters: Arc<EveCounters>,
     reopen: Reopen,
+    recycled: Recycled,
 }
+
+/// Written alert and TLS record boxes kept for the workers to refill (per kind). About a
+/// second of records on a busy link; more are freed on the writer.
+const RECYCLED_RECORDS: usize = 1024;
 
 /// Asks the writer to close its file and open the path again, as logrotate's `postrotate`
 /// needs: records written before the request are in the old (renamed) file, records after it
@@ -1043,6 +1048,7 @@ impl EveWriter {
         }
         let mut sinks = Sinks::new(driven);
         let (tx, rx) = crossbeam_channel::bounded(capacity);
+        let (give_back, recycled) = record_recycling(RECYCLED_RECORDS);
         let live = Arc::clone(&counters);
         let reopen = Reopen::default();
         if target == EveTarget::Stdout {
@@ -1057,6 +1063,7 @@ impl EveWriter {
                 let mut host = host;
                 let result = write_loop(
                     rx,
+                    &give_back,
                     out,
                     &mut sinks,
                     &target,
@@ -1090,8 +1097,14 @@ impl EveWriter {
                 join,
                 counters,
                 reopen,
+                recycled,
             },
         ))
+    }
+
+    /// The boxes of written records, for workers to refill (`Engine::recycle_records`).
+    pub fn recycled(&self) -> Recycled {
+        self.recycled.clone()
     }
 
     /// The handle that asks this writer to reopen its file (log rotation).
@@ -1146,6 +1159,7 @@ const POLL_LONGEST: Duration = Duration::from_millis(20);
 #[allow(clippy::too_many_arguments)]
 fn write_loop(
     rx: Receiver<EveRecord>,
+    give_back: &RecordReturn,
     mut out: BufWriter<Box<dyn Write + Send>>,
     sinks: &mut Sinks,
     target: &EveTarget,
@@ -1236,6 +1250,7 @@ fn write_loop(
                         }
                     }
                 }
+                give_back.give_back(record);
                 live.store(&stats);
             }
             Err(TryRecvError::Empty) => {

@@ -19,13 +19,21 @@ pub const HELLO_MEMO_ENTRIES: usize = 64;
 /// Entries per set (the least recently used of a set is replaced).
 const HELLO_MEMO_WAYS: usize = 4;
 
+/// A JA3-style fingerprint: the string and its MD5 (lowercase hex). Defined here rather than
+/// in `fingerprint` (which re-exports it) so the memo can hold one without an import cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ja3 {
+    pub text: InlineStr<JA3_TEXT_LEN>,
+    pub md5: InlineStr<32>,
+    /// The hello had more values than its fixed lists keep, so the fingerprint is not the
+    /// one other tools compute.
+    pub incomplete: bool,
+}
+
 /// The fingerprints of one ClientHello.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HelloPrints {
-    pub ja3_text: InlineStr<JA3_TEXT_LEN>,
-    pub ja3_md5: InlineStr<32>,
-    /// See `fingerprint::Ja3::incomplete`.
-    pub ja3_incomplete: bool,
+    pub ja3: Ja3,
     pub ja3n_md5: InlineStr<32>,
     pub ja4: InlineStr<36>,
 }
@@ -33,9 +41,7 @@ pub struct HelloPrints {
 /// The fingerprints of one ServerHello.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerPrints {
-    pub ja3s_text: InlineStr<JA3_TEXT_LEN>,
-    pub ja3s_md5: InlineStr<32>,
-    pub ja3s_incomplete: bool,
+    pub ja3s: Ja3,
     pub ja4s: InlineStr<25>,
 }
 

@@ -232,18 +232,21 @@ pub(crate) fn probe(data: &[u8]) -> Evidence {
     let mut at = 0usize;
     for _ in 0..MAX_LINES_BEFORE {
         let rest = data.get(at..).unwrap_or(&[]);
-        // One pass: a byte that is neither text nor the line feed ends the probe as soon as it
-        // is met (binary streams, most of what this sees, fail on their first bytes), and so
-        // does a line without a line feed within the cap.
-        let mut line_end = None;
-        for (i, &b) in rest.iter().take(LINE_HARD_CAP).enumerate() {
-            if b == b'\n' {
-                line_end = Some(i);
-                break;
-            }
-            if !(b == b'\r' || b == b'\t' || (0x20..0x7f).contains(&b)) {
-                return Evidence::no();
-            }
+        // A byte that is neither text nor the line feed before the line's end ends the probe,
+        // and so does a line without a line feed within the cap. Binary streams, most of what
+        // this sees, fail on their first byte, before the search; text lines are found with
+        // memchr and then checked, instead of byte by byte.
+        let window = rest.get(..LINE_HARD_CAP.min(rest.len())).unwrap_or(rest);
+        let is_text = |b: u8| b == b'\r' || b == b'\t' || (0x20..0x7f).contains(&b);
+        if window.first().is_some_and(|&b| b != b'\n' && !is_text(b)) {
+            return Evidence::no();
+        }
+        let line_end = memchr::memchr(b'\n', window);
+        let line = window
+            .get(..line_end.unwrap_or(window.len()))
+            .unwrap_or(window);
+        if !line.iter().all(|&b| is_text(b)) {
+            return Evidence::no();
         }
         let Some(lf) = line_end else {
             return Evidence::no();
@@ -290,6 +293,85 @@ fn probe_banner_start(data: &[u8], role: Role, penalty: u8) -> Evidence {
 mod tests {
     use super::*;
     use crate::proto::Step;
+
+    /// The probe as it read lines before memchr: byte by byte, stopping at the first byte that
+    /// is neither text nor a line feed.
+    fn probe_bytewise(data: &[u8]) -> Evidence {
+        if data.starts_with(b"SSH-") {
+            return probe_banner_start(data, Role::Either, 0);
+        }
+        if b"SSH-".starts_with(data) {
+            return Evidence::need(if data.len() >= 3 { 30 } else { 5 }, Role::Either);
+        }
+        let mut at = 0usize;
+        for _ in 0..MAX_LINES_BEFORE {
+            let rest = data.get(at..).unwrap_or(&[]);
+            let mut line_end = None;
+            for (i, &b) in rest.iter().take(LINE_HARD_CAP).enumerate() {
+                if b == b'\n' {
+                    line_end = Some(i);
+                    break;
+                }
+                if !(b == b'\r' || b == b'\t' || (0x20..0x7f).contains(&b)) {
+                    return Evidence::no();
+                }
+            }
+            let Some(lf) = line_end else {
+                return Evidence::no();
+            };
+            at += lf + 1;
+            let next = data.get(at..).unwrap_or(&[]);
+            if next.starts_with(b"SSH-") {
+                let ev = probe_banner_start(next, Role::Server, 25);
+                return match ev.step {
+                    Step::NeedMore(_) => Evidence::no(),
+                    _ => ev,
+                };
+            }
+        }
+        Evidence::no()
+    }
+
+    #[test]
+    fn the_line_search_answers_as_the_bytewise_scan_did() {
+        // Streams built from pieces that hit every branch: text, line feeds, a banner after
+        // lines, binary bytes at the start, inside and at the end of a line, lines at and past
+        // the cap, and more lines than are looked at.
+        let long = vec![b'a'; LINE_HARD_CAP - 1];
+        let too_long = vec![b'a'; LINE_HARD_CAP + 1];
+        let pieces: [&[u8]; 14] = [
+            b"220 mail.example ESMTP\r\n",
+            b"\n",
+            b"SSH-2.0-OpenSSH_9.6\r\n",
+            b"SSH-1.99-x\r\n",
+            b"SSH-",
+            b"SSH-2.",
+            b"\x16\x03\x01\x02\x00",
+            b"text\x00more\n",
+            b"tab\there\r\n",
+            b"\xc3\xa9t\xc3\xa9\n",
+            b"x",
+            &long,
+            &too_long,
+            b"\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut checked = 0;
+        for len in 0..6 {
+            for _ in 0..400 {
+                let mut data = Vec::new();
+                for _ in 0..len {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    data.extend_from_slice(pieces[(seed % pieces.len() as u64) as usize]);
+                }
+                assert_eq!(probe(&data), probe_bytewise(&data), "{data:?}");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 2400);
+    }
 
     #[test]
     fn parses_a_plain_banner() {

@@ -95,7 +95,7 @@ impl TlsSummary {
                 self.hidden = ch.hidden;
                 self.alpn_offered = ch.alpn.as_slice().first().copied();
                 if !ch.sslv2_format {
-                    self.ja3 = Some(client.map_or_else(|| fingerprint::ja3(ch).md5, |p| p.ja3_md5));
+                    self.ja3 = Some(client.map_or_else(|| fingerprint::ja3(ch).md5, |p| p.ja3.md5));
                     self.ja3n =
                         Some(client.map_or_else(|| fingerprint::ja3n(ch).md5, |p| p.ja3n_md5));
                 }
@@ -111,7 +111,7 @@ impl TlsSummary {
                 self.negotiated_version = sh.negotiated_version();
                 self.cipher = sh.cipher;
                 self.alpn_selected = sh.alpn;
-                self.ja3s = Some(server.map_or_else(|| fingerprint::ja3s(sh).md5, |p| p.ja3s_md5));
+                self.ja3s = Some(server.map_or_else(|| fingerprint::ja3s(sh).md5, |p| p.ja3s.md5));
                 self.ja4s = Some(server.map_or_else(|| fingerprint::ja4s(sh), |p| p.ja4s));
             }
             TlsEvent::Certificate { index, der } => {
