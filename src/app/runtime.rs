@@ -184,6 +184,7 @@ pub fn run_metered(
     let (tx, writer) = EveWriter::spawn_for_output(eve, &config.output, host)?;
     hub.set_eve_counters(writer.counters());
     reloader.set_reopen(writer.reopen_handle());
+    let recycled = writer.recycled();
     let results: Results = Arc::default();
     let stop = live::stop_on_signals();
     let sighup = live::reload_on_sighup();
@@ -205,6 +206,9 @@ pub fn run_metered(
                 Arc::clone(&detector),
             );
             engine.set_bypass(config.verdict.bypass);
+            // Record boxes come back from the writer to be refilled: a box malloc'd on a worker
+            // and freed on the writer made glibc take the worker's arena lock from the writer.
+            engine.recycle_records(recycled.clone());
             // Not prefaulted (`Engine::prefault_flow_table`): on the veth lab it cost live
             // throughput instead of saving it (bench-live tcp64 tap 0.80 -> 0.69, mixed tap
             // 0.83 -> 0.60, medians of 3-4 pairs), and it ran after the ready line, while the
