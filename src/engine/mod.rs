@@ -557,6 +557,9 @@ struct Core {
     pool: InspectPool,
     /// Shared by every worker and swapped whole on a reload: checks only read it.
     detector: Arc<Detector>,
+    /// `detector.relay.is_some()`, kept beside the counters: the lean path asks on every
+    /// packet, and through the `Arc` that was two dependent loads.
+    relay_on: bool,
     findings: Findings,
     scratch: TlsScratch,
     sink: Sink,
@@ -664,6 +667,7 @@ impl Engine {
                     },
                 },
                 pool,
+                relay_on: detector.relay.is_some(),
                 detector,
                 findings: Findings::default(),
                 scratch: TlsScratch::with_caches(
@@ -721,6 +725,7 @@ impl Engine {
     /// free it off the packet path.
     pub fn apply_policy(&mut self, detector: Arc<Detector>, mode: Mode) -> Arc<Detector> {
         self.core.sink.mode = mode;
+        self.core.relay_on = detector.relay.is_some();
         std::mem::replace(&mut self.core.detector, detector)
     }
 
@@ -777,7 +782,8 @@ impl Engine {
     fn judged(
         &mut self,
         frame: &Frame<'_>,
-        (flags, seq): (TcpFlags, u32),
+        flags: TcpFlags,
+        seq: impl FnOnce() -> u32,
         find: impl FnOnce(&FlowTable) -> Option<FlowIdx>,
         side: Side,
     ) -> Option<Action> {
@@ -797,10 +803,10 @@ impl Engine {
             return None;
         }
         let Engine { flows, core, .. } = self;
-        let dir = flows.on_settled_packet(idx, side, flags, seq, frame.wire_len, frame.ts);
+        let dir = flows.on_settled_packet_with(idx, side, flags, seq, frame.wire_len, frame.ts);
         // The relay check times request/response pairs past inspection too, up to its bound:
         // the packet's view is made only while the flow's watch runs.
-        if core.detector.relay.is_some() && core.rtt.watching(idx, false) {
+        if core.relay_on && core.rtt.watching(idx, false) {
             core.watch_plain_rtt(idx, flows.get_mut(idx), dir, frame);
         }
         let c = &mut core.sink.counters;
@@ -1055,7 +1061,7 @@ impl Engine {
         if v.anomalies().has(WireAnomalies::BAD_TCP_OPTIONS) {
             c.bad_tcp_options += 1;
         }
-        self.judged(frame, (v.flags(), v.seq()), find, side)
+        self.judged(frame, v.flags(), || v.seq(), find, side)
     }
 
     /// A frame of any other shape: the lean path if [`wire::plain_any`] takes it, else the

@@ -745,6 +745,21 @@ impl FlowTable {
         bytes: u32,
         now: Timestamp,
     ) -> Dir {
+        self.on_settled_packet_with(idx, side, flags, || seq, bytes, now)
+    }
+
+    /// [`FlowTable::on_settled_packet`] reading the sequence number only when the packet is not
+    /// settled after all (the lean path's packets never need it).
+    #[inline(always)]
+    pub fn on_settled_packet_with(
+        &mut self,
+        idx: FlowIdx,
+        side: Side,
+        flags: TcpFlags,
+        seq: impl FnOnce() -> u32,
+        bytes: u32,
+        now: Timestamp,
+    ) -> Dir {
         let settled = flags.0 & (TcpFlags::SYN | TcpFlags::RST | TcpFlags::FIN) == 0
             && self.slab.get(idx as usize).is_some_and(|s| {
                 s.list == ListId::Established
@@ -752,7 +767,7 @@ impl FlowTable {
                     && matches!(s.flow.state, TcpState::Established | TcpState::FinWait)
             });
         if !settled {
-            return self.on_packet(idx, side, flags, seq, bytes, now);
+            return self.on_packet(idx, side, flags, seq(), bytes, now);
         }
         self.advance(now);
         let clock = self.clock;
