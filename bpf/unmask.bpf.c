@@ -129,6 +129,7 @@ static __always_inline int addr_cmp(const __u32 *a, const __u32 *b, int words)
 static __always_inline int fill_key(struct unmask_flow_key *k, const __u32 *src, const __u32 *dst,
 				    int words, __be16 sport, __be16 dport, __u8 family)
 {
+	__builtin_memset(k, 0, sizeof(*k));
 	int c = addr_cmp(src, dst, words);
 	int src_lo = c < 0 || (c == 0 && bpf_ntohs(sport) <= bpf_ntohs(dport));
 	const __u32 *lo = src_lo ? src : dst;
@@ -217,7 +218,8 @@ enum l3_result {
 	L3_NOT_IP,    /* an EtherType other than IPv4 or IPv6 */
 };
 
-static __always_inline int l3_key(struct cursor *c, void *data_end, int eth_proto,
+/* `keyed`: whether a flow map is in use; without one the key (and side) are not built. */
+static __always_inline int l3_key(struct cursor *c, void *data_end, int eth_proto, int keyed,
 				  struct unmask_flow_key *key, int *side, __u8 *flags, int *l4)
 {
 	int frag = 0;
@@ -234,7 +236,8 @@ static __always_inline int l3_key(struct cursor *c, void *data_end, int eth_prot
 		tcp = parse_tcp(c, data_end);
 		if (!tcp)
 			return L3_UNSURE;
-		*side = fill_key(key, &ip->saddr, &ip->daddr, 1, tcp->source, tcp->dest, 4);
+		if (keyed)
+			*side = fill_key(key, &ip->saddr, &ip->daddr, 1, tcp->source, tcp->dest, 4);
 	} else if (eth_proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6;
 		*l4 = parse_ipv6(c, data_end, &ip6, &frag);
@@ -247,8 +250,9 @@ static __always_inline int l3_key(struct cursor *c, void *data_end, int eth_prot
 		tcp = parse_tcp(c, data_end);
 		if (!tcp)
 			return L3_UNSURE;
-		*side = fill_key(key, (__u32 *)&ip6->saddr, (__u32 *)&ip6->daddr, 4, tcp->source,
-				 tcp->dest, 6);
+		if (keyed)
+			*side = fill_key(key, (__u32 *)&ip6->saddr, (__u32 *)&ip6->daddr, 4,
+					 tcp->source, tcp->dest, 6);
 	} else {
 		return L3_NOT_IP;
 	}
@@ -258,9 +262,11 @@ static __always_inline int l3_key(struct cursor *c, void *data_end, int eth_prot
 
 /* The block and bypass maps for a keyed flow; `reason` is where a frame no entry settles goes
  * (to the socket). */
-static __always_inline int judge_flow(struct xdp_md *ctx, __u32 port, struct unmask_flow_key *key,
-				      int side, __u8 flags, __u32 reason)
+static __always_inline int judge_flow(struct xdp_md *ctx, __u32 port, int keyed,
+				      struct unmask_flow_key *key, int side, __u8 flags, __u32 reason)
 {
+	if (!keyed)
+		return to_socket(ctx, port, reason);
 	int expired = 0;
 	__u64 bytes = ctx->data_end - ctx->data;
 	if (map_in_use(UNMASK_USE_BLOCK) && flow_hit(&unmask_block, key, side, bytes, flags, &expired))
@@ -297,13 +303,15 @@ int unmask_xdp(struct xdp_md *ctx)
 	if (eth_proto == bpf_htons(UNMASK_ETH_P_MPLS_UC) || eth_proto == bpf_htons(UNMASK_ETH_P_MPLS_MC))
 		return to_socket(ctx, port, UNMASK_R_TUNNEL);
 
-	struct unmask_flow_key key = {};
+	/* Until a flow map is in use no frame can be settled by its flow: no key is built. */
+	int keyed = map_in_use(UNMASK_USE_BLOCK) || map_in_use(UNMASK_USE_BYPASS);
+	struct unmask_flow_key key;
 	int side = 0;
 	int l4 = 0;
 	__u8 flags = 0;
-	switch (l3_key(&c, data_end, eth_proto, &key, &side, &flags, &l4)) {
+	switch (l3_key(&c, data_end, eth_proto, keyed, &key, &side, &flags, &l4)) {
 	case L3_TCP:
-		return judge_flow(ctx, port, &key, side, flags, UNMASK_R_TO_SOCKET);
+		return judge_flow(ctx, port, keyed, &key, side, flags, UNMASK_R_TO_SOCKET);
 	case L3_UNSURE:
 		return to_socket(ctx, port, UNMASK_R_UNSURE);
 	case L3_FRAGMENT:
@@ -324,9 +332,9 @@ int unmask_xdp(struct xdp_md *ctx)
 	int inner_proto = open_tunnel(&c, data_end, l4);
 	if (inner_proto < 0)
 		return to_socket(ctx, port, UNMASK_R_TUNNEL);
-	if (l3_key(&c, data_end, inner_proto, &key, &side, &flags, &l4) != L3_TCP)
+	if (l3_key(&c, data_end, inner_proto, keyed, &key, &side, &flags, &l4) != L3_TCP)
 		return to_socket(ctx, port, UNMASK_R_TUNNEL);
-	return judge_flow(ctx, port, &key, side, flags, UNMASK_R_TUNNEL);
+	return judge_flow(ctx, port, keyed, &key, side, flags, UNMASK_R_TUNNEL);
 }
 
 char LICENSE[] SEC("license") = "GPL";
