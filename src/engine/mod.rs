@@ -803,7 +803,7 @@ impl Engine {
             return None;
         }
         let Engine { flows, core, .. } = self;
-        let dir = flows.on_settled_packet_with(idx, side, flags, seq, frame.wire_len, frame.ts);
+        let dir = flows.on_settled_packet(idx, side, flags, seq, frame.wire_len, frame.ts);
         // The relay check times request/response pairs past inspection too, up to its bound:
         // the packet's view is made only while the flow's watch runs.
         if core.relay_on && core.rtt.watching(idx, false) {

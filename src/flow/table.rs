@@ -734,24 +734,10 @@ impl FlowTable {
     /// SYN, RST or FIN on a flow that is on the established list, not bypassed, and
     /// established or closing. Such a packet changes neither the TCP state nor the list, so
     /// only the counters and the recency move. Any other packet or flow takes `on_packet`,
-    /// so the result is always the same as `on_packet`'s.
+    /// so the result is always the same as `on_packet`'s. The sequence number is read only for
+    /// that fallback: the lean path's packets never need it.
     #[inline(always)]
     pub fn on_settled_packet(
-        &mut self,
-        idx: FlowIdx,
-        side: Side,
-        flags: TcpFlags,
-        seq: u32,
-        bytes: u32,
-        now: Timestamp,
-    ) -> Dir {
-        self.on_settled_packet_with(idx, side, flags, || seq, bytes, now)
-    }
-
-    /// [`FlowTable::on_settled_packet`] reading the sequence number only when the packet is not
-    /// settled after all (the lean path's packets never need it).
-    #[inline(always)]
-    pub fn on_settled_packet_with(
         &mut self,
         idx: FlowIdx,
         side: Side,
@@ -1514,7 +1500,7 @@ mod tests {
                     let was_settled = settled.slab[b as usize].list == ListId::Established;
                     let f = TcpFlags(flags);
                     let da = plain.on_packet(a, side, f, seq, 60, Timestamp(ts));
-                    let db = settled.on_settled_packet(b, side, f, seq, 60, Timestamp(ts));
+                    let db = settled.on_settled_packet(b, side, f, || seq, 60, Timestamp(ts));
                     assert_eq!(da, db);
                     assert_eq!(
                         format!("{:?}", plain.get(a)),
