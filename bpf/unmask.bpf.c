@@ -260,19 +260,22 @@ static __always_inline int l3_key(struct cursor *c, void *data_end, int eth_prot
 	return L3_TCP;
 }
 
-/* The block and bypass maps for a keyed flow; `reason` is where a frame no entry settles goes
- * (to the socket). */
-static __always_inline int judge_flow(struct xdp_md *ctx, __u32 port, int keyed,
+/* Which flow maps are in use, read once per frame. */
+struct maps_in_use {
+	int block;
+	int bypass;
+};
+
+/* The block and bypass maps (those in use) for a keyed flow; `reason` is where a frame no
+ * entry settles goes (to the socket). */
+static __always_inline int judge_flow(struct xdp_md *ctx, __u32 port, struct maps_in_use use,
 				      struct unmask_flow_key *key, int side, __u8 flags, __u32 reason)
 {
-	if (!keyed)
-		return to_socket(ctx, port, reason);
 	int expired = 0;
 	__u64 bytes = ctx->data_end - ctx->data;
-	if (map_in_use(UNMASK_USE_BLOCK) && flow_hit(&unmask_block, key, side, bytes, flags, &expired))
+	if (use.block && flow_hit(&unmask_block, key, side, bytes, flags, &expired))
 		return finish(ctx, UNMASK_R_BLOCKED, XDP_DROP);
-	if (map_in_use(UNMASK_USE_BYPASS) &&
-	    flow_hit(&unmask_bypass, key, side, bytes, flags, &expired))
+	if (use.bypass && flow_hit(&unmask_bypass, key, side, bytes, flags, &expired))
 		return finish(ctx, UNMASK_R_BYPASSED, let_through(port));
 	if (expired)
 		count(UNMASK_R_EXPIRED, 0);
@@ -304,14 +307,18 @@ int unmask_xdp(struct xdp_md *ctx)
 		return to_socket(ctx, port, UNMASK_R_TUNNEL);
 
 	/* Until a flow map is in use no frame can be settled by its flow: no key is built. */
-	int keyed = map_in_use(UNMASK_USE_BLOCK) || map_in_use(UNMASK_USE_BYPASS);
+	struct maps_in_use use = {
+		.block = map_in_use(UNMASK_USE_BLOCK),
+		.bypass = map_in_use(UNMASK_USE_BYPASS),
+	};
+	int keyed = use.block || use.bypass;
 	struct unmask_flow_key key;
 	int side = 0;
 	int l4 = 0;
 	__u8 flags = 0;
 	switch (l3_key(&c, data_end, eth_proto, keyed, &key, &side, &flags, &l4)) {
 	case L3_TCP:
-		return judge_flow(ctx, port, keyed, &key, side, flags, UNMASK_R_TO_SOCKET);
+		return judge_flow(ctx, port, use, &key, side, flags, UNMASK_R_TO_SOCKET);
 	case L3_UNSURE:
 		return to_socket(ctx, port, UNMASK_R_UNSURE);
 	case L3_FRAGMENT:
@@ -334,7 +341,7 @@ int unmask_xdp(struct xdp_md *ctx)
 		return to_socket(ctx, port, UNMASK_R_TUNNEL);
 	if (l3_key(&c, data_end, inner_proto, keyed, &key, &side, &flags, &l4) != L3_TCP)
 		return to_socket(ctx, port, UNMASK_R_TUNNEL);
-	return judge_flow(ctx, port, keyed, &key, side, flags, UNMASK_R_TUNNEL);
+	return judge_flow(ctx, port, use, &key, side, flags, UNMASK_R_TUNNEL);
 }
 
 char LICENSE[] SEC("license") = "GPL";
