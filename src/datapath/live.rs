@@ -407,13 +407,16 @@ fn keep_threads_on(cores: &[core_affinity::CoreId]) {
             unsafe { libc::CPU_SET(c.id, &mut set) };
         }
     }
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return;
-    };
-    for tid in tasks.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<libc::pid_t>().ok()) {
+    for tid in super::privilege::task_ids().unwrap_or_default() {
         // SAFETY: `set` is an initialised cpu_set_t of the size passed; a thread that ended
         // meanwhile makes the call fail with ESRCH, which changes nothing.
-        unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+        unsafe {
+            libc::sched_setaffinity(
+                tid as libc::pid_t,
+                std::mem::size_of::<libc::cpu_set_t>(),
+                &set,
+            )
+        };
     }
 }
 

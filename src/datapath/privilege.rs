@@ -172,11 +172,15 @@ extern "C" fn on_drop_request(_: libc::c_int) {
 }
 
 fn thread_ids() -> Result<BTreeSet<u32>, PrivilegeError> {
-    let dir = std::fs::read_dir("/proc/self/task").map_err(|source| PrivilegeError::Sys {
+    task_ids().map_err(|source| PrivilegeError::Sys {
         what: "listing /proc/self/task".into(),
         source,
-    })?;
-    Ok(dir
+    })
+}
+
+/// The ids of this process's threads now (/proc/self/task).
+pub(super) fn task_ids() -> std::io::Result<BTreeSet<u32>> {
+    Ok(std::fs::read_dir("/proc/self/task")?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .collect())
 }
