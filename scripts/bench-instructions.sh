@@ -10,6 +10,8 @@
 #   mixed 20        the fixture capture (benign and impersonating flows), 20 fresh engines
 #   decided         the packets of decided flows alone: established 10 less established 5
 #                   (instructions and calls), so the fixed warm-up cancels out
+#   one-way         bench-live's tcp64 traffic before flow.one_way_secs concludes it: 64
+#                   one-directional flows past the stream depth (oneway 4 less oneway 2)
 #
 # Prints both figures and exits 1 when established is above --max-established (mixed only
 # when --max-mixed is given: inspection work, owned elsewhere, moves it).
@@ -80,16 +82,23 @@ per_packet() {
 EST=$(per_packet established 5)
 per_packet established 10 >/dev/null
 MIX=$(per_packet mixed 20)
-# The warm-up is the same in both established runs: the difference is decided-flow packets only.
-DECIDED=$(python3 - "$WORK/established-5.sum" "$WORK/established-10.sum" <<'PY'
+per_packet oneway 2 >/dev/null
+per_packet oneway 4 >/dev/null
+# Per packet of the calls two runs differ by: their common warm-up cancels out.
+difference() {
+	python3 - "$WORK/$1.sum" "$WORK/$2.sum" <<'PY'
 import re, sys
 a, b = ({k: int(v) for k, v in re.findall(r"(calls|incl)=(\d+)", open(p).read())} for p in sys.argv[1:])
 print(f"{(b['incl'] - a['incl']) / (b['calls'] - a['calls']):.1f}")
 PY
-)
+}
+DECIDED=$(difference established-5 established-10)
+WAITING=$(difference oneway-2 oneway-4)
 echo "established 5: $EST instructions per packet (limit $MAX_EST)"
 echo "decided:       $DECIDED instructions per packet of a decided flow (established 10 less 5)"
 echo "mixed 20:      $MIX instructions per packet${MAX_MIX:+ (limit $MAX_MIX)}"
+echo "one-way:       $WAITING instructions per packet of a one-directional flow past the depth," \
+	"waiting to be concluded (oneway 4 less 2)"
 echo "reproduce: valgrind --tool=callgrind $BIN established 5;" \
 	"python3 scripts/lib/callgrind_percall.py callgrind.out.PID '$HANDLE'"
 

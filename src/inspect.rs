@@ -635,10 +635,25 @@ fn may_upgrade_to_tls(p: AppProto) -> bool {
     )
 }
 
+/// A flow under inspection whose one talking direction is past the stream depth while the
+/// other has been silent: until `flow.one_way_secs` concludes it, its segments past the depth
+/// are only counted. What the engine's lean path needs to know that a packet changes nothing
+/// else, from the last packet the full path saw (which clears it first and sets it again).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OneWayWait {
+    /// The talking direction as `Dir::index() + 1`; 0: not waiting.
+    pub talker: u8,
+    /// The acknowledgment number and raw window its last packet carried: a packet with the
+    /// same ones moves nothing in the silent side's receive window.
+    pub ack: u32,
+    pub window: u16,
+}
+
 /// A flow's inspection state, kept in a pool slot only while the flow is being inspected.
 #[derive(Debug, Clone, Copy)]
 pub struct InspectState {
     pub stream: [StreamDir; 2],
+    pub one_way: OneWayWait,
     /// Per data direction, the receiver's highest acknowledgement number; with `rwin_max`, the
     /// right edge of what the receiver accepts (learnt once the flow has a slot).
     pub rwin_ack: [u32; 2],
@@ -658,6 +673,7 @@ impl Default for InspectState {
     fn default() -> Self {
         InspectState {
             stream: [StreamDir::default(); 2],
+            one_way: OneWayWait::default(),
             rwin_ack: [0; 2],
             rwin_max: [0; 2],
             ident: [DirIdent::default(); 2],

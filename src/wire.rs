@@ -538,6 +538,22 @@ impl<'a> PlainTcp<'a> {
         self.tcp_u32(4)
     }
 
+    pub fn ack(&self) -> u32 {
+        self.tcp_u32(8)
+    }
+
+    pub fn window(&self) -> u16 {
+        self.tcp_u16(14)
+    }
+
+    pub fn ttl(&self) -> u8 {
+        self.ttl
+    }
+
+    pub fn payload_len(&self) -> usize {
+        self.segment.len().saturating_sub(self.tcp_len)
+    }
+
     /// `(src, sport, dst, dport)`.
     pub fn endpoints(&self) -> ([u8; 16], u16, [u8; 16], u16) {
         let (src, sport, dst, dport) = self.endpoint_words();
@@ -576,9 +592,9 @@ impl<'a> PlainTcp<'a> {
             sport: self.tcp_u16(0),
             dport: self.tcp_u16(2),
             seq: self.seq(),
-            ack: self.tcp_u32(8),
+            ack: self.ack(),
             flags: self.flags(),
-            window: self.tcp_u16(14),
+            window: self.window(),
             ttl: self.ttl,
             vlan: self.vlan,
             segment_len: u32::try_from(self.segment.len().saturating_sub(self.tcp_len))

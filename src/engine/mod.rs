@@ -25,7 +25,9 @@ use crate::flow::table::{TableConfig, TableStats};
 use crate::flow::{
     Dir, EndReason, Flow, FlowIdx, FlowKey, FlowTable, OverlapPolicy, Side, StreamPool,
 };
-use crate::inspect::{FlowBase, InspectConfig, InspectState, Report, TlsFacts, TRAIL_RECORDS};
+use crate::inspect::{
+    FlowBase, InspectConfig, InspectState, OneWayWait, Report, TlsFacts, TRAIL_RECORDS,
+};
 use crate::proto::entropy::PayloadFigures;
 use crate::proto::tls::TlsScratch;
 use crate::proto::{self, AppProto, DirIdent, Probe};
@@ -794,12 +796,16 @@ impl Engine {
         }
         let idx = find(&self.flows)?;
         let flow = self.flows.get(idx);
+        let verdict = FlowVerdict::from_u8(flow.ext.verdict);
         let judged = matches!(
-            FlowVerdict::from_u8(flow.ext.verdict),
+            verdict,
             FlowVerdict::Clean | FlowVerdict::Alerted | FlowVerdict::Uninspected
         );
         let periodic_due = (flow.pkts[0] + flow.pkts[1] + 1) & (PERIODIC_PACKETS - 1) == 0;
         if !judged || flow.bypassed || periodic_due {
+            if verdict == FlowVerdict::Inspecting {
+                return self.one_way_waiting(frame, idx, side, flags);
+            }
             return None;
         }
         let Engine { flows, core, .. } = self;
@@ -811,6 +817,64 @@ impl Engine {
         }
         let c = &mut core.sink.counters;
         c.fast_path += 1;
+        c.forwarded += 1;
+        Some(Action::Forward)
+    }
+
+    /// The lean path for a flow waiting to be concluded as one-directional
+    /// ([`OneWayWait`]): a segment of its talking direction past the stream depth, or a bare
+    /// acknowledgment, that repeats the last acknowledgment and window and keeps to the TTL
+    /// floor, before `flow.one_way_secs` is up. The full path would count it and change
+    /// nothing else, which is all this does. `None` for any other packet, which the full
+    /// path takes (and the conclusion with it). The frame's view is made again here: kept
+    /// for this branch, it held registers the decided flows' packets needed.
+    #[inline(never)]
+    fn one_way_waiting(
+        &mut self,
+        frame: &Frame<'_>,
+        idx: FlowIdx,
+        side: Side,
+        flags: TcpFlags,
+    ) -> Option<Action> {
+        let seg = wire::plain_view(frame)?;
+        let Engine { flows, core, .. } = self;
+        let flow = flows.get(idx);
+        let state = slot_of(flow).and_then(|s| core.pool.states.get(s as usize))?;
+        let wait = state.one_way;
+        if wait.talker == 0 {
+            return None;
+        }
+        let d = flow.dir_of(side).index();
+        let floor = flow.ext.ttl_floor[d];
+        let keeps_state = usize::from(wait.talker) == d + 1
+            && flow.pkts[1 - d] == 0
+            && flags.ack()
+            && seg.ack() == wait.ack
+            && seg.window() == wait.window
+            // Neither below the TTL floor (left out) nor above it (raising it).
+            && seg.ttl() <= floor
+            && u16::from(seg.ttl()) + u16::from(core.stream_policy.ttl_tolerance)
+                >= u16::from(floor);
+        if !keeps_state {
+            return None;
+        }
+        let payload = seg.payload_len();
+        if payload != 0
+            && (!state.stream[d].past_depth(seg.seq(), core.pool.streams.depth())
+                || frame.ts.since(flow.first_ts) >= core.one_way_ns)
+        {
+            return None;
+        }
+        let dir =
+            flows.on_one_sided_packet(idx, side, flags, || seg.seq(), frame.wire_len, frame.ts);
+        if core.relay_on && core.rtt.watching(idx, false) {
+            core.watch_plain_rtt(idx, flows.get_mut(idx), dir, frame);
+        }
+        let c = &mut core.sink.counters;
+        if payload != 0 {
+            c.inspected += 1;
+            c.stream_beyond_depth += 1;
+        }
         c.forwarded += 1;
         Some(Action::Forward)
     }
@@ -1277,6 +1341,11 @@ impl Core {
                 return Action::Forward;
             }
         }
+        // Whatever this packet moves (window, TTL floor, stream), the lean path's wait was
+        // read before it: `inspect` sets it again when the packet leaves the flow waiting.
+        if let Some(st) = slot_of(flow).and_then(|s| self.pool.states.get_mut(s as usize)) {
+            st.one_way = OneWayWait::default();
+        }
         self.track_window(flow, dir, p, frame);
         if !p.payload.is_empty() {
             self.sink.counters.inspected += 1;
@@ -1425,18 +1494,26 @@ impl Core {
 
     /// Feeds a data segment to the flow's stream and inspects whatever became readable.
     fn inspect(&mut self, flow: &mut Flow, dir: Dir, p: &TcpPacket<'_>, frame: &Frame<'_>) {
-        // A segment the receiver drops must not change what is inspected: otherwise a
-        // bad-checksum copy shows the inspector one stream and the receiver another.
-        if self.stream_policy.verify_checksums && wire::tcp_checksum_ok(p) == Some(false) {
-            self.sink.counters.stream_bad_checksum += 1;
-            return;
-        }
         let d = dir.index();
         let seq = if p.flags.syn() {
             p.seq.wrapping_add(1)
         } else {
             p.seq
         };
+        // A segment the receiver drops must not change what is inspected: otherwise a
+        // bad-checksum copy shows the inspector one stream and the receiver another. A
+        // segment wholly past the depth changes nothing inspected, so its checksum is not
+        // read (it is counted beyond the depth, whatever its checksum).
+        let past_depth = slot_of(flow)
+            .and_then(|slot| self.pool.states.get(slot as usize))
+            .is_some_and(|st| st.stream[d].past_depth(seq, self.pool.streams.depth()));
+        if !past_depth
+            && self.stream_policy.verify_checksums
+            && wire::tcp_checksum_ok(p) == Some(false)
+        {
+            self.sink.counters.stream_bad_checksum += 1;
+            return;
+        }
         let Some(slot) = self.slot_for(flow) else {
             return;
         };
@@ -1548,6 +1625,19 @@ impl Core {
             && frame.ts.since(flow.first_ts) >= self.one_way_ns;
         if one_way {
             self.conclude_one_way(flow, slot, frame.ts);
+        } else if !done
+            && self.one_way_ns != 0
+            && flow.pkts[1 - d] == 0
+            && p.flags.ack()
+            && (state.stream[d].depth_reached(depth) || out.beyond_depth)
+        {
+            // Waiting for `one_way_ns`: until then the lean path counts this direction's
+            // segments past the depth (`Engine::one_way_waiting`).
+            state.one_way = OneWayWait {
+                talker: d as u8 + 1,
+                ack: p.ack,
+                window: p.window,
+            };
         }
         if done || one_way || FlowVerdict::from_u8(flow.ext.verdict) == FlowVerdict::Blocked {
             self.finish_inspection(flow);

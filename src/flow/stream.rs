@@ -243,6 +243,13 @@ impl StreamDir {
         self.readable() >= depth
     }
 
+    /// Whether a segment starting at `seq` lies wholly past the first `depth` bytes, where
+    /// [`StreamDir::insert_with`] only counts it (`beyond_depth`). False before anchoring.
+    pub fn past_depth(&self, seq: u32, depth: usize) -> bool {
+        self.anchored
+            && (depth.min(MAX_DEPTH) as u32..MAX_AHEAD).contains(&seq.wrapping_sub(self.base))
+    }
+
     /// Sequence number of the window's first byte, once anchored.
     pub fn base(&self) -> Option<u32> {
         self.anchored.then_some(self.base)

@@ -764,6 +764,40 @@ impl FlowTable {
         dir
     }
 
+    /// [`FlowTable::on_packet`] for a segment without SYN, RST or FIN from the side that
+    /// alone has spoken on an established-state flow (a one-directional flow, which stays on
+    /// the new list): only the counters and the recency move. Any other packet or flow takes
+    /// `on_packet`, so the result is always the same as `on_packet`'s.
+    pub fn on_one_sided_packet(
+        &mut self,
+        idx: FlowIdx,
+        side: Side,
+        flags: TcpFlags,
+        seq: impl FnOnce() -> u32,
+        bytes: u32,
+        now: Timestamp,
+    ) -> Dir {
+        let one_sided = flags.0 & (TcpFlags::SYN | TcpFlags::RST | TcpFlags::FIN) == 0
+            && self.slab.get(idx as usize).is_some_and(|s| {
+                let d = s.flow.dir_of(side).index();
+                s.list == ListId::New
+                    && !s.flow.bypassed
+                    && matches!(s.flow.state, TcpState::Established | TcpState::FinWait)
+                    && s.flow.pkts[d] > 0
+                    && s.flow.pkts[1 - d] == 0
+            });
+        if !one_sided {
+            return self.on_packet(idx, side, flags, seq(), bytes, now);
+        }
+        self.advance(now);
+        let clock = self.clock;
+        let dir = count_packet(&mut self.slab[idx as usize], side, bytes, clock);
+        if self.lists[ListId::New as usize].tail != idx {
+            self.move_to_tail(ListId::New, idx);
+        }
+        dir
+    }
+
     /// [`FlowTable::move_to_tail`] on the established list, inlined into the settled entry
     /// (the lean path's every packet) without a call.
     #[inline(always)]
