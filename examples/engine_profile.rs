@@ -7,7 +7,8 @@
 //! Workloads: `established` (data packets of decided HTTPS flows), `syn` (a SYN flood over
 //! distinct 5-tuples), `mixed` (the fixture capture), `oneway` (bench-live's tcp64 traffic:
 //! 64 one-directional midstream flows of 6-byte segments, past the stream depth but not yet
-//! silent long enough to be concluded; a pass is 1,000 segments per flow), `prefault` (times
+//! silent long enough to be concluded; a pass is 1,000 segments per flow), `oneway-judged`
+//! (the same flows once concluded), `prefault` (times
 //! mapping a default flow table). The count is how many passes to make.
 //! A third argument turns behaviour checks off, to measure what they cost:
 //! `fully_encrypted`, `tls_in_tls`, or both comma-separated.
@@ -88,7 +89,7 @@ fn main() {
                 packets += mixed.len() as u64;
             }
         }
-        "oneway" => {
+        "oneway" | "oneway-judged" => {
             // The generator's frames (unmask-diag gen), one every microsecond: 64 flows x
             // 3,000 segments (past the 16 KiB depth) as warm-up, then the passes, all within
             // the first seconds, before flow.one_way_secs concludes them.
@@ -97,21 +98,25 @@ fn main() {
                 unmask::datapath::xsk::test_frames(FLOWS as u16, 60, [2, 0, 0, 0, 0, 2]);
             let mut seq = [0u32; FLOWS];
             let mut ts = 0u64;
-            let mut round = |frames: &mut Vec<Vec<u8>>, out: &mut Vec<TimedFrame>| {
+            let mut round = |frames: &mut Vec<Vec<u8>>, ts: &mut u64, out: &mut Vec<TimedFrame>| {
                 for (f, s) in frames.iter_mut().zip(seq.iter_mut()) {
                     unmask::datapath::xsk::set_test_seq(f, *s);
                     *s = s.wrapping_add(6);
-                    ts += 1_000;
-                    out.push((Timestamp(ts), f.clone()));
+                    *ts += 1_000;
+                    out.push((Timestamp(*ts), f.clone()));
                 }
             };
             let mut warm = Vec::new();
             for _ in 0..3_000 {
-                round(&mut frames, &mut warm);
+                round(&mut frames, &mut ts, &mut warm);
+            }
+            if which == "oneway-judged" {
+                // Past flow.one_way_secs: the first steady segment of each flow concludes it.
+                ts += 5_000_000_000;
             }
             let mut steady = Vec::new();
             for _ in 0..passes * 1_000 {
-                round(&mut frames, &mut steady);
+                round(&mut frames, &mut ts, &mut steady);
             }
             let mut e = engine(&off);
             feed(&mut e, &warm);
@@ -142,7 +147,7 @@ fn main() {
         }
         other => {
             eprintln!(
-                "engine_profile: unknown workload {other:?}; accepted: established, syn, mixed, oneway, prefault"
+                "engine_profile: unknown workload {other:?}; accepted: established, syn, mixed, oneway, oneway-judged, prefault"
             );
             std::process::exit(2);
         }

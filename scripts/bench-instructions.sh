@@ -12,6 +12,7 @@
 #                   (instructions and calls), so the fixed warm-up cancels out
 #   one-way         bench-live's tcp64 traffic before flow.one_way_secs concludes it: 64
 #                   one-directional flows past the stream depth (oneway 4 less oneway 2)
+#   one-way judged  the same flows once concluded (oneway-judged 4 less 2)
 #
 # Prints both figures and exits 1 when established is above --max-established (mixed only
 # when --max-mixed is given: inspection work, owned elsewhere, moves it).
@@ -84,6 +85,8 @@ per_packet established 10 >/dev/null
 MIX=$(per_packet mixed 20)
 per_packet oneway 2 >/dev/null
 per_packet oneway 4 >/dev/null
+per_packet oneway-judged 2 >/dev/null
+per_packet oneway-judged 4 >/dev/null
 # Per packet of the calls two runs differ by: their common warm-up cancels out.
 difference() {
 	python3 - "$WORK/$1.sum" "$WORK/$2.sum" <<'PY'
@@ -94,11 +97,14 @@ PY
 }
 DECIDED=$(difference established-5 established-10)
 WAITING=$(difference oneway-2 oneway-4)
+JUDGED=$(difference oneway-judged-2 oneway-judged-4)
 echo "established 5: $EST instructions per packet (limit $MAX_EST)"
 echo "decided:       $DECIDED instructions per packet of a decided flow (established 10 less 5)"
 echo "mixed 20:      $MIX instructions per packet${MAX_MIX:+ (limit $MAX_MIX)}"
 echo "one-way:       $WAITING instructions per packet of a one-directional flow past the depth," \
 	"waiting to be concluded (oneway 4 less 2)"
+echo "one-way judged: $JUDGED instructions per packet of the same flows once concluded" \
+	"(oneway-judged 4 less 2)"
 echo "reproduce: valgrind --tool=callgrind $BIN established 5;" \
 	"python3 scripts/lib/callgrind_percall.py callgrind.out.PID '$HANDLE'"
 

@@ -745,6 +745,23 @@ impl Engine {
 
     /// Whether plain Ethernet/IP/TCP frames take the fixed-offset decode (on by default).
     /// Both decodes give the same packets; turning it off is for comparing them.
+    /// The engine's large tables as (address, bytes): the flow table's index and slab, the
+    /// stream windows and the inspection states, each reserved whole at start and touched as
+    /// flows arrive. For memory advice (huge pages), which changes no byte of them.
+    pub fn memory_regions(&self) -> [(usize, usize); 4] {
+        let [index, slab] = self.flows.memory_regions();
+        let states = &self.core.pool.states;
+        [
+            index,
+            slab,
+            self.core.pool.streams.memory_region(),
+            (
+                states.as_ptr() as usize,
+                states.capacity() * std::mem::size_of::<InspectState>(),
+            ),
+        ]
+    }
+
     pub fn set_plain_decode(&mut self, on: bool) {
         self.plain_decode = on;
     }
@@ -865,8 +882,7 @@ impl Engine {
         {
             return None;
         }
-        let dir =
-            flows.on_one_sided_packet(idx, side, flags, || seg.seq(), frame.wire_len, frame.ts);
+        let dir = flows.on_one_sided_packet(idx, side, flags, seg.seq(), frame.wire_len, frame.ts);
         if core.relay_on && core.rtt.watching(idx, false) {
             core.watch_plain_rtt(idx, flows.get_mut(idx), dir, frame);
         }

@@ -732,8 +732,9 @@ impl FlowTable {
 
     /// [`FlowTable::on_packet`] for the packets of settled connections: a segment without
     /// SYN, RST or FIN on a flow that is on the established list, not bypassed, and
-    /// established or closing. Such a packet changes neither the TCP state nor the list, so
-    /// only the counters and the recency move. Any other packet or flow takes `on_packet`,
+    /// established or closing, or from the side that alone has spoken on such a flow still
+    /// on the new list (one-directional). Such a packet changes neither the TCP state nor the
+    /// list, so only the counters and the recency move. Any other packet or flow takes `on_packet`,
     /// so the result is always the same as `on_packet`'s. The sequence number is read only for
     /// that fallback: the lean path's packets never need it.
     #[inline(always)]
@@ -753,7 +754,7 @@ impl FlowTable {
                     && matches!(s.flow.state, TcpState::Established | TcpState::FinWait)
             });
         if !settled {
-            return self.on_packet(idx, side, flags, seq(), bytes, now);
+            return self.on_one_sided_packet(idx, side, flags, seq(), bytes, now);
         }
         self.advance(now);
         let clock = self.clock;
@@ -764,16 +765,17 @@ impl FlowTable {
         dir
     }
 
-    /// [`FlowTable::on_packet`] for a segment without SYN, RST or FIN from the side that
-    /// alone has spoken on an established-state flow (a one-directional flow, which stays on
-    /// the new list): only the counters and the recency move. Any other packet or flow takes
-    /// `on_packet`, so the result is always the same as `on_packet`'s.
+    /// [`FlowTable::on_settled_packet`] off the established list: a segment without SYN, RST
+    /// or FIN from the side that alone has spoken on an established-state flow (which stays
+    /// on the new list while the other side is silent) moves only the counters and the
+    /// recency; anything else takes `on_packet`. Out of line, so the settled entry stays small.
+    #[inline(never)]
     pub fn on_one_sided_packet(
         &mut self,
         idx: FlowIdx,
         side: Side,
         flags: TcpFlags,
-        seq: impl FnOnce() -> u32,
+        seq: u32,
         bytes: u32,
         now: Timestamp,
     ) -> Dir {
@@ -787,7 +789,7 @@ impl FlowTable {
                     && s.flow.pkts[1 - d] == 0
             });
         if !one_sided {
-            return self.on_packet(idx, side, flags, seq(), bytes, now);
+            return self.on_packet(idx, side, flags, seq, bytes, now);
         }
         self.advance(now);
         let clock = self.clock;
@@ -925,6 +927,21 @@ impl FlowTable {
     }
 
     /// Bytes the table occupies when every slot is in use (index + slab).
+    /// The table's two large allocations, index and slab (its whole reservation), as
+    /// (address, bytes): for memory advice such as huge pages, which changes no byte.
+    pub fn memory_regions(&self) -> [(usize, usize); 2] {
+        [
+            (
+                self.index.as_ptr() as usize,
+                self.index.len() * std::mem::size_of::<u64>(),
+            ),
+            (
+                self.slab.as_ptr() as usize,
+                self.slab.capacity() * std::mem::size_of::<Slot>(),
+            ),
+        ]
+    }
+
     pub fn full_footprint_bytes(&self) -> usize {
         self.index.len() * std::mem::size_of::<u64>()
             + self.capacity as usize * std::mem::size_of::<Slot>()
@@ -1502,7 +1519,7 @@ mod tests {
             rng ^= rng << 17;
             rng
         };
-        let (mut took_settled, mut ts) = (0, S);
+        let (mut took_settled, mut took_one_sided, mut ts) = (0, 0, S);
         for _ in 0..20_000 {
             let r = next();
             let (k, client) = conn((r % 24) as u32);
@@ -1532,6 +1549,12 @@ mod tests {
                         }
                     }
                     let was_settled = settled.slab[b as usize].list == ListId::Established;
+                    let before = &settled.slab[b as usize];
+                    let d = before.flow.dir_of(side).index();
+                    let was_one_sided = before.list == ListId::New
+                        && before.flow.state == TcpState::Established
+                        && before.flow.pkts[d] > 0
+                        && before.flow.pkts[1 - d] == 0;
                     let f = TcpFlags(flags);
                     let da = plain.on_packet(a, side, f, seq, 60, Timestamp(ts));
                     let db = settled.on_settled_packet(b, side, f, || seq, 60, Timestamp(ts));
@@ -1541,6 +1564,7 @@ mod tests {
                         format!("{:?}", settled.get(b))
                     );
                     took_settled += usize::from(was_settled && flags & (SYN | FIN | RST) == 0);
+                    took_one_sided += usize::from(was_one_sided && flags & (SYN | FIN | RST) == 0);
                 }
                 (None, None) => {
                     let ta = pkt(&mut plain, &k, side, flags, seq, 60, ts, &mut ends_a);
@@ -1561,6 +1585,10 @@ mod tests {
         assert!(
             took_settled > 1_000,
             "the settled case ran {took_settled} times"
+        );
+        assert!(
+            took_one_sided > 100,
+            "the one-sided case ran {took_one_sided} times"
         );
         // Same flows, same order: everything ends alike.
         plain.expire(Timestamp(ts + 1_000 * S), |f, r| {
