@@ -528,7 +528,7 @@ mod tests {
         // The region's 4 KiB pages that lie wholly inside it: the allocation starts a few
         // bytes into its first page.
         assert!(
-            advised <= 8 << 20 && advised >= (8 << 20) - 4096,
+            ((8 << 20) - 4096..=8 << 20).contains(&advised),
             "advised {advised} bytes"
         );
         let flags = vm_flags(b.next_multiple_of(4096)).expect("the vector's mapping");
