@@ -175,8 +175,7 @@ fn segment(
 }
 
 #[test]
-fn a_one_directional_flow_waiting_to_be_concluded_gives_the_same_verdicts_records_and_counters_both_ways(
-) {
+fn a_one_directional_flow_waiting_to_be_concluded_takes_the_lean_path_to_the_same_outcome() {
     // Packets of a one-directional flow past the stream depth, before flow.one_way_secs, go
     // by the lean path (Engine::one_way_waiting) unless they could change something: each
     // kind of exception below must come out as the full decode alone makes it, with

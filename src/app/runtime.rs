@@ -9,7 +9,6 @@ use crate::capture::{Action, Frame, Timestamp};
 use crate::config::Config;
 use crate::datapath::live::{self, LiveError, LiveSetup, RunReport};
 use crate::datapath::privilege::{self, PrivilegeError};
-use crate::datapath::xsk::HugePages;
 use crate::datapath::Topology;
 use crate::detect::Detector;
 use crate::engine::{Counters, Engine, EngineOptions};
@@ -213,10 +212,10 @@ pub fn run_metered(
             // Not prefaulted (`Engine::prefault_flow_table`): on the veth lab it cost live
             // throughput instead of saving it (bench-live tcp64 tap 0.80 -> 0.69, mixed tap
             // 0.83 -> 0.60, medians of 3-4 pairs), and it ran after the ready line, while the
-            // sockets were already receiving. Huge pages instead: one fault per 2 MiB.
-            if config.datapath.huge_pages != HugePages::Off {
-                live::advise_huge_pages(&engine.memory_regions());
-            }
+            // sockets were already receiving. Nor on transparent huge pages: advised for the
+            // flow table, windows and states, mixed inline fell (medians 0.73-0.77 against
+            // 0.86 without, same evening): a first touch zeroes 2 MiB where 4 KiB were
+            // touched.
             if let Some(b) = &host_blocks {
                 engine.set_host_blocks(Arc::clone(b));
             }

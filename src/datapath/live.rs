@@ -386,34 +386,6 @@ where
 /// The cores no worker is pinned to, when there are any: where the other threads (EVE writer,
 /// metrics, control) belong, as Suricata's management CPU set. On the bench's two cores the
 /// EVE writer's wake-ups otherwise landed on the worker's core, which it took from the worker.
-/// Asks the kernel to back each region (address, bytes) with transparent huge pages
-/// (`madvise(MADV_HUGEPAGE)`, which changes no byte), for tables a worker reaches at random,
-/// reserved whole and touched as flows arrive: on 4 KiB pages every first touch of a page was
-/// a fault on the packet path (3 % of the mixed inline worker in perf) and every lookup a
-/// likely TLB miss. Only the whole 4 KiB pages inside a region are advised; the kernel takes
-/// huge pages where 2 MiB of them line up. Returns the bytes advised; a refusal (THP off, an
-/// old kernel) only leaves small pages.
-pub fn advise_huge_pages(regions: &[(usize, usize)]) -> usize {
-    const PAGE: usize = 4096;
-    const HUGE: usize = 2 << 20;
-    let mut advised = 0;
-    for &(addr, len) in regions {
-        let start = addr.next_multiple_of(PAGE);
-        let end = addr.saturating_add(len) / PAGE * PAGE;
-        if end < start.saturating_add(HUGE) {
-            continue;
-        }
-        // SAFETY: the range lies inside a live allocation of ours (the caller's tables), and
-        // MADV_HUGEPAGE only sets a paging policy on it: no mapping or byte changes.
-        let rc =
-            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
-        if rc == 0 {
-            advised += end - start;
-        }
-    }
-    advised
-}
-
 fn housekeeping_cores(
     all: &[core_affinity::CoreId],
     workers: &[core_affinity::CoreId],
@@ -493,49 +465,6 @@ mod tests {
 
     fn ids(v: &[CoreId]) -> Vec<usize> {
         v.iter().map(|c| c.id).collect()
-    }
-
-    /// The VmFlags of the mapping holding `addr`, from /proc/self/smaps.
-    fn vm_flags(addr: usize) -> Option<String> {
-        let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
-        let mut inside = false;
-        for line in smaps.lines() {
-            if let Some((range, _)) = line.split_once(' ') {
-                if let Some((lo, hi)) = range.split_once('-') {
-                    if let (Ok(lo), Ok(hi)) =
-                        (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
-                    {
-                        inside = (lo..hi).contains(&addr);
-                        continue;
-                    }
-                }
-            }
-            if inside {
-                if let Some(flags) = line.strip_prefix("VmFlags:") {
-                    return Some(flags.to_string());
-                }
-            }
-        }
-        None
-    }
-
-    #[test]
-    fn huge_page_advice_covers_the_whole_pages_of_large_regions_only() {
-        let big: Vec<u64> = Vec::with_capacity(1 << 20); // 8 MiB, its own mapping
-        let small: Vec<u64> = Vec::with_capacity(1 << 17); // 1 MiB: no 2 MiB page fits
-        let (b, s) = (big.as_ptr() as usize, small.as_ptr() as usize);
-        let advised = advise_huge_pages(&[(b, 8 << 20), (s, 1 << 20)]);
-        // The region's 4 KiB pages that lie wholly inside it: the allocation starts a few
-        // bytes into its first page.
-        assert!(
-            ((8 << 20) - 4096..=8 << 20).contains(&advised),
-            "advised {advised} bytes"
-        );
-        let flags = vm_flags(b.next_multiple_of(4096)).expect("the vector's mapping");
-        assert!(flags.split_whitespace().any(|f| f == "hg"), "{flags}");
-        let flags = vm_flags(s.next_multiple_of(4096)).expect("the vector's mapping");
-        assert!(!flags.split_whitespace().any(|f| f == "hg"), "{flags}");
-        assert_eq!(advise_huge_pages(&[(b, 0), (0, 0)]), 0);
     }
 
     #[test]

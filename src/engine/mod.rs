@@ -745,23 +745,6 @@ impl Engine {
 
     /// Whether plain Ethernet/IP/TCP frames take the fixed-offset decode (on by default).
     /// Both decodes give the same packets; turning it off is for comparing them.
-    /// The engine's large tables as (address, bytes): the flow table's index and slab, the
-    /// stream windows and the inspection states, each reserved whole at start and touched as
-    /// flows arrive. For memory advice (huge pages), which changes no byte of them.
-    pub fn memory_regions(&self) -> [(usize, usize); 4] {
-        let [index, slab] = self.flows.memory_regions();
-        let states = &self.core.pool.states;
-        [
-            index,
-            slab,
-            self.core.pool.streams.memory_region(),
-            (
-                states.as_ptr() as usize,
-                states.capacity() * std::mem::size_of::<InspectState>(),
-            ),
-        ]
-    }
-
     pub fn set_plain_decode(&mut self, on: bool) {
         self.plain_decode = on;
     }
@@ -853,7 +836,6 @@ impl Engine {
         side: Side,
         flags: TcpFlags,
     ) -> Option<Action> {
-        let seg = wire::plain_view(frame)?;
         let Engine { flows, core, .. } = self;
         let flow = flows.get(idx);
         let state = slot_of(flow).and_then(|s| core.pool.states.get(s as usize))?;
@@ -861,6 +843,7 @@ impl Engine {
         if wait.talker == 0 {
             return None;
         }
+        let seg = wire::plain_view(frame)?;
         let d = flow.dir_of(side).index();
         let floor = flow.ext.ttl_floor[d];
         let keeps_state = usize::from(wait.talker) == d + 1

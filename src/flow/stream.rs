@@ -402,11 +402,6 @@ impl StreamPool {
         self.slots as usize
     }
 
-    /// The windows' memory as (address, bytes), as [`crate::flow::FlowTable::memory_regions`].
-    pub fn memory_region(&self) -> (usize, usize) {
-        (self.mem.as_ptr() as usize, self.mem.len())
-    }
-
     /// Bytes reserved for windows (the cap rounded down to whole slots).
     pub fn reserved_bytes(&self) -> usize {
         self.mem.len()

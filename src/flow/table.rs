@@ -733,10 +733,11 @@ impl FlowTable {
     /// [`FlowTable::on_packet`] for the packets of settled connections: a segment without
     /// SYN, RST or FIN on a flow that is on the established list, not bypassed, and
     /// established or closing, or from the side that alone has spoken on such a flow still
-    /// on the new list (one-directional). Such a packet changes neither the TCP state nor the
-    /// list, so only the counters and the recency move. Any other packet or flow takes `on_packet`,
-    /// so the result is always the same as `on_packet`'s. The sequence number is read only for
-    /// that fallback: the lean path's packets never need it.
+    /// on the new list (one-directional, [`FlowTable::on_one_sided_packet`]). Such a packet
+    /// changes neither the TCP state nor the list, so only the counters and the recency move.
+    /// Any other packet or flow takes `on_packet`, so the result is always the same as
+    /// `on_packet`'s. The sequence number is read only for that fallback: the lean path's
+    /// packets never need it.
     #[inline(always)]
     pub fn on_settled_packet(
         &mut self,
@@ -927,21 +928,6 @@ impl FlowTable {
     }
 
     /// Bytes the table occupies when every slot is in use (index + slab).
-    /// The table's two large allocations, index and slab (its whole reservation), as
-    /// (address, bytes): for memory advice such as huge pages, which changes no byte.
-    pub fn memory_regions(&self) -> [(usize, usize); 2] {
-        [
-            (
-                self.index.as_ptr() as usize,
-                self.index.len() * std::mem::size_of::<u64>(),
-            ),
-            (
-                self.slab.as_ptr() as usize,
-                self.slab.capacity() * std::mem::size_of::<Slot>(),
-            ),
-        ]
-    }
-
     pub fn full_footprint_bytes(&self) -> usize {
         self.index.len() * std::mem::size_of::<u64>()
             + self.capacity as usize * std::mem::size_of::<Slot>()
