@@ -52,7 +52,8 @@
 # Env: LAB_PREFIX (default bl, or bl<N> while another bench-live runs), IDLE_BUSY (largest
 #      busy share of the machine counted as idle, percent, default 15), NAPI=threaded|softirq,
 #      KEEP=1 keeps the work directory, HUGEPAGES (2 MiB pages reserved for the run if fewer
-#      are, default 16: two UMEMs at the default size; 0 leaves vm.nr_hugepages alone),
+#      are, default 16: a receiver's UMEM at the default size and the generator's; 0 leaves
+#      vm.nr_hugepages alone),
 #      CARGO_TARGET_DIR (binaries from $CARGO_TARGET_DIR/release).
 set -euo pipefail
 cd "$(dirname "$0")/.."

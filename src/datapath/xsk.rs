@@ -1117,6 +1117,8 @@ pub struct GenReport {
     pub kicks: u64,
     pub seconds: f64,
     pub mode: Option<BindMode>,
+    /// Whether the generator's UMEM got huge pages.
+    pub huge_pages: bool,
 }
 
 /// Small TCP frames (10.77.0.1 -> 10.77.0.2, port 80, one source port per flow) for load
@@ -1216,7 +1218,15 @@ pub fn generate(
         .build()
         .map_err(|x| e(x.to_string()))?;
     let count = NonZeroU32::new(cfg.frame_count).ok_or_else(|| e("no frames".into()))?;
-    let (umem, mut free) = Umem::new(umem_cfg, count, false).map_err(|x| e(x.to_string()))?;
+    // On huge pages when the system has them, as the receivers' UMEMs: on 4 KiB pages the
+    // generator's rate moved with where its pages landed (1.2 to 2.1 Mpps run to run).
+    let (umem, mut free, huge_pages) = match Umem::new(umem_cfg, count, true) {
+        Ok((u, d)) => (u, d, true),
+        Err(_) => {
+            let (u, d) = Umem::new(umem_cfg, count, false).map_err(|x| e(x.to_string()))?;
+            (u, d, false)
+        }
+    };
     let (mut s, mode) = bind(&umem, iface, queue, &cfg, 0)?;
     if frames.is_empty() {
         return Ok(GenReport::default());
@@ -1241,6 +1251,7 @@ pub fn generate(
     let mut done_descs = vec![FrameDesc::default(); 256];
     let mut report = GenReport {
         mode: Some(mode),
+        huge_pages,
         ..GenReport::default()
     };
     let started = std::time::Instant::now();
