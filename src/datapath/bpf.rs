@@ -414,7 +414,7 @@ fn earlier_flow_maps(ports: &[Port], entries: u32) -> Vec<MapHandle> {
             let Ok(m) = MapHandle::from_map_id(map_id) else {
                 continue;
             };
-            let wanted = m.name() == "unmask_block" || m.name() == "unmask_bypass";
+            let wanted = m.name().to_str().and_then(FlowMap::by_name).is_some();
             if wanted
                 && m.key_size() == 40
                 && m.value_size() as usize == ENTRY_BYTES
@@ -574,15 +574,19 @@ impl Program {
             .set_max_entries(entries)
             .map_err(lib("sizing the bypass map"))?;
         let mut reused = Vec::new();
+        let mut kept = Vec::new();
         for m in earlier_flow_maps(&ports, entries) {
             let name = m.name().to_string_lossy().into_owned();
-            let target = if name == "unmask_block" {
-                &mut open.maps.unmask_block
-            } else {
-                &mut open.maps.unmask_bypass
+            let Some(which) = FlowMap::by_name(&name) else {
+                continue;
+            };
+            let target = match which {
+                FlowMap::Block => &mut open.maps.unmask_block,
+                FlowMap::Bypass => &mut open.maps.unmask_bypass,
             };
             if target.reuse_fd(m.as_fd()).is_ok() {
                 reused.push(name);
+                kept.push(which);
             }
         }
         let loaded = open.load().map_err(lib("loading the XDP program"))?;
@@ -617,12 +621,7 @@ impl Program {
                 .map_err(lib("setting the peer of port B"))?;
         }
         // Kept maps may hold entries already: the program must look them up from the start.
-        for name in &reused {
-            let which = if name == "unmask_block" {
-                FlowMap::Block
-            } else {
-                FlowMap::Bypass
-            };
+        for which in kept {
             mark_in_use(&flow_use, which)?;
         }
         Ok(Program {
@@ -922,6 +921,15 @@ pub enum FlowMap {
 }
 
 impl FlowMap {
+    /// The flow map a program map of this name is (an earlier program's, to be kept).
+    fn by_name(name: &str) -> Option<FlowMap> {
+        match name {
+            "unmask_block" => Some(FlowMap::Block),
+            "unmask_bypass" => Some(FlowMap::Bypass),
+            _ => None,
+        }
+    }
+
     fn use_slot(self) -> u32 {
         match self {
             FlowMap::Block => 0,

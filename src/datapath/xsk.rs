@@ -471,6 +471,37 @@ pub fn huge_pages_needed(cfg: &XskConfig) -> u64 {
     (u64::from(cfg.frame_count) * u64::from(cfg.frame_size)).div_ceil(2 << 20)
 }
 
+/// Why [`new_umem`] made no UMEM.
+enum UmemFailure {
+    /// `HugePages::On`, and none could be had (the reason).
+    NoHugePages(String),
+    /// None even on 4 KiB pages (the reason).
+    Create(String),
+}
+
+/// A UMEM of `count` frames on huge pages when `pages` allows and the system has them
+/// reserved, else on 4 KiB pages (for `HugePages::On`, an error instead); the bool says
+/// whether it got huge pages.
+fn new_umem(
+    cfg: UmemConfig,
+    count: NonZeroU32,
+    pages: HugePages,
+) -> Result<(Umem, Vec<FrameDesc>, bool), UmemFailure> {
+    let why = |x: &xsk_rs::umem::UmemCreateError| match std::error::Error::source(x) {
+        Some(s) => format!("{x}: {s}"),
+        None => x.to_string(),
+    };
+    if pages != HugePages::Off {
+        match Umem::new(cfg, count, true) {
+            Ok((u, d)) => return Ok((u, d, true)),
+            Err(x) if pages == HugePages::On => return Err(UmemFailure::NoHugePages(why(&x))),
+            Err(_) => {}
+        }
+    }
+    let (u, d) = Umem::new(cfg, count, false).map_err(|x| UmemFailure::Create(why(&x)))?;
+    Ok((u, d, false))
+}
+
 fn umem_err(worker: usize) -> impl Fn(String) -> XskError {
     move |reason| XskError::Umem { worker, reason }
 }
@@ -497,33 +528,20 @@ impl XskSource {
             .build()
             .map_err(|x| e(x.to_string()))?;
         let count = NonZeroU32::new(cfg.frame_count).ok_or_else(|| e("frame_count is 0".into()))?;
-        let why = |x: &xsk_rs::umem::UmemCreateError| match std::error::Error::source(x) {
-            Some(s) => format!("{x}: {s}"),
-            None => x.to_string(),
-        };
-        let on_huge = match cfg.huge_pages {
-            HugePages::Off => Err(None),
-            HugePages::Auto | HugePages::On => {
-                Umem::new(umem_cfg, count, true).map_err(|x| Some(why(&x)))
-            }
-        };
-        let (umem, descs, huge_pages) = match (on_huge, cfg.huge_pages) {
-            (Ok((u, d)), _) => (u, d, true),
-            (Err(reason), HugePages::On) => {
+        let (umem, descs, huge_pages) = match new_umem(umem_cfg, count, cfg.huge_pages) {
+            Ok(made) => made,
+            Err(UmemFailure::NoHugePages(reason)) => {
                 return Err(e(format!(
                     "datapath.huge_pages = \"on\": no UMEM of {} x {} bytes on huge pages ({}); \
                      reserve them first (sysctl vm.nr_hugepages: {} per worker), or set \
                      huge_pages = \"auto\" or \"off\"",
                     cfg.frame_count,
                     cfg.frame_size,
-                    reason.unwrap_or_default(),
+                    reason,
                     huge_pages_needed(cfg),
                 )))
             }
-            (Err(_), _) => {
-                let (u, d) = Umem::new(umem_cfg, count, false).map_err(|x| e(why(&x)))?;
-                (u, d, false)
-            }
+            Err(UmemFailure::Create(reason)) => return Err(e(reason)),
         };
 
         let mut mode = BindMode::Copy;
@@ -1220,13 +1238,10 @@ pub fn generate(
     let count = NonZeroU32::new(cfg.frame_count).ok_or_else(|| e("no frames".into()))?;
     // On huge pages when the system has them, as the receivers' UMEMs: on 4 KiB pages the
     // generator's rate moved with where its pages landed (1.2 to 2.1 Mpps run to run).
-    let (umem, mut free, huge_pages) = match Umem::new(umem_cfg, count, true) {
-        Ok((u, d)) => (u, d, true),
-        Err(_) => {
-            let (u, d) = Umem::new(umem_cfg, count, false).map_err(|x| e(x.to_string()))?;
-            (u, d, false)
-        }
-    };
+    let (umem, mut free, huge_pages) =
+        new_umem(umem_cfg, count, HugePages::Auto).map_err(|f| match f {
+            UmemFailure::NoHugePages(reason) | UmemFailure::Create(reason) => e(reason),
+        })?;
     let (mut s, mode) = bind(&umem, iface, queue, &cfg, 0)?;
     if frames.is_empty() {
         return Ok(GenReport::default());
