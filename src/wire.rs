@@ -597,8 +597,7 @@ impl<'a> PlainTcp<'a> {
             window: self.window(),
             ttl: self.ttl,
             vlan: self.vlan,
-            segment_len: u32::try_from(self.segment.len().saturating_sub(self.tcp_len))
-                .unwrap_or(u32::MAX),
+            segment_len: u32::try_from(self.payload_len()).unwrap_or(u32::MAX),
             header: self.segment.get(..self.tcp_len).unwrap_or_default(),
             payload: self.segment.get(self.tcp_len..).unwrap_or_default(),
             anomalies: self.anomalies,

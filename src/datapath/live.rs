@@ -317,7 +317,7 @@ where
 
     let mut on_start = Some(on_start);
     let reports = std::thread::scope(|scope| {
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<usize>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
         let mut handles = Vec::with_capacity(workers);
         for (i, (src, ctl)) in sources.into_iter().zip(controls).enumerate() {
             let core = worker_cores.get(i).copied();
@@ -426,7 +426,7 @@ fn worker_loop<H, M>(
     mut ctl: LiveFlowControl,
     make: &M,
     core: Option<core_affinity::CoreId>,
-    ready: std::sync::mpsc::Sender<usize>,
+    ready: std::sync::mpsc::Sender<()>,
 ) -> WorkerReport
 where
     H: FrameHandler,
@@ -434,7 +434,7 @@ where
 {
     let pinned = core.filter(|c| core_affinity::set_for_current(*c));
     let mut handler = make(i);
-    let _ = ready.send(i);
+    let _ = ready.send(());
     drop(ready);
     // The source ends itself when the run is stopped; this flag is never set.
     let never = AtomicBool::new(false);

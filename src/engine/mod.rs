@@ -536,11 +536,16 @@ impl StreamPolicy {
     /// out (`Core::track_window`).
     fn low_ttl(&self, flow: &mut Flow, dir: Dir, ttl: u8) -> bool {
         let floor = &mut flow.ext.ttl_floor[dir.index()];
-        if (ttl as u16 + self.ttl_tolerance as u16) < *floor as u16 {
+        if self.below_floor(ttl, *floor) {
             return true;
         }
         *floor = (*floor).max(ttl);
         false
+    }
+
+    /// Whether `ttl` lies more than the tolerance below `floor` (left out of inspection).
+    fn below_floor(&self, ttl: u8, floor: u8) -> bool {
+        u16::from(ttl) + u16::from(self.ttl_tolerance) < u16::from(floor)
     }
 
     fn overlap_name(&self) -> &'static str {
@@ -853,8 +858,7 @@ impl Engine {
             && seg.window() == wait.window
             // Neither below the TTL floor (left out) nor above it (raising it).
             && seg.ttl() <= floor
-            && u16::from(seg.ttl()) + u16::from(core.stream_policy.ttl_tolerance)
-                >= u16::from(floor);
+            && !core.stream_policy.below_floor(seg.ttl(), floor);
         if !keeps_state {
             return None;
         }
